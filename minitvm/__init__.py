@@ -1,0 +1,7 @@
+"""minitvm: a tensor compiler for fast int8 inference on NVIDIA GPUs (and the CPU through LLVM)."""
+__version__ = "0.1.0"
+
+from . import errors  # noqa: F401
+from . import tir  # noqa: F401
+from .runtime import ndarray as nd  # noqa: F401
+from .runtime.ndarray import cpu, cuda, gpu, Device  # noqa: F401

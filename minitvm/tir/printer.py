@@ -1,0 +1,114 @@
+"""Readable text for expressions, statements and functions, in the style of TVM's printer."""
+from __future__ import annotations
+
+from . import expr as E
+from . import stmt as S
+
+
+def expr_str(e) -> str:
+    """Text of an expression: ``((i*1024) + j)``."""
+    if isinstance(e, E.Var):
+        return e.name
+    if isinstance(e, E.IntImm):
+        if e.dtype == "int32":
+            return str(e.value)
+        if e.dtype == "bool":
+            return "True" if e.value else "False"
+        return f"{e.value}{_suffix(e.dtype)}"
+    if isinstance(e, E.FloatImm):
+        return f"{e.value!r}f" if e.dtype == "float32" else f"{e.value!r}{_suffix(e.dtype)}"
+    if isinstance(e, E.StringImm):
+        return repr(e.value)
+    if isinstance(e, (E.Min, E.Max)):
+        return f"{e.symbol}({expr_str(e.a)}, {expr_str(e.b)})"
+    if isinstance(e, E.BinaryOp):
+        return f"({expr_str(e.a)} {e.symbol} {expr_str(e.b)})"
+    if isinstance(e, E.Not):
+        return f"!{expr_str(e.a)}"
+    if isinstance(e, E.Select):
+        return f"select({expr_str(e.condition)}, {expr_str(e.true_value)}, {expr_str(e.false_value)})"
+    if isinstance(e, E.Cast):
+        return f"{e.dtype}({expr_str(e.value)})"
+    if isinstance(e, E.Call):
+        return f"{e.op}({', '.join(expr_str(a) for a in e.args)})"
+    if isinstance(e, E.Ramp):
+        return f"ramp({expr_str(e.base)}, {expr_str(e.stride)}, {e.lanes})"
+    if isinstance(e, E.Broadcast):
+        return f"broadcast({expr_str(e.value)}, {e.lanes})"
+    if isinstance(e, E.Let):
+        return f"(let {e.var.name} = {expr_str(e.value)} in {expr_str(e.body)})"
+    if isinstance(e, E.BufferLoad):
+        return f"{e.buffer.name}[{', '.join(expr_str(i) for i in e.indices)}]"
+    if isinstance(e, E.ProducerLoad):
+        return f"{e.producer.name}[{', '.join(expr_str(i) for i in e.indices)}]"
+    if isinstance(e, E.Reduce):
+        axes = ", ".join(f"{iv.var.name}" for iv in e.axis)
+        src = ", ".join(expr_str(s) for s in e.source)
+        where = "" if E.is_const_int(e.condition, 1) else f", where={expr_str(e.condition)}"
+        return f"reduce({e.combiner.name}, {src}, axis=[{axes}]{where})"
+    return object.__repr__(e)
+
+
+def _suffix(dtype: str) -> str:
+    return {"int64": "i64", "int8": "i8", "int16": "i16", "uint8": "u8", "uint32": "u32",
+            "float16": "f16", "float64": "f64"}.get(dtype, f"_{dtype}")
+
+
+def stmt_str(s, indent: int = 0) -> str:
+    """Text of a statement tree, two spaces per nesting level."""
+    lines: list[str] = []
+    _stmt(s, indent, lines)
+    return "\n".join(lines)
+
+
+def _stmt(s, ind, out):
+    pad = "  " * ind
+    if isinstance(s, S.SeqStmt):
+        for x in s.seq:
+            _stmt(x, ind, out)
+    elif isinstance(s, S.For):
+        kind = "" if s.kind == "serial" else f"{s.kind} "
+        out.append(f"{pad}{kind}for ({s.loop_var.name}, {expr_str(s.min)}, {expr_str(s.extent)}) {{")
+        _stmt(s.body, ind + 1, out)
+        out.append(pad + "}")
+    elif isinstance(s, S.AttrStmt):
+        node = s.node
+        if isinstance(node, E.IterVar):
+            node = f"iter_var({node.var.name}, {node.thread_tag or node.iter_type})"
+        out.append(f"{pad}// attr [{node}] {s.attr_key} = {expr_str(s.value)}")
+        _stmt(s.body, ind, out)
+    elif isinstance(s, S.Allocate):
+        b = s.buffer
+        shape = "*".join(expr_str(x) for x in b.shape)
+        out.append(f"{pad}allocate {b.name}[{b.dtype} * {shape}], storage_scope = {b.scope}")
+        _stmt(s.body, ind, out)
+    elif isinstance(s, S.BufferStore):
+        out.append(f"{pad}{s.buffer.name}[{', '.join(expr_str(i) for i in s.indices)}] = {expr_str(s.value)}")
+    elif isinstance(s, S.ProducerStore):
+        out.append(f"{pad}{s.producer.name}[{', '.join(expr_str(i) for i in s.indices)}] = {expr_str(s.value)}")
+    elif isinstance(s, S.ProducerRealize):
+        bounds = ", ".join(f"[{expr_str(r.min)}, {expr_str(r.extent)}]" for r in s.bounds)
+        out.append(f"{pad}realize {s.producer.name}({bounds}) in scope {s.scope} {{")
+        _stmt(s.body, ind + 1, out)
+        out.append(pad + "}")
+    elif isinstance(s, S.IfThenElse):
+        out.append(f"{pad}if ({expr_str(s.condition)}) {{")
+        _stmt(s.then_case, ind + 1, out)
+        if s.else_case is not None:
+            out.append(pad + "} else {")
+            _stmt(s.else_case, ind + 1, out)
+        out.append(pad + "}")
+    elif isinstance(s, S.Evaluate):
+        out.append(pad + expr_str(s.value))
+    elif isinstance(s, S.LetStmt):
+        out.append(f"{pad}{s.var.name} = {expr_str(s.value)}")
+        _stmt(s.body, ind, out)
+    else:
+        out.append(pad + object.__repr__(s))
+
+
+def func_str(f) -> str:
+    """Text of a PrimFunc: signature, then the body."""
+    params = ", ".join(
+        f"{b.name}: Buffer({b.dtype}, [{', '.join(expr_str(x) for x in b.shape)}])" for b in f.params)
+    return f"primfn {f.name}({params}) {{\n{stmt_str(f.body, 1)}\n}}"
