@@ -1,0 +1,71 @@
+"""Loop unrolling: explicit copies of ``unrolled`` loops, and ``auto_unroll_max_step``."""
+from __future__ import annotations
+
+from .. import expr as E
+from ..functor import Mutator, substitute
+from ..stmt import For, seq
+
+MAX_EXPLICIT_UNROLL = 256
+
+
+def _steps(stmt) -> int | None:
+    """Number of innermost iterations under ``stmt`` if every loop has a constant extent."""
+    if isinstance(stmt, For):
+        if not isinstance(stmt.extent, E.IntImm):
+            return None
+        inner = _steps(stmt.body)
+        return None if inner is None else stmt.extent.value * inner
+    total = 0
+    kids = [getattr(stmt, n) for n in stmt._children]
+    found = False
+    for k in kids:
+        items = k if isinstance(k, tuple) else (k,)
+        for c in items:
+            if hasattr(c, "_children") and not isinstance(c, E.PrimExpr):
+                s = _steps(c)
+                if s is None:
+                    return None
+                total += s
+                found = True
+    return total if found else 1
+
+
+class _Unroll(Mutator):
+    def __init__(self, explicit: bool):
+        self.explicit = explicit
+        self.auto_max = 0
+
+    def visit_AttrStmt(self, node):
+        if node.attr_key == "pragma_auto_unroll_max_step":
+            saved = self.auto_max
+            self.auto_max = node.value.value
+            body = self.visit(node.body)
+            self.auto_max = saved
+            return body
+        if node.attr_key == "pragma_unroll_explicit":
+            saved = self.explicit
+            self.explicit = bool(node.value.value)
+            body = self.visit(node.body)
+            self.explicit = saved
+            return body
+        return self.generic_visit(node)
+
+    def visit_For(self, node):
+        body = self.visit(node.body)
+        kind = node.kind
+        if kind == "serial" and self.auto_max and isinstance(node.extent, E.IntImm):
+            steps = _steps(For(node.loop_var, node.min, node.extent, kind, body))
+            if steps is not None and steps <= self.auto_max:
+                kind = "unrolled"
+        if kind == "unrolled" and self.explicit and isinstance(node.extent, E.IntImm) \
+                and node.extent.value <= MAX_EXPLICIT_UNROLL:
+            return seq(*[substitute(body, {node.loop_var: E.Add(node.min, E.const(k))})
+                         for k in range(node.extent.value)])
+        if body is node.body and kind == node.kind:
+            return node
+        return For(node.loop_var, node.min, node.extent, kind, body)
+
+
+def unroll_loops(stmt, explicit: bool = True):
+    """Unroll ``unrolled`` loops (copies when ``explicit``, else left for the backend's pragma)."""
+    return _Unroll(explicit).visit(stmt)

@@ -1,0 +1,136 @@
+"""Vectorization: a ``vectorized`` loop of constant extent becomes vector operations.
+
+The loop variable becomes ``ramp(min, 1, lanes)``; loop-invariant scalars are broadcast.
+Contiguous accesses stay ``Ramp`` indices so backends emit vector loads and stores. A loop
+whose body cannot be expressed with vectors (inner loops, branches on the loop variable,
+calls, stores whose index does not vary with it) is unrolled instead when it is short, and
+otherwise left as a plain loop.
+"""
+from __future__ import annotations
+
+from ... import dtype as dt
+from .. import expr as E
+from ..arith import simplify
+from ..functor import Mutator, uses_var
+from ..stmt import BufferStore, For, IfThenElse, SeqStmt
+
+MAX_UNROLL_FALLBACK = 16
+
+
+class _CannotVectorize(Exception):
+    pass
+
+
+def _lanes(e) -> int:
+    return dt.lanes_of(e.dtype)
+
+
+def _bcast(e, lanes):
+    return e if _lanes(e) == lanes else E.Broadcast(e, lanes)
+
+
+class _VecExpr(Mutator):
+    def __init__(self, var, lanes, base):
+        self.var, self.lanes, self.base = var, lanes, base
+
+    def visit_Var(self, node):
+        if node is self.var:
+            return E.Ramp(self.base, E.const(1, node.dtype), self.lanes)
+        return node
+
+    def _binary(self, node):
+        a, b = self.visit(node.a), self.visit(node.b)
+        if a is node.a and b is node.b:
+            return node
+        n = self.lanes
+        cls = type(node)
+        if cls in (E.Add, E.Sub) and isinstance(a, E.Ramp) and _lanes(b) == 1:
+            return E.Ramp(simplify(cls(a.base, b)), a.stride, n)
+        if cls is E.Add and isinstance(b, E.Ramp) and _lanes(a) == 1:
+            return E.Ramp(simplify(E.Add(a, b.base)), b.stride, n)
+        if cls is E.Mul and isinstance(a, E.Ramp) and _lanes(b) == 1:
+            return E.Ramp(simplify(E.Mul(a.base, b)), simplify(E.Mul(a.stride, b)), n)
+        if cls is E.Mul and isinstance(b, E.Ramp) and _lanes(a) == 1:
+            return E.Ramp(simplify(E.Mul(b.base, a)), simplify(E.Mul(b.stride, a)), n)
+        if cls is E.Add and isinstance(a, E.Ramp) and isinstance(b, E.Ramp):
+            return E.Ramp(simplify(E.Add(a.base, b.base)), simplify(E.Add(a.stride, b.stride)), n)
+        if cls in (E.FloorDiv, E.FloorMod) and (isinstance(a, E.Ramp) or _lanes(a) > 1):
+            raise _CannotVectorize("division of a vector index")
+        return cls(_bcast(a, n), _bcast(b, n))
+
+    visit_Add = visit_Sub = visit_Mul = visit_Div = visit_FloorDiv = visit_FloorMod = _binary
+    visit_Min = visit_Max = visit_EQ = visit_NE = visit_LT = visit_LE = visit_GT = visit_GE = _binary
+    visit_And = visit_Or = _binary
+
+    def visit_Select(self, node):
+        c, t, f = self.visit(node.condition), self.visit(node.true_value), self.visit(node.false_value)
+        if c is node.condition and t is node.true_value and f is node.false_value:
+            return node
+        n = self.lanes
+        return E.Select(_bcast(c, n), _bcast(t, n), _bcast(f, n))
+
+    def visit_Cast(self, node):
+        v = self.visit(node.value)
+        if v is node.value:
+            return node
+        return E.Cast(dt.with_lanes(node.dtype, _lanes(v)), v)
+
+    def visit_Not(self, node):
+        a = self.visit(node.a)
+        return node if a is node.a else E.Not(a)
+
+    def visit_BufferLoad(self, node):
+        idx = self.visit(node.indices[0])
+        if idx is node.indices[0]:
+            return node
+        if not isinstance(idx, E.Ramp):
+            raise _CannotVectorize("gather with a non-affine index")
+        return E.BufferLoad(node.buffer, (idx,))
+
+    def visit_Call(self, node):
+        if any(uses_var(a, self.var) for a in node.args):
+            raise _CannotVectorize(f"call {node.op}")
+        return node
+
+    def visit_Let(self, node):
+        raise _CannotVectorize("let")
+
+    def visit_Ramp(self, node):
+        raise _CannotVectorize("nested vectorization")
+
+    visit_Broadcast = visit_Ramp
+
+
+def _vectorize_body(stmt, var, lanes, base):
+    if isinstance(stmt, SeqStmt):
+        return SeqStmt(tuple(_vectorize_body(s, var, lanes, base) for s in stmt.seq))
+    if isinstance(stmt, BufferStore):
+        vec = _VecExpr(var, lanes, base)
+        idx = vec.visit(stmt.indices[0])
+        if not isinstance(idx, E.Ramp):
+            raise _CannotVectorize("store whose index does not vary with the loop")
+        value = _bcast(vec.visit(stmt.value), lanes)
+        return BufferStore(stmt.buffer, value, (idx,))
+    if isinstance(stmt, IfThenElse) and not uses_var(stmt.condition, var):
+        other = None if stmt.else_case is None else _vectorize_body(stmt.else_case, var, lanes, base)
+        return IfThenElse(stmt.condition, _vectorize_body(stmt.then_case, var, lanes, base), other)
+    raise _CannotVectorize(type(stmt).__name__)
+
+
+class _Vectorize(Mutator):
+    def visit_For(self, node):
+        body = self.visit(node.body)
+        if node.kind != "vectorized":
+            return node if body is node.body else For(node.loop_var, node.min, node.extent, node.kind, body)
+        if isinstance(node.extent, E.IntImm) and node.extent.value > 1:
+            try:
+                return _vectorize_body(body, node.loop_var, node.extent.value, node.min)
+            except _CannotVectorize:
+                pass
+        short = isinstance(node.extent, E.IntImm) and node.extent.value <= MAX_UNROLL_FALLBACK
+        return For(node.loop_var, node.min, node.extent, "unrolled" if short else "serial", body)
+
+
+def vectorize_loops(stmt):
+    """Replace ``vectorized`` loops by vector statements where possible."""
+    return _Vectorize().visit(stmt)
