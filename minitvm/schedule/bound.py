@@ -77,7 +77,13 @@ class StageInfo:
 
     def _set(self, iv, rng):
         self.ranges[iv] = rng
-        self.analyzer.bind_range(iv.var, rng)
+        # loops are emitted from 0; the iteration variable's value is loop_var + min
+        self.analyzer.bind_range(iv.var, E.Range(E.const(0), rng.extent))
+
+    def leaf_value(self, iv):
+        """The value of leaf ``iv`` in terms of its (zero-based) loop variable."""
+        r = self.ranges[iv]
+        return iv.var if E.is_const_int(r.min, 0) else E.Add(iv.var, r.min)
 
     def _pass_down(self, st):
         an = self.analyzer
@@ -112,7 +118,8 @@ class StageInfo:
 
     def _leaf_interval(self, iv, fixed: set):
         if iv in fixed:
-            return (iv.var, iv.var)
+            v = self.leaf_value(iv)
+            return (v, v)
         r = self.ranges[iv]
         return (r.min, E.Sub(E.Add(r.min, r.extent), E.const(1)))
 
@@ -171,21 +178,21 @@ class StageInfo:
                     res = an.interval(idx, dom)
                     res = None if res is None else self._relax_fully(res, relax)
                     if res is None:
-                        lo[k] = hi[k] = "full"
+                        lo[k] = hi[k] = _FULL
                         continue
-                    if lo[k] == "full":
+                    if lo[k] is _FULL:
                         continue
                     lo[k] = res[0] if lo[k] is None else an.simplify(E.Min(lo[k], res[0]))
                     hi[k] = res[1] if hi[k] is None else an.simplify(E.Max(hi[k], res[1]))
         region = []
         for k, shape_k in enumerate(st.op.shape):
             full = E.Range(E.const(0), shape_k)
-            if lo[k] == "full" or lo[k] is None:
+            if lo[k] is _FULL or lo[k] is None:
                 region.append(full)
                 continue
             ext = an.simplify(E.Add(E.Sub(hi[k], lo[k]), E.const(1)))
             if not isinstance(ext, E.IntImm):
-                bound = an.const_bounds(ext)[1]
+                bound = self._extent_bound(hi[k], lo[k])
                 if bound is None:
                     if isinstance(shape_k, E.IntImm):
                         region.append(full)
@@ -199,6 +206,21 @@ class StageInfo:
                 continue
             region.append(E.Range(lo[k], ext))
         return region
+
+    def _extent_bound(self, hi, lo):
+        """Constant upper bound of ``hi - lo + 1``, looking through min/max on either side."""
+        an = self.analyzer
+        if isinstance(hi, (E.Min, E.Max)):
+            a, b = self._extent_bound(hi.a, lo), self._extent_bound(hi.b, lo)
+            if isinstance(hi, E.Min):
+                return a if b is None else b if a is None else min(a, b)
+            return None if a is None or b is None else max(a, b)
+        if isinstance(lo, (E.Min, E.Max)):
+            a, b = self._extent_bound(hi, lo.a), self._extent_bound(hi, lo.b)
+            if isinstance(lo, E.Max):
+                return a if b is None else b if a is None else min(a, b)
+            return None if a is None or b is None else max(a, b)
+        return an.const_bounds(an.simplify(E.Add(E.Sub(hi, lo), E.const(1))))[1]
 
     def _relax_fully(self, res, relax):
         """Replace leftover relaxed variables in symbolic bounds by their own bounds."""
@@ -231,6 +253,9 @@ class StageInfo:
         raise LoweringError(
             f"stage {st.name} is computed at {parent.name}.{ivar.var.name}, but {consumer.name} "
             "reads it outside that loop; compute it at a loop enclosing all of its readers, or at root")
+
+
+_FULL = object()
 
 
 def _index(seq, item) -> int:

@@ -379,7 +379,7 @@ class Schedule:
         cache_st.scope = scope
         self._insert_before(st, cache_st)
         outs = [cache_op.output(i) for i in range(cache_op.num_outputs)]
-        copy_axis = tuple(E.IterVar(iv.dom, E.Var(iv.var.name), iv.iter_type) for iv in op.axis)
+        copy_axis = op.axis  # the original axes stay valid for the copy-out stage, as in TVM
         copy_body = tuple(c(*[iv.var for iv in copy_axis]) for c in outs)
         copy_op = ComputeOp(op.name, op.tag, op.attrs, copy_axis, copy_body)
         st.op = copy_op

@@ -59,6 +59,11 @@ class NestBuilder:
                     raise ScheduleError(f"{st.name} is computed at {st.attach_stage.name}, which is inlined")
                 self.attached.setdefault((st.attach_stage, st.attach_ivar), []).append(st)
         self.thread_vars: dict = {}   # thread tag -> the Var used for it in the IR
+        self.bind_map: dict = {}      # loop var of a bound leaf -> its thread var
+        for st in self.info.stages:
+            for lv, attr in st.iter_attrs.items():
+                if attr.bind is not None:
+                    self.bind_map[lv.var] = self._thread_var(attr.bind)
 
     # ------------------------------------------------------------------ top level
     def build(self):
@@ -75,10 +80,11 @@ class NestBuilder:
                 return body
             return self._realize(st, body)
 
-        return emit(0)
+        return substitute(emit(0), self.bind_map)
 
     def _realize(self, st, body):
-        bounds = tuple(self.ranges[iv] for iv in st.op.axis)
+        bounds = tuple(E.Range(substitute(self.ranges[iv].min, self.bind_map), self.ranges[iv].extent)
+                       for iv in st.op.axis)
         scope = self.info.storage_scope(st)
         for i in reversed(range(st.op.num_outputs)):
             body = ProducerRealize(st.op.output(i), bounds, scope, body)
@@ -96,7 +102,7 @@ class NestBuilder:
                 leaf_value[lv] = E.Add(self._thread_var(attr.bind), self.ranges[lv].min) \
                     if not E.is_const_int(self.ranges[lv].min, 0) else self._thread_var(attr.bind)
             else:
-                leaf_value[lv] = lv.var
+                leaf_value[lv] = self.info.leaf_value(lv)
         value = self.info.root_values(st, leaf_value)
         vmap = {iv.var: value[iv] for iv in list(op.axis) + list(op.reduce_axis)}
         conds = self._predicates(st, value)
@@ -188,7 +194,7 @@ class NestBuilder:
                     f"stage {st.name}: data axis {lv.var.name} is bound to {attr.bind.thread_tag} but sits "
                     "inside a reduction loop; move it outside the reduction axes")
             kind = attr.kind
-        loop = For(lv.var, rng.min, rng.extent, kind, body)
+        loop = For(lv.var, E.const(0), rng.extent, kind, body)
         if attr is not None and not inner_only:
             for key, val in attr.pragmas.items():
                 loop = AttrStmt(lv.var, "pragma_" + key, E.const(val), loop)
@@ -225,8 +231,7 @@ class NestBuilder:
     def _uses_reduce(self, st, cond, leaf_value) -> bool:
         from .functor import collect_vars
         used = collect_vars(cond)
-        return any(leaf_value[lv] in used for lv in st.leaf_iter_vars
-                   if lv.iter_type == E.REDUCE and isinstance(leaf_value[lv], E.Var))
+        return any(lv.var in used for lv in st.leaf_iter_vars if lv.iter_type == E.REDUCE)
 
 
 def _guard(conds, stmt):
