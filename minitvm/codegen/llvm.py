@@ -116,6 +116,11 @@ def _sanitize(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", name) or "v"
 
 
+def _global(name: str) -> str:
+    """``@"name"`` with the characters LLVM's quoted names cannot hold escaped."""
+    return '@"' + "".join(c if c.isprintable() and c not in '"\\' else "\\%02X" % ord(c) for c in name) + '"'
+
+
 # ----------------------------------------------------------------------------------------
 # module-level state
 # ----------------------------------------------------------------------------------------
@@ -184,6 +189,7 @@ class _FunctionBuilder:
         # id(Var) -> (llvm operand, llvm type)
         self.env: dict[int, tuple[str, str]] = {}
         self.written: set[int] = set()
+        self.index_depth = 0
 
     # -- emission helpers ------------------------------------------------------------------
     def tmp(self) -> str:
@@ -235,9 +241,6 @@ class _FunctionBuilder:
         v = self.val(f"insertelement {vt} poison, {st} {scalar}, i32 0")
         return self.val(f"shufflevector {vt} {v}, {vt} poison, <{lanes} x i32> zeroinitializer")
 
-    def const(self, value, dtype: str) -> str:
-        return const_literal(value, dtype)
-
     # -- expressions ---------------------------------------------------------------------
     def expr(self, e) -> str:
         method = _EXPR_DISPATCH.get(type(e))
@@ -280,6 +283,10 @@ class _FunctionBuilder:
         a, b, dtype, ty = self._operands(e)
         if dt.is_float(dtype):
             return self.val(f"{fop} {ty} {a}, {b}")
+        if self.index_depth and _is_signed(dtype) and dt.bits(dtype) >= 32:
+            # Values wrap (the dtype rule), but an index that overflows is out of bounds
+            # anyway; nsw lets LLVM widen index math to 64-bit addresses and vectorize.
+            iop += " nsw"
         return self.val(f"{iop} {ty} {a}, {b}")
 
     def _e_Add(self, e):
@@ -520,6 +527,14 @@ class _FunctionBuilder:
             raise CodegenError(f"llvm codegen: {what} of '{buf.name}' with a {index.dtype} index {index}")
         return ptr, index, buf.dtype
 
+    def index_expr(self, e) -> str:
+        """Evaluate a buffer index (signed int32/int64 arithmetic in it is marked nsw)."""
+        self.index_depth += 1
+        try:
+            return self.expr(e)
+        finally:
+            self.index_depth -= 1
+
     def _gep(self, ptr: str, mem: str, index: str, index_dtype: str) -> str:
         it = llvm_type(index_dtype)
         if dt.is_uint(index_dtype) and dt.bits(index_dtype) < 64:
@@ -531,10 +546,10 @@ class _FunctionBuilder:
         """One pointer per lane for a strided or gathered access."""
         lanes = dt.lanes_of(index.dtype)
         if isinstance(index, E.Ramp):
-            base = self._gep(ptr, mem, self.expr(index.base), index.base.dtype)
+            base = self._gep(ptr, mem, self.index_expr(index.base), index.base.dtype)
             stride = _const_int_of(index.stride)
             it = llvm_type(index.base.dtype)
-            s = None if stride is not None else self.expr(index.stride)
+            s = None if stride is not None else self.index_expr(index.stride)
             out = []
             for k in range(lanes):
                 if stride is not None:
@@ -545,7 +560,7 @@ class _FunctionBuilder:
                     off = self.val(f"mul {it} {s}, {k}")
                 out.append(self._gep(base, mem, off, index.base.dtype))
             return out
-        vec = self.expr(index)
+        vec = self.index_expr(index)
         vt = llvm_type(index.dtype)
         elem = dt.element_of(index.dtype)
         out = []
@@ -560,10 +575,10 @@ class _FunctionBuilder:
         align = _elem_size(bdtype)
         lanes = dt.lanes_of(index.dtype)
         if lanes == 1:
-            p = self._gep(ptr, mem, self.expr(index), index.dtype)
+            p = self._gep(ptr, mem, self.index_expr(index), index.dtype)
             v = self.val(f"load {mem}, ptr {p}, align {align}")
         elif isinstance(index, E.Ramp) and _const_int_of(index.stride) == 1:
-            p = self._gep(ptr, mem, self.expr(index.base), index.base.dtype)
+            p = self._gep(ptr, mem, self.index_expr(index.base), index.base.dtype)
             v = self.val(f"load <{lanes} x {mem}>, ptr {p}, align {align}")
         else:
             vt = f"<{lanes} x {mem}>"
@@ -593,10 +608,10 @@ class _FunctionBuilder:
             t = "i1" if lanes == 1 else f"<{lanes} x i1>"
             v = self.val(f"zext {t} {v} to {'i8' if lanes == 1 else f'<{lanes} x i8>'}")
         if lanes == 1:
-            p = self._gep(ptr, mem, self.expr(index), index.dtype)
+            p = self._gep(ptr, mem, self.index_expr(index), index.dtype)
             self.emit(f"store {mem} {v}, ptr {p}, align {align}")
         elif isinstance(index, E.Ramp) and _const_int_of(index.stride) == 1:
-            p = self._gep(ptr, mem, self.expr(index.base), index.base.dtype)
+            p = self._gep(ptr, mem, self.index_expr(index.base), index.base.dtype)
             self.emit(f"store <{lanes} x {mem}> {v}, ptr {p}, align {align}")
         else:
             vt = f"<{lanes} x {mem}>"
@@ -923,7 +938,7 @@ class _FunctionBuilder:
         params += [f"{ty} %lo", "i64 %begin", "i64 %end"]
         inner.loop(_I64_COUNTER, "%begin", "%end", _Rebind(s.loop_var, s.body, ty))
         inner.emit("ret i32 0")
-        inner_text = inner.finish(f"define internal i32 @\"{base}.body\"({', '.join(params)}) #1")
+        inner_text = inner.finish(f"define internal i32 {_global(base + '.body')}({', '.join(params)}) #1")
 
         # the trampoline the runtime calls
         tramp = _FunctionBuilder(self.mod, base)
@@ -932,10 +947,10 @@ class _FunctionBuilder:
         for k, (_, _, ctype) in enumerate(captures + [(None, None, ty)]):
             p = tramp.val(f"getelementptr inbounds {struct_ty}, ptr %closure, i32 0, i32 {k}")
             call_args.append(f"{ctype} {tramp.val(f'load {ctype}, ptr {p}')}")
-        rc = tramp.val(f"call i32 @\"{base}.body\"({', '.join(call_args)}, i64 %begin, i64 %end)")
+        rc = tramp.val(f"call i32 {_global(base + '.body')}({', '.join(call_args)}, i64 %begin, i64 %end)")
         tramp.emit(f"ret i32 {rc}")
         self.mod.functions.append(
-            tramp.finish(f"define internal i32 @\"{base}\"(i64 %begin, i64 %end, ptr %closure) #0"))
+            tramp.finish(f"define internal i32 {_global(base)}(i64 %begin, i64 %end, ptr %closure) #0"))
         self.mod.functions.append(inner_text)
 
         # the call site: fill the closure, call the runtime, propagate a failure
@@ -946,7 +961,7 @@ class _FunctionBuilder:
             self.emit(f"store {ctype} {operand}, ptr {p}")
         n = self.cast(ext, s.extent.dtype, "int64") if s.extent.dtype != "int64" else ext
         pfor = self.mod.declare(PARALLEL_FOR_SYMBOL, "i32", ["ptr", "i64", "ptr"])
-        rc = self.val(f"call i32 {pfor}(ptr @\"{base}\", i64 {n}, ptr {closure})")
+        rc = self.val(f"call i32 {pfor}(ptr {_global(base)}, i64 {n}, ptr {closure})")
         failed = self.val(f"icmp ne i32 {rc}, 0")
         lfail, lok = self.label("par_fail"), self.label("par_ok")
         self.emit(f"br i1 {failed}, label %{lfail}, label %{lok}")
@@ -1065,13 +1080,13 @@ def codegen_llvm(funcs, triple: str = "", data_layout: str = "") -> LLVMSource:
             name = f"%{_sanitize(buf.name)}.{k}"
             fb.env[id(buf.data)] = (name, "ptr")
             args.append(f"ptr noalias align {_elem_size(buf.dtype)} {name}")
-        for v in shape_vars:
-            name = f"%{_sanitize(v.name)}.s"
+        for k, v in enumerate(shape_vars):
+            name = f"%{_sanitize(v.name)}.s{k}"
             fb.env[id(v)] = (name, llvm_type(v.dtype))
             args.append(f"{llvm_type(v.dtype)} {name}")
         fb.stmt(func.body)
         fb.emit("ret i32 0")
-        mod.functions.append(fb.finish(f"define i32 @\"{func.name}\"({', '.join(args)}) #0"))
+        mod.functions.append(fb.finish(f"define i32 {_global(func.name)}({', '.join(args)}) #0"))
         sigs.append(sig)
         written[func.name] = tuple(k for k, b in enumerate(func.params) if id(b.data) in fb.written)
         svtypes[func.name] = tuple(v.dtype for v in shape_vars)

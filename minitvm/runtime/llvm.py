@@ -356,6 +356,7 @@ def _run_chunk(body, begin, end, closure):
 
 
 def _parallel_for_impl(fnptr, n, closure):
+    futures = []
     try:
         if n <= 0:
             return 0
@@ -366,16 +367,23 @@ def _parallel_for_impl(fnptr, n, closure):
         chunks = min(n, threads)
         bounds = [(n * c // chunks, n * (c + 1) // chunks) for c in range(chunks)]
         pool = _pool(threads - 1)
-        futures = [pool.submit(_run_chunk, body, b, e, closure) for b, e in bounds[1:]]
+        for b, e in bounds[1:]:
+            futures.append(pool.submit(_run_chunk, body, b, e, closure))
         _tls.in_parallel = True
         try:
             rc = body(bounds[0][0], bounds[0][1], closure)
         finally:
             _tls.in_parallel = False
         for f in futures:
-            rc = rc or f.result()
+            rc = f.result() or rc
         return rc
     except BaseException as exc:  # an exception must not cross back into C
+        # the closure lives in the caller's stack frame: no chunk may outlive this call
+        for f in futures:
+            try:
+                f.result()
+            except BaseException:
+                pass
         _tls.error = f"parallel loop runtime: {type(exc).__name__}: {exc}"
         traceback.print_exc(file=sys.stderr)
         return -1

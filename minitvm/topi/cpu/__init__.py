@@ -1,0 +1,2 @@
+"""CPU (LLVM) schedules."""
+from .matmul import schedule_matmul  # noqa: F401

@@ -1,0 +1,2 @@
+"""CUDA schedules."""
+from .matmul import schedule_matmul  # noqa: F401

@@ -1,0 +1,2 @@
+"""Target-independent operator computes."""
+from .matmul import matmul  # noqa: F401
