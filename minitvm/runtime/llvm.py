@@ -145,7 +145,9 @@ def _excerpt(ir: str, line: int, context: int = 4) -> str:
 def _parse_ir(ir: str):
     llvm = _llvm()
     try:
-        mod = llvm.parse_assembly(ir)
+        # a context per module: the global one would keep every module's uniqued
+        # constants and types alive for the life of the process
+        mod = llvm.parse_assembly(ir, context=llvm.create_context())
     except RuntimeError as exc:
         msg = str(exc)
         m = re.search(r":(\d+):\d+: error", msg)

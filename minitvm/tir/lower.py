@@ -7,6 +7,7 @@ from . import expr as E
 from .functor import Visitor
 from .schedule_ops import NestBuilder
 from .stmt import Buffer, PrimFunc
+from .transform.double_buffer import inject_double_buffer
 from .transform.flatten import flatten
 from .transform.lower_intrin import lower_if_then_else
 from .transform.simplify import simplify_stmt
@@ -55,6 +56,7 @@ def lower(sch, args, name: str = "main", simple_mode: bool = False, explicit_unr
     builder = NestBuilder(sch)
     stmt = builder.build()
     stmt = flatten(stmt, sch, params)
+    stmt = inject_double_buffer(stmt)
     stmt = lower_if_then_else(stmt)
     stmt = simplify_stmt(stmt)
     stmt = vectorize_loops(stmt)

@@ -8,15 +8,14 @@ from __future__ import annotations
 from ...errors import LoweringError
 from .. import expr as E
 from ..functor import Mutator
-from ..stmt import Allocate, Buffer, BufferStore
+from ..stmt import Allocate, AttrStmt, Buffer, BufferStore
 
 
 class _Flatten(Mutator):
-    def __init__(self, sch, params: dict, align: dict, double_buffered: dict):
+    def __init__(self, sch, params: dict, align: dict):
         self.sch = sch
         self.buffers = dict(params)          # (stage, value_index) -> (Buffer, mins, strides)
         self.align = align                   # stage -> {dim: (factor, offset)}
-        self.double_buffered = double_buffered
 
     def _key(self, tensor):
         st = self.sch.stage_map.get(tensor.op)
@@ -48,6 +47,9 @@ class _Flatten(Mutator):
         buf = Buffer(node.producer.name, (size,), node.producer.dtype, node.scope)
         self.buffers[(st, node.producer.value_index)] = (buf, [r.min for r in node.bounds], strides)
         body = self.visit(node.body)
+        if st is not None and st.double_buffer_:
+            from .double_buffer import DOUBLE_BUFFER_SCOPE
+            return AttrStmt(buf, DOUBLE_BUFFER_SCOPE, E.const(1), Allocate(buf, body))
         return Allocate(buf, body)
 
     def visit_ProducerStore(self, node):
@@ -88,4 +90,4 @@ def flatten(stmt, sch, params: dict):
     for key, buf in params.items():
         entries[key] = (buf, [E.const(0)] * buf.ndim, dense_strides(list(buf.shape)))
     align = {st: st.storage_align_ for st in sch.stages if st.storage_align_}
-    return _Flatten(sch, entries, align, {}).visit(stmt)
+    return _Flatten(sch, entries, align).visit(stmt)
