@@ -633,3 +633,16 @@ def const_value(e):
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "Any", "dataclass", "field", "dt")]
+
+
+def _delegate_to_var(name):
+    def method(self, *args):
+        return getattr(self.var, name)(*args)
+    method.__name__ = name
+    return method
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__floordiv__",
+              "__rfloordiv__", "__mod__", "__rmod__", "__neg__", "__lt__", "__le__", "__gt__", "__ge__",
+              "astype"):
+    setattr(IterVar, _name, _delegate_to_var(_name))

@@ -47,12 +47,6 @@ def lower(sch, args, name: str = "main", simple_mode: bool = False, explicit_unr
             raise LoweringError(f"lower: output {st.name} must be in the argument list")
         if isinstance(st.op, PlaceholderOp) and (st, 0) not in params and _is_read(sch, st):
             raise LoweringError(f"lower: input {st.name} is read but not in the argument list")
-    for st in sch.stages:
-        for ivar, attr in st.iter_attrs.items():
-            if attr.tensorize is not None:
-                raise LoweringError(
-                    f"stage {st.name}: tensorize of loop {ivar.var.name} with {attr.tensorize.name} is declared, "
-                    "but replacing loop nests by intrinsics is not implemented yet (it comes with dp4a support)")
     builder = NestBuilder(sch)
     stmt = builder.build()
     stmt = flatten(stmt, sch, params)

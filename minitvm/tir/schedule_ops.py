@@ -125,8 +125,10 @@ class NestBuilder:
         update = _guard(conds, seq(*stores))
 
         first_reduce = next((k for k, lv in enumerate(leaves) if lv.iter_type == E.REDUCE), None)
+        tpos = next((k for k, lv in enumerate(leaves)
+                     if st.iter_attrs.get(lv) is not None and st.iter_attrs[lv].tensorize is not None), None)
         init = None
-        if is_reduce:
+        if is_reduce and not (tpos is not None and first_reduce is not None and tpos <= first_reduce):
             inits = [ProducerStore(op.output(i), b.combiner.identity(b.dtype), out_idx)
                      for i, b in enumerate(bodies)]
             data_conds = [c for c in conds if not self._uses_reduce(st, c, leaf_value)]
@@ -143,6 +145,8 @@ class NestBuilder:
             return update
         lv = leaves[k]
         attr = st.iter_attrs.get(lv)
+        if attr is not None and attr.tensorize is not None:
+            return self._tensorize(st, k, attr.tensorize, first_reduce)
         tags = dict(tags)
         guard = None
         if attr is not None and attr.bind is not None:
@@ -184,6 +188,23 @@ class NestBuilder:
             out = seq(init, out)
         return out
 
+    def _tensorize(self, st, k, intrin, first_reduce):
+        from .tensorize import make_tensorized, match
+        leaves = st.leaf_iter_vars
+        for lv in leaves[k:]:
+            if self.attached.get((st, lv)):
+                raise ScheduleError(f"tensorize of {st.name}: stages are computed inside the tensorized "
+                                    f"loop {lv.var.name}; compute them outside it")
+        fixed = set(leaves[:k])
+        if st.attach_type == "scope":
+            fixed |= set(self.info.enclosing(st.attach_stage, st.attach_ivar))
+        itv = self.info._root_intervals(st, fixed)
+        root_itv = {iv: itv[iv.var] for iv in list(st.op.axis) + list(st.op.reduce_axis)}
+        an = self.info.analyzer
+        reduce_inside = first_reduce is not None and first_reduce >= k
+        info = match(st, intrin, root_itv, an, self.info.bodies[st], an.interval, reduce_inside)
+        return make_tensorized(info)
+
     def _loop(self, st, lv, body, inner_only=False):
         attr = st.iter_attrs.get(lv)
         rng = self.ranges[lv]
@@ -198,8 +219,6 @@ class NestBuilder:
         if attr is not None and not inner_only:
             for key, val in attr.pragmas.items():
                 loop = AttrStmt(lv.var, "pragma_" + key, E.const(val), loop)
-            if attr.tensorize is not None:
-                loop = AttrStmt(attr.tensorize, "tensorize_scope", E.const(0), loop)
         return loop
 
     def _thread_var(self, thread_iv):

@@ -52,6 +52,11 @@ class _Flatten(Mutator):
             return AttrStmt(buf, DOUBLE_BUFFER_SCOPE, E.const(1), Allocate(buf, body))
         return Allocate(buf, body)
 
+    def visit_Tensorized(self, node):
+        from ..tensorize import Tensorized, emit_intrinsic
+        node = Tensorized(node.info, tuple(self.visit(m) for m in node.mins))
+        return emit_intrinsic(node, self._lookup)
+
     def visit_ProducerStore(self, node):
         buf, off = self._offset(node.producer, [self.visit(i) for i in node.indices])
         return BufferStore(buf, self.visit(node.value), (off,))
