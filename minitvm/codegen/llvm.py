@@ -401,7 +401,8 @@ class _FunctionBuilder:
         a = self.expr(e.a)
         if dt.is_float(e.a.dtype):
             raise CodegenError(f"llvm codegen: logical not of the float expression {e.a}")
-        return self.val(f"xor {llvm_type(e.a.dtype)} {a}, {const_literal(-1 if not dt.is_bool(e.a.dtype) else 1, e.a.dtype)}")
+        ones = const_literal(1 if dt.is_bool(e.a.dtype) else -1, e.a.dtype)
+        return self.val(f"xor {llvm_type(e.a.dtype)} {a}, {ones}")
 
     def _cond(self, e) -> str:
         """A condition as i1 (non-bool integers compare against zero)."""
@@ -418,7 +419,8 @@ class _FunctionBuilder:
         c = self._cond(e.condition)
         clanes = dt.lanes_of(e.condition.dtype)
         if clanes not in (1, lanes):
-            raise CodegenError(f"llvm codegen: select condition with {clanes} lanes for {lanes}-lane values: {e}")
+            raise CodegenError(
+                f"llvm codegen: select condition with {clanes} lanes for {lanes}-lane values: {e}")
         t = self.expr_as(e.true_value, lanes)
         f = self.expr_as(e.false_value, lanes)
         ty = llvm_type(dt.with_lanes(e.true_value.dtype, lanes))
@@ -834,10 +836,18 @@ class _FunctionBuilder:
             self._parallel_for(s)
             return
         ty = llvm_type(s.loop_var.dtype)
-        lo = self.expr(s.min)
-        ext = self.expr(s.extent)
+        lo, ext = self._loop_bounds(s)
         end = ext if _const_int_of(s.min) == 0 else self.val(f"add {ty} {lo}, {ext}")
         self.loop(s.loop_var, lo, end, s.body, unroll=s.kind == "unrolled")
+
+    def _loop_bounds(self, s: S.For):
+        """min and extent of a loop, converted to the loop variable's dtype."""
+        out = []
+        for e in (s.min, s.extent):
+            if not dt.is_integer(e.dtype) or dt.lanes_of(e.dtype) != 1:
+                raise CodegenError(f"llvm codegen: loop {s.loop_var.name} has a {e.dtype} bound {e}")
+            out.append(self.cast(self.expr(e), e.dtype, s.loop_var.dtype))
+        return out
 
     def loop(self, var: E.Var, lo: str, end: str, body, unroll: bool = False):
         """Emit ``for (var = lo; var < end; ++var) body``."""
@@ -920,8 +930,7 @@ class _FunctionBuilder:
         ``noalias`` arguments so the body optimizes like the enclosing function would.
         """
         ty = llvm_type(s.loop_var.dtype)
-        lo = self.expr(s.min)
-        ext = self.expr(s.extent)
+        lo, ext = self._loop_bounds(s)
         collector = _VarCollector()
         post_order_visit(s.body, collector)
         captures = [(v, *self.env[k]) for k, v in collector.found.items() if k in self.env]
@@ -959,7 +968,7 @@ class _FunctionBuilder:
         for k, (_, operand, ctype) in enumerate(captures + [(None, lo, ty)]):
             p = self.val(f"getelementptr inbounds {struct_ty}, ptr {closure}, i32 0, i32 {k}")
             self.emit(f"store {ctype} {operand}, ptr {p}")
-        n = self.cast(ext, s.extent.dtype, "int64") if s.extent.dtype != "int64" else ext
+        n = self.cast(ext, s.loop_var.dtype, "int64")
         pfor = self.mod.declare(PARALLEL_FOR_SYMBOL, "i32", ["ptr", "i64", "ptr"])
         rc = self.val(f"call i32 {pfor}(ptr {_global(base)}, i64 {n}, ptr {closure})")
         failed = self.val(f"icmp ne i32 {rc}, 0")

@@ -202,7 +202,7 @@ class _Entry:
     sig: object
     fn: object
     written: frozenset
-    n_scalars: int
+    scalar_ranges: tuple
 
 
 class LLVMModule(Module):
@@ -230,7 +230,8 @@ class LLVMModule(Module):
             scalar_types = [_CTYPES[t] for t in source.shape_var_types[sig.name]]
             proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * len(sig.params)), *scalar_types)
             fn = proto(engine.get_function_address(sig.name))
-            self._entries[sig.name] = _Entry(sig, fn, frozenset(source.written[sig.name]), len(scalar_types))
+            ranges = tuple(dt.value_range(t) for t in source.shape_var_types[sig.name])
+            self._entries[sig.name] = _Entry(sig, fn, frozenset(source.written[sig.name]), ranges)
 
     def get_source(self, fmt: str = "") -> str:
         """LLVM IR as generated (``""``/``"ll"``), after -O3 (``"optimized"``), or ``"asm"``."""
@@ -269,10 +270,10 @@ class LLVMModule(Module):
                                     "the array is read-only")
             ptrs.append(a.ctypes.data)
         scalars = []
-        for v in sig.shape_vars:
+        for v, (lo, hi) in zip(sig.shape_vars, entry.scalar_ranges):
             x = values[v]
-            if not -(1 << 31) <= x < (1 << 31):
-                raise RuntimeError_(f"{sig.name}: symbolic dimension {v} = {x} does not fit in int32")
+            if not lo <= x <= hi:
+                raise RuntimeError_(f"{sig.name}: symbolic dimension {v} = {x} does not fit its dtype")
             scalars.append(x)
         rc = entry.fn(*ptrs, *scalars)
         if rc != 0:

@@ -268,6 +268,30 @@ class Analyzer:
         q.const, r.const = lin.const // c, lin.const % c
         return q, r
 
+    def _split_small(self, r: _Linear, c: int):
+        """Write ``r`` as ``g * big + small`` with ``g | c`` and ``0 <= small < g``.
+
+        Then ``r // c == big // (c/g)`` and ``r % c == (big % (c/g)) * g + small``: the pattern
+        of a vector lane added to a scaled thread index.
+        """
+        cands = sorted({math.gcd(c, abs(co)) for _, co in r.terms.values() if co}, reverse=True)
+        for g in cands:
+            if g <= 1:
+                continue
+            big = _Linear(r.dtype)
+            small = _Linear(r.dtype, const=r.const)
+            for key, (atom, co) in r.terms.items():
+                if co % g == 0:
+                    big.terms[key] = (atom, co // g)
+                else:
+                    small.terms[key] = (atom, co)
+            if not big.terms:
+                continue
+            lo, hi = self.const_bounds(self._from_linear(_Linear(r.dtype, dict(small.terms), small.const)))
+            if lo is not None and hi is not None and lo >= 0 and hi < g:
+                return big, g, small
+        return None
+
     def _s_FloorDiv(self, e):
         a, b = self.simplify(e.a), self.simplify(e.b)
         if isinstance(a, E.IntImm) and isinstance(b, E.IntImm) and b.value != 0 and a.dtype in INDEX_DTYPES:
@@ -280,8 +304,12 @@ class Analyzer:
         q, r = self._split_by_divisor(a, c)
         r_expr = self._from_linear(r)
         lo, hi = self.const_bounds(r_expr)
+        split = self._split_small(r, c)
         if lo is not None and hi is not None and lo >= 0 and hi < c:
             rest = None
+        elif split is not None:
+            big, g, _ = split
+            rest = E.FloorDiv(self._from_linear(big), E.IntImm(a.dtype, c // g))
         elif isinstance(r_expr, E.FloorDiv) and isinstance(r_expr.b, E.IntImm) and r_expr.b.value > 0:
             rest = E.FloorDiv(r_expr.a, E.IntImm(a.dtype, r_expr.b.value * c))
         else:
@@ -304,6 +332,11 @@ class Analyzer:
         lo, hi = self.const_bounds(r_expr)
         if lo is not None and hi is not None and lo >= 0 and hi < c:
             return r_expr
+        split = self._split_small(r, c)
+        if split is not None:
+            big, g, small = split
+            outer = self.simplify(E.FloorMod(self._from_linear(big), E.IntImm(a.dtype, c // g)))
+            return self.simplify(E.Add(E.Mul(outer, E.IntImm(a.dtype, g)), self._from_linear(small)))
         if isinstance(r_expr, E.FloorMod) and isinstance(r_expr.b, E.IntImm) and r_expr.b.value % c == 0:
             return E.FloorMod(r_expr.a, b)
         return E.FloorMod(r_expr, b)

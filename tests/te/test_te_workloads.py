@@ -148,6 +148,18 @@ def test_conv2d_float32(case):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_itervar_arithmetic_like_topi():
+    """TVM's IterVar is an expression: ``ry * dh``, ``2 * ry``, ``ry + 1``, ``ry // 2`` all work."""
+    rng = np.random.default_rng(63)
+    a = te.placeholder((8, 40), "int32", name="a")
+    r = te.reduce_axis((0, 4), name="r")
+    b = te.compute((8,), lambda i: te.sum(a[i, r * 3 + 2 * r + (r + 1) - (r - 1) + r // 2], axis=r), name="b")
+    av = rand(rng, (8, 40), "int32", -100, 100)
+    got = build_run(te.create_schedule(b.op), [a, b], av)
+    idx = [5 * r + 2 + r // 2 for r in range(4)]
+    np.testing.assert_array_equal(got, av[:, idx].sum(axis=1))
+
+
 def test_conv2d_padding_stage_materialized():
     """Padding kept as its own (root) stage instead of inlined."""
     rng = np.random.default_rng(54)
