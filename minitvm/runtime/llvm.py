@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import re
 import sys
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -326,22 +326,45 @@ def set_num_threads(n: int) -> None:
         pool = _pool_state["pool"]
         _pool_state["pool"], _pool_state["threads"] = None, int(n)
     if pool is not None:
-        pool.shutdown(wait=False)
+        pool.stop()
 
 
-def _mark_worker():
-    _tls.in_parallel = True
+class _Workers:
+    """Persistent worker threads fed through one C-implemented queue (cheaper than futures)."""
+
+    def __init__(self, n: int):
+        self.tasks = queue.SimpleQueue()
+        self.n = n
+        for k in range(n):
+            threading.Thread(target=self._work, name=f"minitvm-par-{k}", daemon=True).start()
+
+    def _work(self):
+        _tls.in_parallel = True
+        get = self.tasks.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            body, begin, end, closure, done = item
+            try:
+                rc = body(begin, end, closure)
+            except BaseException as exc:  # reported through the return code
+                _tls.error = f"{type(exc).__name__}: {exc}"
+                rc = -1
+            done.put(rc)
+
+    def stop(self):
+        for _ in range(self.n):
+            self.tasks.put(None)
 
 
-def _pool(workers: int):
+def _pool(workers: int) -> _Workers:
     pool = _pool_state["pool"]
     if pool is None:
         with _lock:
             pool = _pool_state["pool"]
             if pool is None:
-                pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minitvm-par",
-                                          initializer=_mark_worker)
-                _pool_state["pool"] = pool
+                pool = _pool_state["pool"] = _Workers(workers)
     return pool
 
 
@@ -354,12 +377,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _run_chunk(body, begin, end, closure):
-    return body(begin, end, closure)
-
-
 def _parallel_for_impl(fnptr, n, closure):
-    futures = []
+    submitted = 0
+    done = None
     try:
         if n <= 0:
             return 0
@@ -368,25 +388,25 @@ def _parallel_for_impl(fnptr, n, closure):
         if n == 1 or threads == 1 or getattr(_tls, "in_parallel", False):
             return body(0, n, closure)
         chunks = min(n, threads)
-        bounds = [(n * c // chunks, n * (c + 1) // chunks) for c in range(chunks)]
         pool = _pool(threads - 1)
-        for b, e in bounds[1:]:
-            futures.append(pool.submit(_run_chunk, body, b, e, closure))
+        done = queue.SimpleQueue()
+        put = pool.tasks.put
+        for c in range(1, chunks):
+            put((body, n * c // chunks, n * (c + 1) // chunks, closure, done))
+            submitted += 1
         _tls.in_parallel = True
         try:
-            rc = body(bounds[0][0], bounds[0][1], closure)
+            rc = body(0, n // chunks, closure)
         finally:
             _tls.in_parallel = False
-        for f in futures:
-            rc = f.result() or rc
+        for _ in range(submitted):
+            rc = done.get() or rc
+        submitted = 0
         return rc
     except BaseException as exc:  # an exception must not cross back into C
         # the closure lives in the caller's stack frame: no chunk may outlive this call
-        for f in futures:
-            try:
-                f.result()
-            except BaseException:
-                pass
+        for _ in range(submitted):
+            done.get()
         _tls.error = f"parallel loop runtime: {type(exc).__name__}: {exc}"
         traceback.print_exc(file=sys.stderr)
         return -1
