@@ -267,7 +267,15 @@ class _HostSplit:
             self.workspaces.append(b)
             self.walk(s.body, allocs)
         elif isinstance(s, Allocate):
+            first = len(self.kernels)
             self.walk(s.body, allocs + [s.buffer])
+            users = [k for k in self.kernels[first:] if s.buffer.data in _used_data(k)]
+            if len(users) > 1:
+                raise CodegenError(
+                    f"{self.f.name}: {s.buffer.scope} buffer {s.buffer.name} is allocated outside the thread "
+                    f"bindings and used by {len(users)} separate kernels; {s.buffer.scope} memory does not "
+                    "survive from one kernel to the next. Bind the common outer axis to blockIdx so that "
+                    "its producer and consumers form one kernel, or make the buffer global")
         elif isinstance(s, LetStmt):
             self.walk(substitute(s.body, {s.var: s.value}), allocs)
         elif isinstance(s, AttrStmt) and s.attr_key == "thread_extent":

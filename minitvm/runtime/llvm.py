@@ -1,10 +1,11 @@
 """The CPU runtime: JIT-compile LLVM IR with llvmlite and call it through ctypes.
 
-LLVM is initialized once per process; target machines and the -O3 pass pipeline are cached
-per target. Each :class:`LLVMModule` owns one MCJIT execution engine, which keeps the machine
-code alive as long as the module lives.
+LLVM is initialized once per process and a target machine is cached per target; every
+module is parsed into its own LLVM context and optimized with LLVM's default -O3 pipeline
+(new pass manager). Each :class:`LLVMModule` owns one MCJIT execution engine, which keeps the
+machine code alive as long as the module lives.
 
-Parallel loops reach :func:`_parallel_for` (registered with LLVM under the symbol
+Parallel loops reach :func:`_parallel_for_impl` (registered with LLVM under the symbol
 ``minitvm_parallel_for``): the generated code passes an outlined body
 ``i32 body(i64 begin, i64 end, ptr closure)`` and the trip count; the iteration range is cut
 into one contiguous chunk per thread, run on a shared thread pool through ctypes (which
@@ -27,6 +28,7 @@ import numpy as np
 from .. import dtype as dt
 from ..errors import BuildError, DtypeError, RuntimeError_
 from .module import Module
+from .ndarray import NDArray
 
 _CTYPES = {
     "int8": ctypes.c_int8, "int16": ctypes.c_int16, "int32": ctypes.c_int32, "int64": ctypes.c_int64,
@@ -203,6 +205,7 @@ class _Entry:
     fn: object
     written: frozenset
     scalar_ranges: tuple
+    bound: dict  # (shape, dtype) of every argument -> shape-variable values
 
 
 class LLVMModule(Module):
@@ -231,7 +234,7 @@ class LLVMModule(Module):
             proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * len(sig.params)), *scalar_types)
             fn = proto(engine.get_function_address(sig.name))
             ranges = tuple(dt.value_range(t) for t in source.shape_var_types[sig.name])
-            self._entries[sig.name] = _Entry(sig, fn, frozenset(source.written[sig.name]), ranges)
+            self._entries[sig.name] = _Entry(sig, fn, frozenset(source.written[sig.name]), ranges, {})
 
     def get_source(self, fmt: str = "") -> str:
         """LLVM IR as generated (``""``/``"ll"``), after -O3 (``"optimized"``), or ``"asm"``."""
@@ -251,47 +254,58 @@ class LLVMModule(Module):
         entry = self._entries.get(name)
         if entry is None:
             raise RuntimeError_(f"module has no function {name!r}; it has {sorted(self._entries)}")
-        sig = entry.sig
-        arrays = [_host_array(a, sig, k) for k, a in enumerate(args)]
-        values = sig.bind(arrays)
+        arrays = [_host(a, entry.sig, k) if isinstance(a, NDArray) else a for k, a in enumerate(args)]
+        key = tuple((a.shape, a.dtype) for a in arrays if isinstance(a, np.ndarray))
+        complete = len(key) == len(arrays)
+        scalars = entry.bound.get(key) if complete else None
+        if scalars is None:
+            scalars = self._bind(entry, arrays)
+            if complete:
+                if len(entry.bound) > 64:
+                    entry.bound.clear()
+                entry.bound[key] = scalars
         ptrs = []
         for k, a in enumerate(arrays):
-            p = sig.params[k]
-            if not isinstance(a, np.ndarray):
-                raise DtypeError(f"{sig.name}: argument {p.name} must be a numpy array or a CPU NDArray, "
-                                 f"got {type(a).__name__}")
             flags = a.flags
             if not (flags.c_contiguous and flags.aligned):
                 raise RuntimeError_(
-                    f"{sig.name}: argument {p.name} is not a C-contiguous, aligned array "
-                    f"(strides {a.strides}); pass np.ascontiguousarray(...) of it")
+                    f"{entry.sig.name}: argument {entry.sig.params[k].name} is not a C-contiguous, aligned "
+                    f"array (strides {a.strides}); pass np.ascontiguousarray(...) of it")
             if k in entry.written and not flags.writeable:
-                raise RuntimeError_(f"{sig.name}: argument {p.name} is written by the function but "
-                                    "the array is read-only")
-            ptrs.append(a.ctypes.data)
+                raise RuntimeError_(f"{entry.sig.name}: argument {entry.sig.params[k].name} is written by "
+                                    "the function but the array is read-only")
+            ptrs.append(a.__array_interface__["data"][0])
+        rc = entry.fn(*ptrs, *scalars)
+        if rc != 0:
+            err = getattr(_tls, "error", None)
+            _tls.error = None
+            raise RuntimeError_(f"{entry.sig.name} failed (code {rc})" + (f": {err}" if err else ""))
+
+    @staticmethod
+    def _bind(entry, arrays) -> tuple:
+        """Check the arguments against the signature; the shape-variable values to pass."""
+        sig = entry.sig
+        values = sig.bind(arrays)
+        for k, a in enumerate(arrays):
+            if not isinstance(a, np.ndarray):
+                raise DtypeError(f"{sig.name}: argument {sig.params[k].name} must be a numpy array or a "
+                                 f"CPU NDArray, got {type(a).__name__}")
         scalars = []
         for v, (lo, hi) in zip(sig.shape_vars, entry.scalar_ranges):
             x = values[v]
             if not lo <= x <= hi:
                 raise RuntimeError_(f"{sig.name}: symbolic dimension {v} = {x} does not fit its dtype")
             scalars.append(x)
-        rc = entry.fn(*ptrs, *scalars)
-        if rc != 0:
-            err = getattr(_tls, "error", None)
-            _tls.error = None
-            raise RuntimeError_(f"{sig.name} failed (code {rc})" + (f": {err}" if err else ""))
+        return tuple(scalars)
 
 
-def _host_array(a, sig, k):
-    from .ndarray import NDArray
-    if isinstance(a, NDArray):
-        if a.device.kind != "cpu":
-            name = sig.params[k].name if k < len(sig.params) else f"#{k}"
-            raise RuntimeError_(
-                f"{sig.name}: argument {name} lives on {a.device}, but this module runs on the CPU; "
-                "copy it with .copyto(minitvm.cpu()) or build the kernel for target cuda")
-        return a.numpy()
-    return a
+def _host(a: NDArray, sig, k: int) -> np.ndarray:
+    if a.device.kind != "cpu":
+        name = sig.params[k].name if k < len(sig.params) else f"#{k}"
+        raise RuntimeError_(
+            f"{sig.name}: argument {name} lives on {a.device}, but this module runs on the CPU; "
+            "copy it with .copyto(minitvm.cpu()) or build the kernel for target cuda")
+    return a.numpy()
 
 
 # ----------------------------------------------------------------------------------------

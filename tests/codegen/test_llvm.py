@@ -3,6 +3,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minitvm
 from minitvm import errors
@@ -667,10 +669,6 @@ def test_parallel_loop_with_offset_min_and_int64_counter():
     np.testing.assert_array_equal(c[:5], poison(5, "int64"))
 
 
-hypothesis = pytest.importorskip("hypothesis")
-st = hypothesis.strategies
-
-
 @pytest.fixture(scope="module")
 def floor_kernels():
     out = {}
@@ -684,8 +682,8 @@ def floor_kernels():
     return out
 
 
-@hypothesis.settings(max_examples=300, deadline=None)
-@hypothesis.given(data=st.data(), dtype=st.sampled_from(["int8", "int32"]))
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(["int8", "int32"]))
 def test_floordiv_floormod_property(floor_kernels, data, dtype):
     lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
     a = data.draw(st.integers(lo, hi))

@@ -30,6 +30,9 @@ class _Simplify(Mutator):
 
     def visit_AttrStmt(self, node):
         value = self.an.simplify(node.value)
+        if node.attr_key == "thread_extent" and E.is_const_int(value, 1) \
+                and node.node.thread_tag.startswith("vthread"):
+            return self.visit(substitute(node.body, {node.node.var: E.const(0)}))
         if node.attr_key == "thread_extent":
             self.an.bind_range(node.node.var, E.Range(E.const(0), value))
         body = self.visit(node.body)

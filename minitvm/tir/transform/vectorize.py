@@ -80,8 +80,16 @@ class _VecExpr(Mutator):
         return node if a is node.a else E.Not(a)
 
     def visit_BufferLoad(self, node):
-        idx = self.visit(node.indices[0])
-        if idx is node.indices[0]:
+        raw = node.indices[0]
+        if isinstance(raw, E.Select) and not uses_var(raw.condition, self.var):
+            # a guarded read (see lower_intrin): move the guard onto the vector's base
+            t, f = self.visit(raw.true_value), self.visit(raw.false_value)
+            if isinstance(t, E.Ramp) and _lanes(f) == 1:
+                return E.BufferLoad(node.buffer, (E.Ramp(E.Select(raw.condition, t.base, f), t.stride, t.lanes),))
+            if isinstance(f, E.Ramp) and _lanes(t) == 1:
+                return E.BufferLoad(node.buffer, (E.Ramp(E.Select(raw.condition, t, f.base), f.stride, f.lanes),))
+        idx = self.visit(raw)
+        if idx is raw:
             return node
         if not isinstance(idx, E.Ramp):
             raise _CannotVectorize("gather with a non-affine index")

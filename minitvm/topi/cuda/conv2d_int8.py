@@ -1,0 +1,198 @@
+"""CUDA schedule of ``conv2d_NCHWc_int8`` with ``dp4a`` (after TVM's int8 CUDA template).
+
+Each block computes a tile of (batch, output-channel blocks, rows, columns); virtual threads
+and threads split the tile further; every thread accumulates its outputs in registers
+(``local``), reading 4-channel int8 words of data and weights from shared memory, and the
+innermost 4-channel reduction is one ``__dp4a``. Element-wise epilogues (bias, requantize,
+relu, residual add) are inlined into the stage that writes the output.
+
+Knobs (``cfg``; :func:`default_config` picks sound values from the shape):
+``tile_n``, ``tile_f``, ``tile_y``, ``tile_x`` — 4-way splits [block, vthread, thread, inner];
+``tile_rc``, ``tile_ry``, ``tile_rx`` — 2-way splits [outer, inner] of the reduction;
+``fuse_yx`` — bind y and x to one thread axis; ``auto_unroll_max_step``, ``unroll_explicit``.
+"""
+from __future__ import annotations
+
+from ... import te
+from ...errors import ScheduleError
+from ...te.tensor import ComputeOp
+from .tensor_intrin import dp4a
+
+
+def _divisors(n: int) -> list:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in _divisors(n) if d <= limit)
+
+
+def default_config(conv) -> dict:
+    """A sound configuration for ``conv`` (a conv2d_NCHWc_int8 tensor)."""
+    N, OCc, OH, OW, _ = (int(d.value) for d in conv.shape)
+    ICc, KH, KW = (int(iv.dom.extent.value) for iv in conv.op.reduce_axis[:3])
+    tf = _largest_divisor(OCc, 8)
+    fi = _largest_divisor(OCc // tf, 2)
+    tx = _largest_divisor(OW, 8)
+    ty = _largest_divisor(OH, max(1, 64 // (tf * tx)))
+    tn = 1
+    ni = _largest_divisor(N, 2) if N > 1 else 1
+    rci = _largest_divisor(ICc, 4)
+    return {
+        "tile_n": [N // (tn * ni), 1, tn, ni],
+        "tile_f": [OCc // (tf * fi), 1, tf, fi],
+        "tile_y": [OH // ty, 1, ty, 1],
+        "tile_x": [OW // tx, 1, tx, 1],
+        "tile_rc": [ICc // rci, rci],
+        "tile_ry": [KH, 1],
+        "tile_rx": [KW, 1],
+        "fuse_yx": True,
+        "auto_unroll_max_step": 512,
+        "unroll_explicit": False,
+    }
+
+
+def _apply_split(s, stage, axis, factors):
+    """Split ``axis`` into len(factors) loops with the given extents (first = outermost)."""
+    out = []
+    rest = axis
+    for f in reversed(factors[1:]):
+        rest, inner = s[stage].split(rest, factor=f)
+        out.append(inner)
+    out.append(rest)
+    return list(reversed(out))
+
+
+def _check(cfg, key, extent, parts):
+    factors = cfg[key]
+    if len(factors) != parts:
+        raise ScheduleError(f"knob {key}: expected {parts} factors, got {factors}")
+    prod = 1
+    for f in factors:
+        if int(f) < 1:
+            raise ScheduleError(f"knob {key}: factors must be positive, got {factors}")
+        prod *= int(f)
+    if prod != extent:
+        raise ScheduleError(f"knob {key}: factors {factors} multiply to {prod}, but the axis has extent {extent}")
+
+
+def schedule_conv2d_NCHWc_int8(outs, cfg: dict | None = None):
+    """Schedule the int8 convolution feeding ``outs`` (its epilogue ops are inlined)."""
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    s = te.create_schedule([t.op for t in outs])
+    conv = _find_conv(outs[0])
+    cfg = dict(default_config(conv), **(cfg or {}))
+    output = outs[0]
+    pad_data, packed_kernel = conv.op.input_tensors
+    for t in (pad_data, packed_kernel):
+        if isinstance(t.op, ComputeOp) and not t.op.reduce_axis and "pad" in t.op.tag:
+            s[t].compute_inline()
+    # inline epilogues between conv and output
+    _inline_between(s, conv, output)
+    if conv.op is output.op:
+        conv = s.cache_write(conv, "local")
+    else:
+        s[conv].set_scope("local")
+    data_src = conv.op.input_tensors[0]
+    AA = s.cache_read(data_src, "shared", [conv])
+    WW = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
+
+    n, f, y, x, c = s[output].op.axis
+    for key, ax, parts in (("tile_n", n, 4), ("tile_f", f, 4), ("tile_y", y, 4), ("tile_x", x, 4)):
+        _check(cfg, key, int(ax.dom.extent.value), parts)
+    bn, vn, tn, ni = _apply_split(s, output, n, cfg["tile_n"])
+    bf, vf, tf, fi = _apply_split(s, output, f, cfg["tile_f"])
+    by, vy, ty, yi = _apply_split(s, output, y, cfg["tile_y"])
+    bx, vx, tx, xi = _apply_split(s, output, x, cfg["tile_x"])
+    s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi, c)
+    s[output].bind(bn, te.thread_axis("blockIdx.z"))
+    s[output].bind(bf, te.thread_axis("blockIdx.y"))
+    s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))
+    for v, name in ((vn, "vn"), (vf, "vf"), (vy, "vy"), (vx, "vx")):
+        s[output].bind(v, te.thread_axis("vthread", name=name))
+    n_tz, n_ty = cfg["tile_n"][2], cfg["tile_f"][2]
+    tz_axis, ty_axis, tx_axis = te.thread_axis("threadIdx.z"), te.thread_axis("threadIdx.y"), \
+        te.thread_axis("threadIdx.x")
+    s[output].bind(tn, tz_axis)
+    s[output].bind(tf, ty_axis)
+    if cfg["fuse_yx"]:
+        tyx = s[output].fuse(ty, tx)
+        s[output].bind(tyx, tx_axis)
+        n_tx = cfg["tile_y"][2] * cfg["tile_x"][2]
+        s[conv].compute_at(s[output], tyx)
+    else:
+        raise ScheduleError("knob fuse_yx=False needs a fourth thread axis; only fuse_yx=True is supported")
+    kernel_scope = bn
+    s[output].pragma(kernel_scope, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
+    s[output].pragma(kernel_scope, "unroll_explicit", int(cfg["unroll_explicit"]))
+
+    # reduction
+    cn, cf, cy, cx, cc = s[conv].op.axis
+    rc, ry, rx, rc_block = s[conv].op.reduce_axis
+    for key, ax in (("tile_rc", rc), ("tile_ry", ry), ("tile_rx", rx)):
+        _check(cfg, key, int(ax.dom.extent.value), 2)
+    rco, rci = _apply_split(s, conv, rc, cfg["tile_rc"])
+    ryo, ryi = _apply_split(s, conv, ry, cfg["tile_ry"])
+    rxo, rxi = _apply_split(s, conv, rx, cfg["tile_rx"])
+    s[conv].reorder(rco, ryo, rxo, rci, ryi, rxi, cn, cf, cy, cx, cc, rc_block)
+    if int(rc_block.dom.extent.value) % 4:
+        raise ScheduleError(f"{conv.name}: the packed channel block ({rc_block.dom.extent}) must be a multiple of 4 for dp4a")
+    _, rcb = s[conv].split(rc_block, factor=4)
+    s[conv].tensorize(rcb, dp4a())
+    s[AA].compute_at(s[conv], rxo)
+    s[WW].compute_at(s[conv], rxo)
+
+    # cooperative fetching: 4 int8 channels (one 32-bit word) per thread and step
+    for load in (AA, WW):
+        last = s[load].op.axis[-1]
+        c_outer, c_inner = s[load].split(last, factor=4)
+        s[load].vectorize(c_inner)
+        fused = s[load].fuse(*(list(s[load].op.axis[:-1]) + [c_outer]))
+        fused, ltx = s[load].split(fused, factor=n_tx)
+        fused, lty = s[load].split(fused, factor=n_ty)
+        fused, ltz = s[load].split(fused, factor=n_tz)
+        s[load].bind(ltz, tz_axis)
+        s[load].bind(lty, ty_axis)
+        s[load].bind(ltx, tx_axis)
+    return s
+
+
+def _find_conv(t):
+    seen = set()
+    stack = [t]
+    while stack:
+        cur = stack.pop()
+        if cur.op in seen:
+            continue
+        seen.add(cur.op)
+        if cur.op.tag == "conv2d_NCHWc_int8":
+            return cur
+        if isinstance(cur.op, ComputeOp):
+            stack.extend(cur.op.input_tensors)
+    raise ScheduleError(f"schedule_conv2d_NCHWc_int8: no conv2d_NCHWc_int8 feeds {t.name}")
+
+
+def _inline_between(s, conv, output):
+    """Inline every injective op on the paths from conv to output (except output itself)."""
+    memo = {}
+
+    def depends(t):
+        if t.op not in memo:
+            memo[t.op] = t.op is conv.op or (isinstance(t.op, ComputeOp)
+                                             and any(depends(i) for i in t.op.input_tensors))
+        return memo[t.op]
+
+    def visit(t):
+        if t.op is conv.op or not depends(t):
+            return
+        if t.op is not output.op:
+            if t.op.reduce_axis:
+                raise ScheduleError(f"schedule_conv2d_NCHWc_int8: {t.name} between the conv and the output "
+                                    "is not element-wise")
+            s[t].compute_inline()
+        for i in t.op.input_tensors:
+            visit(i)
+    visit(output)
+
+
+__all__ = ["schedule_conv2d_NCHWc_int8", "default_config"]

@@ -1,0 +1,557 @@
+"""CUDA C code generation (CPU only): generated text, launch plans, NVRTC compilation, passes.
+
+Kernels are built by hand as lowered PrimFuncs (see ``cuda_kernels.py``); the GPU runs of the
+same kernels are in ``tests/gpu/test_cuda_codegen.py``.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from minitvm.codegen.cuda import build_cuda, codegen_cuda
+from minitvm.errors import CodegenError
+from minitvm.tir import expr as E
+from minitvm.tir.functor import Visitor
+from minitvm.tir.stmt import (Allocate, AttrStmt, Buffer, BufferStore, Evaluate, For, IfThenElse, PrimFunc,
+                              SeqStmt, seq)
+from minitvm.tir.transform.thread_sync import insert_shared_sync, is_sync
+from minitvm.tir.transform.virtual_thread import inject_virtual_thread
+
+import cuda_kernels as K
+from cuda_kernels import bind, call, ld, ramp, st, thread
+
+ARCHS = ("sm_80", "sm_90")
+
+
+def _nvrtc_available() -> bool:
+    try:
+        from minitvm.runtime.cuda import nvrtc_version
+        nvrtc_version()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+needs_nvrtc = pytest.mark.skipif(not _nvrtc_available(), reason="NVRTC is not available")
+
+
+def gen(*funcs, arch="sm_90"):
+    return codegen_cuda(list(funcs), arch)
+
+
+def compile_both(source):
+    from minitvm.runtime.cuda import compile_cuda
+    for arch in ARCHS:
+        cubin = compile_cuda(source, arch)
+        assert cubin[:4] == b"\x7fELF"
+
+
+def kernel_text(source, name):
+    """The text of kernel ``name`` (from its header to the closing brace at column 0)."""
+    start = source.index(f" {name}(")
+    start = source.rindex("\n", 0, start) + 1
+    end = source.index("\n}", start)
+    return source[start:end + 2]
+
+
+def count_syncs(stmt) -> int:
+    n = [0]
+
+    class _V(Visitor):
+        def visit_Evaluate(self, s):
+            if is_sync(s):
+                n[0] += 1
+
+    _V().visit(stmt)
+    return n[0]
+
+
+# ------------------------------------------------------------------------------------------
+# whole kernels
+# ------------------------------------------------------------------------------------------
+@needs_nvrtc
+def test_vadd_guard_symbolic_grid_and_signature():
+    case = K.case_vadd()
+    src, plans, sigs = gen(case.func)
+    text = kernel_text(src, "vadd_kernel0")
+    assert "extern \"C\" __global__ void __launch_bounds__(128) vadd_kernel0(" in text
+    assert "const float* __restrict__ A" in text and "const float* __restrict__ B" in text
+    assert "float* __restrict__ C" in text and "const float* __restrict__ C" not in text
+    assert "int n)" in text
+    assert re.search(r"if \(.*< n\) \{", text)
+    (launch,) = plans["vadd"].launches
+    assert launch.kernel == "vadd_kernel0"
+    assert launch.block == (128, 1, 1)
+    assert isinstance(launch.grid[0], str) and eval(launch.grid[0], {}, {"n": 1000}) == 8
+    assert launch.grid[1:] == (1, 1)
+    assert launch.args == ("param:0", "param:1", "param:2", "var:n")
+    assert launch.dynamic_shared_bytes == 0
+    (sig,) = sigs
+    assert sig.name == "vadd" and sig.shape_vars == ("n",)
+    assert [(p.name, p.shape, p.dtype) for p in sig.params] == [("A", ("n",), "float32"),
+                                                                ("B", ("n",), "float32"),
+                                                                ("C", ("n",), "float32")]
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_shared_tile_loop_sync_placement():
+    src, plans, _ = gen(K.case_matmul_shared().func)
+    lines = [ln.strip() for ln in kernel_text(src, "matmul_shared_kernel0").splitlines()]
+    assert sum(ln == "__syncthreads();" for ln in lines) == 2
+    loop = next(i for i, ln in enumerate(lines) if ln.startswith("for (int k_outer"))
+    store_b = next(i for i, ln in enumerate(lines) if ln.startswith("B_shared["))
+    inner = next(i for i, ln in enumerate(lines) if ln.startswith("for (int k_inner"))
+    syncs = [i for i, ln in enumerate(lines) if ln == "__syncthreads();"]
+    # one barrier between the cooperative load and the compute loop ...
+    assert store_b < syncs[0] < inner
+    assert lines[inner - 1] == "#pragma unroll" and syncs[0] == inner - 2
+    # ... and one at the end of the k_outer body, before the next iteration overwrites the tiles
+    close_inner = next(i for i in range(inner + 1, len(lines)) if lines[i] == "}")
+    assert syncs[1] == close_inner + 1 and lines[syncs[1] + 1] == "}"
+    assert loop < store_b
+    assert "__shared__ __align__(16) float A_shared[256];" in lines
+    assert plans["matmul_shared"].launches[0].block == (16, 16, 1)
+    assert plans["matmul_shared"].launches[0].grid == (4, 4, 1)
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_vthread_register_tiling_expands_local_array():
+    src, _, _ = gen(K.case_matmul_vthread().func)
+    text = kernel_text(src, "matmul_vthread_kernel0")
+    assert "float C_local[2];" in text
+    body = text[text.index("{"):]
+    assert "vthread" not in body and "vx" not in body
+    inner = text[text.index("for (int k_inner"):]
+    inner = inner[:inner.index("}")]
+    assert "C_local[0] = C_local[0] +" in inner and "C_local[1] = C_local[1] +" in inner
+    # the A tile does not depend on the vthread: loaded once; the B tile: one store per vthread
+    assert text.count("A_shared[(((int)threadIdx.y) * 16) + ((int)threadIdx.x)] =") == 1
+    assert text.count("B_shared[(((int)threadIdx.y) * 32)") == 2
+    assert text.count("__syncthreads();") == 2
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_float4_vector_loads_and_stores():
+    src, _, _ = gen(K.case_vector_float4().func)
+    assert "float4 v = *(float4*)(A + " in src
+    assert "*(float4*)(B + " in src and "r.w = " in src
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_char4_vector_add_wraps_and_int4_copy():
+    src, _, _ = gen(K.case_vector_char4().func)
+    assert "char4 v = *(char4*)(A + " in src and "char4 v_1 = *(char4*)(B + " in src
+    assert "r.x = (signed char)(v.x + v_1.x);" in src
+    assert re.search(r"\*\(int4\*\)\(D \+ .*\) = \*\(int4\*\)\(A \+ .*\);", src)
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_unaligned_vector_sizes_fall_back_to_lanes():
+    A, B = Buffer("A", (96,), "float32"), Buffer("B", (96,), "float32")
+    tx = thread("threadIdx.x")
+    body = seq(
+        st(B, ramp(tx.var * 3, 3), ld(A, ramp(tx.var * 3, 3))),            # 12 bytes: no float3 access
+        st(B, ramp(tx.var, 2, stride=32), ld(A, ramp(tx.var, 2, stride=32))),  # strided: gather/scatter
+    )
+    f = PrimFunc("lanes", (A, B), bind(tx, 32, body), {})
+    src, _, _ = gen(f)
+    assert "float3" not in src and "float4" not in src and "float2" not in src
+    assert "float r[3];" in src and "A[(((int)threadIdx.x) * 3) + 2]" in src
+    assert "B[((int)threadIdx.x) + 32] = r_1[1];" in src
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_dp4a_reads_words():
+    src, _, _ = gen(K.case_dense_dp4a().func)
+    assert re.search(r"__dp4a\(\*\(int\*\)\(A \+ .*\), \*\(int\*\)\(B \+ .*\), C_local\[0\]\)", src)
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_dp4a_mixed_signedness_and_packed_operands():
+    A = Buffer("A", (64,), "uint8")
+    B = Buffer("B", (64,), "int8")
+    C = Buffer("C", (16,), "int32")
+    tx = thread("threadIdx.x")
+    packed = E.Broadcast(E.const(1, "int8"), 4)
+    body = seq(st(C, tx.var, call("int32", "dp4a", ld(A, ramp(tx.var * 4, 4)), ld(B, ramp(tx.var * 4, 4)), 0)),
+               st(C, tx.var, call("int32", "dp4a", ld(B, ramp(tx.var * 4, 4)), packed, ld(C, tx.var))))
+    f = PrimFunc("dp4a_mixed", (A, B, C), bind(tx, 16, body), {})
+    src, _, _ = gen(f)
+    assert "mt_dp4a_us(*(unsigned int*)(A + " in src
+    assert "__dp4a(*(int*)(B + " in src
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_int8_arithmetic_is_cast_back_and_round_is_rint():
+    src, _, _ = gen(K.case_int8_wrap().func)
+    text = kernel_text(src, "int8_wrap_kernel0")
+    c_line = next(ln for ln in text.splitlines() if ln.strip().startswith("C["))
+    assert c_line.count("(signed char)(") == 3   # *, +, - each wrap to int8
+    assert "rintf(" in text and "(signed char)(int)(rintf(" in text
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_floor_division_and_modulo():
+    src, _, _ = gen(K.case_floordiv().func)
+    assert "__device__ __forceinline__ int floordiv_i32(int a, int b)" in src
+    assert "floormod_i32(" in src
+    text = kernel_text(src, "floordiv_kernel0")
+    assert re.search(r"Q8\[.*\] = A\[.*\] >> 3;", text)
+    assert re.search(r"R8\[.*\] = A\[.*\] & 7;", text)
+    assert "Q3[" in text and "floordiv_i32(A[" in text
+    assert "(signed char)floordiv_i32(A8[" in text
+    compile_both(src)
+
+
+def test_floor_division_of_nonnegative_index_uses_plain_c_operators():
+    A, B = Buffer("A", (64,), "float32"), Buffer("B", (64,), "float32")
+    tx = thread("threadIdx.x")
+    f = PrimFunc("idx", (A, B), bind(tx, 64, st(B, tx.var, ld(A, (tx.var // 3) * 3 + tx.var % 3))), {})
+    src, _, _ = gen(f)
+    assert "((int)threadIdx.x) / 3" in src and "((int)threadIdx.x) % 3" in src
+    assert "floordiv_i32" not in src
+
+
+@needs_nvrtc
+def test_dynamic_shared_memory_above_48kb():
+    case = K.case_dynamic_shared()
+    src, plans, _ = gen(case.func)
+    (launch,) = plans["reverse_blocks"].launches
+    assert launch.dynamic_shared_bytes == 65536
+    assert "extern __shared__ __align__(16) unsigned char __dyn_shmem[];" in src
+    assert "float* S = (float*)(__dyn_shmem + 0);" in src
+    assert "__shared__ __align__(16) float S[" not in src
+    assert src.count("__syncthreads();") == 1
+    assert eval(launch.grid[0], {}, {"n": 65536}) == 4
+    assert launch.args == ("param:0", "param:1")   # n is only used by the grid
+    compile_both(src)
+
+
+def test_shared_memory_over_the_architecture_limit_is_an_error():
+    A = Buffer("A", (70000,), "float32")
+    S = Buffer("S_big", (70000,), "float32", "shared")
+    tx = thread("threadIdx.x")
+    f = PrimFunc("big", (A,), Allocate(S, bind(tx, 32, seq(st(S, tx.var, ld(A, tx.var)),
+                                                           st(A, tx.var, ld(S, 31 - tx.var))))), {})
+    with pytest.raises(CodegenError, match="S_big"):
+        gen(f, arch="sm_80")
+
+
+@needs_nvrtc
+def test_half_precision_is_self_contained():
+    src, _, _ = gen(K.case_half().func)
+    assert "struct __align__(2) mt_half" in src and "#include" not in src
+    assert "mt_half{0x3c00}" in src
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_double_buffered_shared_indices_compile():
+    n = 1024
+    A, B = Buffer("A", (n,), "float32"), Buffer("B", (64,), "float32")
+    S = Buffer("S", (2, 64), "float32", "shared")
+    tx = thread("threadIdx.x")
+    k = E.Var("k")
+    acc = Buffer("acc", (1,), "float32", "local")
+    nxt = ((k + 1) % 2) * 64 + tx.var
+    cur = (k % 2) * 64
+    body = seq(
+        st(acc, 0, E.const(0.0)),
+        st(S, tx.var, ld(A, tx.var)),
+        For(k, E.const(0), E.const(n // 64 - 1), "serial", seq(
+            AttrStmt(S.data, "double_buffer_write", E.const(1), st(S, nxt, ld(A, (k + 1) * 64 + tx.var))),
+            st(acc, 0, ld(acc, 0) + ld(S, cur + (63 - tx.var))),
+        )),
+        st(B, tx.var, ld(acc, 0)),
+    )
+    f = PrimFunc("dbuf", (A, B), Allocate(S, bind(tx, 64, Allocate(acc, body))), {})
+    src, _, _ = gen(f)
+    text = kernel_text(src, "dbuf_kernel0")
+    assert "& 1" in text                     # (k + 1) % 2 on a non-negative loop variable
+    lines = [ln.strip() for ln in text.splitlines()]
+    loop = next(i for i, ln in enumerate(lines) if ln.startswith("for (int k"))
+    # a barrier before the loop (prologue load -> first read) and one at the end of each iteration,
+    # none between the prefetch store and the read of the other half
+    assert lines[loop - 1] == "__syncthreads();"
+    assert lines[loop + 1].startswith("S[") and lines[loop + 2].startswith("acc[0] =")
+    assert lines[loop + 3] == "__syncthreads();"
+    assert text.count("__syncthreads();") == 2
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_workspace_and_two_kernels():
+    n = E.SizeVar("n")
+    A, B = Buffer("A", (n,), "float32"), Buffer("B", (n,), "float32")
+    W = Buffer("T_ws", (n,), "float32", "global")
+    bx, tx = thread("blockIdx.x"), thread("threadIdx.x")
+    bx2, tx2 = thread("blockIdx.x", "bx2"), thread("threadIdx.x", "tx2")
+    i = bx.var * 64 + tx.var
+    j = bx2.var * 64 + tx2.var
+    k1 = bind(bx, (n + 63) // 64, bind(tx, 64, IfThenElse(i < n, st(W, i, ld(A, i) * E.const(2.0)))))
+    k2 = bind(bx2, (n + 63) // 64, bind(tx2, 64, IfThenElse(j < n, st(B, j, ld(W, j) + E.const(1.0)))))
+    f = PrimFunc("two", (A, B), Allocate(W, seq(k1, k2)), {"shape_vars": (n,)})
+    src, plans, _ = gen(f)
+    plan = plans["two"]
+    assert [L.kernel for L in plan.launches] == ["two_kernel0", "two_kernel1"]
+    assert plan.launches[0].args == ("param:0", "workspace:0", "var:n")
+    assert plan.launches[1].args == ("param:1", "workspace:0", "var:n")
+    assert eval(plan.workspaces[0], {}, {"n": 10}) == 40
+    assert "float* __restrict__ T_ws" in kernel_text(src, "two_kernel0")
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_several_functions_share_one_source_and_build_cuda():
+    src, plans, sigs = gen(K.case_vadd().func, K.case_dense_dp4a().func)
+    assert set(plans) == {"vadd", "dense_dp4a"} and [s.name for s in sigs] == ["vadd", "dense_dp4a"]
+    mod = build_cuda([K.case_vadd().func, K.case_dense_dp4a().func], "sm_80")
+    assert "vadd_kernel0" in mod.get_source() and "dense_dp4a_kernel0" in mod.get_source()
+    assert set(mod.signatures) == {"vadd", "dense_dp4a"}
+
+
+def test_pragma_auto_unroll_marks_small_loops():
+    A = Buffer("A", (64,), "float32")
+    tx = thread("threadIdx.x")
+    i, j, m = E.Var("i"), E.Var("j"), E.Var("m")
+    body = AttrStmt(None, "pragma_auto_unroll_max_step", E.const(16), seq(
+        For(i, E.const(0), E.const(4), "serial", For(j, E.const(0), E.const(4), "serial",
+                                                     st(A, tx.var + i * 4 + j, E.const(1.0)))),
+        For(m, E.const(0), E.const(32), "serial", st(A, tx.var, E.const(2.0))),
+    ))
+    src, _, _ = gen(PrimFunc("unr", (A,), bind(tx, 1, body), {}))
+    lines = [ln.strip() for ln in src.splitlines()]
+    at = {ln.split()[2]: k for k, ln in enumerate(lines) if ln.startswith("for (")}
+    assert lines[at["i"] - 1] == "#pragma unroll" and lines[at["j"] - 1] == "#pragma unroll"
+    assert lines[at["m"] - 1] != "#pragma unroll"
+
+
+def test_threads_smaller_than_block_are_guarded():
+    A = Buffer("A", (64,), "float32")
+    S = Buffer("S", (64,), "float32", "shared")
+    bx, tx, tx2 = thread("blockIdx.x"), thread("threadIdx.x"), thread("threadIdx.x", "t2")
+    body = bind(bx, 1, Allocate(S, seq(bind(tx, 64, st(S, tx.var, ld(A, tx.var))),
+                                       bind(tx2, 32, st(A, tx2.var, ld(S, tx2.var + 32))))))
+    src, plans, _ = gen(PrimFunc("guard", (A,), body, {}))
+    assert plans["guard"].launches[0].block == (64, 1, 1)
+    lines = [ln.strip() for ln in src.splitlines()]
+    g = lines.index("if (((int)threadIdx.x) < 32) {")
+    assert lines[g - 1] == "__syncthreads();"      # the barrier stays outside the guard
+
+
+def test_shared_buffer_used_by_two_kernels_is_an_error():
+    A = Buffer("A", (64,), "float32")
+    S = Buffer("S", (64,), "float32", "shared")
+    tx, tx2 = thread("threadIdx.x"), thread("threadIdx.x", "t2")
+    body = Allocate(S, seq(bind(tx, 64, st(S, tx.var, ld(A, tx.var))),
+                           bind(tx2, 32, st(A, tx2.var, ld(S, tx2.var + 32)))))
+    with pytest.raises(CodegenError, match="S is allocated outside the thread bindings"):
+        gen(PrimFunc("two_kernels", (A,), body, {}))
+
+
+# ------------------------------------------------------------------------------------------
+# errors
+# ------------------------------------------------------------------------------------------
+def test_unbound_loop_is_an_error_naming_the_buffer():
+    A, C = Buffer("A", (16,), "float32"), Buffer("C", (16,), "float32")
+    i = E.Var("i")
+    f = PrimFunc("host", (A, C), For(i, E.const(0), E.const(16), "serial", st(C, i, ld(A, i))), {})
+    with pytest.raises(CodegenError) as info:
+        gen(f)
+    msg = str(info.value)
+    assert "C" in msg and "s[C].bind(axis, te.thread_axis(\"blockIdx.x\"))" in msg and "loop over i" in msg
+
+
+def test_symbolic_block_dimension_is_an_error():
+    n = E.SizeVar("n")
+    A = Buffer("A", (n,), "float32")
+    tx = thread("threadIdx.x")
+    f = PrimFunc("sym", (A,), bind(tx, n, st(A, tx.var, E.const(0.0))), {"shape_vars": (n,)})
+    with pytest.raises(CodegenError, match="threadIdx.x.*constant"):
+        gen(f)
+
+
+def test_parallel_loop_on_gpu_is_an_error():
+    A = Buffer("A", (16,), "float32")
+    tx, i = thread("threadIdx.x"), E.Var("i")
+    f = PrimFunc("par", (A,), bind(tx, 1, For(i, E.const(0), E.const(16), "parallel", st(A, i, E.const(0.0)))), {})
+    with pytest.raises(CodegenError, match="parallel"):
+        gen(f)
+
+
+def test_unknown_intrinsic_is_an_error():
+    A = Buffer("A", (16,), "float32")
+    tx = thread("threadIdx.x")
+    f = PrimFunc("unk", (A,), bind(tx, 16, st(A, tx.var, call("float32", "frobnicate", ld(A, tx.var)))), {})
+    with pytest.raises(CodegenError, match="frobnicate"):
+        gen(f)
+
+
+# ------------------------------------------------------------------------------------------
+# the virtual-thread pass
+# ------------------------------------------------------------------------------------------
+def test_inject_virtual_thread_expands_locals_and_substitutes():
+    A = Buffer("A", (64,), "float32")
+    L = Buffer("L", (2,), "float32", "local")
+    vt, tx = thread("vthread", "vt"), thread("threadIdx.x")
+    k = E.Var("k")
+    body = bind(vt, 4, bind(tx, 16, Allocate(L, seq(
+        st(L, 0, E.const(0.0)),
+        For(k, E.const(0), E.const(8), "serial", st(L, 0, ld(L, 0) + ld(A, vt.var * 16 + tx.var))),
+        st(A, vt.var * 16 + tx.var, ld(L, 0)),
+    ))))
+    out = inject_virtual_thread(body)
+    allocs, stores, attrs = [], [], []
+
+    class _V(Visitor):
+        def visit_Allocate(self, s):
+            allocs.append(s.buffer)
+            self.generic_visit(s)
+
+        def visit_BufferStore(self, s):
+            stores.append(s)
+            self.generic_visit(s)
+
+        def visit_AttrStmt(self, s):
+            attrs.append(s.node.thread_tag)
+            self.generic_visit(s)
+
+    _V().visit(out)
+    assert attrs == ["threadIdx.x"]
+    assert [b.shape[0].value for b in allocs] == [8]
+    assert len(stores) == 12                     # 4 inits, 4 in the (single) k loop, 4 results
+    text = str(out)
+    assert "L[6] = 0.0f" in text and "L[6] = (L[6] + A[(48 + threadIdx_x)])" in text
+    assert text.count("for (k") == 1
+
+
+def test_inject_virtual_thread_keeps_invariant_statements_once():
+    A = Buffer("A", (64,), "float32")
+    S = Buffer("S", (16,), "float32", "shared")
+    vt, tx = thread("vthread", "vt"), thread("threadIdx.x")
+    body = bind(vt, 2, bind(tx, 16, seq(st(S, tx.var, ld(A, tx.var)), st(A, vt.var * 16 + tx.var, ld(S, tx.var)))))
+    out = inject_virtual_thread(body)
+    text = str(out)
+    assert text.count("S[threadIdx_x] =") == 1
+    assert text.count("A[threadIdx_x] = S[threadIdx_x]") == 1 and "A[(16 + threadIdx_x)]" in text
+
+
+def test_vthread_with_symbolic_extent_is_an_error():
+    A = Buffer("A", (64,), "float32")
+    vt = thread("vthread", "vt")
+    with pytest.raises(CodegenError, match="vthread extent"):
+        inject_virtual_thread(bind(vt, E.SizeVar("n"), st(A, vt.var, E.const(0.0))))
+
+
+# ------------------------------------------------------------------------------------------
+# the shared-memory sync pass
+# ------------------------------------------------------------------------------------------
+def _shared_kernel(body_fn, n=64):
+    A = Buffer("A", (n,), "float32")
+    S = Buffer("S", (n,), "float32", "shared")
+    tx = thread("threadIdx.x")
+    return bind(tx, n, Allocate(S, body_fn(A, S, tx.var)))
+
+
+def test_no_barrier_when_each_thread_reads_its_own_element():
+    k = _shared_kernel(lambda A, S, t: seq(st(S, t, ld(A, t)), st(A, t, ld(S, t) * E.const(2.0))))
+    assert count_syncs(insert_shared_sync(k)) == 0
+
+
+def test_barrier_between_write_and_read_of_other_threads():
+    k = _shared_kernel(lambda A, S, t: seq(st(S, t, ld(A, t)), st(A, t, ld(S, 63 - t))))
+    out = insert_shared_sync(k)
+    assert count_syncs(out) == 1
+    body = out.body.body
+    assert isinstance(body, SeqStmt) and is_sync(body.seq[1])
+
+
+def test_barrier_before_overwriting_what_others_read():
+    # read S[63 - t], then write S[t]: a write-after-read hazard
+    k = _shared_kernel(lambda A, S, t: seq(st(S, t, ld(A, t)), st(A, t, ld(S, 63 - t)),
+                                           st(S, t, E.const(0.0)), st(A, t, ld(A, t) + ld(S, 62 - t))))
+    out = insert_shared_sync(k)
+    assert count_syncs(out) == 3
+
+
+def test_divergent_barrier_is_hoisted_by_splitting_the_branch():
+    def body(A, S, t):
+        return IfThenElse(t < 32, seq(st(S, t, ld(A, t)), st(A, t, ld(S, 31 - t))))
+    out = insert_shared_sync(_shared_kernel(body))
+    top = out.body.body
+    assert isinstance(top, SeqStmt) and len(top.seq) == 3
+    assert isinstance(top.seq[0], IfThenElse) and is_sync(top.seq[1]) and isinstance(top.seq[2], IfThenElse)
+    assert count_syncs(top.seq[0]) == 0 and count_syncs(top.seq[2]) == 0
+
+
+def test_divergent_barrier_through_a_loop():
+    k = E.Var("k")
+
+    def body(A, S, t):
+        return IfThenElse(t < 32, For(k, E.const(0), E.const(4), "serial", seq(
+            st(S, t, ld(A, t) + E.Cast("float32", k)), st(A, t, ld(S, 31 - t)))))
+    out = insert_shared_sync(_shared_kernel(body))
+    loop = out.body.body
+    assert isinstance(loop, For)                 # the guard moved inside the loop
+    src_syncs = [s for s in loop.body.seq if is_sync(s)]
+    assert len(src_syncs) == 2 and all(isinstance(s, (IfThenElse,)) or is_sync(s) for s in loop.body.seq)
+
+
+def test_divergent_barrier_with_else_branch_is_an_error():
+    def body(A, S, t):
+        return IfThenElse(t < 32, seq(st(S, t, ld(A, t)), st(A, t, ld(S, 31 - t))), st(A, t, E.const(0.0)))
+    with pytest.raises(CodegenError, match="else"):
+        insert_shared_sync(_shared_kernel(body))
+
+
+def test_barrier_in_loop_with_thread_dependent_trip_count_is_an_error():
+    k = E.Var("k")
+
+    def body(A, S, t):
+        return For(k, E.const(0), t, "serial", seq(st(S, t, ld(A, k)), st(A, t, ld(S, 63 - t))))
+    with pytest.raises(CodegenError, match="trip count"):
+        insert_shared_sync(_shared_kernel(body))
+
+
+def test_tree_reduction_syncs_each_step_outside_the_guard():
+    s = E.Var("s")
+
+    def body(A, S, t):
+        half = E.const(32) // (s + 1)
+        return seq(
+            st(S, t, ld(A, t)),
+            For(s, E.const(0), E.const(6), "serial",
+                IfThenElse(t < half, st(S, t, ld(S, t) + ld(S, t + half)))),
+            IfThenElse(t < 1, st(A, 0, ld(S, 0))),
+        )
+    out = insert_shared_sync(_shared_kernel(body))
+    seq_ = out.body.body.seq
+    assert is_sync(seq_[1])                                  # load -> first step
+    loop = seq_[2]
+    assert isinstance(loop, For) and is_sync(loop.body.seq[-1])   # end of every step
+    assert count_syncs(loop.body.seq[0]) == 0                # never inside the guard
+    assert count_syncs(out) == 2                             # the loop's last barrier covers the final read
+
+
+def test_existing_barriers_are_respected_and_not_doubled():
+    sync = Evaluate(E.Call("int32", "syncthreads", ()))
+    k = _shared_kernel(lambda A, S, t: seq(st(S, t, ld(A, t)), sync, sync, st(A, t, ld(S, 63 - t))))
+    assert count_syncs(insert_shared_sync(k)) == 1
+
+
+def test_loop_without_cross_iteration_hazard_gets_no_barrier():
+    k = E.Var("k")
+    body = _shared_kernel(lambda A, S, t: seq(
+        For(k, E.const(0), E.const(4), "serial", st(S, t, ld(A, t) + E.Cast("float32", k))),
+        st(A, t, ld(S, t))))
+    assert count_syncs(insert_shared_sync(body)) == 0
