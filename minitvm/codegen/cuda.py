@@ -86,8 +86,11 @@ _KEYWORDS = {
     "unsigned", "void", "volatile", "while", "class", "delete", "new", "operator", "private",
     "protected", "public", "template", "this", "throw", "try", "catch", "typename", "namespace",
     "using", "virtual", "true", "false", "threadIdx", "blockIdx", "blockDim", "gridDim", "warpSize",
-    "min", "max", "half", "half2", "float4", "int4", "char4", "asm", "abs", "exp", "log", "sqrt",
+    "min", "max", "half", "half2", "float4", "int4", "char4", "asm", "abs", "fminf", "fmaxf",
+    "floordiv_i32", "floormod_i32", "floordiv_i64", "floormod_i64",
 }
+_KEYWORDS |= {m + suffix for m in ("exp", "log", "sqrt", "tanh", "floor", "ceil", "fabs", "pow", "sin", "cos",
+                                   "rint") for suffix in ("", "f")}
 
 _HELPERS = {
     "floordiv_i32": """__device__ __forceinline__ int floordiv_i32(int a, int b) {
@@ -1063,9 +1066,10 @@ class _KernelGen:
                 return code
         if t == "bool":
             return f"({code} != 0)"
+        code = _paren(code)
         if dt.is_float(s) and dt.is_integer(t) and dt.bits(t) < 32:
-            return f"(({_CTYPE[t]})({_CTYPE['int32' if dt.is_int(t) else 'uint32']})({code}))"
-        return f"(({_CTYPE[t]})({code}))"
+            return f"(({_CTYPE[t]})({_CTYPE['int32' if dt.is_int(t) else 'uint32']}){code})"
+        return f"(({_CTYPE[t]}){code})"
 
     # calls ----------------------------------------------------------------------------
     def x_Call(self, e, lane):
@@ -1276,6 +1280,13 @@ def _bare(code: str) -> str:
             if depth == 0 and k != len(code) - 1:
                 return code
     return code[1:-1]
+
+
+def _paren(code: str) -> str:
+    """``code`` wrapped in parentheses unless it already is one parenthesized unit or a name."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", code) or _bare(code) != code:
+        return code
+    return f"({code})"
 
 
 def _narrow(elem: str, code: str) -> str:

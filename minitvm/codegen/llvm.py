@@ -947,6 +947,7 @@ class _FunctionBuilder:
         params += [f"{ty} %lo", "i64 %begin", "i64 %end"]
         inner.loop(_I64_COUNTER, "%begin", "%end", _Rebind(s.loop_var, s.body, ty))
         inner.emit("ret i32 0")
+        self.written |= inner.written
         inner_text = inner.finish(f"define internal i32 {_global(base + '.body')}({', '.join(params)}) #1")
 
         # the trampoline the runtime calls

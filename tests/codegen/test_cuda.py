@@ -359,6 +359,43 @@ def test_shared_buffer_used_by_two_kernels_is_an_error():
         gen(PrimFunc("two_kernels", (A,), body, {}))
 
 
+@needs_nvrtc
+def test_tvm_style_nested_bindings_and_shared_allocated_in_the_loop():
+    """Fetch stage with its own threadIdx binding inside the compute binding; tile allocated per ko."""
+    A, C = Buffer("A", (32, 256), "float32"), Buffer("C", (32, 64), "float32")
+    S = Buffer("A_shared", (64,), "float32", "shared")
+    acc = Buffer("acc", (1,), "float32", "local")
+    bx, tx, tf = thread("blockIdx.x"), thread("threadIdx.x"), thread("threadIdx.x", "tf")
+    ko, ki = E.Var("ko"), E.Var("ki")
+    loop = For(ko, E.const(0), E.const(4), "serial", Allocate(S, seq(
+        bind(tf, 32, seq(st(S, tf.var * 2, ld(A, bx.var * 256 + ko * 64 + tf.var * 2)),
+                         st(S, tf.var * 2 + 1, ld(A, bx.var * 256 + ko * 64 + tf.var * 2 + 1)))),
+        For(ki, E.const(0), E.const(64), "serial",
+            st(acc, 0, ld(acc, 0) + ld(S, ki) * E.Cast("float32", tx.var))),
+    )))
+    body = bind(bx, 32, bind(tx, 64, Allocate(acc, seq(st(acc, 0, E.const(0.0)), loop,
+                                                      st(C, bx.var * 64 + tx.var, ld(acc, 0))))))
+    src, plans, _ = gen(PrimFunc("nested", (A, C), body, {}))
+    assert plans["nested"].launches[0].block == (64, 1, 1)
+    lines = [ln.strip() for ln in kernel_text(src, "nested_kernel0").splitlines()]
+    assert "__shared__ __align__(16) float A_shared[64];" in lines
+    g = lines.index("if (((int)threadIdx.x) < 32) {")
+    close = lines.index("}", g)
+    assert lines[close + 1] == "__syncthreads();" and lines[close + 2].startswith("for (int ki")
+    assert lines.count("__syncthreads();") == 2
+    compile_both(src)
+
+
+def test_names_never_shadow_math_functions():
+    A = Buffer("expf", (8,), "float32")
+    tx = thread("threadIdx.x")
+    i = E.Var("rintf")
+    f = PrimFunc("shadow", (A,), bind(tx, 8, For(i, E.const(0), E.const(1), "serial",
+                                                 st(A, tx.var + i, call("float32", "exp", ld(A, tx.var + i))))), {})
+    src, _, _ = gen(f)
+    assert "float* __restrict__ expf_" in src and "int rintf_ = 0" in src and "expf(expf_[" in src
+
+
 # ------------------------------------------------------------------------------------------
 # errors
 # ------------------------------------------------------------------------------------------

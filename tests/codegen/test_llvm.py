@@ -465,6 +465,10 @@ def test_parallel_loop():
         C, load(A, i * cols + j) * scale + Cast("float32", i), i * cols + j)), kind="parallel"))
     m = build_llvm([PrimFunc("par", (A, C), body, {"shape_vars": (n,)})])
     assert "minitvm_parallel_for" in m.get_source()
+    ro = np.zeros((2, cols), "float32")
+    ro.flags.writeable = False
+    with pytest.raises(errors.RuntimeError_, match="read-only"):
+        m(np.zeros((2, cols), "float32"), ro)
     for r in (rows, 1, 3):
         a = rng.standard_normal((r, cols)).astype("float32")
         c = poison((r, cols), "float32")

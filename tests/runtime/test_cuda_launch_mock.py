@@ -107,6 +107,10 @@ class FakeFunction:
         self.attrs = {}
 
 
+class FakeEvent:
+    launches = 0
+
+
 class FakeDriver:
     """Just enough of cuda.bindings.driver, with host memory as device memory."""
 
@@ -267,16 +271,17 @@ class FakeDriver:
 
     # events
     def cuEventCreate(self, flags):
-        return (OK, object())
+        return (OK, FakeEvent())
 
     def cuEventRecord(self, ev, stream):
+        ev.launches = len(self.launches)
         return (OK,)
 
     def cuEventSynchronize(self, ev):
         return (OK,)
 
     def cuEventElapsedTime(self, a, b):
-        return (OK, 0.25)
+        return (OK, 0.25 * (b.launches - a.launches))  # every fake launch "takes" 0.25 ms
 
     def cuEventDestroy(self, ev):
         return (OK,)
@@ -471,7 +476,9 @@ def test_time_evaluator_uses_events(fake):
     mod = vadd_module()
     A = minitvm.nd.array(np.ones(64, "float32"), minitvm.cuda())
     res = mod.time_evaluator("vadd", number=4, repeat=3)(A, A, A)
-    assert len(res.results) == 3 and all(r == pytest.approx(0.25e-3 / 4) for r in res.results)
+    assert len(res.results) == 3 and all(r == pytest.approx(0.25e-3) for r in res.results)
+    res = mod.time_evaluator("vadd", number=1, repeat=2, min_repeat_ms=2)(A, A, A)
+    assert all(r == pytest.approx(0.25e-3) for r in res.results)
 
 
 def test_context_made_current_each_run(fake):

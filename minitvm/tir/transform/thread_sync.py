@@ -14,7 +14,10 @@ a loop-carried comparison): then every thread touches only the location it touch
 Thread variables of the same ``threadIdx`` tag are identified. Reads of reads and writes after
 writes never conflict (a write-write race between threads is a bug of the schedule, as in TVM).
 A write marked ``AttrStmt(..., "double_buffer_write", ...)`` does not conflict with reads that
-follow it in the same iteration (the reads use the other half), only loop-carried.
+follow it in the same iteration (the reads use the other half), only loop-carried. Buffers under
+``AttrStmt(buffer, "double_buffered", ...)`` (the output of
+:func:`~minitvm.tir.transform.double_buffer.inject_double_buffer`, which places their barriers
+itself) are not analysed at all; the barriers that pass placed still count for other buffers.
 
 **Placement.** In each statement sequence, a barrier goes right before the first statement whose
 accesses (before its own first barrier) conflict with the accesses since the last barrier. For a
@@ -84,7 +87,9 @@ class _KernelInfo(Visitor):
         self.canon = {}            # thread Var -> canonical Var of its tag
         self._by_tag = {}
         self.divergent = set()     # Vars whose value may differ between threads of a block
+        self.prebarriered = set()  # data Vars whose barriers the double-buffer pass already placed
         self.visit(stmt)
+        self.shared_data -= self.prebarriered
 
     def visit_Allocate(self, node):
         if node.buffer.scope in _SHARED:
@@ -108,6 +113,8 @@ class _KernelInfo(Visitor):
             self.local_data.add(buf.data)
 
     def visit_AttrStmt(self, node):
+        if node.attr_key == "double_buffered":
+            self.prebarriered.add(getattr(node.node, "data", node.node))
         if node.attr_key == "thread_extent" and isinstance(node.node, E.IterVar):
             tag, var = node.node.thread_tag, node.node.var
             if tag.startswith("threadIdx"):

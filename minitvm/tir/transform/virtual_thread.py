@@ -5,9 +5,11 @@ A ``vthread`` binding is ``AttrStmt(IterVar(..., thread_tag="vthread"), "thread_
 ``body`` as ``n`` independent virtual threads inside one real thread. The pass removes the
 attribute and rewrites ``body`` so that one real thread does the work of all ``n``:
 
-* every ``local`` allocation inside the scope is expanded ``n`` times (``[vt][original]`` layout):
-  virtual thread ``k`` uses elements ``k*size ...``; this is what turns a vthread into register
-  tiling;
+* a ``local`` allocation inside the scope whose contents differ between virtual threads (some
+  store to it depends on the vthread variable, on a let or buffer that does, or runs under a
+  loop/branch whose header does) is expanded ``n`` times (``[vt][original]`` layout): virtual
+  thread ``k`` uses elements ``k*size ...``; this is what turns a vthread into register tiling.
+  Other local buffers are identical in every virtual thread and stay single (TVM's rule);
 * the copies are pushed as far down the tree as possible: a loop, branch, let or attribute whose
   header does not depend on the vthread (or on an expanded buffer) is kept once and the pass
   recurses into it; a leaf statement (store, evaluate), or a compound statement whose header does
@@ -71,43 +73,47 @@ class _VThreadLowering(Mutator):
         n = node.value.value
         if n == 1:
             return substitute(body, {var: E.const(0, var.dtype)})
-        return _Injector(var, n, _local_allocs(body)).run(body)
+        return _Injector(var, n, body).run(body)
 
 
 def _local_allocs(body) -> dict:
-    """data Var -> (Allocate buffer, flat size) for every constant-size local allocation in body."""
+    """data Var -> (Allocate buffer, flat size) for every local allocation in body."""
     found = {}
 
     class _V(Visitor):
         def visit_Allocate(self, node):
             b = node.buffer
             if b.scope == "local":
-                size = 1
-                for s in b.shape:
-                    if not isinstance(s, E.IntImm):
-                        raise CodegenError(
-                            f"local buffer {b.name} has the symbolic shape {tuple(str(x) for x in b.shape)} "
-                            "inside a virtual thread; register buffers need constant sizes")
-                    size *= s.value
-                found[b.data] = (b, size)
+                found[b.data] = b
             self.generic_visit(node)
 
     _V().visit(body)
     return found
 
 
-class _Uses(Visitor):
-    """Does a statement header/expression use the vthread var or an expanded buffer?"""
+def _flat_size(b) -> int:
+    size = 1
+    for s in b.shape:
+        if not isinstance(s, E.IntImm):
+            raise CodegenError(
+                f"local buffer {b.name} has the symbolic shape {tuple(str(x) for x in b.shape)} inside a "
+                "virtual thread; register buffers need constant sizes")
+        size *= s.value
+    return size
 
-    def __init__(self, var, expanded):
-        self.var, self.expanded, self.hit = var, expanded, False
+
+class _Uses(Visitor):
+    """Does a node use a vthread-dependent variable or read/write an expanded buffer?"""
+
+    def __init__(self, vvars, expanded):
+        self.vvars, self.expanded, self.hit = vvars, expanded, False
 
     def visit(self, node):
         if not self.hit:
             super().visit(node)
 
     def visit_Var(self, node):
-        if node is self.var or node in self.expanded:
+        if node in self.vvars or node in self.expanded:
             self.hit = True
 
     visit_SizeVar = visit_Var
@@ -132,15 +138,57 @@ class _Uses(Visitor):
 
 
 class _Injector:
-    def __init__(self, var, n, expanded):
+    def __init__(self, var, n, body):
         self.var, self.n = var, n
-        self.expanded = expanded
+        self.vvars = {var}          # the vthread var and lets computed from it
+        self.expanded = {}          # data Var -> flat size of local buffers that differ per vthread
+        self._find_dependent(body)
         self.new_buffers = {}
-        for data, (b, size) in expanded.items():
+        self.originals = _local_allocs(body)
+        for data, size in self.expanded.items():
+            b = self.originals[data]
             self.new_buffers[data] = Buffer(b.name, (n * size,), b.dtype, b.scope, data=b.data)
 
+    def _find_dependent(self, body):
+        """Fixed point: which lets and local buffers take different values in different vthreads.
+
+        A local buffer does when some store to it uses the vthread var, a dependent let or buffer,
+        or sits under a loop/branch/let whose header does (TVM's "touched by the vthread" rule).
+        Buffers that do not are identical in every vthread and stay shared, like TVM.
+        """
+        locals_ = _local_allocs(body)
+
+        def walk(s, dep):
+            changed = False
+            if isinstance(s, SeqStmt):
+                for c in s.seq:
+                    changed |= walk(c, dep)
+            elif isinstance(s, For):
+                changed |= walk(s.body, dep or self.header_uses(s.min, s.extent))
+            elif isinstance(s, IfThenElse):
+                d = dep or self.header_uses(s.condition)
+                changed |= walk(s.then_case, d)
+                if s.else_case is not None:
+                    changed |= walk(s.else_case, d)
+            elif isinstance(s, LetStmt):
+                if (dep or self.header_uses(s.value)) and s.var not in self.vvars:
+                    self.vvars.add(s.var)
+                    changed = True
+                changed |= walk(s.body, dep)
+            elif isinstance(s, (Allocate, AttrStmt)):
+                changed |= walk(s.body, dep or (isinstance(s, AttrStmt) and self.header_uses(s.value)))
+            elif isinstance(s, BufferStore):
+                data = s.buffer.data
+                if data in locals_ and data not in self.expanded and (dep or self.uses(s)):
+                    self.expanded[data] = _flat_size(locals_[data])
+                    changed = True
+            return changed
+
+        while walk(body, False):
+            pass
+
     def uses(self, node) -> bool:
-        v = _Uses(self.var, self.expanded)
+        v = _Uses(self.vvars, self.expanded)
         v.visit(node)
         return v.hit
 
@@ -197,10 +245,9 @@ class _Copy(Mutator):
 
     def _index(self, buffer, indices):
         indices = tuple(fold(self.visit(i)) for i in indices)
-        entry = self.expanded.get(buffer.data)
-        if entry is None:
+        size = self.expanded.get(buffer.data)
+        if size is None:
             return buffer, indices
-        _, size = entry
         if len(indices) != 1:
             raise CodegenError(
                 f"local buffer {buffer.name} is accessed with {len(indices)} indices inside a virtual "
