@@ -179,6 +179,8 @@ def codegen_cuda(funcs, arch: str = "sm_90"):
             gen = _KernelGen(f, kname, kernel_stmt, host.workspaces, shape_vars, arch)
             bodies.append(gen.source)
             helpers |= gen.helpers
+            if "mt_half" in gen.source:
+                helpers.add("half")
             launches.append(KernelLaunch(kernel=kname, grid=gen.grid, block=gen.block,
                                          dynamic_shared_bytes=gen.dynamic_shared_bytes,
                                          args=gen.launch_args))
@@ -254,6 +256,7 @@ class _HostSplit:
                 "s[T].bind(axis, te.thread_axis(\"blockIdx.x\")) and s[T].bind(axis, te.thread_axis(\"threadIdx.x\"))")
 
     def walk(self, s, allocs):
+        """Collect kernels under ``s``; ``allocs``: enclosing non-global Allocate buffers and attributes."""
         if isinstance(s, SeqStmt):
             for c in s.seq:
                 self.walk(c, allocs)
@@ -284,12 +287,14 @@ class _HostSplit:
         elif isinstance(s, AttrStmt) and s.attr_key == "thread_extent":
             kernel = s
             used = _used_data(s)
-            for b in reversed(allocs):
-                if b.data in used:
-                    kernel = Allocate(b, kernel)
+            for outer in reversed(allocs):
+                if isinstance(outer, AttrStmt):   # e.g. pragma_auto_unroll_max_step around the kernel
+                    kernel = AttrStmt(outer.node, outer.attr_key, outer.value, kernel)
+                elif outer.data in used:
+                    kernel = Allocate(outer, kernel)
             self.kernels.append(kernel)
         elif isinstance(s, AttrStmt):
-            self.walk(s.body, allocs)
+            self.walk(s.body, allocs + [s])
         elif isinstance(s, Evaluate) and is_no_op(s):
             pass
         else:
@@ -439,7 +444,7 @@ class _Scan(Visitor):
         self.generic_visit(n)
 
     def visit_Allocate(self, n):
-        self.allocs.append(n.buffer)
+        self.allocs.append(n)
         self.generic_visit(n)
 
     def visit_AttrStmt(self, n):
@@ -538,7 +543,7 @@ class _KernelGen:
                 args.append(f"workspace:{j}")
                 self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
                 self.names[b.data] = name
-        local_allocs = {b.data for b in scan.allocs}
+        local_allocs = {a.buffer.data for a in scan.allocs}
         free = [v for v in scan.used_vars
                 if v not in scan.bound and v not in self.bufs and v not in local_allocs]
         for v in free:
@@ -627,12 +632,14 @@ class _KernelGen:
 
     # ------------------------------------------------------------------ shared memory
     def _plan_shared(self, allocs):
-        shared = [b for b in allocs if b.scope in ("shared", "shared.dyn")]
+        nodes = [a for a in allocs if a.buffer.scope in ("shared", "shared.dyn")]
+        shared = [a.buffer for a in nodes]
         total, self.shared_offsets = 0, {}
-        for b in shared:
+        for a in nodes:
+            b = a.buffer
             size = self._const_size(b)
             nbytes = size * dt.numpy_dtype(b.dtype).itemsize * dt.lanes_of(b.dtype)
-            self.shared_offsets[b.data] = total
+            self.shared_offsets[id(a)] = total
             total += (nbytes + 15) // 16 * 16
         dynamic = total > STATIC_SHARED_LIMIT or any(b.scope == "shared.dyn" for b in shared)
         self.dynamic_shared_bytes = total if dynamic else 0
@@ -769,7 +776,7 @@ class _KernelGen:
         elif b.scope in ("shared", "shared.dyn"):
             size = self._const_size(b) * lanes
             if self.dynamic_shared_bytes:
-                off = self.shared_offsets[b.data]
+                off = self.shared_offsets[id(s)]
                 self.line(f"{ct}* {name} = ({ct}*)(__dyn_shmem + {off});")
             else:
                 self.line(f"__shared__ __align__(16) {ct} {name}[{size}];")
@@ -832,6 +839,18 @@ class _KernelGen:
                 self.line(f"*({vt}*)({dst} + {self.expr(idx.base)}) = "
                           f"*({vt}*)({self.ptr(value.buffer)} + {self.expr(sidx.base)});")
                 return
+        # select(c, load, broadcast) with one condition for all lanes (padding): a whole-vector ?:
+        if vec is not None and isinstance(value, E.Select):
+            cond = value.condition
+            if isinstance(cond, E.Broadcast):
+                cond = cond.value
+            if dt.lanes_of(cond.dtype) == 1:
+                t = self.whole_vector(value.true_value, elem, vec)
+                f = self.whole_vector(value.false_value, elem, vec)
+                if t is not None and f is not None:
+                    self.line(f"*({vec[0]}*)({dst} + {self.expr(idx.base)}) = "
+                              f"{_paren(self.expr(cond))} ? {t} : {f};")
+                    return
         self.line("{")
         self.indent += 1
         saved = dict(self.hoisted)
@@ -859,6 +878,22 @@ class _KernelGen:
         self.hoisted = saved
         self.indent -= 1
         self.line("}")
+
+    def whole_vector(self, x, elem, vec):
+        """C text of ``x`` as one value of vector type ``vec``, or None if it is not that simple."""
+        vt, native = vec
+        if isinstance(x, E.BufferLoad) and dt.element_of(x.buffer.dtype) == elem:
+            idx = self.flat_index(x.buffer, x.indices)
+            if _contiguous(idx) and dt.lanes_of(idx.dtype) == dt.lanes_of(x.dtype):
+                return f"*({vt}*)({self.ptr(x.buffer)} + {self.expr(idx.base)})"
+        if isinstance(x, E.Broadcast) and dt.element_of(x.dtype) == elem:
+            if native:
+                v = self.expr(x.value)
+                return f"make_{vt}({', '.join([v] * x.lanes)})"
+            if isinstance(x.value, (E.IntImm, E.FloatImm)) and x.value.value == 0:
+                words = {"int": 1, "int2": 2, "int4": 4}[vt]
+                return "0" if words == 1 else f"make_{vt}({', '.join(['0'] * words)})"
+        return None
 
     # ------------------------------------------------------------------ expressions
     def is_nonneg(self, e) -> bool:

@@ -876,7 +876,7 @@ class CUDAModule(Module):
         if fn is None:
             return
         sizes = []
-        for i in range(len(decoded) + 1):
+        for i in range(4096):  # until the index runs past the last parameter
             try:
                 res = fn(func, i)
             except Exception:  # noqa: BLE001 - binding without it
@@ -952,7 +952,10 @@ class CUDAModule(Module):
         for s in fn.launches:
             grid = tuple(_evaluate(g, dims, f"grid[{a}] of launch {s.index} ({s.kernel}) of {fn.name}")
                          for a, g in enumerate(s.grid))
-            if min(grid) <= 0:
+            if min(grid) < 0:
+                raise ShapeError(f"{fn.name}: launch {s.index} ({s.kernel}) has a negative grid {grid} "
+                                 f"for {dims}")
+            if min(grid) == 0:
                 out.append((None, ()))  # an empty grid does nothing: skip the launch
                 continue
             fixed = [(slot, ws_ptrs[j]) for slot, j in s.ws_slots]
@@ -1048,7 +1051,7 @@ class CUDAModule(Module):
                 if self.debug:
                     (err,) = _drv.cuCtxSynchronize()
                     if err:
-                        raise self._launch_error(fn, s, grid, err, "the kernel")
+                        raise self._launch_error(fn, s, grid, err, "kernel execution")
         self._last_device = dev
         return True
 
@@ -1076,7 +1079,7 @@ class CUDAModule(Module):
         events = self._events.get(dev)
         if events is None:
             require_device(dev)
-            flags = _drv.CUevent_flags.CU_EVENT_DEFAULT
+            flags = int(_drv.CUevent_flags.CU_EVENT_DEFAULT)
             events = (_check(_drv.cuEventCreate(flags), "cuEventCreate"),
                       _check(_drv.cuEventCreate(flags), "cuEventCreate"))
             self._events[dev] = events

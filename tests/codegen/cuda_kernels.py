@@ -284,9 +284,26 @@ def case_half(n=2048) -> Case:
                 lambda a: {2: a[0] * a[1] + np.float16(1), 3: np.sqrt(np.abs(a[0]))}, (2, 3))
 
 
+def case_pad_select(n=1024) -> Case:
+    """B[4i:4i+4] = A[4(i-1):4i] if i >= 1 else 0 (int8x4 under a select: one guarded char4 load)."""
+    A, B = Buffer("A", (n,), "int8"), Buffer("B", (n,), "int8")
+    bx, tx = thread("blockIdx.x"), thread("threadIdx.x")
+    i = bx.var * 64 + tx.var
+    cond = i >= 1
+    value = E.Select(E.Broadcast(cond, 4), ld(A, ramp((i - 1) * 4, 4)), E.Broadcast(E.const(0, "int8"), 4))
+    f = PrimFunc("pad_select", (A, B), bind(bx, n // 256, bind(tx, 64, st(B, ramp(i * 4, 4), value))),
+                 {"shape_vars": ()})
+
+    def ref(a):
+        out = np.zeros_like(a[0])
+        out[4:] = a[0][:-4]
+        return {1: out}
+    return Case(f, lambda rng, s: [_rand(rng, (n,), "int8"), _rand(rng, (n,), "int8")], ref, (1,))
+
+
 ALL_CASES = {
     "vadd": case_vadd, "matmul_shared": case_matmul_shared, "matmul_vthread": case_matmul_vthread,
     "dense_dp4a": case_dense_dp4a, "vector_float4": case_vector_float4, "vector_char4": case_vector_char4,
     "int8_wrap": case_int8_wrap, "floordiv": case_floordiv, "dynamic_shared": case_dynamic_shared,
-    "half": case_half,
+    "half": case_half, "pad_select": case_pad_select,
 }

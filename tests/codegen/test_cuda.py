@@ -71,6 +71,15 @@ def count_syncs(stmt) -> int:
 # whole kernels
 # ------------------------------------------------------------------------------------------
 @needs_nvrtc
+@pytest.mark.parametrize("name", sorted(K.ALL_CASES))
+def test_every_gpu_test_kernel_compiles(name):
+    """The kernels tests/gpu/test_cuda_codegen.py runs all compile for sm_80 and sm_90."""
+    src, plans, sigs = gen(K.ALL_CASES[name]().func)
+    assert sigs[0].name in plans
+    compile_both(src)
+
+
+@needs_nvrtc
 def test_vadd_guard_symbolic_grid_and_signature():
     case = K.case_vadd()
     src, plans, sigs = gen(case.func)
@@ -148,6 +157,14 @@ def test_char4_vector_add_wraps_and_int4_copy():
     assert "char4 v = *(char4*)(A + " in src and "char4 v_1 = *(char4*)(B + " in src
     assert "r.x = (signed char)(v.x + v_1.x);" in src
     assert re.search(r"\*\(int4\*\)\(D \+ .*\) = \*\(int4\*\)\(A \+ .*\);", src)
+    compile_both(src)
+
+
+@needs_nvrtc
+def test_select_between_vector_load_and_zero_is_one_guarded_vector_access():
+    src, _, _ = gen(K.case_pad_select().func)
+    assert re.search(r"\*\(char4\*\)\(B \+ .*\) = .* >= 1\) \? \*\(char4\*\)\(A \+ .*\) : "
+                     r"make_char4\(\(\(signed char\)0\), ", src)
     compile_both(src)
 
 
@@ -256,6 +273,15 @@ def test_half_precision_is_self_contained():
 
 
 @needs_nvrtc
+def test_half_copy_declares_the_half_type():
+    A, B = Buffer("A", (64,), "float16"), Buffer("B", (64,), "float16")
+    tx = thread("threadIdx.x")
+    src, _, _ = gen(PrimFunc("hcopy", (A, B), bind(tx, 32, st(B, ramp(tx.var * 2, 2), ld(A, ramp(tx.var * 2, 2)))), {}))
+    assert "struct __align__(2) mt_half" in src and "*(int*)(B + " in src
+    compile_both(src)
+
+
+@needs_nvrtc
 def test_double_buffered_shared_indices_compile():
     n = 1024
     A, B = Buffer("A", (n,), "float32"), Buffer("B", (64,), "float32")
@@ -334,6 +360,15 @@ def test_pragma_auto_unroll_marks_small_loops():
     at = {ln.split()[2]: k for k, ln in enumerate(lines) if ln.startswith("for (")}
     assert lines[at["i"] - 1] == "#pragma unroll" and lines[at["j"] - 1] == "#pragma unroll"
     assert lines[at["m"] - 1] != "#pragma unroll"
+
+
+def test_pragma_around_the_kernel_still_applies():
+    A = Buffer("A", (64,), "float32")
+    tx, i = thread("threadIdx.x"), E.Var("i")
+    kernel = bind(tx, 4, For(i, E.const(0), E.const(4), "serial", st(A, tx.var * 4 + i, E.const(1.0))))
+    body = AttrStmt(None, "pragma_auto_unroll_max_step", E.const(8), kernel)
+    src, _, _ = gen(PrimFunc("unr2", (A,), body, {}))
+    assert "#pragma unroll\n  for (int i = 0; i < 4; ++i)" in src
 
 
 def test_threads_smaller_than_block_are_guarded():
@@ -481,6 +516,32 @@ def test_inject_virtual_thread_keeps_invariant_statements_once():
     text = str(out)
     assert text.count("S[threadIdx_x] =") == 1
     assert text.count("A[threadIdx_x] = S[threadIdx_x]") == 1 and "A[(16 + threadIdx_x)]" in text
+
+
+def test_inject_virtual_thread_keeps_untouched_locals_single():
+    """A register cache filled independently of the vthread is shared by all copies (TVM's rule)."""
+    A, C = Buffer("A", (64,), "float32"), Buffer("C", (64,), "float32")
+    AL = Buffer("AL", (4,), "float32", "local")
+    CL = Buffer("CL", (4,), "float32", "local")
+    vt, tx = thread("vthread", "vt"), thread("threadIdx.x")
+    i = E.Var("i")
+    body = bind(vt, 2, bind(tx, 8, Allocate(AL, Allocate(CL, seq(
+        For(i, E.const(0), E.const(4), "serial", st(AL, i, ld(A, tx.var * 4 + i))),
+        For(i, E.const(0), E.const(4), "serial", st(CL, i, ld(AL, i) * E.Cast("float32", vt.var))),
+        For(i, E.const(0), E.const(4), "serial", st(C, vt.var * 32 + tx.var * 4 + i, ld(CL, i))),
+    )))))
+    out = inject_virtual_thread(body)
+    sizes = {}
+
+    class _V(Visitor):
+        def visit_Allocate(self, s):
+            sizes[s.buffer.name] = s.buffer.shape[0].value
+            self.generic_visit(s)
+
+    _V().visit(out)
+    assert sizes == {"AL": 4, "CL": 8}
+    text = str(out)
+    assert text.count("AL[i] = A[") == 1 and "CL[(i + 4)] = (AL[i] * float32(1))" in text
 
 
 def test_vthread_with_symbolic_extent_is_an_error():
