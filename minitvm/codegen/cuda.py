@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from ..runtime.module import FunctionSignature, ParamSpec
 from ..tir import expr as E
 from ..tir.functor import Mutator, Visitor, substitute
 from ..tir.stmt import (Allocate, AttrStmt, Buffer, BufferStore, Evaluate, For, IfThenElse, LetStmt,
-                        PrimFunc, SeqStmt, Stmt, is_no_op, seq)
+                        PrimFunc, SeqStmt, Stmt, is_no_op)
 from ..tir.transform.thread_sync import insert_shared_sync
 from ..tir.transform.virtual_thread import inject_virtual_thread, is_vthread_attr
 

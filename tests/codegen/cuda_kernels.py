@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minitvm.tir import expr as E
-from minitvm.tir.stmt import (Allocate, AttrStmt, Buffer, BufferStore, Evaluate, For, IfThenElse,
+from minitvm.tir.stmt import (Allocate, AttrStmt, Buffer, BufferStore, For, IfThenElse,
                               PrimFunc, seq)
 
 
@@ -38,18 +38,22 @@ def bind(iv: E.IterVar, extent, body) -> AttrStmt:
 
 
 def ld(buf, idx):
+    """``buf[idx]`` (a vector load when ``idx`` is a Ramp)."""
     return E.BufferLoad(buf, (E.convert(idx),))
 
 
 def st(buf, idx, value):
+    """``buf[idx] = value``."""
     return BufferStore(buf, E.convert(value) if not isinstance(value, E.PrimExpr) else value, (E.convert(idx),))
 
 
 def ramp(base, lanes, stride=1):
+    """``Ramp(base, stride, lanes)``: a vector index."""
     return E.Ramp(E.convert(base), E.convert(stride), lanes)
 
 
 def call(dtype, op, *args):
+    """A call of intrinsic ``op`` returning ``dtype``."""
     return E.Call(dtype, op, tuple(E.convert(a) for a in args))
 
 
@@ -290,7 +294,9 @@ def case_pad_select(n=1024) -> Case:
     bx, tx = thread("blockIdx.x"), thread("threadIdx.x")
     i = bx.var * 64 + tx.var
     cond = i >= 1
-    value = E.Select(E.Broadcast(cond, 4), ld(A, ramp((i - 1) * 4, 4)), E.Broadcast(E.const(0, "int8"), 4))
+    # the load index is kept in bounds like lowering does (a select may evaluate both sides)
+    safe = E.Select(cond, (i - 1) * 4, E.const(0))
+    value = E.Select(E.Broadcast(cond, 4), ld(A, ramp(safe, 4)), E.Broadcast(E.const(0, "int8"), 4))
     f = PrimFunc("pad_select", (A, B), bind(bx, n // 256, bind(tx, 64, st(B, ramp(i * 4, 4), value))),
                  {"shape_vars": ()})
 
@@ -301,9 +307,27 @@ def case_pad_select(n=1024) -> Case:
     return Case(f, lambda rng, s: [_rand(rng, (n,), "int8"), _rand(rng, (n,), "int8")], ref, (1,))
 
 
+def case_divergent_exchange(n=512) -> Case:
+    """Half the block exchanges data through shared memory inside ``if (threadIdx.x < 32)``.
+
+    The barrier the exchange needs would sit inside the thread-dependent branch; the sync pass
+    splits the branch around it.
+    """
+    A, B = Buffer("A", (n,), "float32"), Buffer("B", (n,), "float32")
+    S = Buffer("S", (32,), "float32", "shared")
+    bx, tx = thread("blockIdx.x"), thread("threadIdx.x")
+    t = tx.var
+    body = IfThenElse(t < 32, seq(st(S, t, ld(A, bx.var * 32 + t)),
+                                  st(B, bx.var * 32 + t, ld(S, 31 - t) + E.const(1.0))))
+    f = PrimFunc("divergent_exchange", (A, B), bind(bx, n // 32, Allocate(S, bind(tx, 64, body))),
+                 {"shape_vars": ()})
+    return Case(f, lambda rng, s: [_rand(rng, (n,), "float32"), _rand(rng, (n,), "float32")],
+                lambda a: {1: a[0].reshape(-1, 32)[:, ::-1].reshape(-1) + np.float32(1)}, (1,))
+
+
 ALL_CASES = {
     "vadd": case_vadd, "matmul_shared": case_matmul_shared, "matmul_vthread": case_matmul_vthread,
     "dense_dp4a": case_dense_dp4a, "vector_float4": case_vector_float4, "vector_char4": case_vector_char4,
     "int8_wrap": case_int8_wrap, "floordiv": case_floordiv, "dynamic_shared": case_dynamic_shared,
-    "half": case_half, "pad_select": case_pad_select,
+    "half": case_half, "pad_select": case_pad_select, "divergent_exchange": case_divergent_exchange,
 }

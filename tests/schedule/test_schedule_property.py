@@ -9,7 +9,6 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import minitvm
 from minitvm import te
 from sched_util import build_run, rand
 

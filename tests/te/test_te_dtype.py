@@ -9,7 +9,7 @@ import pytest
 import minitvm
 from minitvm import te
 from minitvm.errors import DtypeError
-from te_util import build_run, rand
+from te_util import build_run, poison, rand
 
 N = 64
 
@@ -216,7 +216,7 @@ def test_int16_and_int64_arithmetic_bit_exact():
     bv = rand(rng, N, "int64", -2**60, 2**60)
     s = te.create_schedule([c.op, d.op])
     f = minitvm.build(s, [a, b, c, d])
-    cv, dv = np.zeros(N, "int16"), np.zeros(N, "int64")
+    cv, dv = poison(N, "int16"), poison(N, "int64")
     f(av, bv, cv, dv)
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(cv, av * av + np.int16(7))

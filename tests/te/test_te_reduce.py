@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-import minitvm
 from minitvm import te
 from minitvm.errors import DtypeError, ShapeError
 from te_util import build_run, rand

@@ -56,7 +56,7 @@ def test_floordiv_floormod_of_shifted_index():
     q = te.compute((n,), lambda i: (i - 5) // 4 + a[i] * 0, name="q")
     r = te.compute((n,), lambda i: (i - 5) % 4 + a[i] * 0, name="r")
     s = te.create_schedule([q.op, r.op])
-    qv, rv = build_run(s, [a, q, r], np.ones(n, "int32"))
+    qv, rv = build_run(s, [a, q, r], rand(np.random.default_rng(24), n, "int32"))
     idx = np.arange(n) - 5
     np.testing.assert_array_equal(qv, idx // 4)
     np.testing.assert_array_equal(rv, idx % 4)

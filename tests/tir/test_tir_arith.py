@@ -5,7 +5,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import minitvm
 from minitvm import te, tir
 from minitvm.tir import expr as E
 from minitvm.tir.arith import Analyzer, simplify

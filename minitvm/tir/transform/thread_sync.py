@@ -45,7 +45,7 @@ from ... import dtype as dt
 from ...errors import CodegenError
 from .. import expr as E
 from ..functor import Mutator, Visitor, collect_vars, structural_equal, substitute
-from ..stmt import (Allocate, AttrStmt, BufferStore, Evaluate, For, IfThenElse, LetStmt, SeqStmt, Stmt,
+from ..stmt import (Allocate, AttrStmt, Evaluate, For, IfThenElse, LetStmt, SeqStmt, Stmt,
                     seq)
 
 __all__ = ["insert_shared_sync", "make_sync", "is_sync"]
