@@ -153,8 +153,6 @@ def test_bad_target_option(scaled):
         minitvm.build(s, [a, b], target="llvm -frobnicate=1")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: target 'llvm -mcpu=<unknown>' aborts the whole process "
-                                       "(LLVM ERROR) instead of raising BuildError")
 def test_unknown_cpu_raises_instead_of_aborting():
     code = textwrap.dedent("""
         import minitvm

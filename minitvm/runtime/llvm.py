@@ -75,7 +75,32 @@ def parse_target(target="llvm") -> TargetOptions:
             continue
         else:
             raise BuildError(f"target {text!r}: unknown option {w!r}; known: -mcpu, -mattr, -opt-level")
+    if cpu:
+        _check_cpu(cpu, text)
     return TargetOptions(cpu, features, opt)
+
+
+_CPU_PROBE = """
+import sys, llvmlite.binding as llvm
+llvm.initialize_native_target(); llvm.initialize_native_asmprinter()
+tm = llvm.Target.from_default_triple().create_target_machine(cpu=sys.argv[1])
+m = llvm.parse_assembly("define i32 @f(i32 %x) { ret i32 %x }")
+tm.emit_object(m)
+"""
+
+
+def _check_cpu(cpu: str, text: str) -> None:
+    """Reject a -mcpu LLVM does not know: LLVM aborts the process instead of reporting it,
+    so the name is tried once in a child process."""
+    import subprocess
+    import sys
+    if cpu in _llvm_state.setdefault("good_cpus", set()):
+        return
+    proc = subprocess.run([sys.executable, "-c", _CPU_PROBE, cpu], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0 or "not a recognized processor" in proc.stderr:
+        raise BuildError(f"target {text!r}: LLVM does not know the CPU {cpu!r} "
+                         f"({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'rejected'})")
+    _llvm_state["good_cpus"].add(cpu)
 
 
 def _llvm():

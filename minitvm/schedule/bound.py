@@ -210,6 +210,14 @@ class StageInfo:
     def _extent_bound(self, hi, lo):
         """Constant upper bound of ``hi - lo + 1``, looking through min/max on either side."""
         an = self.analyzer
+        for side in ("hi", "lo"):
+            x = hi if side == "hi" else lo
+            if isinstance(x, (E.Add, E.Sub)) and isinstance(x.b, E.IntImm):
+                inner = self._extent_bound(x.a, lo) if side == "hi" else self._extent_bound(hi, x.a)
+                if inner is None:
+                    return None
+                sign = 1 if isinstance(x, E.Add) else -1
+                return inner + sign * x.b.value if side == "hi" else inner - sign * x.b.value
         if isinstance(hi, (E.Min, E.Max)):
             a, b = self._extent_bound(hi.a, lo), self._extent_bound(hi.b, lo)
             if isinstance(hi, E.Min):

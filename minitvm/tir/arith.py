@@ -241,18 +241,24 @@ class Analyzer:
         for atom, coeff in lin.terms.values():
             if coeff == 0:
                 continue
+            coeff = dt.wrap_int(coeff, dtype)
+            if coeff == 0:
+                continue
             mag = abs(coeff)
+            if mag > dt.value_range(dtype)[1]:
+                mag, coeff = coeff, coeff  # the most negative value has no positive twin
             term = atom if mag == 1 else E.Mul(atom, E.IntImm(dtype, mag))
             if out is None:
                 out = term if coeff > 0 else E.Mul(atom, E.IntImm(dtype, coeff))
             else:
                 out = E.Add(out, term) if coeff > 0 else E.Sub(out, term)
+        const = dt.wrap_int(lin.const, dtype)
         if out is None:
-            return E.IntImm(dtype, lin.const)
-        if lin.const > 0:
-            out = E.Add(out, E.IntImm(dtype, lin.const))
-        elif lin.const < 0:
-            out = E.Sub(out, E.IntImm(dtype, -lin.const))
+            return E.IntImm(dtype, const)
+        if const > 0 or const == dt.value_range(dtype)[0]:
+            out = E.Add(out, E.IntImm(dtype, const))
+        elif const < 0:
+            out = E.Sub(out, E.IntImm(dtype, -const))
         return out
 
     def _split_by_divisor(self, e, c):

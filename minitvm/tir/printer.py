@@ -108,7 +108,9 @@ def _stmt(s, ind, out):
 
 
 def func_str(f) -> str:
-    """Text of a PrimFunc: signature, then the body."""
+    """Text of a PrimFunc: signature, then the body (the body alone in simple mode)."""
+    if f.attrs.get("simple_mode"):
+        return stmt_str(f.body)
     params = ", ".join(
         f"{b.name}: Buffer({b.dtype}, [{', '.join(expr_str(x) for x in b.shape)}])" for b in f.params)
     return f"primfn {f.name}({params}) {{\n{stmt_str(f.body, 1)}\n}}"

@@ -387,9 +387,6 @@ def test_stencil_compute_at_divisible_tile_allocates_halo_only():
     assert allocations(lowered(s, [a, c]))["b"][1] == "6"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: bound inference cannot bound min(io*3+2, 99) + 2 - io*3 "
-                                       "(bound.py _extent_bound only looks through a top-level min/max), "
-                                       "so every tile recomputes all 102 elements of b")
 def test_stencil_compute_at_non_divisible_tile_allocates_halo_only():
     a, b, c = stencil(102)                       # 100 outputs, 3 per tile (34 tiles, last one partial)
     s = te.create_schedule(c.op)
@@ -398,8 +395,6 @@ def test_stencil_compute_at_non_divisible_tile_allocates_halo_only():
     assert allocations(lowered(s, [a, c]))["b"][1] == "5"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: LoweringError 'cannot bound the region of b' for a stencil "
-                                       "computed per tile of a symbolic-length consumer (same cause as above)")
 def test_stencil_compute_at_symbolic_length():
     rng = np.random.default_rng(21)
     n = te.size_var("n")

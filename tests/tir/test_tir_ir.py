@@ -45,8 +45,6 @@ def test_printed_function_signature_and_nesting():
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: simple_mode=True is documented to print the body alone, "
-                                       "but the printer ignores it and prints the whole primfn")
 def test_simple_mode_prints_body_only():
     a, b, c = vector_add()
     s = te.create_schedule(c.op)
