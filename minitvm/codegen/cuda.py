@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import dtype as dt
 from ..errors import CodegenError
-from ..runtime.module import FunctionSignature, ParamSpec
+from .signature import signature_of
 from ..tir import expr as E
 from ..tir.functor import Mutator, Visitor, substitute
 from ..tir.stmt import (Allocate, AttrStmt, Buffer, BufferStore, Evaluate, For, IfThenElse, LetStmt,
@@ -210,28 +210,7 @@ def build_cuda(funcs, arch: str = "sm_90"):
 # signatures and host/device split
 # ==========================================================================================
 def _signature(f: PrimFunc):
-    shape_vars = list(f.attrs.get("shape_vars", ()) or ())
-    specs = []
-    for b in f.params:
-        if not isinstance(b, Buffer):
-            raise CodegenError(f"{f.name}: parameter {b!r} is not a Buffer")
-        shape = []
-        for axis, s in enumerate(b.shape):
-            if isinstance(s, E.IntImm):
-                shape.append(int(s.value))
-            elif isinstance(s, E.Var):
-                if s not in shape_vars:
-                    shape_vars.append(s)
-                shape.append(s.name)
-            else:
-                raise CodegenError(
-                    f"{f.name}: parameter {b.name} has the computed extent {s} on axis {axis}; "
-                    "parameter shapes must be constants or plain symbolic variables")
-        specs.append(ParamSpec(b.name, tuple(shape), dt.element_of(b.dtype)))
-    names = [v.name for v in shape_vars]
-    if len(set(names)) != len(names):
-        raise CodegenError(f"{f.name}: two different symbolic dimensions share a name in {names}")
-    return FunctionSignature(f.name, tuple(specs), tuple(names)), shape_vars
+    return signature_of(f, "cuda")
 
 
 class _HostSplit:

@@ -21,7 +21,8 @@ import numpy as np
 
 from .. import dtype as dt
 from ..errors import CodegenError
-from ..runtime.module import FunctionSignature, ParamSpec
+from ..runtime.module import FunctionSignature
+from .signature import signature_of
 from ..tir import expr as E
 from ..tir import stmt as S
 from ..tir.functor import post_order_visit
@@ -1038,33 +1039,7 @@ class LLVMSource:
 
 def _signature(func: S.PrimFunc):
     """The FunctionSignature of ``func`` and its shape variables in argument order."""
-    shape_vars = list(func.attrs.get("shape_vars", ()) if func.attrs else ())
-    seen = {id(v) for v in shape_vars}
-    params = []
-    for buf in func.params:
-        if not isinstance(buf, S.Buffer):
-            raise CodegenError(f"llvm codegen: {func.name}: parameter {buf!r} is not a Buffer")
-        shape = []
-        for axis, d in enumerate(buf.shape):
-            if isinstance(d, E.IntImm):
-                shape.append(int(d.value))
-            elif isinstance(d, E.Var):
-                shape.append(d.name)
-                if id(d) not in seen:
-                    seen.add(id(d))
-                    shape_vars.append(d)
-            else:
-                raise CodegenError(
-                    f"llvm codegen: {func.name}: parameter '{buf.name}' axis {axis} has extent {d}; "
-                    "parameter shapes must be constants or plain shape variables")
-        params.append(ParamSpec(buf.name, tuple(shape), buf.dtype))
-    for v in shape_vars:
-        if not dt.is_integer(v.dtype):
-            raise CodegenError(f"llvm codegen: {func.name}: shape variable {v.name} has dtype {v.dtype}")
-    names = [v.name for v in shape_vars]
-    if len(set(names)) != len(names):
-        raise CodegenError(f"llvm codegen: {func.name}: two shape variables share a name: {names}")
-    return FunctionSignature(func.name, tuple(params), tuple(names)), shape_vars
+    return signature_of(func, "llvm")
 
 
 def codegen_llvm(funcs, triple: str = "", data_layout: str = "") -> LLVMSource:

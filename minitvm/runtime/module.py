@@ -40,6 +40,7 @@ class FunctionSignature:
             names = ", ".join(p.name for p in self.params)
             raise ShapeError(f"{self.name} takes {len(self.params)} arguments ({names}), got {len(arrays)}")
         values: dict = {}
+        computed = []
         for p, a in zip(self.params, arrays):
             if not hasattr(a, "shape") or not hasattr(a, "dtype"):
                 raise DtypeError(
@@ -54,7 +55,9 @@ class FunctionSignature:
                     f"{self.name}: argument {p.name} must have {len(p.shape)} dimensions "
                     f"{_fmt(p.shape)}, got shape {shape}")
             for axis, (want, got) in enumerate(zip(p.shape, shape)):
-                if isinstance(want, str):
+                if isinstance(want, str) and not want.isidentifier():
+                    computed.append((p, axis, want, got, shape))
+                elif isinstance(want, str):
                     if values.setdefault(want, got) != got:
                         raise ShapeError(
                             f"{self.name}: argument {p.name} axis {axis} is {got}, but the symbolic "
@@ -63,6 +66,15 @@ class FunctionSignature:
                     raise ShapeError(
                         f"{self.name}: argument {p.name} must have shape {_fmt(p.shape)}, got {shape} "
                         f"(axis {axis})")
+        for p, axis, want, got, shape in computed:
+            try:
+                expect = eval(want, {"__builtins__": {}, "min": min, "max": max}, dict(values))  # noqa: S307
+            except NameError as exc:
+                raise ShapeError(f"{self.name}: argument {p.name} axis {axis} has extent {want}, but {exc.name} "
+                                 "is not the extent of any argument axis") from None
+            if expect != got:
+                raise ShapeError(f"{self.name}: argument {p.name} axis {axis} must have extent {want} = {expect}, "
+                                 f"got shape {shape}")
         missing = [v for v in self.shape_vars if v not in values]
         if missing:
             raise ShapeError(f"{self.name}: symbolic dimensions {missing} are not bound by any argument shape")
