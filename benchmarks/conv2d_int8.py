@@ -1,0 +1,122 @@
+"""int8 conv2d (NCHW4c / OIHW4o4i, dp4a) with default configs on the GPU, per ResNet-50 layer.
+
+For each distinct layer: minitvm time, TOPS, % of the dp4a peak measured in this run by a
+microkernel, and torch's fp32 and fp16 cuDNN convolution on the same shape, same run. Each
+minitvm result is checked exactly against torch's float64 convolution of the same int8 data.
+
+    PYTHONPATH=. python3 benchmarks/conv2d_int8.py [--batch 16] [--layers N]
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import minitvm  # noqa: E402
+from minitvm import nd, te  # noqa: E402
+from minitvm.runtime import cuda  # noqa: E402
+from minitvm.topi.cuda.conv2d_int8 import schedule_conv2d_NCHWc_int8  # noqa: E402
+from minitvm.topi.nn.conv2d import conv2d_NCHWc_int8  # noqa: E402
+from minitvm.topi.workloads import resnet50_convs, unique  # noqa: E402
+
+
+def build_conv(w, cfg=None):
+    """Module and packed shapes for workload ``w`` (channels padded to multiples of 4)."""
+    C = -(-w.C // 4) * 4
+    X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
+    Wt = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.K, 4, 4), "int8", "W")
+    Y = conv2d_NCHWc_int8(X, Wt, w.stride, w.pad, w.dilation, w.groups)
+    s = schedule_conv2d_NCHWc_int8(Y, cfg)
+    return minitvm.build(s, [X, Wt, Y], "cuda"), X, Wt, Y
+
+
+def _shape(t):
+    return tuple(int(d.value) for d in t.shape)
+
+
+def torch_time(fn, number=20):
+    import torch
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(5):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(number):
+            fn()
+        e.record()
+        torch.cuda.synchronize()
+        times.append(s.elapsed_time(e) / number / 1e3)
+    return float(np.median(times))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--layers", type=int, default=0, help="only the first N distinct layers")
+    args = p.parse_args()
+    if cuda.device_count() == 0:
+        print("no CUDA device here:", cuda.unavailable_reason())
+        return
+    from peaks import dp4a_peak
+    try:
+        import torch
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
+    except ImportError:
+        torch = None
+    peak = dp4a_peak()
+    layers = unique(resnet50_convs(args.batch))
+    if args.layers:
+        layers = layers[:args.layers]
+    rng = np.random.default_rng(0)
+    rows = []
+    for w, count in layers:
+        mod, X, Wt, Y = build_conv(w)
+        x = rng.integers(-128, 128, _shape(X), dtype=np.int8)
+        k = rng.integers(-128, 128, _shape(Wt), dtype=np.int8)
+        dev = nd.cuda(0)
+        tx, tk = nd.array(x, dev), nd.array(k, dev)
+        ty = nd.array(np.full(_shape(Y), -7, np.int32), dev)
+        mod(tx, tk, ty)
+        t = mod.time_evaluator(mod.entry_name, number=10, repeat=3)(tx, tk, ty).median
+        ops = 2 * w.macs
+        row = {"w": w, "count": count, "t": t, "tops": ops / t / 1e12, "ok": None, "t32": None, "t16": None}
+        if torch is not None:
+            C = x.shape[1] * 4
+            xd = torch.from_numpy(x.transpose(0, 1, 4, 2, 3).reshape(w.N, C, w.H, w.W).copy()).cuda()
+            kd = torch.from_numpy(k.transpose(0, 4, 1, 5, 2, 3).reshape(w.O, C // w.groups, w.K, w.K).copy()).cuda()
+            conv = torch.nn.functional.conv2d
+            ref = conv(xd.double(), kd.double(), stride=w.stride, padding=w.pad, dilation=w.dilation,
+                       groups=w.groups)
+            got = ty.numpy().transpose(0, 1, 4, 2, 3).reshape(ref.shape)
+            row["ok"] = bool(np.array_equal(got, ref.cpu().numpy().astype(np.int64)))
+            for dtype, key in ((torch.float32, "t32"), (torch.float16, "t16")):
+                a, b = xd.to(dtype), kd.to(dtype)
+                row[key] = torch_time(lambda: conv(a, b, stride=w.stride, padding=w.pad, dilation=w.dilation,
+                                                   groups=w.groups))
+        rows.append(row)
+        print(f"{w.name}: {t * 1e6:.1f} us, {row['tops']:.1f} TOPS, exact={row['ok']}", flush=True)
+    print(f"\nint8 conv2d, default configs, batch {args.batch}, {cuda.device_name(0)}; "
+          f"dp4a peak measured now: {peak / 1e12:.1f} TOPS")
+    print(f"{'layer':34s} {'C':>4s} {'HW':>4s} {'O':>4s} {'K':>2s} {'s':>2s} {'us':>9s} {'TOPS':>6s} "
+          f"{'%dp4a':>6s} {'torch32 us':>10s} {'torch16 us':>10s} {'exact':>5s}")
+    for r in rows:
+        w = r["w"]
+        f = (lambda v: f"{v * 1e6:10.1f}" if v else "       n/a")
+        print(f"{w.name:34s} {w.C:4d} {w.H:4d} {w.O:4d} {w.K:2d} {w.stride:2d} {r['t'] * 1e6:9.1f} "
+              f"{r['tops']:6.1f} {100 * r['tops'] * 1e12 / peak:5.1f}% {f(r['t32'])} {f(r['t16'])} {str(r['ok']):>5s}")
+    tot = sum(r["t"] * r["count"] for r in rows)
+    tops = sorted(r["tops"] for r in rows)
+    print(f"summed over all {sum(r['count'] for r in rows)} layers: minitvm {tot * 1e3:.2f} ms; "
+          f"median layer {tops[len(tops) // 2]:.1f} TOPS ({100 * tops[len(tops) // 2] * 1e12 / peak:.1f}% of dp4a)")
+    if torch is not None:
+        for key, label in (("t32", "fp32"), ("t16", "fp16")):
+            print(f"  torch {label} cuDNN summed: {sum(r[key] * r['count'] for r in rows) * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""CUDA operator templates on the GPU: GEMM schedules and int8 conv2d with dp4a, vs numpy."""
+import numpy as np
+import pytest
+
+import minitvm
+from minitvm import nd, te
+from minitvm.runtime import cuda
+from minitvm.topi import testing
+from minitvm.topi.cuda.conv2d_int8 import schedule_conv2d_NCHWc_int8
+from minitvm.topi.cuda.matmul import schedule_matmul, schedule_matmul_naive, schedule_matmul_vthread
+from minitvm.topi.nn import matmul
+from minitvm.topi.nn.conv2d import conv2d_NCHWc_int8
+from minitvm.topi.nn.elemwise import quantize_multiplier, relu, requantize
+from minitvm.topi.workloads import Conv, resnet50_convs, unique
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(cuda.device_count() == 0, reason="no CUDA device")]
+
+rng = np.random.default_rng(5)
+
+
+@pytest.mark.parametrize("sched", [
+    schedule_matmul_naive,
+    lambda C: schedule_matmul(C, block=32, thread_tile=4),
+    lambda C: schedule_matmul(C, block=64, thread_tile=4, double_buffer=True),
+    lambda C: schedule_matmul_vthread(C, double_buffer=False),
+    lambda C: schedule_matmul_vthread(C, double_buffer=True),
+], ids=["naive", "shared", "shared_db", "vthread", "vthread_db"])
+@pytest.mark.parametrize("n", [256, 512])
+def test_gemm_schedules(sched, n):
+    A = te.placeholder((n, n), "float32", "A")
+    B = te.placeholder((n, n), "float32", "B")
+    C = matmul(A, B)
+    mod = minitvm.build(sched(C), [A, B, C], "cuda")
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    tc = nd.array(np.full((n, n), np.nan, np.float32), nd.cuda())
+    mod(nd.array(a, nd.cuda()), nd.array(b, nd.cuda()), tc)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    assert np.linalg.norm(tc.numpy() - ref) / np.linalg.norm(ref) < 1e-5
+
+
+WORKLOADS = [w for w, _ in unique(resnet50_convs(1))][:8] + [
+    Conv("rgb_b3", 3, 3, 23, 23, 16, 7, 2, 3),
+    Conv("s2d2", 2, 16, 13, 13, 16, 3, 2, 2, 2),
+    Conv("grouped32", 1, 128, 14, 14, 128, 3, 1, 1, 1, 32),
+    Conv("b16_1x1", 16, 64, 14, 14, 64, 1),
+]
+
+
+@pytest.mark.parametrize("w", WORKLOADS, ids=lambda w: w.name)
+def test_conv2d_int8_dp4a_bit_exact(w):
+    C = -(-w.C // 4) * 4
+    X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
+    K = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.K, 4, 4), "int8", "K")
+    Y = conv2d_NCHWc_int8(X, K, w.stride, w.pad, w.dilation, w.groups)
+    mod = minitvm.build(schedule_conv2d_NCHWc_int8(Y), [X, K, Y], "cuda")
+    assert "__dp4a" in mod.get_source()
+    x = rng.integers(-128, 128, (w.N, C, w.H, w.W), dtype=np.int8)
+    k = rng.integers(-128, 128, (w.O, C // w.groups, w.K, w.K), dtype=np.int8)
+    ty = nd.array(np.full([int(d.value) for d in Y.shape], -7, np.int32), nd.cuda())
+    mod(nd.array(testing.pack_nchwc(x), nd.cuda()), nd.array(testing.pack_oihw(k), nd.cuda()), ty)
+    ref = testing.conv2d_nchw(x, k, w.stride, w.pad, w.dilation, w.groups)
+    np.testing.assert_array_equal(testing.unpack_nchwc(ty.numpy()), ref)
+
+
+def test_conv2d_int8_requantize_relu_epilogue_matches_cpu():
+    w = Conv("epi", 2, 32, 14, 14, 32, 3, 1, 1)
+    X = te.placeholder((w.N, w.C // 4, w.H, w.W, 4), "int8", "X")
+    K = te.placeholder((w.O // 4, w.C // 4, 3, 3, 4, 4), "int8", "K")
+    m, sh = quantize_multiplier(0.0017)
+    out = relu(requantize(conv2d_NCHWc_int8(X, K, 1, 1), m, sh))
+    mod = minitvm.build(schedule_conv2d_NCHWc_int8(out), [X, K, out], "cuda")
+    x = rng.integers(-128, 128, (w.N, w.C, w.H, w.W), dtype=np.int8)
+    k = rng.integers(-128, 128, (w.O, w.C, 3, 3), dtype=np.int8)
+    to = nd.array(np.full([int(d.value) for d in out.shape], 99, np.int8), nd.cuda())
+    mod(nd.array(testing.pack_nchwc(x), nd.cuda()), nd.array(testing.pack_oihw(k), nd.cuda()), to)
+    ref = np.maximum(testing.requantize(testing.conv2d_nchw(x, k, 1, 1), m, sh), 0)
+    np.testing.assert_array_equal(testing.unpack_nchwc(to.numpy()), ref)

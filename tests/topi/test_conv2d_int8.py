@@ -1,0 +1,109 @@
+"""int8 conv2d in packed layouts: computes on the CPU bit-exact, CUDA templates compile."""
+import numpy as np
+import pytest
+
+import minitvm
+from minitvm import te
+from minitvm.errors import ShapeError
+from minitvm.topi import testing
+from minitvm.topi.cuda.conv2d_int8 import schedule_conv2d_NCHWc_int8
+from minitvm.topi.cuda.tensor_intrin import dp4a
+from minitvm.topi.nn.conv2d import conv2d_NCHWc_int8
+from minitvm.topi.nn.elemwise import quantize_multiplier, relu, requantize
+from minitvm.topi.nn.layout import layout_transform
+from minitvm.topi.workloads import Conv, resnet50_convs, resnext50_convs, unique, vgg19_convs
+
+rng = np.random.default_rng(11)
+
+ODD = [
+    Conv("rgb", 3, 3, 11, 11, 8, 7, 2, 3),            # C=3 padded to 4, 7x7, batch 3
+    Conv("c6", 1, 6, 9, 9, 8, 3, 1, 1),               # C=6 padded to 8
+    Conv("s2d2", 2, 16, 13, 13, 16, 3, 2, 2, 2),      # stride 2 with dilation 2
+    Conv("1x1", 1, 32, 7, 7, 16, 1),
+    Conv("grouped", 1, 32, 8, 8, 32, 3, 1, 1, 1, 2),
+]
+
+
+def _cpu_conv(w, epilogue=False):
+    """Unpacked int8 in, unpacked result out; the conv tensorized with dp4a on the CPU."""
+    X = te.placeholder((w.N, w.C, w.H, w.W), "int8", "X")
+    K = te.placeholder((w.O, w.C // w.groups, w.K, w.K), "int8", "K")
+    Xp = layout_transform(X, "NCHW", "NCHW4c")
+    Kp = layout_transform(K, "OIHW", "OIHW4o4i")
+    Y = conv2d_NCHWc_int8(Xp, Kp, w.stride, w.pad, w.dilation, w.groups)
+    out = Y
+    if epilogue:
+        m, sh = quantize_multiplier(0.0021)
+        out = relu(requantize(Y, m, sh))
+    U = layout_transform(out, "NCHW4c", "NCHW", {"C": w.O})
+    s = te.create_schedule(U.op)
+    s[Y].tensorize(s[Y].op.reduce_axis[-1], dp4a())
+    return minitvm.build(s, [X, K, U], "llvm"), U
+
+
+def _check_cpu(w, epilogue=False):
+    mod, U = _cpu_conv(w, epilogue)
+    x = rng.integers(-128, 128, (w.N, w.C, w.H, w.W), dtype=np.int8)
+    k = rng.integers(-128, 128, (w.O, w.C // w.groups, w.K, w.K), dtype=np.int8)
+    y = np.full([int(d.value) for d in U.shape], -99, U.dtype)
+    mod(x, k, y)
+    ref = testing.conv2d_nchw(x, k, w.stride, w.pad, w.dilation, w.groups)
+    if epilogue:
+        m, sh = quantize_multiplier(0.0021)
+        ref = np.maximum(testing.requantize(ref, m, sh), 0)
+    np.testing.assert_array_equal(y, ref.astype(y.dtype))
+
+
+@pytest.mark.parametrize("w", ODD, ids=lambda w: w.name)
+def test_odd_shapes_bit_exact_on_cpu(w):
+    _check_cpu(w)
+
+
+def test_requantize_relu_epilogue_bit_exact_on_cpu():
+    _check_cpu(Conv("epi", 2, 16, 6, 6, 8, 3, 1, 1), epilogue=True)
+
+
+def _model_workloads(batch):
+    """Distinct conv shapes of the seed models, shrunk spatially so the CPU run stays fast."""
+    seen, out = set(), []
+    for w, _ in unique(resnet50_convs(batch) + resnext50_convs(batch) + vgg19_convs(batch)):
+        small = Conv(w.name, w.N, w.C, min(w.H, 9), min(w.W, 9), w.O, w.K, w.stride, w.pad, w.dilation, w.groups)
+        key = small.key()
+        if key not in seen:
+            seen.add(key)
+            out.append(small)
+    return out
+
+
+@pytest.mark.parametrize("w", _model_workloads(1)[::3], ids=lambda w: w.name)
+def test_model_workloads_bit_exact_on_cpu(w):
+    _check_cpu(w)
+
+
+def test_bad_shapes_are_rejected():
+    X = te.placeholder((1, 4, 8, 8, 4), "int8", "X")
+    K = te.placeholder((4, 3, 3, 3, 4, 4), "int8", "K")
+    with pytest.raises(ShapeError, match="input channel blocks"):
+        conv2d_NCHWc_int8(X, K, 1, 1)
+    Kf = te.placeholder((4, 4, 3, 3, 4, 4), "float32", "Kf")
+    with pytest.raises(ShapeError, match="int8"):
+        conv2d_NCHWc_int8(X, Kf, 1, 1)
+    with pytest.raises(ShapeError, match="groups"):
+        conv2d_NCHWc_int8(X, te.placeholder((4, 4, 3, 3, 4, 4), "int8"), 1, 1, groups=3)
+
+
+def _cuda_source(w, epilogue):
+    C = -(-w.C // 4) * 4
+    X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
+    K = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.K, 4, 4), "int8", "K")
+    Y = conv2d_NCHWc_int8(X, K, w.stride, w.pad, w.dilation, w.groups)
+    out = relu(requantize(Y, *quantize_multiplier(0.01))) if epilogue else Y
+    s = schedule_conv2d_NCHWc_int8(out)
+    return minitvm.build(s, [X, K, out], "cuda -arch=sm_80"), minitvm.build(s, [X, K, out], "cuda -arch=sm_90")
+
+
+@pytest.mark.parametrize("w", [c for c, _ in unique(resnet50_convs(16))][::4] + ODD[2:], ids=lambda w: w.name)
+def test_cuda_template_compiles_with_dp4a(w):
+    m80, m90 = _cuda_source(w, epilogue=w.name.endswith("conv3"))
+    assert "__dp4a" in m90.get_source()
+    assert m80.cubin and m90.cubin
