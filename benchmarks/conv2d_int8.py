@@ -26,8 +26,8 @@ def build_conv(w, cfg=None):
     """Module and packed shapes for workload ``w`` (channels padded to multiples of 4)."""
     C = -(-w.C // 4) * 4
     X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
-    Wt = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.K, 4, 4), "int8", "W")
-    Y = conv2d_NCHWc_int8(X, Wt, w.stride, w.pad, w.dilation, w.groups)
+    Wt = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.kw, 4, 4), "int8", "W")
+    Y = conv2d_NCHWc_int8(X, Wt, w.stride, w.padding, w.dilation, w.groups)
     s = schedule_conv2d_NCHWc_int8(Y, cfg)
     return minitvm.build(s, [X, Wt, Y], "cuda"), X, Wt, Y
 
@@ -88,15 +88,15 @@ def main():
         if torch is not None:
             C = x.shape[1] * 4
             xd = torch.from_numpy(x.transpose(0, 1, 4, 2, 3).reshape(w.N, C, w.H, w.W).copy()).cuda()
-            kd = torch.from_numpy(k.transpose(0, 4, 1, 5, 2, 3).reshape(w.O, C // w.groups, w.K, w.K).copy()).cuda()
+            kd = torch.from_numpy(k.transpose(0, 4, 1, 5, 2, 3).reshape(w.O, C // w.groups, w.K, w.kw).copy()).cuda()
             conv = torch.nn.functional.conv2d
-            ref = conv(xd.double(), kd.double(), stride=w.stride, padding=w.pad, dilation=w.dilation,
+            ref = conv(xd.double(), kd.double(), stride=w.stride, padding=(w.pad, w.pw), dilation=w.dilation,
                        groups=w.groups)
             got = ty.numpy().transpose(0, 1, 4, 2, 3).reshape(ref.shape)
             row["ok"] = bool(np.array_equal(got, ref.cpu().numpy().astype(np.int64)))
             for dtype, key in ((torch.float32, "t32"), (torch.float16, "t16")):
                 a, b = xd.to(dtype), kd.to(dtype)
-                row[key] = torch_time(lambda: conv(a, b, stride=w.stride, padding=w.pad, dilation=w.dilation,
+                row[key] = torch_time(lambda: conv(a, b, stride=w.stride, padding=(w.pad, w.pw), dilation=w.dilation,
                                                    groups=w.groups))
         rows.append(row)
         print(f"{w.name}: {t * 1e6:.1f} us, {row['tops']:.1f} TOPS, exact={row['ok']}", flush=True)

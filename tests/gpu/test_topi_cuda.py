@@ -11,7 +11,7 @@ from minitvm.topi.cuda.matmul import schedule_matmul, schedule_matmul_naive, sch
 from minitvm.topi.nn import matmul
 from minitvm.topi.nn.conv2d import conv2d_NCHWc_int8
 from minitvm.topi.nn.elemwise import quantize_multiplier, relu, requantize
-from minitvm.topi.workloads import Conv, resnet50_convs, unique
+from minitvm.topi.workloads import Conv, seed_model_convs, unique
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(cuda.device_count() == 0, reason="no CUDA device")]
@@ -40,7 +40,7 @@ def test_gemm_schedules(sched, n):
     assert np.linalg.norm(tc.numpy() - ref) / np.linalg.norm(ref) < 1e-5
 
 
-WORKLOADS = [w for w, _ in unique(resnet50_convs(1))][:8] + [
+WORKLOADS = [
     Conv("rgb_b3", 3, 3, 23, 23, 16, 7, 2, 3),
     Conv("s2d2", 2, 16, 13, 13, 16, 3, 2, 2, 2),
     Conv("grouped32", 1, 128, 14, 14, 128, 3, 1, 1, 1, 32),
@@ -48,20 +48,35 @@ WORKLOADS = [w for w, _ in unique(resnet50_convs(1))][:8] + [
 ]
 
 
-@pytest.mark.parametrize("w", WORKLOADS, ids=lambda w: w.name)
+SEED = [w for w, _ in unique(seed_model_convs(1) + seed_model_convs(16))]
+
+
+@pytest.mark.parametrize("w", WORKLOADS + SEED, ids=lambda w: f"{w.name}.b{w.N}")
 def test_conv2d_int8_dp4a_bit_exact(w):
+    """Odd shapes, and every distinct conv of the seed models at batch 1 and 16."""
     C = -(-w.C // 4) * 4
     X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
-    K = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.K, 4, 4), "int8", "K")
-    Y = conv2d_NCHWc_int8(X, K, w.stride, w.pad, w.dilation, w.groups)
+    K = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.kw, 4, 4), "int8", "K")
+    Y = conv2d_NCHWc_int8(X, K, w.stride, w.padding, w.dilation, w.groups)
     mod = minitvm.build(schedule_conv2d_NCHWc_int8(Y), [X, K, Y], "cuda")
     assert "__dp4a" in mod.get_source()
     x = rng.integers(-128, 128, (w.N, C, w.H, w.W), dtype=np.int8)
-    k = rng.integers(-128, 128, (w.O, C // w.groups, w.K, w.K), dtype=np.int8)
+    k = rng.integers(-128, 128, (w.O, C // w.groups, w.K, w.kw), dtype=np.int8)
     ty = nd.array(np.full([int(d.value) for d in Y.shape], -7, np.int32), nd.cuda())
     mod(nd.array(testing.pack_nchwc(x), nd.cuda()), nd.array(testing.pack_oihw(k), nd.cuda()), ty)
-    ref = testing.conv2d_nchw(x, k, w.stride, w.pad, w.dilation, w.groups)
+    ref = _reference(x, k, w)
     np.testing.assert_array_equal(testing.unpack_nchwc(ty.numpy()), ref)
+
+
+def _reference(x, k, w):
+    """Exact reference: torch's float64 convolution on the GPU when available (fast), else numpy."""
+    try:
+        import torch
+    except ImportError:
+        return testing.conv2d_nchw(x, k, w.stride, w.padding, w.dilation, w.groups)
+    out = torch.nn.functional.conv2d(torch.from_numpy(x).cuda().double(), torch.from_numpy(k).cuda().double(),
+                                     stride=w.stride, padding=(w.pad, w.pw), dilation=w.dilation, groups=w.groups)
+    return out.cpu().numpy().astype(np.int64)
 
 
 def test_conv2d_int8_requantize_relu_epilogue_matches_cpu():

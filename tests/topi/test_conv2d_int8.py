@@ -11,7 +11,7 @@ from minitvm.topi.cuda.tensor_intrin import dp4a
 from minitvm.topi.nn.conv2d import conv2d_NCHWc_int8
 from minitvm.topi.nn.elemwise import quantize_multiplier, relu, requantize
 from minitvm.topi.nn.layout import layout_transform
-from minitvm.topi.workloads import Conv, resnet50_convs, resnext50_convs, unique, vgg19_convs
+from minitvm.topi.workloads import Conv, resnet50_convs, seed_model_convs, unique
 
 rng = np.random.default_rng(11)
 
@@ -27,10 +27,10 @@ ODD = [
 def _cpu_conv(w, epilogue=False):
     """Unpacked int8 in, unpacked result out; the conv tensorized with dp4a on the CPU."""
     X = te.placeholder((w.N, w.C, w.H, w.W), "int8", "X")
-    K = te.placeholder((w.O, w.C // w.groups, w.K, w.K), "int8", "K")
+    K = te.placeholder((w.O, w.C // w.groups, w.K, w.kw), "int8", "K")
     Xp = layout_transform(X, "NCHW", "NCHW4c")
     Kp = layout_transform(K, "OIHW", "OIHW4o4i")
-    Y = conv2d_NCHWc_int8(Xp, Kp, w.stride, w.pad, w.dilation, w.groups)
+    Y = conv2d_NCHWc_int8(Xp, Kp, w.stride, w.padding, w.dilation, w.groups)
     out = Y
     if epilogue:
         m, sh = quantize_multiplier(0.0021)
@@ -44,10 +44,10 @@ def _cpu_conv(w, epilogue=False):
 def _check_cpu(w, epilogue=False):
     mod, U = _cpu_conv(w, epilogue)
     x = rng.integers(-128, 128, (w.N, w.C, w.H, w.W), dtype=np.int8)
-    k = rng.integers(-128, 128, (w.O, w.C // w.groups, w.K, w.K), dtype=np.int8)
+    k = rng.integers(-128, 128, (w.O, w.C // w.groups, w.K, w.kw), dtype=np.int8)
     y = np.full([int(d.value) for d in U.shape], -99, U.dtype)
     mod(x, k, y)
-    ref = testing.conv2d_nchw(x, k, w.stride, w.pad, w.dilation, w.groups)
+    ref = testing.conv2d_nchw(x, k, w.stride, w.padding, w.dilation, w.groups)
     if epilogue:
         m, sh = quantize_multiplier(0.0021)
         ref = np.maximum(testing.requantize(ref, m, sh), 0)
@@ -66,8 +66,10 @@ def test_requantize_relu_epilogue_bit_exact_on_cpu():
 def _model_workloads(batch):
     """Distinct conv shapes of the seed models, shrunk spatially so the CPU run stays fast."""
     seen, out = set(), []
-    for w, _ in unique(resnet50_convs(batch) + resnext50_convs(batch) + vgg19_convs(batch)):
-        small = Conv(w.name, w.N, w.C, min(w.H, 9), min(w.W, 9), w.O, w.K, w.stride, w.pad, w.dilation, w.groups)
+    for w, _ in unique(seed_model_convs(batch)):
+        side = max(9, (w.K - 1) * w.dilation + 1, (w.kw - 1) * w.dilation + 1)
+        small = Conv(w.name, w.N, w.C, min(w.H, side), min(w.W, side), w.O, w.K, w.stride, w.pad, w.dilation,
+                     w.groups, w.KW, w.pad_w)
         key = small.key()
         if key not in seen:
             seen.add(key)
@@ -75,9 +77,16 @@ def _model_workloads(batch):
     return out
 
 
-@pytest.mark.parametrize("w", _model_workloads(1)[::3], ids=lambda w: w.name)
-def test_model_workloads_bit_exact_on_cpu(w):
+@pytest.mark.parametrize("w", _model_workloads(1), ids=lambda w: w.name)
+def test_seed_model_workloads_bit_exact_on_cpu(w):
+    """Every distinct conv of ResNet-50, VGG-19, Inception V3, ResNeXt-50 and DRN-C-26 (batch 1)."""
     _check_cpu(w)
+
+
+@pytest.mark.parametrize("w", _model_workloads(16)[::12], ids=lambda w: w.name)
+def test_seed_model_workloads_batch16_on_cpu(w):
+    _check_cpu(Conv(w.name, w.N, w.C, min(w.H, 5), min(w.W, 5), w.O, w.K, w.stride, min(w.pad, 2), w.dilation,
+                    w.groups, w.KW, min(w.pw, 2) if w.pad_w >= 0 else -1))
 
 
 def test_bad_shapes_are_rejected():
@@ -95,8 +104,8 @@ def test_bad_shapes_are_rejected():
 def _cuda_source(w, epilogue):
     C = -(-w.C // 4) * 4
     X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
-    K = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.K, 4, 4), "int8", "K")
-    Y = conv2d_NCHWc_int8(X, K, w.stride, w.pad, w.dilation, w.groups)
+    K = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.kw, 4, 4), "int8", "K")
+    Y = conv2d_NCHWc_int8(X, K, w.stride, w.padding, w.dilation, w.groups)
     out = relu(requantize(Y, *quantize_multiplier(0.01))) if epilogue else Y
     s = schedule_conv2d_NCHWc_int8(out)
     return minitvm.build(s, [X, K, out], "cuda -arch=sm_80"), minitvm.build(s, [X, K, out], "cuda -arch=sm_90")
