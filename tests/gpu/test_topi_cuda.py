@@ -92,3 +92,46 @@ def test_conv2d_int8_requantize_relu_epilogue_matches_cpu():
     mod(nd.array(testing.pack_nchwc(x), nd.cuda()), nd.array(testing.pack_oihw(k), nd.cuda()), to)
     ref = np.maximum(testing.requantize(testing.conv2d_nchw(x, k, 1, 1), m, sh), 0)
     np.testing.assert_array_equal(testing.unpack_nchwc(to.numpy()), ref)
+
+
+@pytest.mark.parametrize("M,N,K,dtype", [(16, 1000, 2048, "int8"), (1, 1000, 2048, "int8"), (3, 40, 12, "int8"),
+                                         (16, 1000, 2048, "float32"), (5, 24, 40, "float32")])
+def test_dense(M, N, K, dtype):
+    from minitvm.topi.cuda.dense import schedule_dense
+    from minitvm.topi.nn.dense import dense, dense_int8
+    A = te.placeholder((M, K), dtype, "A")
+    W = te.placeholder((N, K), dtype, "W")
+    C = dense_int8(A, W) if dtype == "int8" else dense(A, W)
+    mod = minitvm.build(schedule_dense(C), [A, W, C], "cuda")
+    if dtype == "int8":
+        a = rng.integers(-128, 128, (M, K), dtype=np.int8)
+        w = rng.integers(-128, 128, (N, K), dtype=np.int8)
+    else:
+        a = rng.standard_normal((M, K)).astype(dtype)
+        w = rng.standard_normal((N, K)).astype(dtype)
+    tc = nd.array(np.full((M, N), -3, C.dtype), nd.cuda())
+    mod(nd.array(a, nd.cuda()), nd.array(w, nd.cuda()), tc)
+    ref = a.astype(np.int64 if dtype == "int8" else np.float64) @ w.astype(np.int64 if dtype == "int8" else np.float64).T
+    if dtype == "int8":
+        assert "__dp4a" in mod.get_source()
+        np.testing.assert_array_equal(tc.numpy(), ref)
+    else:
+        np.testing.assert_allclose(tc.numpy(), ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("w", [Conv("stem", 2, 3, 32, 32, 16, 7, 2, 3), Conv("3x3", 1, 32, 14, 14, 64, 3, 1, 1),
+                               Conv("1x1s2", 4, 64, 14, 14, 32, 1, 2), Conv("dil", 1, 16, 17, 17, 16, 3, 1, 2, 2),
+                               Conv("grp", 1, 32, 8, 8, 64, 3, 1, 1, 1, 4)], ids=lambda w: w.name)
+def test_conv2d_nchw_float32_with_relu(w):
+    from minitvm.topi.cuda.conv2d import schedule_conv2d_nchw
+    from minitvm.topi.nn.conv2d import conv2d_nchw
+    X = te.placeholder((w.N, w.C, w.H, w.W), "float32", "X")
+    K = te.placeholder((w.O, w.C // w.groups, w.K, w.K), "float32", "K")
+    out = relu(conv2d_nchw(X, K, w.stride, w.pad, w.dilation, w.groups))
+    mod = minitvm.build(schedule_conv2d_nchw(out), [X, K, out], "cuda")
+    x = rng.standard_normal((w.N, w.C, w.H, w.W)).astype("float32")
+    k = rng.standard_normal((w.O, w.C // w.groups, w.K, w.K)).astype("float32")
+    to = nd.array(np.full([int(d.value) for d in out.shape], np.nan, np.float32), nd.cuda())
+    mod(nd.array(x, nd.cuda()), nd.array(k, nd.cuda()), to)
+    ref = np.maximum(testing.conv2d_nchw(x, k, w.stride, w.pad, w.dilation, w.groups, acc_dtype=np.float64), 0)
+    np.testing.assert_allclose(to.numpy(), ref, rtol=1e-4, atol=1e-3)

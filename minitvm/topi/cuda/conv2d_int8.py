@@ -6,14 +6,21 @@ and threads split the tile further; every thread accumulates its outputs in regi
 innermost 4-channel reduction is one ``__dp4a``. Element-wise epilogues (bias, requantize,
 relu, residual add) are inlined into the stage that writes the output.
 
-Knobs (``cfg``; :func:`default_config` picks sound values from the shape):
+Knobs (declared on an autotune config space by :func:`define_knobs`; :func:`default_config`
+picks sound values from the shape and is the fallback when nothing was tuned):
 ``tile_n``, ``tile_f``, ``tile_y``, ``tile_x`` — 4-way splits [block, vthread, thread, inner];
 ``tile_rc``, ``tile_ry``, ``tile_rx`` — 2-way splits [outer, inner] of the reduction;
 ``fuse_yx`` — bind y and x to one thread axis; ``auto_unroll_max_step``, ``unroll_explicit``.
+
+The tunable template is ``conv2d_NCHWc_int8.cuda`` (:func:`conv2d_NCHWc_int8_cuda`, args
+``(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype)``).
+:func:`schedule_conv2d_NCHWc_int8` takes a config object, a plain dict of knob values (merged
+over the default), or nothing: then the current ``minitvm.autotune`` dispatch context decides
+(the best logged config under ``ApplyHistoryBest``, else the default with a one-time warning).
 """
 from __future__ import annotations
 
-from ... import te
+from ... import autotune, te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
 from .tensor_intrin import dp4a
@@ -52,6 +59,123 @@ def default_config(conv) -> dict:
     }
 
 
+_KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
+                ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
+_MAX_THREADS = 1024
+_MAX_LOCAL = 256            # int32 accumulators per thread
+_MAX_SHARED = 48 * 1024     # static shared memory per block
+
+
+def _footprint(conv, v: dict) -> tuple:
+    """(threads per block, accumulators per thread, shared bytes per block) of knob values ``v``."""
+    sh, sw = conv.op.attrs.get("stride", (1, 1))
+    dh, dw = conv.op.attrs.get("dilation", (1, 1))
+    ob = int(conv.shape[4].value)
+    ib = int(conv.op.reduce_axis[3].dom.extent.value)
+    tn, tf, ty, tx = (v[k][2] for k in ("tile_n", "tile_f", "tile_y", "tile_x"))
+    n_t, f_t, y_t, x_t = (v[k][1] * v[k][2] * v[k][3] for k in ("tile_n", "tile_f", "tile_y", "tile_x"))
+    rci, ryi, rxi = v["tile_rc"][1], v["tile_ry"][1], v["tile_rx"][1]
+    threads = tn * tf * ty * tx
+    local = (n_t // tn) * (f_t // tf) * (y_t // ty) * (x_t // tx) * ob
+    smem_w = f_t * rci * ryi * rxi * ob * ib
+    smem_a = n_t * rci * ((y_t - 1) * sh + (ryi - 1) * dh + 1) * ((x_t - 1) * sw + (rxi - 1) * dw + 1) * ib
+    return threads, local, smem_w + smem_a
+
+
+def define_knobs(cfg, conv) -> None:
+    """Declare the template's knobs for ``conv`` on ``cfg`` (a ConfigSpace, entity or fallback);
+    a fallback gets :func:`default_config`'s values. Configs with more than 1024 threads, more
+    than 256 accumulators per thread, more than 48 KB of shared memory, or far fewer threads than
+    the default are filtered out of the search."""
+    n, f, y, x, _ = conv.op.axis
+    rc, ry, rx, _ = conv.op.reduce_axis
+    for (key, parts), ax in zip(_KNOB_SPLITS, (n, f, y, x, rc, ry, rx)):
+        cfg.define_split(key, ax, num_outputs=parts)
+    cfg.define_knob("fuse_yx", [True])
+    cfg.define_knob("auto_unroll_max_step", [0, 512, 1500])
+    cfg.define_knob("unroll_explicit", [False, True])
+    default = default_config(conv)
+    min_threads = min(32, _footprint(conv, default)[0])
+
+    def sound(c):
+        threads, local, smem = _footprint(conv, {k: c[k].size for k, _ in _KNOB_SPLITS})
+        return min_threads <= threads <= _MAX_THREADS and local <= _MAX_LOCAL and smem <= _MAX_SHARED
+
+    cfg.multi_filter(sound)
+    if cfg.is_fallback:
+        cfg.fallback_with(default)
+
+
+def _conv_args(data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
+               out_dtype="int32"):
+    """The template's arguments in canonical form (pairs, 4-tuple padding)."""
+    from ..nn.conv2d import normalize_padding
+
+    def pair(v):
+        return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
+
+    return (tuple(int(d) for d in data_shape), tuple(int(d) for d in kernel_shape), pair(stride),
+            normalize_padding(padding if isinstance(padding, int) else tuple(padding)), pair(dilation),
+            int(groups), str(dtype), str(out_dtype))
+
+
+def _workload_args(conv) -> tuple:
+    """The template arguments that declare ``conv`` (for looking up its tuned config)."""
+    pad_data, kernel = conv.op.input_tensors[:2]
+    data = pad_data
+    if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag and pad_data.op.input_tensors:
+        data = pad_data.op.input_tensors[0]
+    attrs = conv.op.attrs
+    return _conv_args(tuple(int(d.value) for d in data.shape), tuple(int(d.value) for d in kernel.shape),
+                      attrs.get("stride", 1), attrs.get("padding", 0), attrs.get("dilation", 1),
+                      attrs.get("groups", 1), data.dtype, conv.dtype)
+
+
+def reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
+              out_dtype="int32"):
+    """numpy conv2d_NCHWc_int8 of ``inputs = [data, kernel]`` (exact: float64 sums of int8 products)."""
+    import numpy as np
+    data, kernel = inputs
+    (sh, sw), (pt, pl, pb, pr), (dh, dw) = stride, padding, dilation
+    N, ICc, H, W, ib = data.shape
+    OCc, ICg, KH, KW, ob, _ = kernel.shape
+    x = data.astype(np.float64).transpose(0, 1, 4, 2, 3).reshape(N, ICc * ib, H, W)
+    w = kernel.astype(np.float64).transpose(0, 4, 1, 5, 2, 3).reshape(OCc * ob, ICg * ib, KH, KW)
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    OH = (H + pt + pb - (KH - 1) * dh - 1) // sh + 1
+    OW = (W + pl + pr - (KW - 1) * dw - 1) // sw + 1
+    O, I = w.shape[:2]
+    og = O // groups
+    out = np.empty((N, O, OH, OW), np.float64)
+    for g in range(groups):
+        xs = xp[:, g * I:(g + 1) * I]
+        cols = np.empty((N, I, KH, KW, OH, OW), np.float64)
+        for ry in range(KH):
+            for rx in range(KW):
+                cols[:, :, ry, rx] = xs[:, :, ry * dh:ry * dh + (OH - 1) * sh + 1:sh,
+                                        rx * dw:rx * dw + (OW - 1) * sw + 1:sw]
+        wg = w[g * og:(g + 1) * og].reshape(og, I * KH * KW)
+        out[:, g * og:(g + 1) * og] = np.einsum("ok,nkp->nop", wg, cols.reshape(N, I * KH * KW, OH * OW),
+                                                 optimize=True).reshape(N, og, OH, OW)
+    res = out.reshape(N, OCc, ob, OH, OW).transpose(0, 1, 3, 4, 2)
+    return [np.ascontiguousarray(res).astype(out_dtype)]
+
+
+@autotune.template("conv2d_NCHWc_int8.cuda", normalize=_conv_args, reference=reference)
+def conv2d_NCHWc_int8_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1,
+                           dtype="int8", out_dtype="int32"):
+    """Tunable template: int8 conv2d in NCHW[x]c / OIHW[y]o[x]i scheduled for CUDA with dp4a.
+
+    Returns ``(schedule, [data, kernel, out])``. Called without ``cfg``
+    (``conv2d_NCHWc_int8_cuda(data_shape, kernel_shape, ...)``) it uses the dispatch context.
+    """
+    from ..nn.conv2d import conv2d_NCHWc_int8
+    data = te.placeholder(data_shape, dtype, "data")
+    kernel = te.placeholder(kernel_shape, dtype, "kernel")
+    out = conv2d_NCHWc_int8(data, kernel, stride, padding, dilation, groups, out_dtype)
+    return schedule_conv2d_NCHWc_int8(out, cfg=cfg), [data, kernel, out]
+
+
 def _apply_split(s, stage, axis, factors):
     """Split ``axis`` into len(factors) loops with the given extents (first = outermost)."""
     out = []
@@ -76,12 +200,27 @@ def _check(cfg, key, extent, parts):
         raise ScheduleError(f"knob {key}: factors {factors} multiply to {prod}, but the axis has extent {extent}")
 
 
-def schedule_conv2d_NCHWc_int8(outs, cfg: dict | None = None):
-    """Schedule the int8 convolution feeding ``outs`` (its epilogue ops are inlined)."""
+def _resolve_config(conv, cfg) -> dict:
+    """Plain knob values from a config object, a dict (over the default) or the dispatch context."""
+    if cfg is None:
+        cfg = autotune.DispatchContext.current().query("cuda", ("conv2d_NCHWc_int8.cuda",) + _workload_args(conv))
+    if isinstance(cfg, dict):
+        return dict(default_config(conv), **cfg)
+    define_knobs(cfg, conv)
+    return {key: (cfg[key].size if hasattr(cfg[key], "size") else cfg[key].val)
+            for key in [k for k, _ in _KNOB_SPLITS] + ["fuse_yx", "auto_unroll_max_step", "unroll_explicit"]}
+
+
+def schedule_conv2d_NCHWc_int8(outs, cfg=None):
+    """Schedule the int8 convolution feeding ``outs`` (its epilogue ops are inlined).
+
+    ``cfg``: an autotune config (space, entity or fallback), a dict of knob values (missing
+    ones from :func:`default_config`), or ``None`` to ask the current dispatch context.
+    """
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     s = te.create_schedule([t.op for t in outs])
     conv = _find_conv(outs[0])
-    cfg = dict(default_config(conv), **(cfg or {}))
+    cfg = _resolve_config(conv, cfg)
     output = outs[0]
     pad_data, packed_kernel = conv.op.input_tensors
     for t in (pad_data, packed_kernel):
@@ -195,4 +334,4 @@ def _inline_between(s, conv, output):
     visit(output)
 
 
-__all__ = ["schedule_conv2d_NCHWc_int8", "default_config"]
+__all__ = ["schedule_conv2d_NCHWc_int8", "default_config", "define_knobs", "conv2d_NCHWc_int8_cuda", "reference"]

@@ -1,0 +1,36 @@
+"""Fully connected layers: ``out[i, j] = sum_k data[i, k] * weight[j, k] (+ bias[j])``."""
+from __future__ import annotations
+
+from ... import te
+from ...errors import DtypeError, ShapeError
+from .layout import _const
+
+
+def dense(data, weight, bias=None, out_dtype: str | None = None, name: str = "dense"):
+    """Dense layer; int8 inputs accumulate in ``out_dtype`` (int32 for ``dense_int8``)."""
+    if data.ndim != 2 or weight.ndim != 2:
+        raise ShapeError(f"{name}: data and weight must be 2-D ([batch, in] and [units, in]), got "
+                         f"{data.ndim}-D and {weight.ndim}-D")
+    K, K2 = _const(data.shape[1]), _const(weight.shape[1])
+    if K is not None and K2 is not None and K != K2:
+        raise ShapeError(f"{name}: {data.name} has {K} input features, {weight.name} expects {K2}")
+    if data.dtype != weight.dtype:
+        raise DtypeError(f"{name}: data is {data.dtype} but weight is {weight.dtype}")
+    out_dtype = out_dtype or data.dtype
+    k = te.reduce_axis((0, data.shape[1]), "k")
+    out = te.compute((data.shape[0], weight.shape[0]),
+                     lambda i, j: te.sum(data[i, k].astype(out_dtype) * weight[j, k].astype(out_dtype), axis=k),
+                     name=name, tag="dense")
+    if bias is not None:
+        if bias.ndim != 1 or bias.dtype != out_dtype:
+            raise ShapeError(f"{name}: bias must be 1-D of dtype {out_dtype}, got {bias.ndim}-D {bias.dtype}")
+        out = te.compute(out.shape, lambda i, j: out[i, j] + bias[j], name=f"{name}_bias", tag="injective,bias_add")
+    return out
+
+
+def dense_int8(data, weight, bias=None, name: str = "dense_int8"):
+    """int8 x int8 -> int32 dense layer (the reduction is what ``dp4a`` consumes)."""
+    for t in (data, weight):
+        if t.dtype not in ("int8", "uint8"):
+            raise DtypeError(f"{name}: {t.name} must be int8, got {t.dtype}")
+    return dense(data, weight, bias, out_dtype="int32", name=name)
