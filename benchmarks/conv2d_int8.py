@@ -1,10 +1,10 @@
-"""int8 conv2d (NCHW4c / OIHW4o4i, dp4a) with default configs on the GPU, per ResNet-50 layer.
+"""int8 conv2d (NCHW4c / OIHW4o4i, dp4a) with default configs on the GPU, per seed-model layer.
 
 For each distinct layer: minitvm time, TOPS, % of the dp4a peak measured in this run by a
 microkernel, and torch's fp32 and fp16 cuDNN convolution on the same shape, same run. Each
 minitvm result is checked exactly against torch's float64 convolution of the same int8 data.
 
-    PYTHONPATH=. python3 benchmarks/conv2d_int8.py [--batch 16] [--layers N]
+    PYTHONPATH=. python3 benchmarks/conv2d_int8.py [--batch 16] [--model resnet50|...|all] [--layers N]
 """
 import argparse
 import os
@@ -19,7 +19,12 @@ from minitvm import nd, te  # noqa: E402
 from minitvm.runtime import cuda  # noqa: E402
 from minitvm.topi.cuda.conv2d_int8 import schedule_conv2d_NCHWc_int8  # noqa: E402
 from minitvm.topi.nn.conv2d import conv2d_NCHWc_int8  # noqa: E402
-from minitvm.topi.workloads import resnet50_convs, unique  # noqa: E402
+from minitvm.topi import workloads  # noqa: E402
+from minitvm.topi.workloads import unique  # noqa: E402
+
+MODELS = {"resnet50": workloads.resnet50_convs, "vgg19": workloads.vgg19_convs,
+          "inception_v3": workloads.inception_v3_convs, "resnext50": workloads.resnext50_convs,
+          "drn_c26": workloads.drn_c26_convs}
 
 
 def build_conv(w, cfg=None):
@@ -57,6 +62,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--layers", type=int, default=0, help="only the first N distinct layers")
+    p.add_argument("--model", default="resnet50", choices=sorted(MODELS) + ["all"])
     args = p.parse_args()
     if cuda.device_count() == 0:
         print("no CUDA device here:", cuda.unavailable_reason())
@@ -69,7 +75,8 @@ def main():
     except ImportError:
         torch = None
     peak = dp4a_peak()
-    layers = unique(resnet50_convs(args.batch))
+    names = sorted(MODELS) if args.model == "all" else [args.model]
+    layers = unique([c for m in names for c in MODELS[m](args.batch)])
     if args.layers:
         layers = layers[:args.layers]
     rng = np.random.default_rng(0)

@@ -135,3 +135,15 @@ def conv2d_NCHWc_int8(data, kernel, stride=1, padding=0, dilation=1, groups=1, o
 
     return te.compute((N, OCc, OH, OW, ob), f, name=name, tag="conv2d_NCHWc_int8",
                       attrs={"stride": (sh, sw), "padding": (pt, pl, pb, pr), "dilation": (dh, dw), "groups": groups})
+
+
+def group_conv2d_NCHWc_int8(data, kernel, stride, padding, dilation, groups, out_dtype="int32",
+                            name="group_conv2d_NCHWc_int8"):
+    """Grouped int8 convolution (ResNeXt's 32 groups): :func:`conv2d_NCHWc_int8` with ``groups``.
+
+    Each group's input and output channels must be multiples of the packing factor (4).
+    """
+    if groups < 2:
+        raise ShapeError(f"{name}: groups must be at least 2 (use conv2d_NCHWc_int8 otherwise), got {groups}")
+    out = conv2d_NCHWc_int8(data, kernel, stride, padding, dilation, groups, out_dtype, name)
+    return out
