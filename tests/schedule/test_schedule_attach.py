@@ -7,7 +7,7 @@ import pytest
 
 import minitvm
 from minitvm import te
-from sched_util import build_run, rand
+from minitvm.testing import build_run, rand
 
 
 def lowered(s, args):

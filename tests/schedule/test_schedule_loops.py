@@ -8,7 +8,7 @@ import pytest
 
 import minitvm
 from minitvm import te
-from sched_util import build_run, rand
+from minitvm.testing import build_run, rand
 
 
 def elementwise_2d(n=37, m=50, dtype="float32"):

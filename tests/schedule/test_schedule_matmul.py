@@ -6,7 +6,7 @@ import pytest
 
 import minitvm
 from minitvm import te
-from sched_util import build_run, rand
+from minitvm.testing import build_run, rand
 
 M, N, K = 96, 80, 64
 BN = 16

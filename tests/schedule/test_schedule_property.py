@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minitvm import te
-from sched_util import build_run, rand
+from minitvm.testing import build_run, rand
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FACTORS = st.sampled_from([1, 2, 3, 4, 5, 7, 8, 16, 32])

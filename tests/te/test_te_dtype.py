@@ -9,7 +9,7 @@ import pytest
 import minitvm
 from minitvm import te
 from minitvm.errors import DtypeError
-from te_util import build_run, poison, rand
+from minitvm.testing import build_run, poison, rand
 
 N = 64
 

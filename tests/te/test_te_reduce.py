@@ -4,7 +4,7 @@ import pytest
 
 from minitvm import te
 from minitvm.errors import DtypeError, ShapeError
-from te_util import build_run, rand
+from minitvm.testing import build_run, rand
 
 
 def test_sum_over_one_axis():

@@ -4,7 +4,7 @@ import pytest
 
 import minitvm
 from minitvm import te
-from te_util import build_run, poison, rand
+from minitvm.testing import build_run, poison, rand
 
 N = 257   # odd, so vectorized/unrolled code paths get a tail
 

@@ -6,7 +6,7 @@ import pytest
 
 import minitvm
 from minitvm import te
-from te_util import build_run, poison, rand
+from minitvm.testing import build_run, poison, rand
 
 
 # ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from minitvm import te, tir
 from minitvm.tir import expr as E
 from minitvm.tir.arith import Analyzer, simplify
-from tir_util import build_run, rand
+from minitvm.testing import build_run, rand
 
 
 def same(a, b):

@@ -9,7 +9,7 @@ import minitvm
 from minitvm import te, tir
 from minitvm.tir import expr as E
 from minitvm.tir import stmt as S
-from tir_util import build_run, rand
+from minitvm.testing import build_run, rand
 
 
 def vector_add(n=1024):

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests in tests/te: seeded inputs, poisoned outputs, build-and-run."""
+"""Test helpers for kernels: seeded inputs, poisoned outputs, build-and-run on the CPU."""
 import numpy as np
 
 import minitvm
@@ -28,6 +28,7 @@ def rand(rng, shape, dtype="float32", lo=None, hi=None):
 
 
 def shape_of(t):
+    """The constant shape of a tensor as a tuple of ints."""
     return tuple(int(s.value) for s in t.shape)
 
 
