@@ -52,7 +52,7 @@ __all__ = [
     "device_count", "has_gpu", "unavailable_reason", "device_arch", "device_name", "synchronize",
     "require_device", "DeviceBuffer", "compile_cuda", "compile_ptx", "nvrtc_version",
     "supported_archs", "cache_dir", "compile_stats", "clear_memory_cache", "KernelLaunch",
-    "LaunchPlan", "CUDAModule",
+    "LaunchPlan", "CUDAModule", "Stream", "CUDAGraph",
 ]
 
 _DEBUG_ENV = "MINITVM_CUDA_DEBUG"
@@ -1031,7 +1031,8 @@ class CUDAModule(Module):
         res = fn.resolved.get(key)
         if res is None:
             res = self._resolve(fn, args, key)
-        launch, stream = fn.launch_fn, fn.stream
+        launch = fn.launch_fn
+        stream = _STREAM.value if _STREAM.value is not None else fn.stream
         with self._lock:
             err = fn.set_ctx(fn.ctx)[0]
             if err:
@@ -1133,3 +1134,81 @@ class CUDAModule(Module):
 
 
 assert sys.byteorder == "little", "the kernel-parameter block stores int32 values in 8-byte little-endian slots"
+
+
+# ----------------------------------------------------------------------------------------------
+# streams and CUDA graphs
+# ----------------------------------------------------------------------------------------------
+class _CurrentStream(threading.local):
+    value = None
+
+
+_STREAM = _CurrentStream()
+
+
+class Stream:
+    """A non-blocking CUDA stream on ``device_index``; launches go to it inside ``with stream:``."""
+
+    def __init__(self, device_index: int = 0):
+        require_device(device_index)
+        self.device_index = device_index
+        flags = int(_drv.CUstream_flags.CU_STREAM_NON_BLOCKING)
+        self.handle = _check(_drv.cuStreamCreate(flags), "cuStreamCreate")
+        self._saved = []
+
+    def __enter__(self):
+        self._saved.append(_STREAM.value)
+        _STREAM.value = self.handle
+        return self
+
+    def __exit__(self, *exc):
+        _STREAM.value = self._saved.pop()
+
+    def synchronize(self) -> None:
+        """Wait for the work queued on this stream."""
+        _check(_drv.cuStreamSynchronize(self.handle), "cuStreamSynchronize")
+
+    def __del__(self):
+        try:
+            if getattr(self, "handle", None) is not None and sys.is_finalizing() is False:
+                _drv.cuStreamDestroy(self.handle)
+        except Exception:  # noqa: BLE001 - never raise from a destructor
+            pass
+
+
+class CUDAGraph:
+    """A sequence of launches captured once and replayed with one ``cuGraphLaunch``.
+
+    ``CUDAGraph(fn, stream)`` runs ``fn()`` (which queues kernel launches through minitvm
+    modules) under stream capture; ``replay()`` queues the whole captured work again. Run
+    ``fn`` once without capture first so modules are loaded and scratch memory allocated.
+    """
+
+    def __init__(self, fn, stream: Stream):
+        drv = _drv
+        self.stream = stream
+        mode = drv.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED
+        require_device(stream.device_index)
+        _check(drv.cuStreamBeginCapture(stream.handle, mode), "cuStreamBeginCapture")
+        try:
+            with stream:
+                fn()
+        finally:
+            graph = _check(drv.cuStreamEndCapture(stream.handle), "cuStreamEndCapture")
+        self.graph = graph
+        self.exec = _check(drv.cuGraphInstantiate(graph, 0), "cuGraphInstantiate")
+
+    def replay(self) -> None:
+        """Queue the captured launches on the capture stream."""
+        _check(_drv.cuGraphLaunch(self.exec, self.stream.handle), "cuGraphLaunch")
+
+    def __del__(self):
+        try:
+            if sys.is_finalizing() is False:
+                drv = _drv
+                if getattr(self, "exec", None) is not None:
+                    drv.cuGraphExecDestroy(self.exec)
+                if getattr(self, "graph", None) is not None:
+                    drv.cuGraphDestroy(self.graph)
+        except Exception:  # noqa: BLE001
+            pass
