@@ -17,6 +17,9 @@ class ShapeError(MiniTVMError, ValueError):
     """A shape, index count or argument shape that does not match."""
 
 
+class GraphError(MiniTVMError, ValueError):  """A malformed graph or an unsupported op/attribute (names node and op)."""
+
+
 class ScheduleError(MiniTVMError):
     """A schedule primitive applied to the wrong stage or axis, or in the wrong order."""
 
