@@ -14,7 +14,7 @@ import math
 import threading
 import warnings
 
-from .space import ConfigError, ConfigEntity, FallbackConfig
+from .space import ConfigError, FallbackConfig
 from .task import TaskError, target_kind, workload_key
 
 __all__ = ["DispatchContext", "ApplyConfig", "ApplyHistoryBest", "FallbackContext", "FallbackConfigWarning"]
@@ -196,7 +196,3 @@ class ApplyHistoryBest(DispatchContext):
             self._resolved[rkey] = config
         return config
 
-
-def is_config(x) -> bool:
-    """Whether ``x`` is a config object (space, entity or fallback), not a plain dict."""
-    return isinstance(x, (ConfigEntity, FallbackConfig)) or hasattr(x, "define_split")

@@ -62,12 +62,15 @@ def default_config(conv) -> dict:
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
 _MAX_THREADS = 1024
-_MAX_LOCAL = 256            # int32 accumulators per thread
+_MAX_LOCAL = 128            # int32 accumulators per thread (more spill registers: measured 3-5x slower)
+_MAX_VTHREADS = 8           # virtual threads per thread
 _MAX_SHARED = 48 * 1024     # static shared memory per block
+_MIN_BLOCKS = 128           # about one block per SM (H100: 132), unless the default has fewer
 
 
 def _footprint(conv, v: dict) -> tuple:
-    """(threads per block, accumulators per thread, shared bytes per block) of knob values ``v``."""
+    """(threads per block, accumulators per thread, shared bytes per block, virtual threads,
+    blocks) of knob values ``v``."""
     sh, sw = conv.op.attrs.get("stride", (1, 1))
     dh, dw = conv.op.attrs.get("dilation", (1, 1))
     ob = int(conv.shape[4].value)
@@ -79,14 +82,17 @@ def _footprint(conv, v: dict) -> tuple:
     local = (n_t // tn) * (f_t // tf) * (y_t // ty) * (x_t // tx) * ob
     smem_w = f_t * rci * ryi * rxi * ob * ib
     smem_a = n_t * rci * ((y_t - 1) * sh + (ryi - 1) * dh + 1) * ((x_t - 1) * sw + (rxi - 1) * dw + 1) * ib
-    return threads, local, smem_w + smem_a
+    vthreads = v["tile_n"][1] * v["tile_f"][1] * v["tile_y"][1] * v["tile_x"][1]
+    blocks = v["tile_n"][0] * v["tile_f"][0] * v["tile_y"][0] * v["tile_x"][0]
+    return threads, local, smem_w + smem_a, vthreads, blocks
 
 
 def define_knobs(cfg, conv) -> None:
     """Declare the template's knobs for ``conv`` on ``cfg`` (a ConfigSpace, entity or fallback);
-    a fallback gets :func:`default_config`'s values. Configs with more than 1024 threads, more
-    than 256 accumulators per thread, more than 48 KB of shared memory, or far fewer threads than
-    the default are filtered out of the search."""
+    a fallback gets :func:`default_config`'s values. The search skips configs that cannot run
+    (over 1024 threads or 48 KB of shared memory) and, from measurements on an H100, ones that
+    are rarely fast: over 128 accumulators or 8 virtual threads per thread, fewer than 32
+    threads or 128 blocks (or than the default has, if that is fewer)."""
     n, f, y, x, _ = conv.op.axis
     rc, ry, rx, _ = conv.op.reduce_axis
     for (key, parts), ax in zip(_KNOB_SPLITS, (n, f, y, x, rc, ry, rx)):
@@ -95,11 +101,13 @@ def define_knobs(cfg, conv) -> None:
     cfg.define_knob("auto_unroll_max_step", [0, 512, 1500])
     cfg.define_knob("unroll_explicit", [False, True])
     default = default_config(conv)
-    min_threads = min(32, _footprint(conv, default)[0])
+    d_threads, _, _, _, d_blocks = _footprint(conv, default)
+    min_threads, min_blocks = min(32, d_threads), min(_MIN_BLOCKS, d_blocks)
 
     def sound(c):
-        threads, local, smem = _footprint(conv, {k: c[k].size for k, _ in _KNOB_SPLITS})
-        return min_threads <= threads <= _MAX_THREADS and local <= _MAX_LOCAL and smem <= _MAX_SHARED
+        threads, local, smem, vthreads, blocks = _footprint(conv, {k: c[k].size for k, _ in _KNOB_SPLITS})
+        return (min_threads <= threads <= _MAX_THREADS and local <= _MAX_LOCAL and smem <= _MAX_SHARED
+                and vthreads <= _MAX_VTHREADS and blocks >= min_blocks)
 
     cfg.multi_filter(sound)
     if cfg.is_fallback:

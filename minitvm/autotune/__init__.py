@@ -1,0 +1,42 @@
+"""``minitvm.autotune``: search schedule knobs for the fastest config and apply the best one.
+
+    from minitvm import autotune
+
+    task = autotune.Task("matmul.cpu", (512, 512, 512, "float32"), target="llvm")
+    tuner = autotune.RandomTuner(task, seed=0)
+    with autotune.measure_option(builder=autotune.LocalBuilder(), runner=autotune.LocalRunner()) as opt:
+        tuner.tune(64, opt, callbacks=[autotune.progress_bar(64), autotune.log_to_file("mm.log")])
+    with autotune.ApplyHistoryBest("mm.log"):
+        s, args = matmul_template(512, 512, 512, "float32")   # the best config found
+
+Pieces: ``space`` (knobs and configs), ``task`` (templates, tasks, workloads), ``measure``
+(parallel builder, isolated runner, error codes), ``tuner`` (random, grid), ``record`` (the
+JSON-lines log), ``dispatch`` (which config a template uses outside tuning), ``callback``
+(progress bar, logging). See ``docs/autotune.md``.
+"""
+from .space import (  # noqa: F401
+    AnnotateEntity, AnnotateSpace, ConfigEntity, ConfigError, ConfigSpace, FallbackConfig, OtherOptionEntity,
+    OtherOptionSpace, ReorderEntity, ReorderSpace, SplitEntity, SplitSpace,
+)
+from .task import Task, TaskError, Template, compute_flop, get_template, template  # noqa: F401
+from .dispatch import (  # noqa: F401
+    ApplyConfig, ApplyHistoryBest, DispatchContext, FallbackConfigWarning, FallbackContext,
+)
+from .measure import (  # noqa: F401
+    BuildResult, Builder, LocalBuilder, LocalRunner, MeasureErrorNo, MeasureInput, MeasureOption, MeasureResult,
+    Runner, create_measure_batch, measure_option,
+)
+from .record import decode, encode, load_records, pick_best, save_records  # noqa: F401
+from .tuner import GridSearchTuner, RandomTuner, Tuner  # noqa: F401
+from .callback import log_to_file, progress_bar  # noqa: F401
+
+__all__ = [
+    "ConfigSpace", "ConfigEntity", "FallbackConfig", "ConfigError", "SplitSpace", "OtherOptionSpace", "ReorderSpace",
+    "AnnotateSpace", "SplitEntity", "OtherOptionEntity", "ReorderEntity", "AnnotateEntity",
+    "template", "Template", "Task", "TaskError", "get_template", "compute_flop",
+    "DispatchContext", "ApplyConfig", "ApplyHistoryBest", "FallbackContext", "FallbackConfigWarning",
+    "MeasureErrorNo", "MeasureInput", "MeasureResult", "BuildResult", "Builder", "Runner", "LocalBuilder",
+    "LocalRunner", "MeasureOption", "measure_option", "create_measure_batch",
+    "encode", "decode", "load_records", "save_records", "pick_best",
+    "Tuner", "RandomTuner", "GridSearchTuner", "log_to_file", "progress_bar",
+]

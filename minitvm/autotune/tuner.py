@@ -1,0 +1,225 @@
+"""Tuners: which configs to measure next.
+
+Every tuner shares :meth:`Tuner.tune`, the measurement loop. A tuner only decides what to try:
+``next_batch(n)`` proposes up to ``n`` configs never proposed before, and ``update(inputs,
+results)`` hears how they did — a model-based tuner (a cost model over ``config.features()``)
+overrides these two and inherits the loop.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+
+from .measure import MeasureInput, create_measure_batch
+from .task import target_kind
+
+__all__ = ["Tuner", "RandomTuner", "GridSearchTuner"]
+
+logger = logging.getLogger("minitvm.autotune")
+
+
+class Tuner:
+    """Base tuner over ``task.config_space``; tracks the best config measured so far.
+
+    Attributes after (or during) :meth:`tune`: ``best_config``, ``best_cost`` (seconds),
+    ``best_flops`` (operations per second), ``best_measure_pair`` ``(input, result)``,
+    ``best_iter`` (trial number of the best), ``trials`` (trials measured), ``n_errors``,
+    ``trials_per_second`` of the last ``tune`` call.
+    """
+
+    def __init__(self, task):
+        self.task = task
+        self.space = task.config_space
+        self.best_config = None
+        self.best_cost = math.inf
+        self.best_flops = 0.0
+        self.best_measure_pair = None
+        self.best_iter = -1
+        self.trials = 0
+        self.n_errors = 0
+        self.trials_per_second = 0.0
+        self.tune_seconds = 0.0
+
+    # ---- what a tuner decides
+    def has_next(self) -> bool:
+        """Whether some config has not been proposed yet."""
+        raise NotImplementedError
+
+    def next_batch(self, batch_size: int) -> list:
+        """Up to ``batch_size`` configs (ConfigEntity) never proposed before."""
+        raise NotImplementedError
+
+    def update(self, inputs, results) -> None:
+        """Learn from measured ``inputs`` and their ``results`` (nothing, for model-free tuners)."""
+
+    # ---- the loop
+    def tune(self, n_trial: int, measure_option, early_stopping: int | None = None, callbacks=(),
+             pipeline: bool | None = None):
+        """Measure up to ``n_trial`` configs, ``n_parallel`` (the builder's) at a time.
+
+        Stops early when the space is exhausted or when ``early_stopping`` trials passed without
+        a better config. After each batch every callback is called as ``cb(tuner, inputs,
+        results)``; a callback's ``start(tuner)`` method, if any, is called before the first
+        batch and its ``close()`` at the end. ``pipeline``
+        builds the next batch while the current one is timed (default: on for ``cuda``, where
+        timing happens on the GPU; off for ``llvm``, where builds would disturb CPU timings).
+        Returns the best config (None if no trial succeeded).
+        """
+        measure = create_measure_batch(self.task, measure_option)
+        n_parallel = max(1, int(measure.n_parallel))
+        if pipeline is None:
+            pipeline = target_kind(measure.target) == "cuda"
+        stop_after = early_stopping if early_stopping is not None else math.inf
+        t0 = time.perf_counter()
+        done = 0
+        pending = None
+
+        def start_batch(limit):
+            configs = self.next_batch(min(n_parallel, limit)) if limit > 0 and self.has_next() else []
+            if not configs:
+                return None
+            inputs = [MeasureInput(measure.target, self.task, c) for c in configs]
+            return inputs, measure.submit(inputs)
+
+        try:
+            for cb in callbacks:
+                begin = getattr(cb, "start", None)
+                if begin is not None:
+                    begin(self)
+            pending = start_batch(n_trial)
+            while pending is not None:
+                inputs, builds = pending
+                pending = None
+                if pipeline:
+                    builds.result()
+                    pending = start_batch(n_trial - done - len(inputs))
+                results = measure.run(inputs, builds)
+                for k, (inp, res) in enumerate(zip(inputs, results)):
+                    self._record(self.trials + k, inp, res)
+                done += len(results)
+                self.trials += len(results)
+                self.update(inputs, results)
+                for cb in callbacks:
+                    cb(self, inputs, results)
+                if self.best_iter >= 0 and self.trials - 1 - self.best_iter >= stop_after:
+                    logger.info("early stopping: %d trials without improvement", stop_after)
+                    break
+                if self.best_iter < 0 and done >= stop_after:
+                    break
+                if pending is None:
+                    pending = start_batch(n_trial - done)
+        finally:
+            if pending is not None:
+                pending[1].cancel()
+            for cb in callbacks:
+                close = getattr(cb, "close", None)
+                if close is not None:
+                    close()
+            self.tune_seconds = time.perf_counter() - t0
+            self.trials_per_second = done / self.tune_seconds if self.tune_seconds > 0 else 0.0
+        return self.best_config
+
+    def _record(self, i, inp, res) -> None:
+        if res.ok:
+            cost = res.mean
+            flops = self.task.flop / cost if cost > 0 else 0.0
+            if cost < self.best_cost:
+                self.best_cost, self.best_flops = cost, flops
+                self.best_config, self.best_measure_pair, self.best_iter = inp.config, (inp, res), i
+            logger.debug("trial %d: %.4g ms, %.2f GFLOP/s, %s", i, cost * 1e3, flops / 1e9, inp.config)
+        else:
+            self.n_errors += 1
+            logger.debug("trial %d: %s %s (%s)", i, res.error_no.name, inp.config, res.error_msg)
+
+
+class _SamplingTuner(Tuner):
+    """Shared bookkeeping: proposed indices are never proposed again; configs rejected by the
+    space's ``multi_filter`` are skipped without being measured."""
+
+    max_skips = 100_000
+
+    def __init__(self, task):
+        super().__init__(task)
+        self.visited: set = set()
+        self.n_skipped = 0
+        self._size = len(self.space)
+        self._exhausted = self._size == 0
+
+    def has_next(self) -> bool:
+        """Whether an unproposed config remains."""
+        return not self._exhausted and len(self.visited) < self._size
+
+    def _candidate(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def next_batch(self, batch_size: int) -> list:
+        """Up to ``batch_size`` new, valid configs."""
+        out = []
+        skips = 0
+        while len(out) < batch_size:
+            idx = self._candidate()
+            if idx is None:
+                self._exhausted = True
+                break
+            self.visited.add(idx)
+            config = self.space.get(idx)
+            if not self.space.is_valid(config):
+                self.n_skipped += 1
+                skips += 1
+                if skips >= self.max_skips:
+                    logger.warning("%s: %d configs in a row rejected by the space's filters; giving up",
+                                   type(self).__name__, skips)
+                    self._exhausted = True
+                    break
+                continue
+            out.append(config)
+        return out
+
+
+class RandomTuner(_SamplingTuner):
+    """Configs drawn uniformly at random without replacement (never repeats); ``seed`` makes
+    the order reproducible."""
+
+    def __init__(self, task, seed=None):
+        super().__init__(task)
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 32)
+        self._rng = random.Random(self.seed)
+        self._rest = None   # explicit shuffled list once most of the space is visited
+
+    def _candidate(self):
+        n = self._size
+        while True:
+            if self._rest is not None:
+                while self._rest:
+                    idx = self._rest.pop()
+                    if idx not in self.visited:
+                        return idx
+                return None
+            if len(self.visited) >= n:
+                return None
+            if 2 * len(self.visited) >= n:
+                # rejection sampling gets slow: shuffle what is left (the space is small by now)
+                self._rest = [i for i in range(n) if i not in self.visited]
+                self._rng.shuffle(self._rest)
+                continue
+            idx = self._rng.randrange(n)
+            if idx not in self.visited:
+                return idx
+
+
+class GridSearchTuner(_SamplingTuner):
+    """Configs in index order: 0, 1, 2, ..."""
+
+    def __init__(self, task):
+        super().__init__(task)
+        self._next = 0
+
+    def _candidate(self):
+        while self._next < self._size:
+            idx = self._next
+            self._next += 1
+            if idx not in self.visited:
+                return idx
+        return None

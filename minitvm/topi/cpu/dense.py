@@ -1,0 +1,94 @@
+"""CPU (LLVM) schedules for ``topi.nn.dense`` (float) and ``dense_int8`` (``dp4a`` tensorized).
+
+``out[i, j] = sum_k data[i, k] * weight[j, k]``: both operands are read along ``k``, so the
+tile is ``batch_block`` rows x ``unit_block`` output units accumulated in a ``local`` buffer
+(independent accumulators hide the add latency; the float sum is not reassociated, so each
+output is an exact sequential sum), the ``k`` loop outside the tile and split by
+``k_unroll`` (unrolled). Blocks of units run in parallel (the batch is often 1). For int8
+the innermost 4 of ``k`` are one ``dp4a`` (``K`` must be a multiple of 4). Epilogues (bias,
+relu, requantize, ...) are inlined into the copy-out.
+"""
+from __future__ import annotations
+
+from ... import te
+from ...errors import ScheduleError
+from ...te.tensor import ComputeOp
+from ..cuda.injective import inline_injective
+from ..cuda.tensor_intrin import dp4a
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def _find(out):
+    stack, seen = [out.op], set()
+    while stack:
+        op = stack.pop()
+        if op in seen or not isinstance(op, ComputeOp):
+            continue
+        seen.add(op)
+        if op.tag == "dense":
+            return op.output(0)
+        stack.extend(t.op for t in op.input_tensors)
+    raise ScheduleError(f"schedule_dense (cpu): no dense layer feeds {out.name}")
+
+
+def default_config(dense) -> dict:
+    """Sound knob values for a dense layer of this shape."""
+    M, N = (int(d.value) for d in dense.shape)
+    K = int(dense.op.reduce_axis[0].dom.extent.value)
+    int8 = dense.op.input_tensors[0].dtype in ("int8", "uint8")
+    return {"batch_block": _largest_divisor(M, 4), "unit_block": _largest_divisor(N, 8),
+            "k_unroll": 4 if int8 else _largest_divisor(K, 8)}
+
+
+def schedule_dense(outs, cfg: dict | None = None):
+    """CPU schedule of the dense layer feeding ``outs`` (float, or int8 with ``dp4a``)."""
+    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    output = outs[0]
+    s = te.create_schedule([o.op for o in outs])
+    dense = _find(output)
+    cfg = dict(default_config(dense), **(cfg or {}))
+    data, weight = dense.op.input_tensors
+    use_dp4a = data.dtype in ("int8", "uint8")
+    for t in (data, weight):
+        if isinstance(t.op, ComputeOp) and not t.op.reduce_axis:
+            inline_injective(s, [t])
+            s[t].parallel(s[t].op.axis[0])
+    reds = inline_injective(s, [output], stop={dense.op})
+    if reds:
+        raise ScheduleError(f"schedule_dense (cpu): {reds[0].name} between the dense layer and {output.name} "
+                            "is not element-wise")
+    acc = s.cache_write(output, "local") if dense.op is output.op else dense
+    if acc is dense:
+        s[dense].set_scope("local")
+    M, N = (int(d.value) for d in output.shape)
+    K = int(dense.op.reduce_axis[0].dom.extent.value)
+    mb, nb, ku = int(cfg["batch_block"]), int(cfg["unit_block"]), int(cfg["k_unroll"])
+    i, j = s[output].op.axis
+    io, ii = s[output].split(i, factor=mb)
+    jo, ji = s[output].split(j, factor=nb)
+    s[output].reorder(jo, io, ii, ji)
+    s[output].parallel(jo)
+    s[acc].compute_at(s[output], io)
+    ci, cj = s[acc].op.axis
+    (k,) = s[acc].op.reduce_axis
+    if use_dp4a:
+        if K % 4:
+            raise ScheduleError(f"schedule_dense (cpu): the reduction length {K} must be a multiple of 4 for dp4a; "
+                                "pad the input features")
+        ko, k4 = s[acc].split(k, factor=4)
+        s[acc].reorder(ko, ci, cj, k4)
+        s[acc].tensorize(k4, dp4a())
+    else:
+        ko, ki = s[acc].split(k, factor=ku)
+        s[acc].reorder(ko, ki, ci, cj)
+        s[acc].unroll(ki)
+    s[acc].unroll(cj)
+    if M % mb == 0:
+        s[acc].unroll(ci)
+    return s
+
+
+__all__ = ["schedule_dense", "default_config"]

@@ -1,0 +1,116 @@
+"""CUDA schedule for injective (element-wise, broadcast, reshape-like, layout/pad) graphs.
+
+:func:`schedule_injective` computes every output in one kernel of its own: all output axes
+fused into one loop, split over ``blockIdx.x`` x ``threadIdx.x`` (256 threads per block, fewer
+for tiny tensors), optionally 4 consecutive elements per thread as one vector access
+(``char4`` / ``float4`` ...) when the innermost extent is a multiple of 4 and the dtype has 1-4
+bytes. Every injective producer (any compute without a reduction: ``injective,*`` ops, ``pad``,
+``layout_transform``) is inlined, so a chain becomes one kernel that reads only placeholders.
+"""
+from __future__ import annotations
+
+from ... import dtype as dt
+from ... import te
+from ...errors import ScheduleError
+from ...te.tensor import ComputeOp
+from ..nn.layout import _const
+
+MAX_THREADS = 256
+
+
+def is_injective_op(op) -> bool:
+    """A compute without a reduction (what may be inlined into its readers)."""
+    return isinstance(op, ComputeOp) and not op.reduce_axis
+
+
+def producers(outs) -> list:
+    """Every compute op feeding ``outs`` (outputs included), consumers before producers."""
+    order, seen = [], set()
+    stack = [o.op for o in outs]
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        order.append(op)
+        if isinstance(op, ComputeOp):
+            stack.extend(t.op for t in op.input_tensors)
+    return [op for op in order if isinstance(op, ComputeOp)]
+
+
+def inline_injective(s, outs, stop=()) -> list:
+    """Inline every non-output injective op feeding ``outs`` (not looking past ops in ``stop``).
+
+    Returns the ops with a reduction that were found (left for the caller to place).
+    """
+    out_ops = {o.op for o in outs}
+    reductions = []
+    seen, stack = set(), [o.op for o in outs]
+    while stack:
+        op = stack.pop()
+        if op in seen or not isinstance(op, ComputeOp):
+            continue
+        seen.add(op)
+        if op in stop:
+            continue
+        if op.reduce_axis:
+            reductions.append(op)
+        elif op not in out_ops:
+            s[op].compute_inline()
+        stack.extend(t.op for t in op.input_tensors)
+    return reductions
+
+
+def _extent(iv):
+    return _const(iv.dom.extent)
+
+
+def schedule_injective_from_existing(s, out, num_thread: int = MAX_THREADS, vectorize: bool = True):
+    """Bind output ``out`` of schedule ``s``: fuse its axes, [vectorize 4], split over blocks x threads."""
+    st = s[out]
+    axes = list(st.op.axis)
+    total = 1
+    for iv in axes:
+        e = _extent(iv)
+        total = None if (total is None or e is None) else total * e
+    fused = st.fuse(*axes) if len(axes) > 1 else axes[0]
+    inner = _extent(axes[-1])
+    lanes = 1
+    if (vectorize and inner is not None and inner % 4 == 0 and total is not None and total >= 4 * 32
+            and 1 <= dt.bits(out.dtype) // 8 <= 4 and not dt.is_bool(out.dtype)):
+        lanes = 4
+        fused, vi = st.split(fused, factor=4)
+        st.vectorize(vi)
+    if total is not None:
+        work = -(-total // lanes)
+        nthread = min(num_thread, max(32, -(-work // 32) * 32)) if work >= 32 else work
+    else:
+        nthread = num_thread
+    bx, tx = st.split(fused, factor=nthread)
+    st.bind(bx, te.thread_axis("blockIdx.x"))
+    st.bind(tx, te.thread_axis("threadIdx.x"))
+    return s
+
+
+def schedule_injective(outs, num_thread: int = MAX_THREADS, vectorize: bool = True):
+    """Schedule an injective graph ending in ``outs`` (a tensor or list) for CUDA.
+
+    Each output gets one kernel; every injective producer is inlined. A producer with a
+    reduction raises ScheduleError (schedule it with its own template).
+    """
+    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    s = te.create_schedule([o.op for o in outs])
+    reductions = inline_injective(s, outs)
+    if reductions:
+        raise ScheduleError(f"schedule_injective: {reductions[0].name} (tag {reductions[0].tag!r}) is a reduction; "
+                            "use the pool / softmax / conv / dense schedule for graphs containing one")
+    for o in outs:
+        schedule_injective_from_existing(s, o, num_thread, vectorize)
+    return s
+
+
+schedule_elemwise = schedule_injective
+schedule_broadcast = schedule_injective
+
+__all__ = ["schedule_injective", "schedule_injective_from_existing", "inline_injective", "is_injective_op",
+           "schedule_elemwise", "schedule_broadcast"]
