@@ -169,8 +169,12 @@ def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None):
         params = list(inspect.signature(fcompute).parameters.values())
     except (TypeError, ValueError):
         params = []
-    if params and params[0].kind == inspect.Parameter.VAR_POSITIONAL:
-        names = [f"i{k}" for k in range(len(shape))]
+    fixed = [p.name for p in params if p.kind != inspect.Parameter.VAR_POSITIONAL]
+    if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params):
+        if len(fixed) > len(shape):
+            raise ShapeError(f"compute {name}: the function takes at least {len(fixed)} indices {fixed} but the "
+                             f"shape has {len(shape)} dimensions")
+        names = fixed + [f"i{k}" for k in range(len(fixed), len(shape))]
     else:
         names = [p.name for p in params]
         if len(names) != len(shape):
