@@ -48,6 +48,58 @@ def demo(args) -> int:
     return 0 if err < 1e-4 else 1
 
 
+def _load_model(model: str, batch: int, image_size):
+    """A zoo model by name, or an ONNX file by path."""
+    import os
+    if model.endswith(".onnx") or os.path.exists(model):
+        from .frontend import from_onnx
+        graph, _ = from_onnx(model)
+        return graph
+    from .graph import zoo
+    graph, _ = zoo.get_model(model, batch=batch, image_size=image_size)
+    return graph
+
+
+def info(args) -> int:
+    """Print a model's graph summary: ops, MACs, parameters."""
+    graph = _load_model(args.model, args.batch, args.image_size)
+    print(graph.summary())
+    return 0
+
+
+def run(args) -> int:
+    """Compile a model (with a progress display) and run it on random or given inputs."""
+    from .graph.build import build
+    target = _pick_target(args.target)
+    graph = _load_model(args.model, args.batch, args.image_size)
+    t0 = time.perf_counter()
+
+    def progress(done, total):
+        bar = "#" * int(30 * done / total)
+        print(f"\rcompiling {args.model} for {target}: [{bar:30s}] {done}/{total} kernels", end="", flush=True)
+
+    model = build(graph, target=target, progress=progress if sys.stdout.isatty() or args.progress else None)
+    print(f"\ncompiled in {time.perf_counter() - t0:.1f} s: {len(model.steps)} kernels")
+    rng = np.random.default_rng(args.seed)
+    inputs = {}
+    for name in model.input_names:
+        t = graph.node(name).type
+        if args.input:
+            inputs[name] = np.load(args.input).astype(t.dtype)
+        else:
+            inputs[name] = rng.standard_normal(tuple(t.shape)).astype(t.dtype)
+    outs = model.run(inputs)
+    t = model.benchmark(number=args.number, repeat=3).median
+    batch = graph.node(model.input_names[0]).type.shape[0]
+    print(f"latency {t * 1e3:.3f} ms per batch of {batch} ({t * 1e3 / batch:.3f} ms per image) on {target}")
+    print(f"memory: activations {model.peak_bytes / 2**20:.1f} MiB (planned), weights {model.weight_bytes / 2**20:.1f} MiB")
+    for name, o in zip(model.output_names, outs):
+        top = np.argsort(o.reshape(o.shape[0], -1)[0])[::-1][:5]
+        print(f"output {name}: shape {list(o.shape)}, mean {o.mean():.4g}, std {o.std():.4g}, "
+              f"top-5 of image 0: {top.tolist()}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``minitvm`` command."""
     p = argparse.ArgumentParser(prog="minitvm", description=__doc__)
@@ -56,7 +108,24 @@ def main(argv=None) -> int:
     d.add_argument("--target", default="auto", choices=["auto", "cuda", "llvm"])
     d.add_argument("--size", type=int, default=1024)
     d.add_argument("--number", type=int, default=10)
+    r = sub.add_parser("run", help="compile a model (zoo name or .onnx file) and run it")
+    r.add_argument("model")
+    r.add_argument("--target", default="auto", choices=["auto", "cuda", "llvm"])
+    r.add_argument("--batch", type=int, default=1)
+    r.add_argument("--image-size", type=int, default=None)
+    r.add_argument("--input", help=".npy file with the input (default: random)")
+    r.add_argument("--number", type=int, default=10)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--progress", action="store_true", help="show compile progress even when not on a terminal")
+    i = sub.add_parser("info", help="print a model's graph summary")
+    i.add_argument("model")
+    i.add_argument("--batch", type=int, default=1)
+    i.add_argument("--image-size", type=int, default=None)
     args = p.parse_args(argv)
+    if args.cmd == "run":
+        return run(args)
+    if args.cmd == "info":
+        return info(args)
     if args.cmd in (None, "demo"):
         if args.cmd is None:
             args = p.parse_args(["demo"] + (argv or sys.argv[1:]))

@@ -118,8 +118,8 @@ def schedule_group(anchor_op: str | None, out, target: str, int8: bool):
         if anchor_op == "matmul":
             return cuda.matmul.schedule_matmul_naive(out)
         if anchor_op == "deformable_conv2d":
-            from ..topi.cuda.deformable_conv2d import schedule_deformable_conv2d
-            return schedule_deformable_conv2d(out)
+            from ..topi.cuda.deformable_conv2d import schedule_deformable_conv2d_nchw
+            return schedule_deformable_conv2d_nchw(out)
         if anchor_op in ("max_pool2d", "avg_pool2d"):
             return reduction.schedule_pool(out)
         if anchor_op in ("global_avg_pool2d", "global_max_pool2d"):

@@ -5,10 +5,10 @@
   axes are fused into one ``parallel`` loop and the innermost axis is vectorized (8 lanes
   when its extent allows, the whole axis when it is at most 16 long).
 * :func:`schedule_pool`, :func:`schedule_global_pool`, :func:`schedule_softmax`: padding and
-  element-wise epilogues inlined; the output's data-parallel axes fused into one ``parallel``
-  loop; each reduction (window max/sum, global sum, softmax row max and exp-sum) is computed
-  per output element / row into a ``local`` scalar at that loop, the softmax axis looping
-  inside it.
+  element-wise epilogues inlined; each reduction (window max/sum, global sum, softmax row max
+  and exp-sum) is computed into ``local`` storage per block of up to 8 outputs along the
+  innermost non-trivial axis (vectorized), or per row for softmax (the softmax axis looping
+  inside), at one ``parallel`` loop over the rest (see :func:`schedule_reduce_per_output`).
 
 (They live together here because the graph executor needs all of them for whole CNNs, and
 they share the structure "inline what is element-wise, parallelize the outer loop".)
@@ -73,9 +73,18 @@ schedule_broadcast = schedule_injective
 
 
 def schedule_reduce_per_output(s, out, serial_axes=()):
-    """In ``s``: inline injective ops feeding ``out``; fuse ``out``'s data axes but
-    ``serial_axes`` into one parallel loop and compute every reduction feeding it at that loop
-    (one element / row per iteration) in ``local`` scope."""
+    """In ``s``: inline injective ops feeding ``out`` and compute each reduction feeding it
+    per block of outputs, in ``local`` scope, at one ``parallel`` loop.
+
+    With ``serial_axes`` (softmax), the other axes are fused into the parallel loop (one row
+    per iteration) and the serial axes loop inside it. Otherwise the last axis of extent > 1
+    (``W`` for NCHW pools, the packed channels of ``NCHW[x]c``, ``C`` of global NCHW pools)
+    is split into blocks of up to 8; the other axes and the block index form the parallel
+    loop, and the reduction runs with its window loops outside the block, which is
+    vectorized (and so is the copy-out). (This loop order also keeps LLVM's optimizer fast:
+    reductions of a few elements nested in tiny loops made its loop vectorizer and unroller
+    take seconds for some trip counts.)
+    """
     reductions = inline_injective(s, [out])
     if out.op in reductions:
         reductions.remove(out.op)
@@ -83,18 +92,41 @@ def schedule_reduce_per_output(s, out, serial_axes=()):
         reductions.append(local.op)
     st = s[out]
     axes = list(st.op.axis)
-    serial = [axes[k] for k in serial_axes]
-    par = [a for k, a in enumerate(axes) if k not in serial_axes]
-    if serial:
+    ext = [_const(a.dom.extent) for a in axes]
+    vec_axis = None
+    if serial_axes:
+        serial = [axes[k] for k in serial_axes]
+        par = [a for k, a in enumerate(axes) if k not in serial_axes]
         st.reorder(*(par + serial))
+        ones = []
+    else:
+        big = [k for k, e in enumerate(ext) if e is None or e > 1]
+        if not big:
+            par, ones, serial = [], axes, []
+        else:
+            k = big[-1]
+            e = ext[k]
+            b = max(d for d in range(1, min(e, 8) + 1) if e % d == 0) if e is not None else 1
+            ko, ki = st.split(axes[k], factor=b)
+            par = [a for i, a in enumerate(axes[:k]) if ext[i] != 1] + [ko]
+            ones = [a for i, a in enumerate(axes) if i != k and ext[i] == 1]
+            st.reorder(*(par + ones + [ki]))   # axes after k all have extent 1
+            serial = []
+            if b > 1:
+                vec_axis = k
+                st.vectorize(ki)
     if par:
         at = st.fuse(*par) if len(par) > 1 else par[0]
         st.parallel(at)
     else:
-        at, _ = st.split(serial[0], nparts=1)
+        at, _ = st.split((serial or ones or axes)[0], nparts=1)
     for op in reductions:
-        s[op].compute_at(st, at)
-        s[op].set_scope("local")
+        rst = s[op]
+        rst.compute_at(st, at)
+        rst.set_scope("local")
+        if vec_axis is not None and not serial_axes:
+            rst.reorder(*(list(rst.op.reduce_axis) + list(rst.op.axis)))
+            rst.vectorize(rst.op.axis[vec_axis])
     return s
 
 

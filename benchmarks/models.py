@@ -1,0 +1,105 @@
+"""Whole models on the GPU: minitvm (default schedules, CUDA graph) vs PyTorch in the same run.
+
+ms per image at batch 1 and 16 for fp32 ResNet-50 (and any zoo model given), beside PyTorch
+fp32 eager and fp16 channels-last replayed from a CUDA graph; plus minitvm's whole-model
+build time.
+
+    PYTHONPATH=. python3 benchmarks/models.py [--models resnet50,resnet18] [--batches 1,16]
+"""
+import argparse
+import time
+
+import numpy as np
+
+from minitvm.graph import zoo
+from minitvm.graph.build import build
+from minitvm.runtime import cuda
+
+TORCHVISION = {"resnet50": "resnet50", "resnet18": "resnet18", "resnet101": "resnet101", "vgg19": "vgg19",
+               "resnext50_32x4d": "resnext50_32x4d", "inception_v3": "inception_v3"}
+
+
+def torch_times(name, batch, size):
+    """(fp32 eager, fp16 CUDA-graph) seconds per batch, or (None, None)."""
+    try:
+        import torch
+        import torchvision
+    except ImportError:
+        return None, None
+    if name not in TORCHVISION:
+        return None, None
+    kwargs = {"init_weights": False, "aux_logits": False} if name == "inception_v3" else {}
+    net = getattr(torchvision.models, TORCHVISION[name])(**kwargs).cuda().eval()
+    x = torch.randn(batch, 3, size, size, device="cuda")
+
+    def timeit(fn, number=20):
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        ts = []
+        for _ in range(5):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            for _ in range(number):
+                fn()
+            e.record()
+            torch.cuda.synchronize()
+            ts.append(s.elapsed_time(e) / number / 1e3)
+        return float(np.median(ts))
+
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    with torch.no_grad():
+        t32 = timeit(lambda: net(x))
+        net16 = net.half().to(memory_format=torch.channels_last)
+        x16 = x.half().to(memory_format=torch.channels_last)
+        for _ in range(3):
+            net16(x16)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                net16(x16)
+        torch.cuda.current_stream().wait_stream(s)
+        with torch.cuda.graph(g):
+            net16(x16)
+        t16 = timeit(g.replay)
+    return t32, t16
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="resnet50")
+    p.add_argument("--batches", default="1,16")
+    args = p.parse_args()
+    if cuda.device_count() == 0:
+        print("no CUDA device here:", cuda.unavailable_reason())
+        return
+    rows = []
+    for name in args.models.split(","):
+        for batch in (int(b) for b in args.batches.split(",")):
+            graph, _ = zoo.get_model(name, batch=batch)
+            size = graph.node(graph.topo_order()[0]).type.shape[-1]
+            t0 = time.perf_counter()
+            model = build(graph, "cuda")
+            build_s = time.perf_counter() - t0
+            x = np.random.default_rng(0).standard_normal(tuple(graph.node(model.input_names[0]).type.shape))
+            model.run({model.input_names[0]: x.astype("float32")})
+            t = model.benchmark(number=10, repeat=5).median
+            t32, t16 = torch_times(name, batch, size)
+            rows.append((name, batch, t, t32, t16, build_s, len(model.steps), graph.macs()))
+            print(f"{name} b{batch}: {t * 1e3 / batch:.3f} ms/image, build {build_s:.1f} s", flush=True)
+    print(f"\nwhole models on {cuda.device_name(0)}, ms per image (minitvm fp32 default schedules, CUDA graph)")
+    print(f"{'model':18s} {'bs':>3s} {'minitvm':>9s} {'TFLOPS':>7s} {'torch32':>9s} {'torch16 graph':>14s} "
+          f"{'build s':>8s} {'kernels':>8s}")
+    for name, b, t, t32, t16, bs, k, macs in rows:
+        f = (lambda v: f"{v * 1e3 / b:9.3f}" if v else "      n/a")
+        print(f"{name:18s} {b:3d} {t * 1e3 / b:9.3f} {2 * macs / t / 1e12:7.2f} {f(t32)} {f(t16):>14s} "
+              f"{bs:8.1f} {k:8d}")
+
+
+if __name__ == "__main__":
+    main()
