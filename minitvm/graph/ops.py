@@ -762,18 +762,29 @@ _POOL_ATTRS = (
 )
 
 
-def _pool_infer(ctx, types, attrs):
+def _pool_infer(ctx, types, attrs, packed_ok=False):
     t = types[0]
-    if t.ndim != 4:
-        raise ctx.shape_error(f"data must be 4-D NCHW, got {t}")
-    _check_layout(ctx, t, "NCHW", "data")
+    packed = packed_ok and t.ndim == 5 and t.layout.startswith("NCHW") and t.layout.endswith("c")
+    if t.ndim != 4 and not packed:
+        raise ctx.shape_error(f"data must be 4-D NCHW{' or 5-D NCHW[x]c' if packed_ok else ''}, got {t}")
+    if not packed:
+        _check_layout(ctx, t, "NCHW", "data")
     kh, kw = attrs["pool_size"]
     sh, sw = attrs["strides"]
     pt, pl, pb, pr = attrs["padding"]
-    N, C, H, W = t.shape
+    N, C, H, W = t.shape[:4]
     OH = _pool_out(ctx, H, kh, sh, pt, pb, attrs["ceil_mode"], "height")
     OW = _pool_out(ctx, W, kw, sw, pl, pr, attrs["ceil_mode"], "width")
-    return TensorType((N, C, OH, OW), t.dtype, t.layout)
+    return TensorType((N, C, OH, OW) + tuple(t.shape[4:]), t.dtype, t.layout)
+
+
+def _packed_pool_np(x, fn):
+    """Apply an NCHW pooling ``fn`` to an NCHW or NCHW[x]c array (channel blocks pooled alike)."""
+    if x.ndim == 4:
+        return fn(x)
+    N, Cc, H, W, c = x.shape
+    y = fn(x.transpose(0, 1, 4, 2, 3).reshape(N, Cc * c, H, W))
+    return y.reshape(N, Cc, c, *y.shape[2:]).transpose(0, 1, 3, 4, 2)
 
 
 def pool2d_np(x, kind, pool_size, strides, padding, out_hw, count_include_pad=False):
@@ -808,13 +819,14 @@ def pool2d_np(x, kind, pool_size, strides, padding, out_hw, count_include_pad=Fa
     return s / np.maximum(cnt, 1)
 
 
-@_op("max_pool2d", ("data",), _POOL_ATTRS, doc="2-D max pooling (NCHW); padding never wins.")
+@_op("max_pool2d", ("data",), _POOL_ATTRS,
+     doc="2-D max pooling (NCHW, or packed NCHW[x]c after layout rewriting); padding never wins.")
 def _maxpool_infer(ctx, types, attrs):
-    return _pool_infer(ctx, types, attrs)
+    return _pool_infer(ctx, types, attrs, packed_ok=True)
 
 
-_maxpool_infer.compute(lambda i, a, o: _cast(pool2d_np(i[0], "max", a["pool_size"], a["strides"], a["padding"],
-                                                       o.shape[2:]), o.dtype))
+_maxpool_infer.compute(lambda i, a, o: _cast(_packed_pool_np(
+    i[0], lambda x: pool2d_np(x, "max", a["pool_size"], a["strides"], a["padding"], o.shape[2:4])), o.dtype))
 
 
 @_op("avg_pool2d", ("data",),
