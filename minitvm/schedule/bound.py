@@ -131,9 +131,12 @@ class StageInfo:
                 factor = rel.factor if rel.factor is not None else self.ranges[rel.inner].extent
                 (o0, o1), (i0, i1) = itv[rel.outer], itv[rel.inner]
                 pr = self.ranges[rel.parent]
+                lo = E.Add(E.Add(E.Mul(o0, factor), i0), pr.min)
+                if o0 is o1 and i0 is i1:
+                    itv[rel.parent] = (lo, lo)  # a point stays one object, so a fuse above sees it fixed
+                    continue
                 last = E.Sub(E.Add(pr.min, pr.extent), E.const(1))
-                itv[rel.parent] = (E.Add(E.Add(E.Mul(o0, factor), i0), pr.min),
-                                   E.Min(E.Add(E.Add(E.Mul(o1, factor), i1), pr.min), last))
+                itv[rel.parent] = (lo, E.Min(E.Add(E.Add(E.Mul(o1, factor), i1), pr.min), last))
             else:
                 (f0, f1) = itv[rel.fused]
                 ext_in = self.ranges[rel.inner].extent

@@ -439,6 +439,18 @@ def test_cpu_dense(M, N, K, dtype):
                                    rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("M,N,K", [(1, 40, 24), (6, 7, 5)])
+def test_cpu_dense_schedule_on_matmul(M, N, K):
+    """The graph uses the CPU dense schedule for 2-D matmul (B read as [k, j]) too."""
+    from minitvm.topi.nn import matmul
+    A = te.placeholder((M, K), "float32", "A")
+    B = te.placeholder((K, N), "float32", "B")
+    C = relu(matmul(A, B))
+    a, b = _rand((M, K), "float32"), _rand((K, N), "float32")
+    c = _build_run(cpu_dense.schedule_dense(C), [A, B], C, [a, b])
+    np.testing.assert_allclose(c, np.maximum(a.astype(np.float64) @ b, 0), rtol=1e-4, atol=1e-4)
+
+
 # ------------------------------------------------------------------------------------------
 # CUDA schedules compile (NVRTC, no GPU needed)
 # ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ buffer (a parallel loop over channels) so the inner loops read plain memory.
 
 Knobs (``cfg`` dicts; defaults from the shape): ``oc_block`` (a divisor of the output
 channels, default the largest <= 8, or <= 16 with narrower tiles), ``ow_block`` (columns per
-tile: 8 when the width allows, else the largest divisor <= 8, else 8 with a guard).
+tile: 8 when the width allows, else the largest divisor <= 8 if it is at least 4, else 1).
 """
 from __future__ import annotations
 
@@ -48,11 +48,12 @@ def _largest_divisor(n: int, limit: int) -> int:
 def _ow_block(ow: int, limit: int = 8) -> int:
     """Columns per tile: 8 (one AVX2 vector) when they divide the width, else the largest
     divisor up to 8 (7 for the 28/14/7-wide layers; wider non-power-of-two vectors were
-    slower), else 8 with a guard (not vectorized)."""
+    slower), else 1 (prime widths such as Inception's 149/73/71/17: a scalar tile of
+    ``oc_block`` channels measured faster than 8 guarded, unvectorizable columns)."""
     if ow % limit == 0:
         return limit
     d = _largest_divisor(ow, limit)
-    return d if d >= 4 or d == ow else limit
+    return d if d >= 4 or d == ow else 1
 
 
 def _epilogue_and_cache(s, conv, output, what):
@@ -97,14 +98,14 @@ def _tile_float(s, conv, output, acc, cfg):
     par = s[output].fuse(n, fo, y)
     s[output].parallel(par)
     s[output].unroll(fi)
-    if OW % owb == 0:
+    if OW % owb == 0 and owb > 1:
         s[output].vectorize(xi)
     s[acc].compute_at(s[output], xo)
     cn, cf, cy, cx = s[acc].op.axis
     rc, ry, rx = s[acc].op.reduce_axis
     s[acc].reorder(rc, ry, rx, cn, cy, cf, cx)
     s[acc].unroll(cf)
-    if OW % owb == 0:
+    if OW % owb == 0 and owb > 1:
         s[acc].vectorize(cx)
     return s
 

@@ -1,4 +1,5 @@
-"""CPU (LLVM) schedules for ``topi.nn.dense`` (float) and ``dense_int8`` (``dp4a`` tensorized).
+"""CPU (LLVM) schedules for ``topi.nn.dense`` (float) and ``dense_int8`` (``dp4a`` tensorized),
+also used for 2-D ``topi.nn.matmul`` (``B`` read as ``[k, j]``: its tile is vectorized along ``j``).
 
 ``out[i, j] = sum_k data[i, k] * weight[j, k]``: both operands are read along ``k``, so the
 tile is ``batch_block`` rows x ``unit_block`` output units accumulated in a ``local`` buffer
@@ -22,7 +23,9 @@ def _largest_divisor(n: int, limit: int) -> int:
 
 
 def _find(out):
-    stack, seen = [out.op], set()
+    """The dense layer (tag ``dense``) feeding ``out``, else a ``matmul``-shaped compute (2 data
+    axes, 1 reduction axis, e.g. ``topi.nn.matmul``)."""
+    stack, seen, fallback = [out.op], set(), None
     while stack:
         op = stack.pop()
         if op in seen or not isinstance(op, ComputeOp):
@@ -30,8 +33,31 @@ def _find(out):
         seen.add(op)
         if op.tag == "dense":
             return op.output(0)
+        if fallback is None and len(op.axis) == 2 and len(op.reduce_axis) == 1:
+            fallback = op
         stack.extend(t.op for t in op.input_tensors)
-    raise ScheduleError(f"schedule_dense (cpu): no dense layer feeds {out.name}")
+    if fallback is not None:
+        return fallback.output(0)
+    raise ScheduleError(f"schedule_dense (cpu): no dense layer (or 2-D matmul) feeds {out.name}")
+
+
+def _reads_k_major(op) -> bool:
+    """Does ``op`` read its second input as ``[k, j]`` (matmul) rather than ``[j, k]`` (dense)?"""
+    from ...tir import expr as E
+    from ...tir.functor import Visitor
+    k = op.reduce_axis[0].var
+    second = op.input_tensors[1] if len(op.input_tensors) > 1 else None
+    found = []
+
+    class _V(Visitor):
+        def visit_ProducerLoad(self, node):
+            if second is not None and node.producer == second:
+                found.append(isinstance(node.indices[0], E.Var) and node.indices[0] is k)
+            self.generic_visit(node)
+
+    for b in op.body:
+        _V().visit(b)
+    return bool(found) and all(found)
 
 
 def default_config(dense) -> dict:
@@ -39,7 +65,8 @@ def default_config(dense) -> dict:
     M, N = (int(d.value) for d in dense.shape)
     K = int(dense.op.reduce_axis[0].dom.extent.value)
     int8 = dense.op.input_tensors[0].dtype in ("int8", "uint8")
-    return {"batch_block": _largest_divisor(M, 4), "unit_block": _largest_divisor(N, 8),
+    units = 16 if _reads_k_major(dense.op) and not int8 else 8
+    return {"batch_block": _largest_divisor(M, 4), "unit_block": _largest_divisor(N, units),
             "k_unroll": 4 if int8 else _largest_divisor(K, 8)}
 
 
@@ -51,7 +78,8 @@ def schedule_dense(outs, cfg: dict | None = None):
     dense = _find(output)
     cfg = dict(default_config(dense), **(cfg or {}))
     data, weight = dense.op.input_tensors
-    use_dp4a = data.dtype in ("int8", "uint8")
+    k_major = _reads_k_major(dense.op)
+    use_dp4a = data.dtype in ("int8", "uint8") and not k_major
     for t in (data, weight):
         if isinstance(t.op, ComputeOp) and not t.op.reduce_axis:
             inline_injective(s, [t])
@@ -85,7 +113,11 @@ def schedule_dense(outs, cfg: dict | None = None):
         ko, ki = s[acc].split(k, factor=ku)
         s[acc].reorder(ko, ki, ci, cj)
         s[acc].unroll(ki)
-    s[acc].unroll(cj)
+    if k_major and nb >= 4:
+        s[acc].vectorize(cj)      # weight[k, j:j+nb] is contiguous
+        s[output].vectorize(ji)
+    else:
+        s[acc].unroll(cj)
     if M % mb == 0:
         s[acc].unroll(ci)
     return s
