@@ -81,9 +81,31 @@ def lower_op(node, ins: list):
         return pool.global_max_pool2d(ins[0], layout=layout)
     if op == "softmax":
         return _nn("softmax").softmax(ins[0], axis=a["axis"])
+    if op in ("quantize", "dequantize", "requantize", "requantize_per_channel", "qadd", "qconcatenate"):
+        return _lower_qnn(node, ins, name)
     if op == "sigmoid":
         return te.compute(ins[0].shape, lambda *i: te.sigmoid(ins[0](*i)), name=name, tag="injective,sigmoid")
     raise GraphError(f"node {node.name!r}: op {op!r} has no compiler lowering yet")
+
+
+def _lower_qnn(node, ins, name):
+    from ..topi.nn import qnn
+    op, a, out_dtype = node.op, node.attrs, node.type.dtype
+    if op == "quantize":
+        return qnn.quantize(ins[0], a["scale"], out_dtype, name=name)
+    if op == "dequantize":
+        return qnn.dequantize(ins[0], a["scale"], out_dtype, name=name)
+    if op == "requantize":
+        return nn_elem.requantize(ins[0], a["multiplier"], a["shift"], out_dtype, a["rounding"], name=name)
+    if op == "requantize_per_channel":
+        return qnn.requantize_per_channel(ins[0], ins[1], ins[2], a["axis"], a["rounding"], out_dtype,
+                                          packed=ins[0].ndim == 5, name=name)
+    if op == "qadd":
+        if tuple(ins[0].shape) != tuple(ins[1].shape):
+            raise GraphError(f"node {node.name!r} (qadd): broadcasting operands are not supported by the compiler")
+        return qnn.qadd(ins[0], ins[1], a["a_multiplier"], a["a_shift"], a["b_multiplier"], a["b_shift"],
+                        a["rounding"], out_dtype, name=name)
+    return qnn.qconcatenate(list(ins), a["multipliers"], a["shifts"], a["axis"], a["rounding"], out_dtype, name=name)
 
 
 def _with_bias(out, bias, name, packed):

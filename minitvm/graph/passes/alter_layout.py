@@ -63,6 +63,11 @@ def alter_layout(graph, factor: int = 4):
             g.add_op("conv2d", [convert(node.inputs[0], data_layout), w], attrs, name=name)
             channels[name] = in_types[1].shape[0]
             continue
+        if node.op == "requantize_per_channel" and in_types[0].layout == data_layout \
+                and attrs.get("axis", 1) % 4 == 1:
+            g.add_op(node.op, list(node.inputs), attrs, name=name)   # per-channel constants stay [C]
+            channels[name] = channels.get(node.inputs[0], in_types[0].shape[1] * factor)
+            continue
         packed_in = [t.layout == data_layout for t in in_types]
         if any(packed_in) and node.op in LAYOUT_AGNOSTIC and \
                 all(t.ndim in (4, 5) and not g.node(i).is_const for i, t in zip(node.inputs, in_types)):

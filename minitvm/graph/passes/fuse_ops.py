@@ -21,13 +21,15 @@ PATTERNS = {
     "relu": INJECTIVE, "clip": INJECTIVE, "add": INJECTIVE, "sub": INJECTIVE, "mul": INJECTIVE,
     "bias_add": INJECTIVE, "batch_norm": INJECTIVE, "layout_transform": INJECTIVE, "pad": INJECTIVE,
     "flatten": INJECTIVE, "reshape": INJECTIVE, "requantize": INJECTIVE, "quantize": INJECTIVE,
-    "dequantize": INJECTIVE, "cast": INJECTIVE,
+    "dequantize": INJECTIVE, "cast": INJECTIVE, "requantize_per_channel": INJECTIVE, "qadd": INJECTIVE,
+    "qconcatenate": OPAQUE,
     "max_pool2d": REDUCE, "avg_pool2d": REDUCE, "global_avg_pool2d": REDUCE, "global_max_pool2d": REDUCE,
     "softmax": OPAQUE, "concatenate": OPAQUE,
 }
 
 # element-wise ops an anchor or reduction can take as its epilogue (shape-preserving)
-_EPILOGUE = {"relu", "clip", "add", "sub", "mul", "bias_add", "batch_norm", "requantize", "cast"}
+_EPILOGUE = {"relu", "clip", "add", "sub", "mul", "bias_add", "batch_norm", "requantize", "cast",
+             "requantize_per_channel", "qadd", "quantize", "dequantize"}
 
 
 def pattern_of(op_type: str) -> str:
@@ -89,7 +91,9 @@ def _fusable_producer(graph, name, node, pat, group_of, outputs, max_depth):
         if anchor is not None:
             if pattern_of(anchor.op) == OPAQUE or node.op not in _EPILOGUE:
                 continue
-            if graph.node(inp).type.shape != node.type.shape:
+            if graph.node(inp).type.shape != node.type.shape or any(
+                    graph.node(i).is_op and i != inp and graph.node(i).type.shape != node.type.shape
+                    and graph.node(i).type.ndim == node.type.ndim for i in node.inputs):
                 continue  # epilogues keep the anchor's shape (no broadcasting of the output)
         return g
     return None

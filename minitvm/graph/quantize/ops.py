@@ -261,11 +261,14 @@ def _requantize_pc_infer(ctx, types, attrs):
     t, mt, st = types
     if t.dtype != "int32":
         raise ctx.dtype_error(f"data must be int32 accumulators, got {t.dtype}")
-    if t.layout:
-        raise ctx.shape_error(f"data has layout {t.layout}; requantize_per_channel takes the plain layout")
+    packed = t.ndim == 5 and t.layout.startswith("NCHW") and t.layout.endswith("c")
+    if t.layout and not packed:
+        raise ctx.shape_error(f"data has layout {t.layout}; requantize_per_channel takes NCHW or NCHW[x]c")
     if not -t.ndim <= attrs["axis"] < t.ndim:
         raise ctx.attr_error("axis", f"= {attrs['axis']} is out of range for a {t.ndim}-D input")
-    c = t.shape[attrs["axis"] % t.ndim]
+    if packed and attrs["axis"] % t.ndim != 1:
+        raise ctx.attr_error("axis", "must be the channel axis (1) for packed NCHW[x]c data")
+    c = t.shape[1] * t.shape[4] if packed else t.shape[attrs["axis"] % t.ndim]
     for nm, x in (("multiplier", mt), ("shift", st)):
         if x.shape != (c,):
             raise ctx.shape_error(f"{nm} must have shape [{c}] (one per channel on axis {attrs['axis']}), "
@@ -279,7 +282,13 @@ def _requantize_pc_compute(i, a, o):
     m, s = np.asarray(i[1], np.int64), np.asarray(i[2], np.int64)
     if np.any(m <= 0) or np.any(m >= 2 ** 31) or np.any(s < -30) or np.any(s > 31):
         raise ValueError("requantize_per_channel: multipliers must be in (0, 2**31) and 31 + shift in [1, 62]")
-    return requantize_per_channel_np(i[0], m, s, a["axis"], a["rounding"], o.dtype)
+    x = i[0]
+    if x.ndim == 5 and o.layout:   # packed NCHW[x]c: channel c*x + cb
+        N, Cc, H, W, cb = x.shape
+        plain = x.transpose(0, 1, 4, 2, 3).reshape(N, Cc * cb, H, W)
+        y = requantize_per_channel_np(plain, m, s, 1, a["rounding"], o.dtype)
+        return _contig(y.reshape(N, Cc, cb, H, W).transpose(0, 1, 3, 4, 2))
+    return requantize_per_channel_np(x, m, s, a["axis"], a["rounding"], o.dtype)
 
 
 _register("requantize_per_channel", ("data", "multiplier", "shift"),
