@@ -67,7 +67,8 @@ def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=Non
                 raise GraphError(f"node {name!r} ({node.op}): cannot be compiled: {exc}") from exc
         out = tensors[grp.output]
         anchor = graph.node(grp.anchor).op if grp.anchor else None
-        int8 = anchor in ("conv2d", "dense") and graph.input_types(grp.anchor)[0].dtype in ("int8", "uint8")
+        int8 = anchor in ("conv2d", "dense") and graph.input_types(grp.anchor)[0].dtype in ("int8", "uint8") \
+            and (anchor == "dense" or graph.node(grp.anchor).attrs.get("data_layout", "NCHW") != "NCHW")
         fname = f"fused_{k}_{_cname(grp.anchor or grp.output)}"
         try:
             s = schedule_group(anchor, out, kind, int8)

@@ -101,7 +101,7 @@ def _lower_qnn(node, ins, name):
         return qnn.requantize_per_channel(ins[0], ins[1], ins[2], a["axis"], a["rounding"], out_dtype,
                                           packed=ins[0].ndim == 5, name=name)
     if op == "qadd":
-        if tuple(ins[0].shape) != tuple(ins[1].shape):
+        if [int(d.value) for d in ins[0].shape] != [int(d.value) for d in ins[1].shape]:
             raise GraphError(f"node {node.name!r} (qadd): broadcasting operands are not supported by the compiler")
         return qnn.qadd(ins[0], ins[1], a["a_multiplier"], a["a_shift"], a["b_multiplier"], a["b_shift"],
                         a["rounding"], out_dtype, name=name)
@@ -112,7 +112,11 @@ def _with_bias(out, bias, name, packed):
     if bias is None:
         return out
     if packed:
-        return nn_elem.bias_add_NCHWc(out, bias, name=f"{name}_bias")
+        if bias.ndim == 2:
+            return nn_elem.bias_add_NCHWc(out, bias, name=f"{name}_bias")
+        block = int(out.shape[4].value)
+        return te.compute(out.shape, lambda n, c, h, w, cb: out(n, c, h, w, cb) + bias[c * block + cb],
+                          name=f"{name}_bias", tag="injective,bias_add")
     return te.compute(out.shape, lambda n, c, *r: out(n, c, *r) + bias[c], name=f"{name}_bias",
                       tag="injective,bias_add")
 

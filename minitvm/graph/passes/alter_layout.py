@@ -56,11 +56,11 @@ def alter_layout(graph, factor: int = 4):
         in_types = [g.node(i).type for i in node.inputs]
         attrs = dict(node.attrs)
         if node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW" \
-                and len(node.inputs) == 2 and _packable(in_types, attrs, factor):
+                and _packable(in_types, attrs, factor):
             w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": kernel_layout},
                          name=g.unique_name(f"{node.inputs[1]}_{kernel_layout}"))
             attrs.update(data_layout=data_layout, kernel_layout=kernel_layout)
-            g.add_op("conv2d", [convert(node.inputs[0], data_layout), w], attrs, name=name)
+            g.add_op("conv2d", [convert(node.inputs[0], data_layout), w] + list(node.inputs[2:]), attrs, name=name)
             channels[name] = in_types[1].shape[0]
             continue
         if node.op == "requantize_per_channel" and in_types[0].layout == data_layout \

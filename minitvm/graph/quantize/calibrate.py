@@ -14,7 +14,9 @@ Activations are quantized symmetrically: ``scale = threshold / 127`` where the t
   ``i`` bins with the clipped tail added to the last one, ``Q`` is ``P``'s bins merged into 128
   quantization levels and spread back over the non-empty bins (empty bins of ``Q`` get a
   1e-4 floor); the cut with the smallest ``KL(P || Q)`` gives ``threshold = i * bin_width``.
-  Exact zeros (relu outputs) are left out of the histogram: they quantize exactly at any scale.
+  Exact zeros (relu outputs) are left out of the histogram: they quantize exactly at any scale;
+  a histogram with at most 128 non-empty bins (a discrete set of values, such as an image's
+  grey levels) takes ``max`` instead, where the search degenerates.
 
 The float graph is run with the numpy reference executor (keep calibration sets small), once
 for maxima and, for ``percentile``/``kl_divergence``, once more for the histograms.
@@ -114,49 +116,49 @@ def percentile_threshold(hist: np.ndarray, absmax: float, percentile: float, zer
     return float(min(absmax, (i + min(max(frac, 0.0), 1.0)) * width))
 
 
-def _smooth(p: np.ndarray, eps: float = 1e-4) -> np.ndarray:
-    """Distribution ``p`` with ``eps`` mass on each empty bin (the others scaled down to keep the sum)."""
-    is_zero = p == 0
-    n_zero = int(is_zero.sum())
-    if n_zero == 0:
-        return p
-    e = min(eps, 0.5 / n_zero)
-    return p * (1.0 - e * n_zero) + e * is_zero
-
-
-def kl_divergence_threshold(hist: np.ndarray, absmax: float, num_quantized_bins: int = 128) -> float:
+def kl_divergence_threshold(hist: np.ndarray, absmax: float, num_quantized_bins: int = 128,
+                            eps: float = 1e-4) -> float:
     """TensorRT entropy calibration: the |x| threshold minimizing ``KL(P || Q)`` (module doc).
 
     ``hist`` is the histogram of ``|x|`` over ``[0, absmax]``; candidate cuts run from
-    ``num_quantized_bins`` bins to all of them.
+    ``num_quantized_bins`` bins to all of them; level ``k`` of a cut ``i`` merges bins
+    ``[k*i // nq, (k+1)*i // nq)``; ``eps`` is the mass floor of Q's empty bins. A histogram with at most
+    ``num_quantized_bins`` non-empty bins (a discrete value set, e.g. 17 grey levels of an
+    image) returns ``absmax``: there the search degenerates (a cut just above the first
+    non-empty bin piles everything into one bin and scores KL = 0).
     """
     hist = np.asarray(hist, np.float64)
     nbins = len(hist)
     if absmax <= 0 or hist.sum() == 0:
         return 0.0
-    if nbins <= num_quantized_bins:
+    if nbins <= num_quantized_bins or np.count_nonzero(hist) <= num_quantized_bins:
         return float(absmax)
     width = absmax / nbins
+    nq = num_quantized_bins
     tail = np.concatenate([np.cumsum(hist[::-1])[::-1], [0.0]])  # tail[i] = sum(hist[i:])
     best_kl, best_i = math.inf, nbins
-    for i in range(num_quantized_bins, nbins + 1):
+    for i in range(nq, nbins + 1):
         sliced = hist[:i]
         p = sliced.copy()
-        p[i - 1] += tail[i]
+        p[i - 1] += tail[i]                                   # the clipped tail joins the last bin
         nonzero = sliced != 0
-        # merge the i bins into num_quantized_bins levels, spread back over the non-empty bins
-        edges = (np.arange(num_quantized_bins) * i) // num_quantized_bins
+        edges = (np.arange(nq) * i) // nq                     # level k: bins [edges[k], edges[k+1])
         sums = np.add.reduceat(sliced, edges)
-        counts = np.add.reduceat(nonzero.astype(np.float64), edges)
-        per = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-        lens = np.diff(np.append(edges, i))
-        q = np.repeat(per, lens) * nonzero
-        if p.sum() == 0 or q.sum() == 0:
+        cnts = np.add.reduceat(nonzero.astype(np.float64), edges)
+        per = np.divide(sums, cnts, out=np.zeros_like(sums), where=cnts > 0)
+        q = np.repeat(per, np.diff(np.append(edges, i))) * nonzero  # spread over the non-empty bins
+        qsum = q.sum()
+        if qsum == 0:
             continue
-        ps = p / p.sum()
-        qs = _smooth(q / q.sum())
-        mask = ps > 0
-        kl = float(np.sum(ps[mask] * np.log(ps[mask] / qs[mask])))
+        p /= p.sum()
+        q /= qsum
+        qzero = q == 0
+        n_zero = int(qzero.sum())
+        if n_zero:
+            e = min(eps, 0.5 / n_zero)
+            q = q * (1.0 - e * n_zero) + e * qzero            # floor for empty bins of Q
+        m = p > 0
+        kl = float(np.sum(p[m] * np.log(p[m] / q[m])))
         if kl < best_kl:
             best_kl, best_i = kl, i
     return float(best_i * width)

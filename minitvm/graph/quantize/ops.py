@@ -179,6 +179,7 @@ def _shift_check(v):
 
 def _ints_check(check):
     def f(vs):
+        """The first element's error message, or None."""
         for v in vs:
             msg = check(v)
             if msg:

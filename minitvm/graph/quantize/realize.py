@@ -68,9 +68,11 @@ class _Builder:
 
     # ---------------------------------------------------------------- values
     def const(self, name, array):
+        """Add a constant (unique name) to the new graph."""
         return self.g.add_const(self.g.unique_name(name), array)
 
     def float_of(self, u: str) -> str:
+        """The new graph's float value of source node ``u`` (dequantizing its int8 value once if needed)."""
         if u in self.fval:
             return self.fval[u]
         node = self.src.node(u)
@@ -88,6 +90,7 @@ class _Builder:
         raise AssertionError(f"value {u!r} used before it was built")  # pragma: no cover
 
     def int8_of(self, u: str) -> str:
+        """The new graph's int8 value of source node ``u`` (quantizing its float value once if needed)."""
         if u in self.qval:
             return self.qval[u]
         x = self.float_of(u)
@@ -105,6 +108,7 @@ class _Builder:
 
     # ---------------------------------------------------------------- nodes
     def build(self) -> Graph:
+        """Rewrite every node of the source graph; returns the new graph (with ``qinfo``)."""
         src = self.src
         for n in src.topo_order():
             node = src.node(n)
@@ -133,6 +137,7 @@ class _Builder:
         return self.g
 
     def anchor(self, node):
+        """conv2d/dense: int8 weights, int32 bias and accumulator, then (per-channel) requantize."""
         cal, cfg, n = self.cal, self.cfg, node.name
         x = node.inputs[0]
         s_x = cal.scale_of(x) if x in self.ann.int8 else cal.scales[x]
@@ -176,6 +181,7 @@ class _Builder:
         self.qval[n] = out
 
     def pass_through(self, node):
+        """relu, max_pool2d, ...: the same op on the int8 input, same scale."""
         n = node.name
         s = self.cal.scale_of(n)
         attrs = dict(node.attrs)
@@ -188,6 +194,7 @@ class _Builder:
         self.qval[n] = out
 
     def add(self, node):
+        """add -> qadd (simulate: float add, then fake quantize)."""
         n = node.name
         a, b = node.inputs
         qa, qb = self.int8_of(a), self.int8_of(b)
@@ -202,6 +209,7 @@ class _Builder:
         self.qval[n] = out
 
     def concat(self, node):
+        """concatenate -> qconcatenate, or concatenate when every input has the output scale."""
         n = node.name
         ins = [self.int8_of(i) for i in node.inputs]
         scales = [self.info.scales[i] for i in ins]
