@@ -77,6 +77,7 @@ def conv_bwd(dout, cols, w, xshape):
 def init_params(rng, c1=8, c2=16):
     """He-initialized parameters."""
     def he(shape, fan_in):
+        """Normal with std sqrt(2 / fan_in)."""
         return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
     return {"conv1.weight": he((c1, 1, 3, 3), 9), "conv1.bias": np.zeros(c1, np.float32),
             "conv2.weight": he((c2, c1, 3, 3), 9 * c1), "conv2.bias": np.zeros(c2, np.float32),
