@@ -48,20 +48,14 @@ def requantize(x, multiplier: int, shift: int, out_dtype: str = "int8", rounding
     total = 31 + int(shift)
     if not 1 <= total <= 62:
         raise DtypeError(f"{name}: shift must keep 31 + shift within [1, 62], got {shift}")
-    lo, hi = {"int8": (-128, 127), "uint8": (0, 255), "int32": (-2 ** 31, 2 ** 31 - 1)}[out_dtype]
-    half = E.const(1 << (total - 1), "int64")
+    if out_dtype not in ("int8", "uint8", "int32"):
+        raise DtypeError(f"{name}: out_dtype must be int8, uint8 or int32, got {out_dtype!r}")
     mult = E.const(multiplier, "int64")
 
+    from .qnn import _saturate, round_shift
+
     def f(*i):
-        p = x(*i).astype("int64") * mult
-        if rounding == "UPWARD":
-            q = (p + half) // E.const(1 << total, "int64")
-        else:
-            mag = te.abs(p)
-            qm = (mag + half) // E.const(1 << total, "int64")
-            q = te.select(p < E.const(0, "int64"), E.const(0, "int64") - qm, qm)
-        q = te.min(te.max(q, E.const(lo, "int64")), E.const(hi, "int64"))
-        return q.astype(out_dtype)
+        return _saturate(round_shift(x(*i).astype("int64") * mult, E.const(total, "int64"), rounding), out_dtype)
 
     return te.compute(x.shape, f, name=name, tag="injective,requantize",
                       attrs={"multiplier": multiplier, "shift": shift, "rounding": rounding})

@@ -32,19 +32,25 @@ def _shl(p, t):
     return E.Call("int64", "shift_left", (p, t))
 
 
+def _let(value, name, fbody):
+    """``let v = value in fbody(v)``: a value used several times is computed (and walked) once."""
+    v = E.Var(name, value.dtype)
+    return E.Let(v, value, fbody(v))
+
+
 def round_shift(p, t, rounding: str):
     """``p / 2**t`` rounded once (int64); ``t`` >= 1."""
     t = t if isinstance(t, E.PrimExpr) else _i64(t)
     half = _shl(_i64(1), t - _i64(1)) if not isinstance(t, E.IntImm) else _i64(1 << (t.value - 1))
     if rounding == "UPWARD":
         return _shr(p + half, t)
-    q = _shr(te.abs(p) + half, t)
-    return te.select(p < _i64(0), _i64(0) - q, q)
+    return _let(p, "rq_p", lambda pv: _let(_shr(te.abs(pv) + half, t), "rq_q",
+                                          lambda qv: te.select(pv < _i64(0), _i64(0) - qv, qv)))
 
 
 def _saturate(q, out_dtype):
     lo, hi = _RANGE[out_dtype]
-    return te.min(te.max(q, _i64(lo)), _i64(hi)).astype(out_dtype)
+    return _let(q, "sat", lambda v: te.min(te.max(v, _i64(lo)), _i64(hi)).astype(out_dtype))
 
 
 def quantize(x, scale: float, out_dtype: str = "int8", name: str = "quantize"):
