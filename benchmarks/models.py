@@ -74,30 +74,42 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="resnet50")
     p.add_argument("--batches", default="1,16")
+    p.add_argument("--dtypes", default="float32,int8")
+    p.add_argument("--tuning-log", default=None, help="apply the best configs of this log to int8 convs")
     args = p.parse_args()
     if cuda.device_count() == 0:
         print("no CUDA device here:", cuda.unavailable_reason())
         return
+    import contextlib
+    from minitvm.cli import quantize_for_target
     rows = []
     for name in args.models.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
-            graph, _ = zoo.get_model(name, batch=batch)
-            size = graph.node(graph.topo_order()[0]).type.shape[-1]
-            t0 = time.perf_counter()
-            model = build(graph, "cuda")
-            build_s = time.perf_counter() - t0
-            x = np.random.default_rng(0).standard_normal(tuple(graph.node(model.input_names[0]).type.shape))
-            model.run({model.input_names[0]: x.astype("float32")})
-            t = model.benchmark(number=10, repeat=5).median
+            fgraph, _ = zoo.get_model(name, batch=batch)
+            size = fgraph.node(fgraph.topo_order()[0]).type.shape[-1]
             t32, t16 = torch_times(name, batch, size)
-            rows.append((name, batch, t, t32, t16, build_s, len(model.steps), graph.macs()))
-            print(f"{name} b{batch}: {t * 1e3 / batch:.3f} ms/image, build {build_s:.1f} s", flush=True)
-    print(f"\nwhole models on {cuda.device_name(0)}, ms per image (minitvm fp32 default schedules, CUDA graph)")
-    print(f"{'model':18s} {'bs':>3s} {'minitvm':>9s} {'TFLOPS':>7s} {'torch32':>9s} {'torch16 graph':>14s} "
+            for dtype in args.dtypes.split(","):
+                graph = fgraph if dtype == "float32" else quantize_for_target(fgraph, np.random.default_rng(0), 0)
+                ctx = contextlib.nullcontext()
+                if dtype == "int8" and args.tuning_log:
+                    from minitvm.autotune import ApplyHistoryBest
+                    ctx = ApplyHistoryBest(args.tuning_log)
+                t0 = time.perf_counter()
+                with ctx:
+                    model = build(graph, "cuda")
+                build_s = time.perf_counter() - t0
+                x = np.random.default_rng(0).standard_normal(tuple(graph.node(model.input_names[0]).type.shape))
+                model.run({model.input_names[0]: x.astype("float32")})
+                t = model.benchmark(number=10, repeat=5).median
+                rows.append((name, batch, dtype, t, t32, t16, build_s, len(model.steps), fgraph.macs()))
+                print(f"{name} b{batch} {dtype}: {t * 1e3 / batch:.3f} ms/image, build {build_s:.1f} s", flush=True)
+    print(f"\nwhole models on {cuda.device_name(0)}, ms per image (minitvm: default schedules unless a log is "
+          "given, CUDA graph replay)")
+    print(f"{'model':18s} {'bs':>3s} {'dtype':>7s} {'minitvm':>9s} {'TOPS':>7s} {'torch32':>9s} {'torch16 graph':>14s} "
           f"{'build s':>8s} {'kernels':>8s}")
-    for name, b, t, t32, t16, bs, k, macs in rows:
+    for name, b, dtype, t, t32, t16, bs, k, macs in rows:
         f = (lambda v: f"{v * 1e3 / b:9.3f}" if v else "      n/a")
-        print(f"{name:18s} {b:3d} {t * 1e3 / b:9.3f} {2 * macs / t / 1e12:7.2f} {f(t32)} {f(t16):>14s} "
+        print(f"{name:18s} {b:3d} {dtype:>7s} {t * 1e3 / b:9.3f} {2 * macs / t / 1e12:7.2f} {f(t32)} {f(t16):>14s} "
               f"{bs:8.1f} {k:8d}")
 
 

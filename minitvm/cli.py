@@ -60,6 +60,18 @@ def _load_model(model: str, batch: int, image_size):
     return graph
 
 
+def quantize_for_target(graph, rng, n_images: int = 4):
+    """int8 graph with packed int8 layouts: max calibration on ``n_images`` random inputs
+    (``n_images=0``: a global scale, no calibration run — for timing only)."""
+    from .graph.passes.alter_layout import alter_layout
+    from .graph.quantize import qconfig, quantize_graph
+    inputs = [n for n in graph.topo_order() if graph.node(n).is_input]
+    data = [{n: rng.standard_normal(tuple(graph.node(n).type.shape)).astype(graph.node(n).type.dtype)
+             for n in inputs} for _ in range(n_images)]
+    with qconfig(calibrate_mode="max" if n_images else "global_scale"):
+        return alter_layout(quantize_graph(graph, data or None))
+
+
 def info(args) -> int:
     """Print a model's graph summary: ops, MACs, parameters."""
     graph = _load_model(args.model, args.batch, args.image_size)
@@ -72,15 +84,23 @@ def run(args) -> int:
     from .graph.build import build
     target = _pick_target(args.target)
     graph = _load_model(args.model, args.batch, args.image_size)
+    rng = np.random.default_rng(args.seed)
+    if args.dtype == "int8":
+        graph = quantize_for_target(graph, rng, args.calibration_images)
     t0 = time.perf_counter()
 
     def progress(done, total):
         bar = "#" * int(30 * done / total)
         print(f"\rcompiling {args.model} for {target}: [{bar:30s}] {done}/{total} kernels", end="", flush=True)
 
-    model = build(graph, target=target, progress=progress if sys.stdout.isatty() or args.progress else None)
+    show = progress if sys.stdout.isatty() or args.progress else None
+    if args.tuning_log:
+        from .autotune import ApplyHistoryBest
+        with ApplyHistoryBest(args.tuning_log):
+            model = build(graph, target=target, progress=show)
+    else:
+        model = build(graph, target=target, progress=show)
     print(f"\ncompiled in {time.perf_counter() - t0:.1f} s: {len(model.steps)} kernels")
-    rng = np.random.default_rng(args.seed)
     inputs = {}
     for name in model.input_names:
         t = graph.node(name).type
@@ -113,6 +133,10 @@ def main(argv=None) -> int:
     r.add_argument("--target", default="auto", choices=["auto", "cuda", "llvm"])
     r.add_argument("--batch", type=int, default=1)
     r.add_argument("--image-size", type=int, default=None)
+    r.add_argument("--dtype", default="float32", choices=["float32", "int8"],
+                   help="int8: quantize (max calibration on random images) and run the dp4a kernels")
+    r.add_argument("--calibration-images", type=int, default=4)
+    r.add_argument("--tuning-log", help="JSON-lines tuning log to take the best configs from")
     r.add_argument("--input", help=".npy file with the input (default: random)")
     r.add_argument("--number", type=int, default=10)
     r.add_argument("--seed", type=int, default=0)

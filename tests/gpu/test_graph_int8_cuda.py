@@ -1,0 +1,45 @@
+"""int8 graphs on the GPU: the same bits as on the CPU."""
+import numpy as np
+import pytest
+
+from minitvm.cli import quantize_for_target
+from minitvm.graph import Graph, zoo
+from minitvm.graph.build import build
+from minitvm.graph.passes.alter_layout import alter_layout
+from minitvm.runtime import cuda
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(cuda.device_count() == 0, reason="no CUDA device")]
+
+rng = np.random.default_rng(12)
+
+
+def test_int8_conv_chain_gpu_equals_cpu_bit_for_bit():
+    import minitvm.graph.quantize  # noqa: F401  (registers requantize)
+    g = Graph("q")
+    x = g.add_input("x", (2, 16, 14, 14), "int8")
+    h = x
+    for k, (cin, cout) in enumerate(((16, 32), (32, 32), (32, 64))):
+        w = g.add_const(f"w{k}", rng.integers(-127, 128, (cout, cin, 3, 3), dtype=np.int8))
+        c = g.add_op("conv2d", [h, w], {"padding": (1, 1, 1, 1), "out_dtype": "int32"}, name=f"c{k}")
+        r = g.add_op("requantize", [c], {"multiplier": 1518500250, "shift": 9}, name=f"rq{k}")
+        h = g.add_op("relu", [r], name=f"relu{k}")
+    g.mark_output(h)
+    packed = alter_layout(g)
+    xv = rng.integers(-128, 128, (2, 16, 14, 14), dtype=np.int8)
+    gpu = build(packed, "cuda").run({"x": xv})[0]
+    cpu = build(packed, "llvm").run({"x": xv})[0]
+    assert gpu.dtype == np.int8
+    np.testing.assert_array_equal(gpu, cpu)
+
+
+@pytest.mark.parametrize("name,size", [("resnet18", 64), ("resnet50", 64)])
+def test_quantized_zoo_model_gpu_matches_cpu(name, size):
+    graph, _ = zoo.get_model(name, batch=1, image_size=size)
+    q = quantize_for_target(graph, np.random.default_rng(0), 2)
+    inp = q.topo_order()[0]
+    x = rng.standard_normal(tuple(q.node(inp).type.shape)).astype("float32")
+    model = build(q, "cuda")
+    assert any("dp4a" in line for line in model.module.get_source().splitlines())
+    gpu = model.run({inp: x})[0]
+    cpu = build(q, "llvm").run({inp: x})[0]
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)
