@@ -42,7 +42,7 @@ from ..errors import CodegenError
 from .signature import signature_of
 from ..tir import expr as E
 from ..tir.functor import Mutator, Visitor, substitute
-from ..tir.stmt import (Allocate, AttrStmt, Buffer, BufferStore, Evaluate, For, IfThenElse, LetStmt,
+from ..tir.stmt import (Allocate, AttrStmt, BufferStore, Evaluate, For, IfThenElse, LetStmt,
                         PrimFunc, SeqStmt, Stmt, is_no_op)
 from ..tir.transform.thread_sync import insert_shared_sync
 from ..tir.transform.virtual_thread import inject_virtual_thread, is_vthread_attr

@@ -21,7 +21,6 @@ import numpy as np
 
 from .. import dtype as dt
 from ..errors import CodegenError
-from ..runtime.module import FunctionSignature
 from .signature import signature_of
 from ..tir import expr as E
 from ..tir import stmt as S

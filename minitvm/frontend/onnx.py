@@ -36,6 +36,8 @@ def _contig(x):
 
 _CONVERTERS: dict = {}
 _CONST_EVAL: dict = {}
+#: com.microsoft op types with a converter in _CONVERTERS (QGemm, QLinearAdd: see onnx_quant)
+_MS_CONVERTERS: set = set()
 
 
 def _converter(*names):
@@ -171,8 +173,10 @@ class _Importer:
             self.set(name, _contig(arr))
         for proto in gp.node:
             node = _Node(proto)
-            if proto.domain not in ("", "ai.onnx"):
-                raise node.error(f"op domain {proto.domain!r} is not supported (only the default ONNX domain)")
+            if proto.domain not in ("", "ai.onnx") and not (
+                    proto.domain == "com.microsoft" and proto.op_type in _MS_CONVERTERS):
+                raise node.error(f"op domain {proto.domain!r} is not supported (only the default ONNX domain"
+                                 f" and the com.microsoft ops {sorted(_MS_CONVERTERS)})")
             self._convert(node)
         for o in gp.output:
             v = self.value(_Fake(o.name), o.name)
@@ -283,12 +287,12 @@ def _axes(imp, node, idx, attr="axes"):
 
 
 # ====================================================================== conv / dense
-@_converter("Conv")
-def _conv(imp, node):
-    x = imp.tensor(node, node.input(0))
-    xs, _ = imp.type(node, node.input(0))
-    ws, _ = imp.type(node, node.input(1))
-    _spatial_2d(node, "Conv", len(xs))
+def _conv_attrs(node, xs, ws) -> dict:
+    """conv2d attributes (strides, padding, dilation, groups) of an ONNX Conv-like node.
+
+    ``xs`` / ``ws`` are the data and weight shapes; shared by Conv and QLinearConv.
+    """
+    _spatial_2d(node, node.op, len(xs))
     kernel = _ints(node, "kernel_shape", ws[2:])
     if list(kernel) != list(ws[2:]):
         raise node.error(f"= {kernel} differs from the weight's {list(ws[2:])}", "kernel_shape")
@@ -297,11 +301,20 @@ def _conv(imp, node):
     pads = _auto_pad(node, xs[2:], kernel, strides, dil, _ints(node, "pads", [0, 0, 0, 0]))
     if len(pads) != 4:
         raise node.error(f"= {pads} must have 4 values for a 2-D conv", "pads")
+    return {"strides": strides, "padding": (pads[0], pads[1], pads[2], pads[3]), "dilation": dil,
+            "groups": int(node.get("group", 1))}
+
+
+@_converter("Conv")
+def _conv(imp, node):
+    x = imp.tensor(node, node.input(0))
+    xs, _ = imp.type(node, node.input(0))
+    ws, _ = imp.type(node, node.input(1))
+    attrs = _conv_attrs(node, xs, ws)
     ins = [x, imp.tensor(node, node.input(1))]
     if node.input(2):
         ins.append(imp.tensor(node, node.input(2)))
-    return imp.add(node, "conv2d", ins, {"strides": strides, "padding": (pads[0], pads[1], pads[2], pads[3]),
-                                         "dilation": dil, "groups": int(node.get("group", 1))})
+    return imp.add(node, "conv2d", ins, attrs)
 
 
 @_converter("Gemm")
@@ -835,3 +848,7 @@ def from_onnx(model_or_path, shape=None):
         raise GraphError("from_onnx: the model imports no default-domain (ai.onnx) opset")
     g = _Importer(model, shape, opset).run()
     return g, g.params()
+
+
+# the pre-quantized (QDQ / QOperator) converters register themselves in _CONVERTERS
+from . import onnx_quant as _onnx_quant  # noqa: E402,F401

@@ -13,7 +13,7 @@ from ..te.tensor import ComputeOp
 from ..tir import expr as E
 from ..tir.arith import Analyzer
 from ..tir.functor import Visitor
-from .schedule import Fuse, Split
+from .schedule import Split
 
 
 class StageInfo:

@@ -10,7 +10,7 @@ Each class lists its child fields in ``_children``; the generic visitors in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .. import dtype as dt

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from ..errors import LoweringError
 from ..te.tensor import ComputeOp, PlaceholderOp, Tensor
-from . import expr as E
 from .functor import Visitor
 from .schedule_ops import NestBuilder
 from .stmt import Buffer, PrimFunc

@@ -6,10 +6,10 @@ appear as ``AttrStmt(iter_var, "thread_extent", extent, body)`` (as in TVM).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
-from .expr import IterVar, PrimExpr, Var, _frozen, convert
+from .expr import PrimExpr, Var, _frozen, convert
 
 
 class Stmt:

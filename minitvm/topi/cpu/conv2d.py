@@ -20,29 +20,12 @@ from __future__ import annotations
 from ... import te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
+from ..utils import as_list, find_op, largest_divisor
 from ..cuda.injective import inline_injective
 from ..cuda.tensor_intrin import dp4a
 
 
-def _outs(outs):
-    return list(outs) if isinstance(outs, (list, tuple)) else [outs]
 
-
-def _find(out, tag, what):
-    stack, seen = [out.op], set()
-    while stack:
-        op = stack.pop()
-        if op in seen or not isinstance(op, ComputeOp):
-            continue
-        seen.add(op)
-        if op.tag == tag:
-            return op.output(0)
-        stack.extend(t.op for t in op.input_tensors)
-    raise ScheduleError(f"{what}: no op tagged {tag!r} feeds {out.name}")
-
-
-def _largest_divisor(n: int, limit: int) -> int:
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
 def _ow_block(ow: int, limit: int = 8) -> int:
@@ -52,7 +35,7 @@ def _ow_block(ow: int, limit: int = 8) -> int:
     ``oc_block`` channels measured faster than 8 guarded, unvectorizable columns)."""
     if ow % limit == 0:
         return limit
-    d = _largest_divisor(ow, limit)
+    d = largest_divisor(ow, limit)
     return d if d >= 4 or d == ow else 1
 
 
@@ -82,7 +65,7 @@ def default_config(conv) -> dict:
     """Sound knob values for a conv2d_nchw / deformable conv of this shape."""
     O, OW = int(conv.shape[1].value), int(conv.shape[3].value)
     owb = _ow_block(OW)
-    return {"oc_block": _largest_divisor(O, 8 if owb >= 8 else 16), "ow_block": owb}
+    return {"oc_block": largest_divisor(O, 8 if owb >= 8 else 16), "ow_block": owb}
 
 
 def _tile_float(s, conv, output, acc, cfg):
@@ -112,10 +95,10 @@ def _tile_float(s, conv, output, acc, cfg):
 
 def schedule_conv2d_nchw(outs, cfg: dict | None = None):
     """CPU schedule of the float ``conv2d_nchw`` feeding ``outs`` (epilogues inlined)."""
-    outs = _outs(outs)
+    outs = as_list(outs)
     output = outs[0]
     s = te.create_schedule([o.op for o in outs])
-    conv = _find(output, "conv2d_nchw", "schedule_conv2d_nchw (cpu)")
+    conv = find_op(output, "conv2d_nchw", "schedule_conv2d_nchw (cpu)").output(0)
     cfg = dict(default_config(conv), **(cfg or {}))
     _schedule_input(s, conv.op.input_tensors[0])
     acc = _epilogue_and_cache(s, conv, output, "schedule_conv2d_nchw (cpu)")
@@ -128,12 +111,12 @@ def schedule_deformable_conv2d_nchw(outs, cfg: dict | None = None):
     The bilinear samples (``[N, C, KH, KW, OH, OW]``) are computed once, in parallel over
     (batch, channel); the convolution over them is the register-tiled float schedule.
     """
-    outs = _outs(outs)
+    outs = as_list(outs)
     output = outs[0]
     s = te.create_schedule([o.op for o in outs])
-    conv = _find(output, "deformable_conv2d_nchw", "schedule_deformable_conv2d_nchw (cpu)")
+    conv = find_op(output, "deformable_conv2d_nchw", "schedule_deformable_conv2d_nchw (cpu)").output(0)
     cfg = dict(default_config(conv), **(cfg or {}))
-    sample = _find(conv, "deformable_conv2d_sample", "schedule_deformable_conv2d_nchw (cpu)")
+    sample = find_op(conv, "deformable_conv2d_sample", "schedule_deformable_conv2d_nchw (cpu)").output(0)
     _schedule_input(s, sample)
     acc = _epilogue_and_cache(s, conv, output, "schedule_deformable_conv2d_nchw (cpu)")
     return _tile_float(s, conv, output, acc, cfg)
@@ -153,10 +136,10 @@ def schedule_conv2d_NCHWc_int8(outs, cfg: dict | None = None):
     accumulate in int32 registers; (batch, channel block, row) run in parallel; epilogues
     (bias, requantize, relu, residual add, layout transforms of the same shape) are inlined.
     """
-    outs = _outs(outs)
+    outs = as_list(outs)
     output = outs[0]
     s = te.create_schedule([o.op for o in outs])
-    conv = _find(output, "conv2d_NCHWc_int8", "schedule_conv2d_NCHWc_int8 (cpu)")
+    conv = find_op(output, "conv2d_NCHWc_int8", "schedule_conv2d_NCHWc_int8 (cpu)").output(0)
     cfg = dict(default_config_int8(conv), **(cfg or {}))
     for t in conv.op.input_tensors:   # padding, layout transforms of data or weights: computed once
         _schedule_input(s, t)

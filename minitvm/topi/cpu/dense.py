@@ -16,10 +16,8 @@ from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
 from ..cuda.injective import inline_injective
 from ..cuda.tensor_intrin import dp4a
+from ..utils import largest_divisor
 
-
-def _largest_divisor(n: int, limit: int) -> int:
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
 def _find(out):
@@ -66,8 +64,8 @@ def default_config(dense) -> dict:
     K = int(dense.op.reduce_axis[0].dom.extent.value)
     int8 = dense.op.input_tensors[0].dtype in ("int8", "uint8")
     units = 16 if _reads_k_major(dense.op) and not int8 else 8
-    return {"batch_block": _largest_divisor(M, 4), "unit_block": _largest_divisor(N, units),
-            "k_unroll": 4 if int8 else _largest_divisor(K, 8)}
+    return {"batch_block": largest_divisor(M, 4), "unit_block": largest_divisor(N, units),
+            "k_unroll": 4 if int8 else largest_divisor(K, 8)}
 
 
 def schedule_dense(outs, cfg: dict | None = None):

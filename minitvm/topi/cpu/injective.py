@@ -16,6 +16,7 @@ they share the structure "inline what is element-wise, parallelize the outer loo
 from __future__ import annotations
 
 from ... import dtype as dt
+from ..utils import as_list
 from ... import te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
@@ -24,9 +25,6 @@ from ..nn.layout import _const
 
 VECTOR_BYTES = 32   # AVX2
 
-
-def _outs(outs):
-    return list(outs) if isinstance(outs, (list, tuple)) else [outs]
 
 
 def schedule_injective_from_existing(s, out):
@@ -57,7 +55,7 @@ def schedule_injective_from_existing(s, out):
 
 def schedule_injective(outs):
     """Schedule an injective graph ending in ``outs`` for the CPU (producers inlined)."""
-    outs = _outs(outs)
+    outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     reductions = inline_injective(s, outs)
     if reductions:
@@ -145,7 +143,7 @@ def _check(out, tags, what):
 
 def schedule_pool(outs, layout: str = "NCHW"):
     """CPU schedule of ``max_pool2d`` / ``avg_pool2d`` (padding and epilogues inlined)."""
-    outs = _outs(outs)
+    outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
         _check(o, ("pool_max", "pool_sum"), "schedule_pool")
@@ -155,7 +153,7 @@ def schedule_pool(outs, layout: str = "NCHW"):
 
 def schedule_global_pool(outs, layout: str = "NCHW"):
     """CPU schedule of ``global_max_pool2d`` / ``global_avg_pool2d`` (epilogues inlined)."""
-    outs = _outs(outs)
+    outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
         _check(o, ("pool_global_max", "pool_global_sum"), "schedule_global_pool")
@@ -165,7 +163,7 @@ def schedule_global_pool(outs, layout: str = "NCHW"):
 
 def schedule_softmax(outs):
     """CPU schedule of ``softmax`` / ``log_softmax``: rows in parallel, one pass per reduction."""
-    outs = _outs(outs)
+    outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
         sm = _check(o, ("softmax_output", "log_softmax_output"), "schedule_softmax")

@@ -28,10 +28,8 @@ def schedule_matmul(C, bn: int = 32, kfactor: int = 4, vector: int = 16, paralle
 # The tunable template (minitvm.autotune)
 # --------------------------------------------------------------------------------------------
 from ... import autotune  # noqa: E402
+from ..utils import largest_divisor  # noqa: E402
 
-
-def _largest_divisor(n: int, limit: int) -> int:
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
 def _matmul_reference(inputs, M, N, K, dtype="float32"):
@@ -63,7 +61,7 @@ def matmul_cpu(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     cfg.define_split("tile_k", K, num_outputs=2, max_factor=16)
     cfg.define_knob("vectorize", [True, False])
     if cfg.is_fallback:
-        ty, tx, tk = _largest_divisor(M, 32), _largest_divisor(N, 32), _largest_divisor(K, 4)
+        ty, tx, tk = largest_divisor(M, 32), largest_divisor(N, 32), largest_divisor(K, 4)
         cfg.fallback_with({"tile_y": [M // ty, ty], "tile_x": [N // tx, tx], "tile_k": [K // tk, tk],
                            "vectorize": True})
 

@@ -9,36 +9,22 @@ thread, inner]), ``tile_rc``, ``tile_ry``, ``tile_rx`` ([outer, inner]),
 from __future__ import annotations
 
 from ... import te
-from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from .conv2d_int8 import _apply_split, _check, _inline_between, _largest_divisor
+from ..utils import apply_split, check_split, find_op, inline_between, largest_divisor
 
 
 def default_config(conv) -> dict:
     """Sound knob values for a conv2d_nchw of this shape."""
     N, O, OH, OW = (int(d.value) for d in conv.shape)
     C, KH, KW = (int(iv.dom.extent.value) for iv in conv.op.reduce_axis)
-    tf = _largest_divisor(O, 8)
-    fi = _largest_divisor(O // tf, 4)
-    tx = _largest_divisor(OW, 8)
-    ty = _largest_divisor(OH, max(1, 64 // (tf * tx)))
-    rci = _largest_divisor(C, 8)
+    tf = largest_divisor(O, 8)
+    fi = largest_divisor(O // tf, 4)
+    tx = largest_divisor(OW, 8)
+    ty = largest_divisor(OH, max(1, 64 // (tf * tx)))
+    rci = largest_divisor(C, 8)
     return {"tile_f": [O // (tf * fi), 1, tf, fi], "tile_y": [OH // ty, 1, ty, 1], "tile_x": [OW // tx, 1, tx, 1],
             "tile_rc": [C // rci, rci], "tile_ry": [KH, 1], "tile_rx": [KW, 1], "auto_unroll_max_step": 256}
 
-
-def _find_conv(t):
-    stack, seen = [t], set()
-    while stack:
-        cur = stack.pop()
-        if cur.op in seen:
-            continue
-        seen.add(cur.op)
-        if cur.op.tag == "conv2d_nchw":
-            return cur
-        if isinstance(cur.op, ComputeOp):
-            stack.extend(cur.op.input_tensors)
-    raise ScheduleError(f"schedule_conv2d_nchw: no conv2d_nchw feeds {t.name}")
 
 
 def schedule_conv2d_nchw(outs, cfg: dict | None = None):
@@ -46,12 +32,12 @@ def schedule_conv2d_nchw(outs, cfg: dict | None = None):
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     output = outs[0]
     s = te.create_schedule([t.op for t in outs])
-    conv = _find_conv(output)
+    conv = find_op(output, "conv2d_nchw", "schedule_conv2d_nchw").output(0)
     cfg = dict(default_config(conv), **(cfg or {}))
     pad_data, kernel = conv.op.input_tensors
     if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag:
         s[pad_data].compute_inline()
-    _inline_between(s, conv, output)
+    inline_between(s, conv, output, "schedule_conv2d_nchw")
     if conv.op is output.op:
         conv = s.cache_write(conv, "local")
     else:
@@ -60,10 +46,10 @@ def schedule_conv2d_nchw(outs, cfg: dict | None = None):
     WW = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
     n, f, y, x = s[output].op.axis
     for key, ax in (("tile_f", f), ("tile_y", y), ("tile_x", x)):
-        _check(cfg, key, int(ax.dom.extent.value), 4)
-    bf, vf, tf, fi = _apply_split(s, output, f, cfg["tile_f"])
-    by, vy, ty, yi = _apply_split(s, output, y, cfg["tile_y"])
-    bx, vx, tx, xi = _apply_split(s, output, x, cfg["tile_x"])
+        check_split(cfg, key, int(ax.dom.extent.value), 4)
+    bf, vf, tf, fi = apply_split(s, output, f, cfg["tile_f"])
+    by, vy, ty, yi = apply_split(s, output, y, cfg["tile_y"])
+    bx, vx, tx, xi = apply_split(s, output, x, cfg["tile_x"])
     bn = s[output].fuse(n, bf)
     s[output].reorder(bn, by, bx, vf, vy, vx, tf, ty, tx, fi, yi, xi)
     s[output].bind(bn, te.thread_axis("blockIdx.z"))
@@ -82,10 +68,10 @@ def schedule_conv2d_nchw(outs, cfg: dict | None = None):
     cn, cf, cy, cx = s[conv].op.axis
     rc, ry, rx = s[conv].op.reduce_axis
     for key, ax in (("tile_rc", rc), ("tile_ry", ry), ("tile_rx", rx)):
-        _check(cfg, key, int(ax.dom.extent.value), 2)
-    rco, rci = _apply_split(s, conv, rc, cfg["tile_rc"])
-    ryo, ryi = _apply_split(s, conv, ry, cfg["tile_ry"])
-    rxo, rxi = _apply_split(s, conv, rx, cfg["tile_rx"])
+        check_split(cfg, key, int(ax.dom.extent.value), 2)
+    rco, rci = apply_split(s, conv, rc, cfg["tile_rc"])
+    ryo, ryi = apply_split(s, conv, ry, cfg["tile_ry"])
+    rxo, rxi = apply_split(s, conv, rx, cfg["tile_rx"])
     s[conv].reorder(rco, ryo, rxo, rci, ryi, rxi, cn, cf, cy, cx)
     s[AA].compute_at(s[conv], rxo)
     s[WW].compute_at(s[conv], rxo)

@@ -23,28 +23,23 @@ from __future__ import annotations
 from ... import autotune, te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
+from ..utils import apply_split, check_split, find_op, inline_between, largest_divisor
 from .tensor_intrin import dp4a
 
 
-def _divisors(n: int) -> list:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def _largest_divisor(n: int, limit: int) -> int:
-    return max(d for d in _divisors(n) if d <= limit)
 
 
 def default_config(conv) -> dict:
     """A sound configuration for ``conv`` (a conv2d_NCHWc_int8 tensor)."""
     N, OCc, OH, OW, _ = (int(d.value) for d in conv.shape)
     ICc, KH, KW = (int(iv.dom.extent.value) for iv in conv.op.reduce_axis[:3])
-    tf = _largest_divisor(OCc, 8)
-    fi = _largest_divisor(OCc // tf, 2)
-    tx = _largest_divisor(OW, 8)
-    ty = _largest_divisor(OH, max(1, 64 // (tf * tx)))
+    tf = largest_divisor(OCc, 8)
+    fi = largest_divisor(OCc // tf, 2)
+    tx = largest_divisor(OW, 8)
+    ty = largest_divisor(OH, max(1, 64 // (tf * tx)))
     tn = 1
-    ni = _largest_divisor(N, 2) if N > 1 else 1
-    rci = _largest_divisor(ICc, 4)
+    ni = largest_divisor(N, 2) if N > 1 else 1
+    rci = largest_divisor(ICc, 4)
     return {
         "tile_n": [N // (tn * ni), 1, tn, ni],
         "tile_f": [OCc // (tf * fi), 1, tf, fi],
@@ -184,28 +179,6 @@ def conv2d_NCHWc_int8_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, d
     return schedule_conv2d_NCHWc_int8(out, cfg=cfg), [data, kernel, out]
 
 
-def _apply_split(s, stage, axis, factors):
-    """Split ``axis`` into len(factors) loops with the given extents (first = outermost)."""
-    out = []
-    rest = axis
-    for f in reversed(factors[1:]):
-        rest, inner = s[stage].split(rest, factor=f)
-        out.append(inner)
-    out.append(rest)
-    return list(reversed(out))
-
-
-def _check(cfg, key, extent, parts):
-    factors = cfg[key]
-    if len(factors) != parts:
-        raise ScheduleError(f"knob {key}: expected {parts} factors, got {factors}")
-    prod = 1
-    for f in factors:
-        if int(f) < 1:
-            raise ScheduleError(f"knob {key}: factors must be positive, got {factors}")
-        prod *= int(f)
-    if prod != extent:
-        raise ScheduleError(f"knob {key}: factors {factors} multiply to {prod}, but the axis has extent {extent}")
 
 
 def _resolve_config(conv, cfg) -> dict:
@@ -227,7 +200,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     """
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     s = te.create_schedule([t.op for t in outs])
-    conv = _find_conv(outs[0])
+    conv = find_op(outs[0], "conv2d_NCHWc_int8", "schedule_conv2d_NCHWc_int8").output(0)
     cfg = _resolve_config(conv, cfg)
     output = outs[0]
     pad_data, packed_kernel = conv.op.input_tensors
@@ -235,7 +208,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
         if isinstance(t.op, ComputeOp) and not t.op.reduce_axis and "pad" in t.op.tag:
             s[t].compute_inline()
     # inline epilogues between conv and output
-    _inline_between(s, conv, output)
+    inline_between(s, conv, output, "schedule_conv2d_NCHWc_int8")
     if conv.op is output.op:
         conv = s.cache_write(conv, "local")
     else:
@@ -246,11 +219,11 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
 
     n, f, y, x, c = s[output].op.axis
     for key, ax, parts in (("tile_n", n, 4), ("tile_f", f, 4), ("tile_y", y, 4), ("tile_x", x, 4)):
-        _check(cfg, key, int(ax.dom.extent.value), parts)
-    bn, vn, tn, ni = _apply_split(s, output, n, cfg["tile_n"])
-    bf, vf, tf, fi = _apply_split(s, output, f, cfg["tile_f"])
-    by, vy, ty, yi = _apply_split(s, output, y, cfg["tile_y"])
-    bx, vx, tx, xi = _apply_split(s, output, x, cfg["tile_x"])
+        check_split(cfg, key, int(ax.dom.extent.value), parts)
+    bn, vn, tn, ni = apply_split(s, output, n, cfg["tile_n"])
+    bf, vf, tf, fi = apply_split(s, output, f, cfg["tile_f"])
+    by, vy, ty, yi = apply_split(s, output, y, cfg["tile_y"])
+    bx, vx, tx, xi = apply_split(s, output, x, cfg["tile_x"])
     s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi, c)
     s[output].bind(bn, te.thread_axis("blockIdx.z"))
     s[output].bind(bf, te.thread_axis("blockIdx.y"))
@@ -277,10 +250,10 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     cn, cf, cy, cx, cc = s[conv].op.axis
     rc, ry, rx, rc_block = s[conv].op.reduce_axis
     for key, ax in (("tile_rc", rc), ("tile_ry", ry), ("tile_rx", rx)):
-        _check(cfg, key, int(ax.dom.extent.value), 2)
-    rco, rci = _apply_split(s, conv, rc, cfg["tile_rc"])
-    ryo, ryi = _apply_split(s, conv, ry, cfg["tile_ry"])
-    rxo, rxi = _apply_split(s, conv, rx, cfg["tile_rx"])
+        check_split(cfg, key, int(ax.dom.extent.value), 2)
+    rco, rci = apply_split(s, conv, rc, cfg["tile_rc"])
+    ryo, ryi = apply_split(s, conv, ry, cfg["tile_ry"])
+    rxo, rxi = apply_split(s, conv, rx, cfg["tile_rx"])
     s[conv].reorder(rco, ryo, rxo, rci, ryi, rxi, cn, cf, cy, cx, cc, rc_block)
     if int(rc_block.dom.extent.value) % 4:
         raise ScheduleError(f"{conv.name}: the packed channel block ({rc_block.dom.extent}) must be a multiple of 4 for dp4a")
@@ -304,42 +277,6 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     return s
 
 
-def _find_conv(t):
-    seen = set()
-    stack = [t]
-    while stack:
-        cur = stack.pop()
-        if cur.op in seen:
-            continue
-        seen.add(cur.op)
-        if cur.op.tag == "conv2d_NCHWc_int8":
-            return cur
-        if isinstance(cur.op, ComputeOp):
-            stack.extend(cur.op.input_tensors)
-    raise ScheduleError(f"schedule_conv2d_NCHWc_int8: no conv2d_NCHWc_int8 feeds {t.name}")
-
-
-def _inline_between(s, conv, output):
-    """Inline every injective op on the paths from conv to output (except output itself)."""
-    memo = {}
-
-    def depends(t):
-        if t.op not in memo:
-            memo[t.op] = t.op is conv.op or (isinstance(t.op, ComputeOp)
-                                             and any(depends(i) for i in t.op.input_tensors))
-        return memo[t.op]
-
-    def visit(t):
-        if t.op is conv.op or not depends(t):
-            return
-        if t.op is not output.op:
-            if t.op.reduce_axis:
-                raise ScheduleError(f"schedule_conv2d_NCHWc_int8: {t.name} between the conv and the output "
-                                    "is not element-wise")
-            s[t].compute_inline()
-        for i in t.op.input_tensors:
-            visit(i)
-    visit(output)
 
 
 __all__ = ["schedule_conv2d_NCHWc_int8", "default_config", "define_knobs", "conv2d_NCHWc_int8_cuda", "reference"]

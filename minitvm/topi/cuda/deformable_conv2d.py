@@ -23,22 +23,10 @@ from __future__ import annotations
 
 from ... import te
 from ...errors import ScheduleError
-from ...te.tensor import ComputeOp
 from .injective import inline_injective, schedule_injective_from_existing
+from ..utils import find_op
 from .reduction import split_fuse_threads
 
-
-def _find(out, tag):
-    stack, seen = [out.op], set()
-    while stack:
-        op = stack.pop()
-        if op in seen or not isinstance(op, ComputeOp):
-            continue
-        seen.add(op)
-        if op.tag == tag:
-            return op
-        stack.extend(t.op for t in op.input_tensors)
-    raise ScheduleError(f"schedule_deformable_conv2d_nchw: no op tagged {tag!r} feeds {out.name}")
 
 
 def schedule_deformable_conv2d_nchw(outs, oc_block: int | None = None, num_thread: int | None = None,
@@ -55,8 +43,8 @@ def schedule_deformable_conv2d_nchw(outs, oc_block: int | None = None, num_threa
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     output = outs[0]
     s = te.create_schedule([o.op for o in outs])
-    conv_op = _find(output, "deformable_conv2d_nchw")
-    sample_op = _find(conv_op.output(0), "deformable_conv2d_sample")
+    conv_op = find_op(output, "deformable_conv2d_nchw", "schedule_deformable_conv2d_nchw")
+    sample_op = find_op(conv_op.output(0), "deformable_conv2d_sample", "schedule_deformable_conv2d_nchw")
     # 1. sampling kernel: its own producers (offset/data are placeholders, or injective ops) inlined
     inline_injective(s, [sample_op.output(0)])
     schedule_injective_from_existing(s, sample_op.output(0), vectorize=False)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from ... import te
 from ...errors import ScheduleError
-from ...te.tensor import ComputeOp
-from .conv2d_int8 import _apply_split, _check, _inline_between, _largest_divisor
+from ..utils import apply_split, check_split, find_op, inline_between, largest_divisor
 from .tensor_intrin import dp4a
 
 
@@ -18,32 +17,19 @@ def default_config(dense) -> dict:
     """Sound knob values for a dense layer of this shape."""
     M, N = (int(d.value) for d in dense.shape)
     K = int(dense.op.reduce_axis[0].dom.extent.value)
-    ty = _largest_divisor(M, 8)
-    yi = _largest_divisor(M // ty, 2)
-    tx = _largest_divisor(N, 32)
-    xi = _largest_divisor(N // tx, 2)
+    ty = largest_divisor(M, 8)
+    yi = largest_divisor(M // ty, 2)
+    tx = largest_divisor(N, 32)
+    xi = largest_divisor(N // tx, 2)
     if dense.op.input_tensors[0].dtype in ("int8", "uint8"):
         if K % 4:
             raise ScheduleError(f"dense_int8: the reduction length {K} must be a multiple of 4 for dp4a; "
                                 "pad the input features")
-        kt = 4 * _largest_divisor(K // 4, 8)
+        kt = 4 * largest_divisor(K // 4, 8)
     else:
-        kt = _largest_divisor(K, 32)
+        kt = largest_divisor(K, 32)
     return {"tile_y": [M // (ty * yi), ty, yi], "tile_x": [N // (tx * xi), tx, xi], "tile_k": [K // kt, kt]}
 
-
-def _find(t, tag):
-    stack, seen = [t], set()
-    while stack:
-        cur = stack.pop()
-        if cur.op in seen:
-            continue
-        seen.add(cur.op)
-        if cur.op.tag == tag:
-            return cur
-        if isinstance(cur.op, ComputeOp):
-            stack.extend(cur.op.input_tensors)
-    raise ScheduleError(f"schedule_dense: no dense layer feeds {t.name}")
 
 
 def schedule_dense(outs, cfg: dict | None = None):
@@ -51,11 +37,11 @@ def schedule_dense(outs, cfg: dict | None = None):
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     output = outs[0]
     s = te.create_schedule([t.op for t in outs])
-    dense = _find(output, "dense")
+    dense = find_op(output, "dense", "schedule_dense").output(0)
     cfg = dict(default_config(dense), **(cfg or {}))
     data, weight = dense.op.input_tensors
     use_dp4a = data.dtype in ("int8", "uint8")
-    _inline_between(s, dense, output)
+    inline_between(s, dense, output, "schedule_dense")
     if dense.op is output.op:
         dense = s.cache_write(dense, "local")
     else:
@@ -63,10 +49,10 @@ def schedule_dense(outs, cfg: dict | None = None):
     AA = s.cache_read(data, "shared", [dense])
     WW = s.cache_read(weight, "shared", [dense])
     i, j = s[output].op.axis
-    _check(cfg, "tile_y", int(i.dom.extent.value), 3)
-    _check(cfg, "tile_x", int(j.dom.extent.value), 3)
-    by, ty, yi = _apply_split(s, output, i, cfg["tile_y"])
-    bx, tx, xi = _apply_split(s, output, j, cfg["tile_x"])
+    check_split(cfg, "tile_y", int(i.dom.extent.value), 3)
+    check_split(cfg, "tile_x", int(j.dom.extent.value), 3)
+    by, ty, yi = apply_split(s, output, i, cfg["tile_y"])
+    bx, tx, xi = apply_split(s, output, j, cfg["tile_x"])
     s[output].reorder(by, bx, ty, tx, yi, xi)
     thread_y, thread_x = te.thread_axis("threadIdx.y"), te.thread_axis("threadIdx.x")
     s[output].bind(by, te.thread_axis("blockIdx.y"))
@@ -76,8 +62,8 @@ def schedule_dense(outs, cfg: dict | None = None):
     s[dense].compute_at(s[output], tx)
     (k,) = s[dense].op.reduce_axis
     K = int(k.dom.extent.value)
-    _check(cfg, "tile_k", K, 2)
-    ko, ki = _apply_split(s, dense, k, cfg["tile_k"])
+    check_split(cfg, "tile_k", K, 2)
+    ko, ki = apply_split(s, dense, k, cfg["tile_k"])
     ci, cj = s[dense].op.axis
     if use_dp4a:
         if cfg["tile_k"][1] % 4:

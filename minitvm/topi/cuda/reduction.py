@@ -17,8 +17,8 @@ fast kernel for long rows with few of them (a block-per-row tree reduction would
 from __future__ import annotations
 
 from ... import te
+from ..utils import as_list, find_op
 from ...errors import ScheduleError
-from ...te.tensor import ComputeOp
 from ..nn.layout import _const
 from .injective import MAX_THREADS, inline_injective
 
@@ -27,21 +27,6 @@ _GLOBAL_POOL_TAGS = ("pool_global_max", "pool_global_sum")
 _SOFTMAX_TAGS = ("softmax_output", "log_softmax_output")
 
 
-def _outs(outs):
-    return list(outs) if isinstance(outs, (list, tuple)) else [outs]
-
-
-def _find(out, tags, what):
-    stack, seen = [out.op], set()
-    while stack:
-        op = stack.pop()
-        if op in seen or not isinstance(op, ComputeOp):
-            continue
-        seen.add(op)
-        if op.tag in tags:
-            return op
-        stack.extend(t.op for t in op.input_tensors)
-    raise ScheduleError(f"{what}: no op tagged {' / '.join(tags)} feeds {out.name}")
 
 
 def split_fuse_threads(s, out, axes, extents=None, num_thread=MAX_THREADS):
@@ -133,10 +118,10 @@ def schedule_pool(outs, layout: str = "NCHW"):
     One thread per output element loops over its window. ``layout`` is accepted for API
     symmetry with TVM; any layout works.
     """
-    outs = _outs(outs)
+    outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
-        _find(o, _POOL_TAGS, "schedule_pool")
+        find_op(o, _POOL_TAGS, "schedule_pool")
         schedule_reduce_per_output(s, o)
     return s
 
@@ -146,10 +131,10 @@ def schedule_global_pool(outs, layout: str = "NCHW"):
 
     One thread per (n, channel) reduces all of H x W.
     """
-    outs = _outs(outs)
+    outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
-        _find(o, _GLOBAL_POOL_TAGS, "schedule_global_pool")
+        find_op(o, _GLOBAL_POOL_TAGS, "schedule_global_pool")
         schedule_reduce_per_output(s, o)
     return s
 
@@ -165,10 +150,10 @@ def schedule_softmax(outs):
     One thread per row: it computes the row's max and sum of exponentials in registers,
     then writes the row. Rows are all indices but the softmax axis.
     """
-    outs = _outs(outs)
+    outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
-        sm = _find(o, _SOFTMAX_TAGS, "schedule_softmax")
+        sm = find_op(o, _SOFTMAX_TAGS, "schedule_softmax")
         if tuple(o.shape) != tuple(sm.shape) and [str(d) for d in o.shape] != [str(d) for d in sm.shape]:
             raise ScheduleError(f"schedule_softmax: the output {o.name} must have the softmax's shape (only "
                                 "element-wise epilogues can be fused)")

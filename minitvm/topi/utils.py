@@ -1,0 +1,84 @@
+"""Helpers shared by the schedule templates: finding the anchor op, tiling arithmetic, inlining."""
+from __future__ import annotations
+
+from ..errors import ScheduleError
+from ..te.tensor import ComputeOp
+
+
+def as_list(outs) -> list:
+    """``outs`` as a list of tensors."""
+    return list(outs) if isinstance(outs, (list, tuple)) else [outs]
+
+
+def find_op(out, tags, what: str):
+    """The operation tagged with one of ``tags`` that (transitively) feeds ``out``."""
+    tags = (tags,) if isinstance(tags, str) else tuple(tags)
+    stack, seen = [out.op], set()
+    while stack:
+        op = stack.pop()
+        if op in seen or not isinstance(op, ComputeOp):
+            continue
+        seen.add(op)
+        if op.tag in tags:
+            return op
+        stack.extend(t.op for t in op.input_tensors)
+    raise ScheduleError(f"{what}: no op tagged {' / '.join(tags)} feeds {out.name}")
+
+
+def divisors(n: int) -> list:
+    """All positive divisors of ``n``, ascending."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit``."""
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def apply_split(s, stage, axis, factors) -> list:
+    """Split ``axis`` into ``len(factors)`` loops with these extents (outermost first)."""
+    out = []
+    rest = axis
+    for f in reversed(factors[1:]):
+        rest, inner = s[stage].split(rest, factor=f)
+        out.append(inner)
+    out.append(rest)
+    return list(reversed(out))
+
+
+def check_split(cfg, key, extent, parts) -> None:
+    """Knob ``key`` must hold ``parts`` positive factors whose product is ``extent``."""
+    factors = cfg[key]
+    if len(factors) != parts:
+        raise ScheduleError(f"knob {key}: expected {parts} factors, got {factors}")
+    prod = 1
+    for f in factors:
+        if int(f) < 1:
+            raise ScheduleError(f"knob {key}: factors must be positive, got {factors}")
+        prod *= int(f)
+    if prod != extent:
+        raise ScheduleError(f"knob {key}: factors {factors} multiply to {prod}, but the axis has extent {extent}")
+
+
+def inline_between(s, anchor, output, what: str) -> None:
+    """Inline every op on the paths from ``anchor`` to ``output`` (``output`` itself excluded);
+    they must be element-wise."""
+    memo = {}
+
+    def depends(t):
+        if t.op not in memo:
+            memo[t.op] = t.op is anchor.op or (isinstance(t.op, ComputeOp)
+                                               and any(depends(i) for i in t.op.input_tensors))
+        return memo[t.op]
+
+    def visit(t):
+        if t.op is anchor.op or not depends(t):
+            return
+        if t.op is not output.op:
+            if t.op.reduce_axis:
+                raise ScheduleError(f"{what}: {t.name} between {anchor.name} and the output is not element-wise")
+            s[t].compute_inline()
+        for i in t.op.input_tensors:
+            visit(i)
+
+    visit(output)
