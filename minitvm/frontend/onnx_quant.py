@@ -12,8 +12,9 @@ needs nothing else. Two formats:
   ``dequantize`` and a ``quantize`` (ONNX ``QuantizeLinear`` is exactly our ``quantize``: a
   float32 division, round half to even, saturate). ``DequantizeLinear`` of a constant is
   folded (any zero point, any axis).
-* **QOperator** -- ``QLinearConv``, ``QLinearMatMul``, ``QGemm`` and ``QLinearAdd``
-  (com.microsoft), ``QuantizeLinear``, ``DequantizeLinear``.
+* **QOperator** -- ``QLinearConv``, ``QLinearMatMul``, ``QuantizeLinear``, ``DequantizeLinear``
+  and the com.microsoft ``QGemm``, ``QLinearAdd`` (-> ``qadd``), ``QLinearConcat``
+  (-> ``qconcatenate``), ``QLinearGlobalAveragePool`` (float between dequantize / quantize).
 
 Activations must be symmetric int8 (zero point 0), as minitvm's quantized ops are: a graph
 (non-constant) tensor quantized with another zero point or to uint8 raises ``GraphError``
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import graph as _graph  # noqa: F401
 from ..errors import GraphError
 from ..graph import quantize as _quantize_ops  # noqa: F401  (registers quantize, requantize, qadd ...)
 from ..graph.quantize.ops import multiplier_shift, qadd_params
@@ -38,7 +38,8 @@ from . import onnx as _onnx
 __all__ = ["QUANT_OPS"]
 
 #: op types handled here (com.microsoft ones included)
-QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd")
+QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
+             "QLinearConcat", "QLinearGlobalAveragePool")
 
 _FLOAT_CONV = _onnx._CONVERTERS["Conv"]
 _FLOAT_GEMM = _onnx._CONVERTERS["Gemm"]
@@ -393,7 +394,48 @@ def _qlinear_add(imp, node):
     a, s_a = _q_activation(imp, node, 0, 1, 2, "A")
     b, s_b = _q_activation(imp, node, 3, 4, 5, "B")
     s_c = _q_output(imp, node, 6, 7)
-    return imp.add(node, "qadd", [a, b], qadd_params(s_a / s_c, s_b / s_c))
+    shape = np.broadcast_shapes(imp.type(node, node.input(0))[0], imp.type(node, node.input(3))[0])
+    ins = []
+    for x, idx in ((a, 0), (b, 3)):   # the compiler's qadd takes equal shapes: expand a constant operand
+        if imp.is_const(node, node.input(idx)) and imp.type(node, node.input(idx))[0] != tuple(shape):
+            x = imp.new_const(f"{node.input(idx)}_expanded",
+                              np.broadcast_to(imp.const(node, node.input(idx), "operand"), shape))
+        ins.append(x)
+    return imp.add(node, "qadd", ins, qadd_params(s_a / s_c, s_b / s_c))
 
 
 _onnx._MS_CONVERTERS.update({"QGemm", "QLinearAdd"})
+
+
+@_onnx._converter("QLinearConcat")
+def _qlinear_concat(imp, node):
+    """com.microsoft QLinearConcat (Y_scale, Y_zp, then X, X_scale, X_zp per input) -> qconcatenate
+    with ``multiplier_shift(s_i / s_y)`` per input."""
+    s_y = _q_output(imp, node, 0, 1)
+    n = (len(node.inputs) - 2) // 3
+    if n < 1 or len(node.inputs) != 2 + 3 * n:
+        raise node.error(f"expects Y_scale, Y_zero_point and (X, X_scale, X_zero_point) triples, got "
+                         f"{len(node.inputs)} inputs")
+    xs, ms, ss = [], [], []
+    for i in range(n):
+        x, s_x = _q_activation(imp, node, 2 + 3 * i, 3 + 3 * i, 4 + 3 * i, f"X{i}")
+        m, s = multiplier_shift(s_x / s_y)
+        xs.append(x)
+        ms.append(m)
+        ss.append(s)
+    return imp.add(node, "qconcatenate", xs, {"multipliers": ms, "shifts": ss, "axis": int(node.get("axis"))})
+
+
+@_onnx._converter("QLinearGlobalAveragePool")
+def _qlinear_gap(imp, node):
+    """com.microsoft QLinearGlobalAveragePool (NCHW) -> dequantize, float global_avg_pool2d, quantize."""
+    if int(node.get("channels_last", 0)):
+        raise node.error("= 1 is not supported", "channels_last")
+    x, s_x = _q_activation(imp, node, 0, 1, 2, "X")
+    s_y = _q_output(imp, node, 3, 4)
+    f = imp.add(node, "dequantize", [x], {"scale": s_x}, suffix=".dequantize")
+    p = imp.add(node, "global_avg_pool2d", [f], suffix=".pool")
+    return imp.add(node, "quantize", [p], {"scale": s_y, "out_dtype": "int8"})
+
+
+_onnx._MS_CONVERTERS.update({"QLinearConcat", "QLinearGlobalAveragePool"})
