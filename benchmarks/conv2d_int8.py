@@ -41,23 +41,6 @@ def _shape(t):
     return tuple(int(d.value) for d in t.shape)
 
 
-def torch_time(fn, number=20):
-    import torch
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(5):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(number):
-            fn()
-        e.record()
-        torch.cuda.synchronize()
-        times.append(s.elapsed_time(e) / number / 1e3)
-    return float(np.median(times))
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=16)
@@ -67,7 +50,7 @@ def main():
     if cuda.device_count() == 0:
         print("no CUDA device here:", cuda.unavailable_reason())
         return
-    from peaks import dp4a_peak
+    from peaks import dp4a_peak, torch_time
     try:
         import torch
         torch.backends.cudnn.benchmark = True

@@ -7,13 +7,19 @@ build time.
     PYTHONPATH=. python3 benchmarks/models.py [--models resnet50,resnet18] [--batches 1,16]
 """
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 
-from minitvm.graph import zoo
-from minitvm.graph.build import build
-from minitvm.runtime import cuda
+sys.path.insert(0, os.path.dirname(__file__))
+
+from peaks import torch_time  # noqa: E402
+
+from minitvm.graph import zoo  # noqa: E402
+from minitvm.graph.build import build  # noqa: E402
+from minitvm.runtime import cuda  # noqa: E402
 
 TORCHVISION = {"resnet50": "resnet50", "resnet18": "resnet18", "resnet101": "resnet101", "vgg19": "vgg19",
                "resnext50_32x4d": "resnext50_32x4d", "inception_v3": "inception_v3"}
@@ -32,26 +38,11 @@ def torch_times(name, batch, size):
     net = getattr(torchvision.models, TORCHVISION[name])(**kwargs).cuda().eval()
     x = torch.randn(batch, 3, size, size, device="cuda")
 
-    def timeit(fn, number=20):
-        for _ in range(3):
-            fn()
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(5):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            for _ in range(number):
-                fn()
-            e.record()
-            torch.cuda.synchronize()
-            ts.append(s.elapsed_time(e) / number / 1e3)
-        return float(np.median(ts))
-
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     with torch.no_grad():
-        t32 = timeit(lambda: net(x))
+        t32 = torch_time(lambda: net(x))
         net16 = net.half().to(memory_format=torch.channels_last)
         x16 = x.half().to(memory_format=torch.channels_last)
         for _ in range(3):
@@ -66,7 +57,7 @@ def torch_times(name, batch, size):
         torch.cuda.current_stream().wait_stream(s)
         with torch.cuda.graph(g):
             net16(x16)
-        t16 = timeit(g.replay)
+        t16 = torch_time(g.replay)
     return t32, t16
 
 

@@ -53,6 +53,25 @@ def _run(kernel: str, dtype: str, ops_per_inst: int) -> float:
     return insts * ops_per_inst / t
 
 
+def torch_time(fn, number: int = 20) -> float:
+    """Median seconds per call of a PyTorch CUDA function ``fn`` (CUDA events, after warm-up)."""
+    import numpy as np
+    import torch
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(5):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(number):
+            fn()
+        e.record()
+        torch.cuda.synchronize()
+        times.append(s.elapsed_time(e) / number / 1e3)
+    return float(np.median(times))
+
+
 def ffma_peak() -> float:
     """Measured fp32 FFMA rate in FLOP/s (2 flops per FFMA)."""
     return _run("ffma_peak", "float32", 2)

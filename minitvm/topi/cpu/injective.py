@@ -16,10 +16,9 @@ they share the structure "inline what is element-wise, parallelize the outer loo
 from __future__ import annotations
 
 from ... import dtype as dt
-from ..utils import as_list
+from ..utils import as_list, find_op
 from ... import te
 from ...errors import ScheduleError
-from ...te.tensor import ComputeOp
 from ..cuda.injective import inline_injective
 from ..nn.layout import _const
 
@@ -128,25 +127,12 @@ def schedule_reduce_per_output(s, out, serial_axes=()):
     return s
 
 
-def _check(out, tags, what):
-    stack, seen = [out.op], set()
-    while stack:
-        op = stack.pop()
-        if op in seen or not isinstance(op, ComputeOp):
-            continue
-        seen.add(op)
-        if op.tag in tags:
-            return op
-        stack.extend(t.op for t in op.input_tensors)
-    raise ScheduleError(f"{what}: no op tagged {' / '.join(tags)} feeds {out.name}")
-
-
 def schedule_pool(outs, layout: str = "NCHW"):
     """CPU schedule of ``max_pool2d`` / ``avg_pool2d`` (padding and epilogues inlined)."""
     outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
-        _check(o, ("pool_max", "pool_sum"), "schedule_pool")
+        find_op(o, ("pool_max", "pool_sum"), "schedule_pool")
         schedule_reduce_per_output(s, o)
     return s
 
@@ -156,7 +142,7 @@ def schedule_global_pool(outs, layout: str = "NCHW"):
     outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
-        _check(o, ("pool_global_max", "pool_global_sum"), "schedule_global_pool")
+        find_op(o, ("pool_global_max", "pool_global_sum"), "schedule_global_pool")
         schedule_reduce_per_output(s, o)
     return s
 
@@ -166,7 +152,7 @@ def schedule_softmax(outs):
     outs = as_list(outs)
     s = te.create_schedule([o.op for o in outs])
     for o in outs:
-        sm = _check(o, ("softmax_output", "log_softmax_output"), "schedule_softmax")
+        sm = find_op(o, ("softmax_output", "log_softmax_output"), "schedule_softmax")
         if [str(d) for d in o.shape] != [str(d) for d in sm.shape]:
             raise ScheduleError(f"schedule_softmax: the output {o.name} must have the softmax's shape (only "
                                 "element-wise epilogues can be fused)")
