@@ -11,7 +11,7 @@ from ..schedule.schedule import Split
 from ..te.tensor import ComputeOp
 from . import expr as E
 from .functor import Mutator, substitute
-from .stmt import AttrStmt, Evaluate, For, IfThenElse, ProducerRealize, ProducerStore, seq
+from .stmt import AttrStmt, For, IfThenElse, ProducerRealize, ProducerStore, seq
 
 
 class _Inliner(Mutator):
@@ -261,6 +261,3 @@ def _guard(conds, stmt):
         c = E.And(c, x)
     return IfThenElse(E.Call("bool", "likely", (c,)), stmt)
 
-
-def no_op():
-    return Evaluate(E.const(0))
