@@ -47,29 +47,11 @@ def gemm_blocked(n, bn=32, kf=4):
 
 def gemm_packed_rb(n, mr=4, nr=16, ku=16, parallel=False):
     """Packed B + mr x nr register-blocked micro-kernel (the best found on AVX2)."""
+    from minitvm.topi.cpu.matmul import matmul_packed, schedule_matmul_packed
     A = te.placeholder((n, n), name="A")
     B = te.placeholder((n, n), name="B")
-    k = te.reduce_axis((0, n), name="k")
-    PB = te.compute((n // nr, n, nr), lambda x, y, z: B[y, x * nr + z], name="packedB")
-    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * PB[j // nr, k, j % nr], axis=k), name="C")
-    s = te.create_schedule(C.op)
-    CC = s.cache_write(C, "local")
-    xo, yo, xi, yi = s[C].tile(C.op.axis[0], C.op.axis[1], mr, nr)
-    s[C].reorder(yo, xo, xi, yi)
-    s[CC].compute_at(s[C], xo)
-    ci, cj = s[CC].op.axis
-    (ck,) = s[CC].op.reduce_axis
-    ko, ki = s[CC].split(ck, factor=ku)
-    s[CC].reorder(ko, ki, ci, cj)
-    s[CC].unroll(ki)
-    s[CC].unroll(ci)
-    s[CC].vectorize(cj)
-    s[C].vectorize(yi)
-    s[PB].vectorize(s[PB].op.axis[2])
-    if parallel:
-        s[C].parallel(yo)
-        s[PB].parallel(s[PB].op.axis[0])
-    return s, [A, B, C]
+    C, PB = matmul_packed(A, B, bn=nr)
+    return schedule_matmul_packed(C, PB, mr, ku, parallel), [A, B, C]
 
 
 KERNELS = [

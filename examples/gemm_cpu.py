@@ -92,26 +92,13 @@ def packed(n, m, k):
 
 
 def write_cache(n, m, k, mr=4, nr=16, kunroll=16, parallel=False):
-    """Register blocking: a mr x nr tile of C accumulates in a local buffer over all of k."""
-    A, B, C, PB = declare(n, m, k, packed_bn=nr)
-    s = te.create_schedule(C.op)
-    CC = s.cache_write(C, "local")
-    xo, yo, xi, yi = s[C].tile(C.op.axis[0], C.op.axis[1], mr, nr)
-    s[C].reorder(yo, xo, xi, yi)                # a packed B panel stays in cache across row tiles
-    s[CC].compute_at(s[C], xo)
-    ci, cj = s[CC].op.axis
-    (ck,) = s[CC].op.reduce_axis
-    ko, ki = s[CC].split(ck, factor=kunroll)
-    s[CC].reorder(ko, ki, ci, cj)
-    s[CC].unroll(ki)
-    s[CC].unroll(ci)
-    s[CC].vectorize(cj)
-    s[C].vectorize(yi)
-    s[PB].vectorize(s[PB].op.axis[2])
-    if parallel:
-        s[C].parallel(yo)
-        s[PB].parallel(s[PB].op.axis[0])
-    return s, [A, B, C]
+    """Register blocking: a mr x nr tile of C accumulates in a local buffer over all of k
+    (the library's schedule, ``topi.cpu.matmul.schedule_matmul_packed``)."""
+    from minitvm.topi.cpu.matmul import matmul_packed, schedule_matmul_packed
+    A = te.placeholder((m, k), name="A")
+    B = te.placeholder((k, n), name="B")
+    C, PB = matmul_packed(A, B, bn=nr)
+    return schedule_matmul_packed(C, PB, mr, kunroll, parallel), [A, B, C]
 
 
 def write_cache_parallel(n, m, k):

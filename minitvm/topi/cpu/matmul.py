@@ -81,3 +81,49 @@ def matmul_cpu(cfg, M: int, N: int, K: int, dtype: str = "float32"):
         s[CC].vectorize(cj)
         s[C].vectorize(ji)
     return s, [A, B, C]
+
+
+def matmul_packed(A, B, bn: int = 16, name: str = "C"):
+    """``A @ B`` with B first repacked into ``[ceil(N/bn), K, bn]`` panels (zero-padded), so the
+    innermost loop reads one contiguous row of a panel. Returns ``(C, packed_B)``."""
+    from ... import te
+    from ...errors import ShapeError
+    from ...tir import expr as E
+    if A.ndim != 2 or B.ndim != 2:
+        raise ShapeError(f"matmul_packed: {A.name} and {B.name} must be 2-D")
+    if bn < 1:
+        raise ShapeError(f"matmul_packed: the panel width bn must be positive, got {bn}")
+    (m, k), (k2, n) = ([int(d.value) for d in t.shape] for t in (A, B))
+    if k != k2:
+        raise ShapeError(f"matmul_packed: {A.name} has {k} columns, {B.name} has {k2} rows")
+    kk = te.reduce_axis((0, k), name="k")
+    PB = te.compute(((n + bn - 1) // bn, k, bn),
+                    lambda x, y, z: te.if_then_else(x * bn + z < n, B[y, x * bn + z], E.const(0, B.dtype)),
+                    name="packedB")
+    C = te.compute((m, n), lambda i, j: te.sum(A[i, kk] * PB[j // bn, kk, j % bn], axis=kk), name=name)
+    return C, PB
+
+
+def schedule_matmul_packed(C, PB, mr: int = 4, kunroll: int = 16, parallel: bool = False):
+    """Register blocking for :func:`matmul_packed`: an ``mr x bn`` tile of C accumulates in a
+    local buffer over all of k (k unrolled by ``kunroll``), B panels stay cached across row tiles."""
+    from ... import te
+    nr = int(PB.shape[2].value)
+    s = te.create_schedule(C.op)
+    CC = s.cache_write(C, "local")
+    xo, yo, xi, yi = s[C].tile(C.op.axis[0], C.op.axis[1], mr, nr)
+    s[C].reorder(yo, xo, xi, yi)
+    s[CC].compute_at(s[C], xo)
+    ci, cj = s[CC].op.axis
+    (ck,) = s[CC].op.reduce_axis
+    ko, ki = s[CC].split(ck, factor=kunroll)
+    s[CC].reorder(ko, ki, ci, cj)
+    s[CC].unroll(ki)
+    s[CC].unroll(ci)
+    s[CC].vectorize(cj)
+    s[C].vectorize(yi)
+    s[PB].vectorize(s[PB].op.axis[2])
+    if parallel:
+        s[C].parallel(yo)
+        s[PB].parallel(s[PB].op.axis[0])
+    return s
