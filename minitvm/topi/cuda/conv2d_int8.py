@@ -10,7 +10,12 @@ Knobs (declared on an autotune config space by :func:`define_knobs`; :func:`defa
 picks sound values from the shape and is the fallback when nothing was tuned):
 ``tile_n``, ``tile_f``, ``tile_y``, ``tile_x`` — 4-way splits [block, vthread, thread, inner];
 ``tile_rc``, ``tile_ry``, ``tile_rx`` — 2-way splits [outer, inner] of the reduction;
-``fuse_yx`` — bind y and x to one thread axis; ``auto_unroll_max_step``, ``unroll_explicit``.
+``fuse_yx`` — bind y and x to one thread axis (``threadIdx.x``; n and f take z and y), or bind
+(n, f) fused to ``threadIdx.z``, y and x to y and x; ``double_buffer`` — fuse the outer
+reduction loops into one and double-buffer the shared data and weight tiles over it, so the
+next tile's global loads overlap the current tile's ``dp4a``s; ``cache_data`` /
+``cache_weight`` — stage data / weights through shared memory (else each thread reads them
+from global memory, through the L1 cache); ``auto_unroll_max_step``, ``unroll_explicit``.
 
 The tunable template is ``conv2d_NCHWc_int8.cuda`` (:func:`conv2d_NCHWc_int8_cuda`, args
 ``(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype)``).
@@ -49,6 +54,9 @@ def default_config(conv) -> dict:
         "tile_ry": [KH, 1],
         "tile_rx": [KW, 1],
         "fuse_yx": True,
+        "double_buffer": False,
+        "cache_data": True,
+        "cache_weight": True,
         "auto_unroll_max_step": 512,
         "unroll_explicit": False,
     }
@@ -56,7 +64,9 @@ def default_config(conv) -> dict:
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
+_KNOB_FLAGS = ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "auto_unroll_max_step", "unroll_explicit")
 _MAX_THREADS = 1024
+_MAX_THREADS_Z = 64         # CUDA's limit on blockDim.z
 _MAX_LOCAL = 128            # int32 accumulators per thread (more spill registers: measured 3-5x slower)
 _MAX_VTHREADS = 8           # virtual threads per thread
 _MAX_SHARED = 48 * 1024     # static shared memory per block
@@ -75,8 +85,10 @@ def _footprint(conv, v: dict) -> tuple:
     rci, ryi, rxi = v["tile_rc"][1], v["tile_ry"][1], v["tile_rx"][1]
     threads = tn * tf * ty * tx
     local = (n_t // tn) * (f_t // tf) * (y_t // ty) * (x_t // tx) * ob
-    smem_w = f_t * rci * ryi * rxi * ob * ib
-    smem_a = n_t * rci * ((y_t - 1) * sh + (ryi - 1) * dh + 1) * ((x_t - 1) * sw + (rxi - 1) * dw + 1) * ib
+    copies = 2 if v.get("double_buffer") else 1
+    smem_w = copies * f_t * rci * ryi * rxi * ob * ib if v.get("cache_weight", True) else 0
+    smem_a = copies * n_t * rci * ((y_t - 1) * sh + (ryi - 1) * dh + 1) * ((x_t - 1) * sw + (rxi - 1) * dw + 1) * ib \
+        if v.get("cache_data", True) else 0
     vthreads = v["tile_n"][1] * v["tile_f"][1] * v["tile_y"][1] * v["tile_x"][1]
     blocks = v["tile_n"][0] * v["tile_f"][0] * v["tile_y"][0] * v["tile_x"][0]
     return threads, local, smem_w + smem_a, vthreads, blocks
@@ -92,7 +104,11 @@ def define_knobs(cfg, conv) -> None:
     rc, ry, rx, _ = conv.op.reduce_axis
     for (key, parts), ax in zip(_KNOB_SPLITS, (n, f, y, x, rc, ry, rx)):
         cfg.define_split(key, ax, num_outputs=parts)
-    cfg.define_knob("fuse_yx", [True])
+    cfg.define_knob("fuse_yx", [True, False])
+    cfg.define_knob("double_buffer", [False, True])
+    # unstaged data is read straight from global memory by dp4a, which needs no padding select
+    cfg.define_knob("cache_data", [True, False] if not any(conv.op.attrs.get("padding", (0,))) else [True])
+    cfg.define_knob("cache_weight", [True, False])
     cfg.define_knob("auto_unroll_max_step", [0, 512, 1500])
     cfg.define_knob("unroll_explicit", [False, True])
     default = default_config(conv)
@@ -100,9 +116,13 @@ def define_knobs(cfg, conv) -> None:
     min_threads, min_blocks = min(32, d_threads), min(_MIN_BLOCKS, d_blocks)
 
     def sound(c):
-        threads, local, smem, vthreads, blocks = _footprint(conv, {k: c[k].size for k, _ in _KNOB_SPLITS})
-        return (min_threads <= threads <= _MAX_THREADS and local <= _MAX_LOCAL and smem <= _MAX_SHARED
-                and vthreads <= _MAX_VTHREADS and blocks >= min_blocks)
+        v = dict({k: c[k].size for k, _ in _KNOB_SPLITS}, **{k: c[k].val for k in _KNOB_FLAGS})
+        threads, local, smem, vthreads, blocks = _footprint(conv, v)
+        tz = v["tile_n"][2] if v["fuse_yx"] else v["tile_n"][2] * v["tile_f"][2]
+        # double buffering needs a shared tile to pipeline
+        pipelined = v["cache_data"] or v["cache_weight"] or not v["double_buffer"]
+        return (min_threads <= threads <= _MAX_THREADS and tz <= _MAX_THREADS_Z and local <= _MAX_LOCAL
+                and smem <= _MAX_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and pipelined)
 
     cfg.multi_filter(sound)
     if cfg.is_fallback:
@@ -189,7 +209,7 @@ def _resolve_config(conv, cfg) -> dict:
         return dict(default_config(conv), **cfg)
     define_knobs(cfg, conv)
     return {key: (cfg[key].size if hasattr(cfg[key], "size") else cfg[key].val)
-            for key in [k for k, _ in _KNOB_SPLITS] + ["fuse_yx", "auto_unroll_max_step", "unroll_explicit"]}
+            for key in [k for k, _ in _KNOB_SPLITS] + list(_KNOB_FLAGS)}
 
 
 def schedule_conv2d_NCHWc_int8(outs, cfg=None):
@@ -213,9 +233,14 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
         conv = s.cache_write(conv, "local")
     else:
         s[conv].set_scope("local")
-    data_src = conv.op.input_tensors[0]
-    AA = s.cache_read(data_src, "shared", [conv])
-    WW = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
+    loads = []
+    if not cfg["cache_data"] and any(conv.op.attrs.get("padding", (0,))):
+        raise ScheduleError(f"knob cache_data=False: {conv.name} is padded; the padded data must be staged "
+                            "through shared memory (cache_data=True)")
+    if cfg["cache_data"]:
+        loads.append(s.cache_read(conv.op.input_tensors[0], "shared", [conv]))
+    if cfg["cache_weight"]:
+        loads.append(s.cache_read(conv.op.input_tensors[1], "shared", [conv]))
 
     n, f, y, x, c = s[output].op.axis
     for key, ax, parts in (("tile_n", n, 4), ("tile_f", f, 4), ("tile_y", y, 4), ("tile_x", x, 4)):
@@ -230,21 +255,24 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))
     for v, name in ((vn, "vn"), (vf, "vf"), (vy, "vy"), (vx, "vx")):
         s[output].bind(v, te.thread_axis("vthread", name=name))
-    n_tz, n_ty = cfg["tile_n"][2], cfg["tile_f"][2]
     tz_axis, ty_axis, tx_axis = te.thread_axis("threadIdx.z"), te.thread_axis("threadIdx.y"), \
         te.thread_axis("threadIdx.x")
-    s[output].bind(tn, tz_axis)
-    s[output].bind(tf, ty_axis)
+    n_t, f_t, y_t, x_t = (cfg[k][2] for k in ("tile_n", "tile_f", "tile_y", "tile_x"))
     if cfg["fuse_yx"]:
-        tyx = s[output].fuse(ty, tx)
-        s[output].bind(tyx, tx_axis)
-        n_tx = cfg["tile_y"][2] * cfg["tile_x"][2]
-        s[conv].compute_at(s[output], tyx)
+        s[output].bind(tn, tz_axis)
+        s[output].bind(tf, ty_axis)
+        inner = s[output].fuse(ty, tx)
+        s[output].bind(inner, tx_axis)
+        threads = ((n_t, tz_axis), (f_t, ty_axis), (y_t * x_t, tx_axis))
     else:
-        raise ScheduleError("knob fuse_yx=False needs a fourth thread axis; only fuse_yx=True is supported")
-    kernel_scope = bn
-    s[output].pragma(kernel_scope, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
-    s[output].pragma(kernel_scope, "unroll_explicit", int(cfg["unroll_explicit"]))
+        s[output].bind(s[output].fuse(tn, tf), tz_axis)
+        s[output].bind(ty, ty_axis)
+        s[output].bind(tx, tx_axis)
+        inner = tx
+        threads = ((n_t * f_t, tz_axis), (y_t, ty_axis), (x_t, tx_axis))
+    s[conv].compute_at(s[output], inner)
+    s[output].pragma(bn, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
+    s[output].pragma(bn, "unroll_explicit", int(cfg["unroll_explicit"]))
 
     # reduction
     cn, cf, cy, cx, cc = s[conv].op.axis
@@ -259,21 +287,22 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
         raise ScheduleError(f"{conv.name}: the packed channel block ({rc_block.dom.extent}) must be a multiple of 4 for dp4a")
     _, rcb = s[conv].split(rc_block, factor=4)
     s[conv].tensorize(rcb, dp4a())
-    s[AA].compute_at(s[conv], rxo)
-    s[WW].compute_at(s[conv], rxo)
-
-    # cooperative fetching: 4 int8 channels (one 32-bit word) per thread and step
-    for load in (AA, WW):
+    attach = rxo
+    if cfg["double_buffer"]:
+        # one loop over all reduction tiles, so the pipeline runs across rc, ry and rx
+        attach = s[conv].fuse(rco, ryo, rxo)
+    for load in loads:
+        s[load].compute_at(s[conv], attach)
+        if cfg["double_buffer"]:
+            s[load].double_buffer()
+        # cooperative fetching: 4 int8 channels (one 32-bit word) per thread and step
         last = s[load].op.axis[-1]
         c_outer, c_inner = s[load].split(last, factor=4)
         s[load].vectorize(c_inner)
         fused = s[load].fuse(*(list(s[load].op.axis[:-1]) + [c_outer]))
-        fused, ltx = s[load].split(fused, factor=n_tx)
-        fused, lty = s[load].split(fused, factor=n_ty)
-        fused, ltz = s[load].split(fused, factor=n_tz)
-        s[load].bind(ltz, tz_axis)
-        s[load].bind(lty, ty_axis)
-        s[load].bind(ltx, tx_axis)
+        for extent, axis in reversed(threads):
+            fused, lt = s[load].split(fused, factor=extent)
+            s[load].bind(lt, axis)
     return s
 
 
