@@ -42,6 +42,8 @@ _lock = threading.RLock()
 # record) naming one works without importing it first.
 _BUILTIN_MODULES = {
     "conv2d_NCHWc_int8.cuda": "minitvm.topi.cuda.conv2d_int8",
+    "conv2d_nchw.cuda": "minitvm.topi.cuda.conv2d",
+    "dense.cuda": "minitvm.topi.cuda.dense",
     "matmul.cpu": "minitvm.topi.cpu.matmul",
 }
 

@@ -15,7 +15,7 @@ import time
 from .measure import MeasureInput, create_measure_batch
 from .task import target_kind
 
-__all__ = ["Tuner", "RandomTuner", "GridSearchTuner"]
+__all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner"]
 
 logger = logging.getLogger("minitvm.autotune")
 
@@ -223,3 +223,60 @@ class GridSearchTuner(_SamplingTuner):
             if idx not in self.visited:
                 return idx
         return None
+
+
+class GATuner(RandomTuner):
+    """Genetic search (after AutoTVM's ``GATuner``): the first ``pop_size`` configs are random;
+    after that each new config is a child of two parents drawn from the ``pop_size`` fastest
+    measured so far (weighted by speed): every knob comes from one parent or the other, and is
+    redrawn at random with probability ``mutation_prob``. Never repeats a config; configs the
+    space's filters reject are skipped; when no new child turns up it falls back to a random
+    config. ``seed`` makes it reproducible for a given sequence of results."""
+
+    def __init__(self, task, pop_size: int = 32, mutation_prob: float = 0.1, seed=None):
+        super().__init__(task, seed=seed)
+        if pop_size < 2:
+            raise ValueError(f"GATuner: pop_size must be at least 2, got {pop_size}")
+        if not 0.0 <= mutation_prob <= 1.0:
+            raise ValueError(f"GATuner: mutation_prob must lie in [0, 1], got {mutation_prob}")
+        self.pop_size, self.mutation_prob = int(pop_size), float(mutation_prob)
+        self._radix = [len(sp) for sp in self.space.space_map.values()]
+        self._scored: list = []          # (operations per second, index) of measured configs
+
+    def _digits(self, index: int) -> list:
+        out = []
+        for r in self._radix:
+            index, d = divmod(index, r)
+            out.append(d)
+        return out
+
+    def _index(self, digits) -> int:
+        index, scale = 0, 1
+        for d, r in zip(digits, self._radix):
+            index += d * scale
+            scale *= r
+        return index
+
+    def update(self, inputs, results) -> None:
+        """Keep the speed of each measured config (failures score 0)."""
+        for inp, res in zip(inputs, results):
+            score = self.task.flop / res.mean if res.ok and res.mean > 0 else 0.0
+            self._scored.append((score, inp.config.index))
+        self._scored.sort(key=lambda t: -t[0])
+        del self._scored[self.pop_size:]
+
+    def _candidate(self):
+        parents = [(s, i) for s, i in self._scored if s > 0]
+        if len(parents) >= 2 and len(self.visited) >= self.pop_size:
+            weights = [s for s, _ in parents]
+            for _ in range(64):
+                a, b = self._rng.choices(parents, weights=weights, k=2)
+                da, db = self._digits(a[1]), self._digits(b[1])
+                child = [x if self._rng.random() < 0.5 else y for x, y in zip(da, db)]
+                for k, r in enumerate(self._radix):
+                    if self._rng.random() < self.mutation_prob:
+                        child[k] = self._rng.randrange(r)
+                idx = self._index(child)
+                if idx not in self.visited:
+                    return idx
+        return super()._candidate()
