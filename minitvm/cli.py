@@ -120,6 +120,42 @@ def run(args) -> int:
     return 0
 
 
+def tune(args) -> int:
+    """Extract a model's tunable kernels and tune them on the GPU into a JSON-lines log."""
+    from .autotune.measure import LocalBuilder, LocalRunner, measure_option
+    from .graph.tune import extract_tasks, tune_graph
+    from .runtime import cuda
+    graph = _load_model(args.model, args.batch, args.image_size)
+    if args.dtype == "int8":
+        # the kernels' shapes do not depend on the scales: no calibration needed to find them
+        graph = quantize_for_target(graph, np.random.default_rng(args.seed), n_images=0)
+    tasks = extract_tasks(graph, "cuda", counts=True)
+    print(f"{args.model} ({args.dtype}, batch {args.batch}): {len(tasks)} tunable tasks, "
+          f"{sum(n for _, n in tasks)} kernels")
+    for task, n in tasks:
+        print(f"  {n:3d} x {task.name}{task.args[:2]}")
+    if args.list:
+        return 0
+    if not args.log:
+        print("minitvm tune: give --log PATH to tune (or --list to only list the tasks)", file=sys.stderr)
+        return 2
+    if cuda.device_count() == 0:
+        print(f"minitvm tune: tuning times candidates on a CUDA GPU, and none is usable here "
+              f"({cuda.unavailable_reason()})", file=sys.stderr)
+        return 1
+    option = measure_option(LocalBuilder(n_parallel=args.n_parallel),
+                            LocalRunner(min_repeat_ms=10.0, check_correctness=not args.no_check))
+    t0 = time.perf_counter()
+    results = tune_graph(graph, args.log, "cuda", n_trial=args.trials, tuner=args.tuner, measure_option=option,
+                         early_stopping=args.early_stopping, seed=args.seed)
+    weights = {t.workload: n for t, n in tasks}
+    total = sum(weights[t.workload] * c for t, c in results)
+    print(f"tuned {len(results)} tasks in {time.perf_counter() - t0:.0f} s; best configs summed over the model's "
+          f"kernels: {total * 1e3:.3f} ms; log: {args.log}")
+    print(f"use it: minitvm run {args.model} --dtype {args.dtype} --batch {args.batch} --tuning-log {args.log}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``minitvm`` command."""
     p = argparse.ArgumentParser(prog="minitvm", description=__doc__)
@@ -141,6 +177,19 @@ def main(argv=None) -> int:
     r.add_argument("--number", type=int, default=10)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--progress", action="store_true", help="show compile progress even when not on a terminal")
+    t = sub.add_parser("tune", help="tune a model's kernels (conv2d, dense) on the GPU into a log")
+    t.add_argument("model")
+    t.add_argument("--log", help="JSON-lines log to append every trial to (resumes tasks already tuned)")
+    t.add_argument("--list", action="store_true", help="only list the tunable tasks (no GPU needed)")
+    t.add_argument("--batch", type=int, default=1)
+    t.add_argument("--image-size", type=int, default=None)
+    t.add_argument("--dtype", default="float32", choices=["float32", "int8"])
+    t.add_argument("--trials", type=int, default=200, help="trials per task (at most)")
+    t.add_argument("--tuner", default="ga", choices=["ga", "random"])
+    t.add_argument("--early-stopping", type=int, default=None)
+    t.add_argument("--n-parallel", type=int, default=None, help="build processes (default: CPUs)")
+    t.add_argument("--no-check", action="store_true", help="skip checking each candidate against numpy")
+    t.add_argument("--seed", type=int, default=0)
     i = sub.add_parser("info", help="print a model's graph summary")
     i.add_argument("model")
     i.add_argument("--batch", type=int, default=1)
@@ -150,6 +199,8 @@ def main(argv=None) -> int:
         return run(args)
     if args.cmd == "info":
         return info(args)
+    if args.cmd == "tune":
+        return tune(args)
     if args.cmd in (None, "demo"):
         if args.cmd is None:
             args = p.parse_args(["demo"] + (argv or sys.argv[1:]))

@@ -8,6 +8,7 @@ not add up per kernel.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,14 +40,25 @@ class Step:
         return f"{self.func}({', '.join(self.inputs)}) -> {self.output}"
 
 
-def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=None):
-    """Compile ``graph`` for ``target`` ("llvm" or "cuda") into a :class:`CompiledModel`."""
-    from ..driver import build as build_funcs, parse_target
-    kind, _ = parse_target(target)
-    if optimize_graph:
-        graph = optimize(graph)
+@dataclass(frozen=True)
+class LoweredGroup:
+    """One fused group as tensor expressions: its position (``index`` of ``total``), the group,
+    the names of the graph values it reads (``inputs``) and their placeholders (``params``),
+    its output tensor and its schedule."""
+    index: int
+    total: int
+    group: object
+    inputs: list
+    params: list
+    out: object
+    schedule: object
+
+
+def lowered_groups(graph, kind: str):
+    """Yield a :class:`LoweredGroup` per fused group of ``graph`` (already optimized), scheduled
+    for ``kind`` ("llvm" or "cuda"). Schedule templates ask the current autotune dispatch
+    context for their configs here."""
     groups = fuse_ops(graph)
-    funcs, steps = [], []
     for k, grp in enumerate(groups):
         tensors: dict = {}
         ext: list = []
@@ -69,15 +81,33 @@ def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=Non
         anchor = graph.node(grp.anchor).op if grp.anchor else None
         int8 = anchor in ("conv2d", "dense") and graph.input_types(grp.anchor)[0].dtype in ("int8", "uint8") \
             and (anchor == "dense" or graph.node(grp.anchor).attrs.get("data_layout", "NCHW") != "NCHW")
-        fname = f"fused_{k}_{_cname(grp.anchor or grp.output)}"
         try:
             s = schedule_group(anchor, out, kind, int8)
-            funcs.append(lower(s, [tensors[i] for i in ext] + [out], name=fname, explicit_unroll=(kind != "cuda")))
+        except Exception as exc:
+            raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be scheduled: {exc}") from exc
+        yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s)
+
+
+def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=None):
+    """Compile ``graph`` for ``target`` ("llvm" or "cuda") into a :class:`CompiledModel`.
+
+    Tunable kernels take their configs from the current ``minitvm.autotune`` dispatch context
+    (wrap the call in ``autotune.ApplyHistoryBest(log)`` to use tuned ones)."""
+    from ..driver import build as build_funcs, parse_target
+    kind, _ = parse_target(target)
+    if optimize_graph:
+        graph = optimize(graph)
+    funcs, steps = [], []
+    for g in lowered_groups(graph, kind):
+        grp = g.group
+        fname = f"fused_{g.index}_{_cname(grp.anchor or grp.output)}"
+        try:
+            funcs.append(lower(g.schedule, g.params + [g.out], name=fname, explicit_unroll=(kind != "cuda")))
         except Exception as exc:
             raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be compiled: {exc}") from exc
-        steps.append(Step(fname, ext, grp.output, grp.nodes))
+        steps.append(Step(fname, g.inputs, grp.output, grp.nodes))
         if progress:
-            progress(k + 1, len(groups))
+            progress(g.index + 1, g.total)
     module = build_funcs(funcs, target=target)
     return CompiledModel(graph, module, steps, kind)
 

@@ -1,0 +1,118 @@
+"""Tuning a whole model: find the tunable kernels of a graph and tune them into one log.
+
+    from minitvm.graph import tune
+    tasks = tune.extract_tasks(graph, target="cuda")          # conv2d / dense tasks, deduplicated
+    tune.tune_graph(graph, "model.log", target="cuda", n_trial=200)
+    with autotune.ApplyHistoryBest("model.log"):
+        model = build(graph, target="cuda")
+
+Extraction schedules every fused group exactly as :func:`~minitvm.graph.build.build` does
+(same passes, same layouts, same epilogue fusion) under a context that records which templates
+ask for a config, so the tasks found are the workloads the build will look up. Nothing is
+compiled and no GPU is needed. Only the CUDA schedules are templates; a graph built for
+``llvm`` has no tasks.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+
+from .. import autotune
+from ..autotune.dispatch import DispatchContext
+from ..autotune.space import FallbackConfig
+from ..autotune.task import target_kind
+
+__all__ = ["extract_tasks", "tune_graph"]
+
+
+class _TaskRecorder(DispatchContext):
+    """Answers every query with the template's default config and remembers the workloads."""
+
+    def __init__(self):
+        super().__init__()
+        self.workloads: list = []
+
+    def _query_inside(self, target, workload):
+        self.workloads.append(tuple(workload))
+        return FallbackConfig()
+
+
+def extract_tasks(graph, target: str = "cuda", optimize_graph: bool = True, counts: bool = False):
+    """The distinct tunable tasks of ``graph`` built for ``target``, in execution order.
+
+    With ``counts=True`` returns ``[(task, n)]``: ``n`` is how many kernels of the model share
+    the task's workload (its weight when summing tuned time over the model).
+    """
+    from ..driver import parse_target
+    from .build import lowered_groups, optimize
+    kind, _ = parse_target(target)
+    if optimize_graph:
+        graph = optimize(graph)
+    recorder = _TaskRecorder()
+    with recorder:
+        for _ in lowered_groups(graph, kind):
+            pass
+    seen = collections.Counter(recorder.workloads)
+    tasks, done = [], set()
+    for wl in recorder.workloads:
+        if wl in done:
+            continue
+        done.add(wl)
+        task = autotune.Task(wl[0], wl[1:], target=target)
+        tasks.append((task, seen[wl]) if counts else task)
+    return tasks
+
+
+def _trials_logged(log) -> collections.Counter:
+    """Measured trials per (target kind, workload key) already in ``log``."""
+    out = collections.Counter()
+    if not os.path.exists(log):
+        return out
+    for inp, _res in autotune.load_records(log):
+        out[(target_kind(inp.target), inp.task.workload_key)] += 1
+    return out
+
+
+def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str = "ga",
+               measure_option=None, early_stopping: int | None = None, seed: int = 0, progress: bool = True,
+               optimize_graph: bool = True) -> list:
+    """Tune every task of ``graph`` for ``target`` with up to ``n_trial`` trials each, appending
+    every trial to the JSON-lines ``log``; returns ``[(task, best cost in seconds or inf)]``.
+
+    ``tuner``: ``"ga"`` (genetic, the default) or ``"random"``. ``measure_option`` defaults to
+    a :class:`~minitvm.autotune.LocalBuilder` (one process per CPU) and a
+    :class:`~minitvm.autotune.LocalRunner` that checks each candidate against numpy where the
+    template has a reference. Tasks that already have ``n_trial`` trials in ``log`` are
+    skipped, so an interrupted run resumes where it stopped.
+    """
+    tuners = {"ga": autotune.GATuner, "random": autotune.RandomTuner}
+    if tuner not in tuners:
+        raise ValueError(f"tune_graph: unknown tuner {tuner!r}; choose one of {sorted(tuners)}")
+    if n_trial < 1:
+        raise ValueError(f"tune_graph: n_trial must be positive, got {n_trial}")
+    tasks = extract_tasks(graph, target, optimize_graph)
+    if measure_option is None:
+        measure_option = autotune.measure_option(autotune.LocalBuilder(),
+                                                 autotune.LocalRunner(check_correctness=True))
+    logged = _trials_logged(log)
+    results = []
+    for k, task in enumerate(tasks):
+        have = logged[(target_kind(target), task.workload_key)]
+        left = n_trial - have
+        label = f"[{k + 1}/{len(tasks)}] {task.name}"
+        if left <= 0:
+            results.append((task, _best_logged(log, task)))
+            continue
+        t = tuners[tuner](task, seed=seed + k)
+        callbacks = [autotune.log_to_file(log)]
+        if progress:
+            callbacks.append(autotune.progress_bar(left, prefix=label))
+        t.tune(left, measure_option, early_stopping=early_stopping, callbacks=callbacks)
+        results.append((task, min(t.best_cost, _best_logged(log, task))))
+    return results
+
+
+def _best_logged(log, task) -> float:
+    best = autotune.ApplyHistoryBest(log).best(task.workload, task.target)
+    return best[0] if best else math.inf

@@ -1,0 +1,76 @@
+"""Tasks of a whole model, and tuning them into one log (with a fake builder and runner)."""
+import numpy as np
+import pytest
+
+from minitvm import autotune
+from minitvm.autotune import BuildResult, MeasureErrorNo, MeasureResult
+from minitvm.cli import quantize_for_target
+from minitvm.graph import zoo
+from minitvm.graph.build import lowered_groups, optimize
+from minitvm.graph.tune import extract_tasks, tune_graph
+
+
+def _int8_resnet18():
+    graph, _ = zoo.get_model("resnet18", batch=2, image_size=32)
+    return quantize_for_target(graph, np.random.default_rng(0), n_images=0)
+
+
+def test_tasks_are_the_workloads_the_build_looks_up():
+    graph = _int8_resnet18()
+    tasks = extract_tasks(graph, "cuda", counts=True)
+    names = [t.name for t, _ in tasks]
+    # the first conv stays float (skip_conv_layers=[0]), the classifier too (skip_dense_layer)
+    assert names[0] == "conv2d_nchw.cuda" and names[-1] == "dense.cuda"
+    assert set(names[1:-1]) == {"conv2d_NCHWc_int8.cuda"}
+    assert len({t.workload for t, _ in tasks}) == len(tasks)
+    # one task per distinct conv/dense kernel, weighted by how many kernels share it
+    anchors = [g.group.anchor for g in lowered_groups(optimize(graph), "cuda")
+               if g.group.anchor and graph.node(g.group.anchor).op in ("conv2d", "dense")]
+    assert sum(n for _, n in tasks) == len(anchors) == 21
+    # every task's space holds its template's default config
+    for t, _ in tasks:
+        assert len(t.config_space) > 0 and t.target == "cuda"
+
+
+def test_cpu_builds_have_no_tunable_tasks():
+    assert extract_tasks(_int8_resnet18(), "llvm") == []
+
+
+class _Builder(autotune.Builder):
+    n_parallel = 4
+
+    def build(self, inputs, target=None):
+        return [BuildResult(None, (), MeasureErrorNo.NO_ERROR, "", 0.0) for _ in inputs]
+
+
+class _Runner(autotune.Runner):
+    """Cost from the config index: deterministic, different per config."""
+
+    def run(self, inputs, build_results):
+        return [MeasureResult((1e-3 * (1 + inp.config.index % 97),), MeasureErrorNo.NO_ERROR) for inp in inputs]
+
+
+def test_tune_graph_logs_every_task_and_resumes(tmp_path):
+    graph, _ = zoo.get_model("resnet18", batch=1, image_size=32)
+    log = tmp_path / "model.log"
+    option = autotune.measure_option(_Builder(), _Runner())
+    results = tune_graph(graph, str(log), "cuda", n_trial=8, measure_option=option, progress=False)
+    tasks = extract_tasks(graph, "cuda")
+    assert [t for t, _ in results] == tasks
+    records = autotune.load_records(str(log))
+    assert len(records) == 8 * len(tasks)
+    best = autotune.ApplyHistoryBest(str(log))
+    for task, cost in results:
+        assert best.best(task.workload, "cuda")[0] == pytest.approx(cost)
+    # a second run finds every task tuned already and measures nothing
+    again = tune_graph(graph, str(log), "cuda", n_trial=8, measure_option=option, progress=False)
+    assert len(autotune.load_records(str(log))) == len(records)
+    assert [c for _, c in again] == pytest.approx([c for _, c in results])
+
+
+def test_tune_graph_rejects_bad_arguments(tmp_path):
+    graph, _ = zoo.get_model("resnet18", batch=1, image_size=32)
+    with pytest.raises(ValueError, match="tuner"):
+        tune_graph(graph, str(tmp_path / "a.log"), tuner="annealing")
+    with pytest.raises(ValueError, match="n_trial"):
+        tune_graph(graph, str(tmp_path / "a.log"), n_trial=0)

@@ -1,0 +1,34 @@
+"""The ``minitvm`` command, called in-process."""
+import pytest
+
+from minitvm.cli import main
+from minitvm.runtime import cuda
+
+
+def test_info_prints_the_graph_summary(capsys):
+    assert main(["info", "resnet18", "--image-size", "32"]) == 0
+    assert "conv2d" in capsys.readouterr().out
+
+
+def test_run_int8_on_the_cpu(capsys):
+    assert main(["run", "resnet18", "--image-size", "32", "--target", "llvm", "--dtype", "int8",
+                 "--number", "1", "--calibration-images", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "latency" in out and "output" in out
+
+
+def test_tune_lists_the_tasks_without_a_gpu(capsys):
+    assert main(["tune", "resnet18", "--image-size", "32", "--dtype", "int8", "--batch", "2", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "21 kernels" in out and "conv2d_NCHWc_int8.cuda" in out and "dense.cuda" in out
+
+
+def test_tune_needs_a_log(capsys):
+    assert main(["tune", "resnet18", "--image-size", "32"]) == 2
+    assert "--log" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(cuda.device_count() > 0, reason="checks the message shown where no GPU is usable")
+def test_tune_without_a_gpu_says_so(tmp_path, capsys):
+    assert main(["tune", "resnet18", "--image-size", "32", "--log", str(tmp_path / "t.log")]) == 1
+    assert "GPU" in capsys.readouterr().err
