@@ -1,10 +1,12 @@
-"""int8 conv2d (NCHW4c / OIHW4o4i, dp4a) with default configs on the GPU, per seed-model layer.
+"""int8 conv2d (NCHW4c / OIHW4o4i, dp4a) on the GPU, per seed-model layer: default configs, or
+the best of a tuning log (``--tuning-log``; layers missing from it use the default).
 
 For each distinct layer: minitvm time, TOPS, % of the dp4a peak measured in this run by a
 microkernel, and torch's fp32 and fp16 cuDNN convolution on the same shape, same run. Each
 minitvm result is checked exactly against torch's float64 convolution of the same int8 data.
 
     PYTHONPATH=. python3 benchmarks/conv2d_int8.py [--batch 16] [--model resnet50|...|all] [--layers N]
+        [--tuning-log benchmarks/logs/resnet50_int8_b16_h200.log]
 """
 import argparse
 import os
@@ -46,7 +48,10 @@ def main():
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--layers", type=int, default=0, help="only the first N distinct layers")
     p.add_argument("--model", default="resnet50", choices=sorted(MODELS) + ["all"])
+    p.add_argument("--tuning-log", default=None, help="take each layer's config from this log's best")
     args = p.parse_args()
+    from minitvm import autotune
+    history = autotune.ApplyHistoryBest(args.tuning_log) if args.tuning_log else None
     if cuda.device_count() == 0:
         print("no CUDA device here:", cuda.unavailable_reason())
         return
@@ -65,7 +70,11 @@ def main():
     rng = np.random.default_rng(0)
     rows = []
     for w, count in layers:
-        mod, X, Wt, Y = build_conv(w)
+        if history is not None:
+            with history:
+                mod, X, Wt, Y = build_conv(w)
+        else:
+            mod, X, Wt, Y = build_conv(w)
         x = rng.integers(-128, 128, _shape(X), dtype=np.int8)
         k = rng.integers(-128, 128, _shape(Wt), dtype=np.int8)
         dev = nd.cuda(0)
@@ -90,7 +99,8 @@ def main():
                                                    groups=w.groups))
         rows.append(row)
         print(f"{w.name}: {t * 1e6:.1f} us, {row['tops']:.1f} TOPS, exact={row['ok']}", flush=True)
-    print(f"\nint8 conv2d, default configs, batch {args.batch}, {cuda.device_name(0)}; "
+    configs = f"best configs of {args.tuning_log}" if args.tuning_log else "default configs"
+    print(f"\nint8 conv2d, {configs}, batch {args.batch}, {cuda.device_name(0)}; "
           f"dp4a peak measured now: {peak / 1e12:.1f} TOPS")
     print(f"{'layer':34s} {'C':>4s} {'HW':>4s} {'O':>4s} {'K':>2s} {'s':>2s} {'us':>9s} {'TOPS':>6s} "
           f"{'%dp4a':>6s} {'torch32 us':>10s} {'torch16 us':>10s} {'exact':>5s}")
