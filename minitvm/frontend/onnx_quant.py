@@ -4,22 +4,41 @@ Imported by :mod:`minitvm.frontend.onnx`, which it extends: ``from_onnx`` of a q
 needs nothing else. Two formats:
 
 * **QDQ** -- ``QuantizeLinear`` / ``DequantizeLinear`` around float ops. The anchors
-  ``DQ(x) -> Conv | Gemm | MatMul -> Q`` (``x`` an int8 activation; weight ``DQ`` of an int8
+  ``DQ(x) -> Conv | Gemm | MatMul -> Q`` (``x`` an 8-bit activation; weight ``DQ`` of an 8-bit
   initializer, per tensor or per output channel; optional bias ``DQ`` of an int32 initializer
-  with scale ``s_x * s_w``; the anchor's only consumer a ``QuantizeLinear``) become
-  ``conv2d`` / ``dense`` (int8 x int8 -> int32, int32 bias) + ``requantize[_per_channel]`` with
-  ``multiplier_shift(s_x * s_w[c] / s_y)``. Everything else runs in float between a
-  ``dequantize`` and a ``quantize`` (ONNX ``QuantizeLinear`` is exactly our ``quantize``: a
-  float32 division, round half to even, saturate). ``DequantizeLinear`` of a constant is
-  folded (any zero point, any axis).
+  with scale ``s_x * s_w``; the anchor's only consumer a ``QuantizeLinear``) run in integers
+  (below). Everything else runs in float between a ``DequantizeLinear`` and a
+  ``QuantizeLinear``, which are exact (ONNX ``QuantizeLinear`` is a float32 division, round
+  half to even, add the zero point, saturate). ``DequantizeLinear`` of a constant is folded
+  (any zero point, any axis).
 * **QOperator** -- ``QLinearConv``, ``QLinearMatMul``, ``QuantizeLinear``, ``DequantizeLinear``
-  and the com.microsoft ``QGemm``, ``QLinearAdd`` (-> ``qadd``), ``QLinearConcat``
-  (-> ``qconcatenate``), ``QLinearGlobalAveragePool`` (float between dequantize / quantize).
+  and the com.microsoft ``QGemm``, ``QLinearAdd``, ``QLinearConcat``,
+  ``QLinearGlobalAveragePool`` (float between dequantize / quantize); ``MaxPool``,
+  ``GlobalMaxPool``, ``Flatten``, ``Reshape``, ``Transpose``, ``Squeeze``, ``Unsqueeze``,
+  ``Identity``, ``Concat`` on quantized tensors work on the integers as ONNX says.
 
-Activations must be symmetric int8 (zero point 0), as minitvm's quantized ops are: a graph
-(non-constant) tensor quantized with another zero point or to uint8 raises ``GraphError``
-naming the node, the tensor and the zero point. Weights must be int8 with zero point 0 to run
-in int8 (a ``DQ`` weight with another zero point folds to float and the layer runs in float).
+Activations are int8 or uint8, per tensor, with any zero point (``quantize_static``'s defaults:
+asymmetric). Inside the graph an 8-bit tensor is held as int8: a uint8 tensor ``q`` (zero
+point ``z``) by its *int8 twin* ``q - 128`` (zero point ``z - 128``, same scale: exact); uint8
+is produced only where an ONNX consumer or graph output needs it (``cast``/``add`` of 128).
+With the twin's zero point ``z_x`` and int8 weights with zero point 0, a conv / dense computes
+``sum((x - z_x) * w) = sum(x * w) - z_x * sum(w)``: the second term (``sum(w)`` over each output
+channel's window) is folded into the int32 bias, and a padded conv pads ``x`` explicitly with
+``z_x`` (``pad`` op; real value 0) and runs unpadded. The int32 accumulator is requantized
+(``requantize[_per_channel]``, ``multiplier_shift(s_x * s_w[c] / s_y)``) to int32, then the
+output zero point is added and the result saturated to int8 (``add``, ``clip``, ``cast``: exact,
+fused into the conv's kernel); with zero points 0 it is the plain int8 ``requantize``. Weights
+with a non-zero zero point or uint8 weights run exactly in int32 instead: ``(x - z_x)`` and
+``(w - z_w)`` as int32 tensors (a 4x wider conv / dense). ``QLinearAdd`` (``qadd`` when every
+zero point is 0) rescales each operand to ``2**e`` times the output scale (``requantize`` to
+int32, ``e`` up to 16), adds them and the folded zero points in int32, and rounds once with a
+final ``requantize`` (off by a few ``2**-16`` of an output step before that rounding);
+``QLinearConcat`` (``qconcatenate`` when every zero point is 0) rescales each input with its
+zero points exactly, then concatenates.
+
+Unsupported, with a ``GraphError`` naming the node and the tensor: activations other than
+int8 / uint8 (int16, 4-bit, float8 ...), per-axis scales or zero points on an activation,
+blocked quantization, ``QGemm`` with ``transA``, ``QLinearMatMul`` of a non-2-D A or a non-constant B.
 
 Integer results equal onnxruntime's up to the requantize rounding: onnxruntime rescales the
 int32 accumulator with a float32 multiply and rounds half to even, minitvm with a Q31
@@ -30,9 +49,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import GraphError
+from ..errors import GraphError, MiniTVMError
 from ..graph import quantize as _quantize_ops  # noqa: F401  (registers quantize, requantize, qadd ...)
-from ..graph.quantize.ops import multiplier_shift, qadd_params
+from ..graph.quantize.ops import multiplier_shift, qadd_params, requantize_np
 from . import onnx as _onnx
 
 __all__ = ["QUANT_OPS"]
@@ -45,6 +64,9 @@ _FLOAT_CONV = _onnx._CONVERTERS["Conv"]
 _FLOAT_GEMM = _onnx._CONVERTERS["Gemm"]
 _FLOAT_MATMUL = _onnx._CONVERTERS["MatMul"]
 _BIAS_RTOL = 1e-5
+_ACT_DTYPES = ("int8", "uint8")
+_INT32 = (-2 ** 31, 2 ** 31 - 1)
+_ADD_BITS = 16   # QLinearAdd: operands rescaled to 2**16 times the output scale (fewer when that overflows)
 
 
 class _DQ:
@@ -56,7 +78,8 @@ class _DQ:
 
 
 class _State:
-    """Per-import bookkeeping: consumers of every ONNX value and the DequantizeLinear outputs."""
+    """Per-import bookkeeping: consumers of every ONNX value, the DequantizeLinear outputs, the
+    QDQ anchors' int8 results and the int8 twins of uint8 tensors."""
 
     def __init__(self, imp):
         self.consumers: dict[str, list] = {}
@@ -66,6 +89,7 @@ class _State:
                     self.consumers.setdefault(i, []).append(proto)
         self.dq: dict[str, _DQ] = {}
         self.fused: dict[str, str] = {}   # QDQ anchor output -> its requantized int8 node
+        self.twin: dict[str, str] = {}    # uint8 ONNX value -> int8 graph node holding q - 128
 
 
 def _state(imp) -> _State:
@@ -89,15 +113,23 @@ def _zero_point(imp, node, idx, what, default_dtype="uint8"):
     return np.zeros((), default_dtype)
 
 
-def _require_symmetric(node, tensor, zp, dtype):
-    """Raise a GraphError unless ``tensor`` (a graph activation) is int8 with zero point 0."""
+def _act_zero_point(node, tensor, zp, dtype) -> int:
+    """The zero point of 8-bit activation ``tensor`` on its int8 twin (uint8: ``zp - 128``);
+    GraphError for other dtypes and per-axis zero points."""
+    dtype = np.dtype(dtype).name
     zp = np.asarray(zp)
-    if np.any(zp != 0) or np.dtype(dtype).name != "int8":
+    if dtype not in _ACT_DTYPES:
         shown = zp.reshape(-1)[0] if zp.size == 1 else zp.reshape(-1).tolist()
-        raise node.error(
-            f"tensor {tensor!r} is quantized as {np.dtype(dtype).name} with zero point {shown}; minitvm's "
-            "quantized ops take symmetric int8 activations only (zero point 0): quantize the model with "
-            "activation_type=QuantType.QInt8 and extra_options={'ActivationSymmetric': True}")
+        raise node.error(f"tensor {tensor!r} is quantized as {dtype} with zero point {shown}; minitvm's quantized "
+                         "ops take 8-bit activations only (int8 or uint8, any zero point)")
+    if zp.size != 1:
+        raise node.error(f"tensor {tensor!r}: per-axis zero points of an activation are not supported "
+                         f"({zp.size} zero points)")
+    z = int(zp.reshape(()))
+    lo, hi = (0, 255) if dtype == "uint8" else (-128, 127)
+    if not lo <= z <= hi:
+        raise node.error(f"tensor {tensor!r}: zero point {z} is out of the {dtype} range")
+    return z - 128 if dtype == "uint8" else z
 
 
 def _per_tensor(node, scale, tensor):
@@ -116,28 +148,18 @@ def _bcast(arr, ndim, axis):
     return arr.reshape(shape)
 
 
-def _requantize(imp, node, acc, factors, suffix="_requantize"):
-    """``requantize`` (one factor) or ``requantize_per_channel`` (axis 1) of int32 ``acc``."""
-    factors = np.asarray(factors, np.float64).reshape(-1)
-    ms = [multiplier_shift(f) for f in factors]
-    if len(set(ms)) == 1:
-        m, s = ms[0]
-        return imp.add(node, "requantize", [acc], {"multiplier": m, "shift": s}, suffix=suffix)
-    mult = imp.new_const(f"{node.name}.rq_multiplier", np.asarray([m for m, _ in ms], np.int32))
-    shift = imp.new_const(f"{node.name}.rq_shift", np.asarray([s for _, s in ms], np.int32))
-    return imp.add(node, "requantize_per_channel", [acc, mult, shift], {"axis": 1}, suffix=suffix)
-
-
-def _int_weight(node, q, scale, zp, axis, ch_axis, n_out, what):
-    """Check an int8 weight's quantization: zero point 0, per tensor or per channel on ``ch_axis``."""
-    if q.dtype != np.int8:
-        raise node.error(f"weight {what!r} must be int8 to run in int8, got {q.dtype}")
-    if np.any(np.asarray(zp) != 0):
-        raise node.error(f"weight {what!r} has a non-zero zero point; only symmetric int8 weights are supported")
-    if scale.size != 1 and (scale.size != n_out or axis % q.ndim != ch_axis % q.ndim):
-        raise node.error(f"weight {what!r}: scales must be per tensor or per output channel (axis {ch_axis}), "
-                         f"got {scale.size} on axis {axis}")
-    return np.broadcast_to(scale.astype(np.float64).reshape(-1), (n_out,))
+def _weight_params(node, q, scale, zp, axis, ch_axis, n_out, what):
+    """Check an 8-bit weight's quantization (per tensor or per output channel on ``ch_axis``);
+    returns its scales and zero points, one per output channel."""
+    if q.dtype not in (np.int8, np.uint8):
+        raise node.error(f"weight {what!r} must be int8 or uint8 to run in integers, got {q.dtype}")
+    zp = np.asarray(zp)
+    for nm, v in (("scales", scale), ("zero points", zp)):
+        if v.size != 1 and (v.size != n_out or axis % q.ndim != ch_axis % q.ndim):
+            raise node.error(f"weight {what!r}: {nm} must be per tensor or per output channel (axis {ch_axis}), "
+                             f"got {v.size} on axis {axis}")
+    return (np.broadcast_to(scale.astype(np.float64).reshape(-1), (n_out,)),
+            np.broadcast_to(zp.astype(np.int64).reshape(-1), (n_out,)))
 
 
 def _int_bias(node, b, what):
@@ -147,15 +169,164 @@ def _int_bias(node, b, what):
     return b.reshape(-1)
 
 
+def _out_suffix(dtype):
+    """Name suffix of the int8 result: the ONNX output's own name unless a uint8 conversion follows."""
+    return "" if dtype == "int8" else ".int8"
+
+
+# ====================================================================== integer building blocks
+def _i32(imp, base, v):
+    """An int32 constant; GraphError if ``v`` does not fit."""
+    v = np.asarray(v, np.int64)
+    if v.min(initial=0) < _INT32[0] or v.max(initial=0) > _INT32[1]:
+        raise GraphError(f"constant {base!r} overflows int32")
+    return imp.new_const(base, v.astype(np.int32))
+
+
+def _op(imp, base, op, ins, attrs=None):
+    return imp.g.add_op(op, ins, attrs or {}, name=imp.g.unique_name(_onnx._clean(base)))
+
+
+def _int8(imp, node, name):
+    """The int8 graph node holding 8-bit ONNX tensor ``name``: itself (int8) or its twin
+    ``q - 128`` (uint8, made once)."""
+    _, dtype = imp.type(node, name)
+    if dtype != "uint8":
+        return imp.tensor(node, name)
+    st = _state(imp)
+    if name not in st.twin:
+        if imp.is_const(node, name):
+            q = imp.const(node, name, "input")
+            st.twin[name] = imp.new_const(f"{name}_int8", (q.astype(np.int16) - 128).astype(np.int8))
+        else:
+            x = imp.tensor(node, name)
+            c = _op(imp, f"{x}.int32", "cast", [x], {"dtype": "int32"})
+            a = _op(imp, f"{x}.minus128", "add", [c, _i32(imp, f"{x}.minus128_value", -128)])
+            st.twin[name] = _op(imp, f"{x}.int8", "cast", [a], {"dtype": "int8"})
+    return st.twin[name]
+
+
+def _emit(imp, node, y8, dtype):
+    """``node``'s ONNX output from its int8 result ``y8``: itself, or ``y8 + 128`` as uint8 (with
+    ``y8`` recorded as its twin)."""
+    if dtype == "int8":
+        return y8
+    c = imp.add(node, "cast", [y8], {"dtype": "int32"}, suffix=".int32")
+    a = imp.add(node, "add", [c, _i32(imp, f"{node.name}.128", 128)], suffix=".plus128")
+    _state(imp).twin[node.outputs[0]] = y8
+    return imp.add(node, "cast", [a], {"dtype": "uint8"})
+
+
+def _saturate_zp(imp, node, r, z, suffix):
+    """int8 ``saturate(r + z)`` of an int32 graph node."""
+    if z:
+        r = imp.add(node, "add", [r, _i32(imp, f"{node.name}.zero_point", z)], suffix=".add_zero_point")
+    r = imp.add(node, "clip", [r], {"min": -128.0, "max": 127.0}, suffix=".saturate")
+    return imp.add(node, "cast", [r], {"dtype": "int8"}, suffix=suffix)
+
+
+def _quantize(imp, node, x, s, z, suffix):
+    """int8 ``saturate(rint(x / s) + z)`` of a float graph node (ONNX QuantizeLinear on the twin)."""
+    if z == 0:
+        return imp.add(node, "quantize", [x], {"scale": s, "out_dtype": "int8"}, suffix=suffix)
+    # clipping to +-256 steps first keeps rint(x / s) in int32 and changes no result (|z| <= 128)
+    b = float(np.float32(s) * np.float32(256))
+    x = imp.add(node, "clip", [x], {"min": -b, "max": b}, suffix=".clip_range")
+    q = imp.add(node, "quantize", [x], {"scale": s, "out_dtype": "int32"}, suffix=".quantize")
+    return _saturate_zp(imp, node, q, z, suffix)
+
+
+def _dequantize(imp, node, x, z, s, suffix=""):
+    """float32 ``(x - z) * s`` of an integer graph node, as ONNX DequantizeLinear computes it."""
+    if z:
+        x = imp.add(node, "cast", [x], {"dtype": "int32"}, suffix=".int32")
+        x = imp.add(node, "sub", [x, _i32(imp, f"{node.name}.zero_point", z)], suffix=".centered")
+    return imp.add(node, "dequantize", [x], {"scale": s}, suffix=suffix)
+
+
+def _requantize(imp, node, acc, factors, suffix="_requantize", out_dtype="int8"):
+    """``requantize`` (one factor) or ``requantize_per_channel`` (axis 1) of int32 ``acc``."""
+    factors = np.asarray(factors, np.float64).reshape(-1)
+    ms = [multiplier_shift(f) for f in factors]
+    if len(set(ms)) == 1:
+        m, s = ms[0]
+        return imp.add(node, "requantize", [acc], {"multiplier": m, "shift": s, "out_dtype": out_dtype},
+                       suffix=suffix)
+    mult = imp.new_const(f"{node.name}.rq_multiplier", np.asarray([m for m, _ in ms], np.int32))
+    shift = imp.new_const(f"{node.name}.rq_shift", np.asarray([s for _, s in ms], np.int32))
+    return imp.add(node, "requantize_per_channel", [acc, mult, shift], {"axis": 1, "out_dtype": out_dtype},
+                   suffix=suffix)
+
+
+def _requantize_zp(imp, node, acc, factors, z, suffix):
+    """int8 ``saturate(round(acc * factors[c]) + z)`` of int32 accumulators ``acc``."""
+    if z == 0:
+        return _requantize(imp, node, acc, factors, suffix)
+    r = _requantize(imp, node, acc, factors, ".requantize", out_dtype="int32")
+    return _saturate_zp(imp, node, r, z, suffix)
+
+
+def _anchor_acc(imp, node, op, x_name, z_x, w, z_w, bias, attrs, acc_suffix, w_name=None):
+    """The int32 result of ``op`` (conv2d: OIHW ``w``; dense: [N, K] ``w``) of 8-bit activation
+    ``x_name`` (twin zero point ``z_x``) by the constant 8-bit weight ``w`` (zero points ``z_w``
+    per output channel) plus the int32 ``bias``, with every zero point taken out.
+    ``w_name``: the ONNX initializer holding ``w`` as is (reused when it fits)."""
+    attrs = dict(attrs, out_dtype="int32")
+    n_out = w.shape[0]
+    b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
+    x = _int8(imp, node, x_name)
+    if w.dtype == np.int8 and not np.any(z_w):
+        if z_x:   # sum((x - z_x) * w) = sum(x * w) - z_x * sum(w); the border is padded with z_x
+            b = b - z_x * w.reshape(n_out, -1).astype(np.int64).sum(axis=1)
+            if op == "conv2d" and any(attrs["padding"]):
+                t, left, bottom, right = attrs["padding"]
+                x = imp.add(node, "pad", [x], {"pad_width": ((0, 0), (0, 0), (t, bottom), (left, right)),
+                                               "value": float(z_x)}, suffix=".pad")
+                attrs["padding"] = (0, 0, 0, 0)
+        wn = imp.tensor(node, w_name) if w_name else imp.new_const(f"{node.name}.weight_int8", w)
+    else:         # asymmetric or uint8 weights: (x - z_x) * (w - z_w) in int32, exactly
+        x = imp.add(node, "cast", [x], {"dtype": "int32"}, suffix=".int32")
+        if z_x:
+            x = imp.add(node, "sub", [x, _i32(imp, f"{node.name}.x_zero_point", z_x)], suffix=".centered")
+        wc = w.astype(np.int64) - np.asarray(z_w, np.int64).reshape((n_out,) + (1,) * (w.ndim - 1))
+        wn = imp.new_const(f"{node.name}.weight_int32", wc.astype(np.int32))
+    ins = [x, wn]
+    if bias is not None or np.any(b):
+        if b.min() < _INT32[0] or b.max() > _INT32[1]:
+            raise node.error("the bias with the input zero point folded in overflows int32")
+        ins.append(imp.new_const(f"{node.name}.bias_int32", b.astype(np.int32)))
+    return imp.add(node, op, ins, attrs, suffix=acc_suffix)
+
+
+def _anchor(imp, node, op, x_name, z_x, w, z_w, bias, attrs, factors, z_y, acc_suffix, suffix, w_name=None):
+    """:func:`_anchor_acc` requantized by ``factors`` to int8 with zero point ``z_y``."""
+    acc = _anchor_acc(imp, node, op, x_name, z_x, w, z_w, bias, attrs, acc_suffix, w_name)
+    return _requantize_zp(imp, node, acc, factors, z_y, suffix)
+
+
+def _rescale_np(q, z, factor, z_y):
+    """int8 ``saturate(round((q - z) * factor) + z_y)`` of a constant (requantize semantics)."""
+    m, s = multiplier_shift(factor)
+    r = requantize_np(q.astype(np.int64) - z, m, s, out_dtype="int32").astype(np.int64)
+    return np.clip(r + z_y, -128, 127).astype(np.int8)
+
+
 # ====================================================================== QuantizeLinear / DequantizeLinear
-@_onnx._converter("QuantizeLinear")
-def _quantize_linear(imp, node):
-    """ONNX QuantizeLinear: ``saturate(rint(x / scale) + zp)``; a graph tensor becomes ``quantize``."""
-    x = node.input(0)
+def _q_params(imp, node):
+    """(scale, zero point) of a QuantizeLinear; the zero point's dtype is the output's."""
     scale = _scale(imp, node, 1, "y_scale")
     zp = _zero_point(imp, node, 2, "y_zero_point")
     if "output_dtype" in node.attrs and not node.input(2):
         zp = np.zeros((), _onnx._onnx_dtype(node.get("output_dtype")))
+    return scale, zp
+
+
+@_onnx._converter("QuantizeLinear")
+def _quantize_linear(imp, node):
+    """ONNX QuantizeLinear: ``saturate(rint(x / scale) + zp)``; a graph tensor is quantized onto
+    its int8 twin (``quantize``; with a zero point: ``quantize`` to int32, add, saturate)."""
+    x = node.input(0)
+    scale, zp = _q_params(imp, node)
     axis = int(node.get("axis", 1))
     if imp.is_const(node, x):
         v = np.asarray(imp.const(node, x, "x"), np.float32)
@@ -165,16 +336,18 @@ def _quantize_linear(imp, node):
     if node.get("block_size", 0):
         raise node.error("blocked quantization is not supported", "block_size")
     s = _per_tensor(node, scale, x)
-    _require_symmetric(node, x, zp, zp.dtype)
-    fused = _state(imp).fused.get(x)
-    if fused is not None:
-        return fused
-    return imp.add(node, "quantize", [imp.tensor(node, x)], {"scale": s, "out_dtype": "int8"})
+    dtype = zp.dtype.name
+    z = _act_zero_point(node, x, zp, dtype)
+    y8 = _state(imp).fused.get(x)
+    if y8 is None:
+        y8 = _quantize(imp, node, imp.tensor(node, x), s, z, _out_suffix(dtype))
+    return _emit(imp, node, y8, dtype)
 
 
 @_onnx._converter("DequantizeLinear")
 def _dequantize_linear(imp, node):
-    """ONNX DequantizeLinear: constants fold to float32; a graph int8 tensor becomes ``dequantize``."""
+    """ONNX DequantizeLinear: constants fold to float32; a graph 8-bit tensor becomes
+    ``dequantize`` (after ``cast`` and ``sub`` of the zero point when it is not 0)."""
     x = node.input(0)
     scale = _scale(imp, node, 1, "x_scale")
     axis = int(node.get("axis", 1))
@@ -190,14 +363,17 @@ def _dequantize_linear(imp, node):
     _, dtype = imp.type(node, x)
     zp = _zero_point(imp, node, 2, "x_zero_point", dtype)
     s = _per_tensor(node, scale, x)
-    _require_symmetric(node, x, zp, dtype)
+    z = _act_zero_point(node, x, zp, dtype)
     st.dq[node.outputs[0]] = _DQ(x, None, scale, zp, axis)
-    return imp.add(node, "dequantize", [imp.tensor(node, x)], {"scale": s})
+    if dtype == "uint8" and x not in st.twin:   # no twin to read: dequantize the uint8 tensor itself
+        return _dequantize(imp, node, imp.tensor(node, x), z + 128, s)
+    return _dequantize(imp, node, _int8(imp, node, x), z, s)
 
 
 # ====================================================================== QDQ anchors
 def _sole_quantize(imp, node):
-    """The QuantizeLinear that is the only consumer of ``node``'s output, with its scale; or None."""
+    """The QuantizeLinear that is the only consumer of ``node``'s output: (scale, twin zero point,
+    dtype); or None."""
     out = node.outputs[0]
     users = _state(imp).consumers.get(out, [])
     if out in imp.graph_outputs or len(users) != 1 or users[0].op_type != "QuantizeLinear":
@@ -207,26 +383,30 @@ def _sole_quantize(imp, node):
         return None
     if q.input(2) and (not imp.has(q.input(2)) or not imp.is_const(q, q.input(2))):
         return None
-    scale = np.asarray(imp.value(q, q.input(1)), np.float32)
-    zp = np.asarray(imp.value(q, q.input(2))) if q.input(2) else np.zeros((), np.uint8)
-    if scale.size != 1 or zp.dtype != np.int8 or np.any(zp != 0):
-        return None   # falls back to float; the QuantizeLinear raises for the zero point
-    return float(scale.reshape(()))
+    if q.get("block_size", 0):
+        return None
+    scale, zp = _q_params(imp, q)
+    if scale.size != 1 or zp.size != 1 or zp.dtype.name not in _ACT_DTYPES:
+        return None   # falls back to float; the QuantizeLinear raises for what it cannot do
+    return float(scale.reshape(())), _act_zero_point(q, out, zp, zp.dtype), zp.dtype.name
 
 
 def _qdq_inputs(imp, node, x_name, w_name, b_name, ch_axis_of_w, n_out_axis):
-    """Match ``DQ(int8 activation)``, ``DQ(int8 weight)``, ``DQ(int32 bias)``; None if not a QDQ anchor."""
+    """Match ``DQ(8-bit activation)``, ``DQ(8-bit weight)``, ``DQ(int32 bias)`` and the sole
+    ``Q`` after the anchor; None if it is not a QDQ anchor."""
     st = _state(imp)
     dx, dw = st.dq.get(x_name), st.dq.get(w_name)
     if dx is None or dw is None or dx.q is not None or dw.q is None:
         return None
-    if dw.q.dtype != np.int8 or np.any(np.asarray(dw.zp) != 0):
+    if dw.q.dtype not in (np.int8, np.uint8):
         return None
     n_out = dw.q.shape[n_out_axis]
-    if dw.scale.size != 1 and (dw.scale.size != n_out or dw.axis % dw.q.ndim != ch_axis_of_w):
-        return None
+    for v in (dw.scale, np.asarray(dw.zp)):
+        if v.size != 1 and (v.size != n_out or dw.axis % dw.q.ndim != ch_axis_of_w):
+            return None
     s_x = float(dx.scale.reshape(()))
     s_w = np.broadcast_to(dw.scale.astype(np.float64).reshape(-1), (n_out,))
+    z_w = np.broadcast_to(np.asarray(dw.zp).astype(np.int64).reshape(-1), (n_out,))
     bias = None
     if b_name:
         db = st.dq.get(b_name)
@@ -238,10 +418,12 @@ def _qdq_inputs(imp, node, x_name, w_name, b_name, ch_axis_of_w, n_out_axis):
                            atol=0):
             return None
         bias = db.q.reshape(-1)
-    s_out = _sole_quantize(imp, node)
-    if s_out is None:
+    out = _sole_quantize(imp, node)
+    if out is None:
         return None
-    return dx, dw, s_x, s_w, bias, s_out
+    _, x_dtype = imp.type(node, dx.src)
+    z_x = _act_zero_point(node, dx.src, dx.zp, x_dtype)
+    return dx, dw, s_x, z_x, s_w, z_w, bias, out
 
 
 def _fuse(imp, node, y):
@@ -250,49 +432,42 @@ def _fuse(imp, node, y):
 
 
 def _qdq_conv(imp, node):
-    """Conv: int8 conv2d + requantize when it is a QDQ anchor, else the float converter."""
+    """Conv: integer conv2d + requantize when it is a QDQ anchor, else the float converter."""
     m = _qdq_inputs(imp, node, node.input(0), node.input(1), node.input(2), 0, 0)
     if m is None:
         return _FLOAT_CONV(imp, node)
-    dx, dw, s_x, s_w, bias, s_out = m
+    dx, dw, s_x, z_x, s_w, z_w, bias, (s_out, z_out, _) = m
     xs, _ = imp.type(node, dx.src)
     attrs = _onnx._conv_attrs(node, xs, dw.q.shape)
-    attrs["out_dtype"] = "int32"
-    ins = [imp.tensor(node, dx.src), imp.tensor(node, dw.src)]
-    if bias is not None:
-        ins.append(imp.new_const(f"{node.input(2)}_int32", bias))
-    acc = imp.add(node, "conv2d", ins, attrs)
-    return _fuse(imp, node, _requantize(imp, node, acc, s_x * s_w / s_out))
-
-
-def _dense_q(imp, node, x, w, bias, factors):
-    ins = [x, imp.new_const(f"{node.name}.weight_int8", np.ascontiguousarray(w))]
-    if bias is not None:
-        ins.append(imp.new_const(f"{node.name}.bias_int32", bias))
-    acc = imp.add(node, "dense", ins, {"out_dtype": "int32"})
-    return _requantize(imp, node, acc, factors)
+    y = _anchor(imp, node, "conv2d", dx.src, z_x, dw.q, z_w, bias, attrs, s_x * s_w / s_out, z_out, "",
+                "_requantize", w_name=dw.src)
+    return _fuse(imp, node, y)
 
 
 def _qdq_gemm(imp, node):
-    """Gemm (alpha = beta = 1, transA = 0): int8 dense + requantize as a QDQ anchor, else float."""
+    """Gemm (alpha = beta = 1, transA = 0): integer dense + requantize as a QDQ anchor, else float."""
     if float(node.get("alpha", 1.0)) != 1.0 or float(node.get("beta", 1.0)) != 1.0 or int(node.get("transA", 0)):
         return _FLOAT_GEMM(imp, node)
     tb = int(node.get("transB", 0))
     m = _qdq_inputs(imp, node, node.input(0), node.input(1), node.input(2), 0 if tb else 1, 0 if tb else 1)
     if m is None or len(imp.type(node, m[0].src)[0]) != 2:
         return _FLOAT_GEMM(imp, node)
-    dx, dw, s_x, s_w, bias, s_out = m
-    w = dw.q if tb else dw.q.T
-    return _fuse(imp, node, _dense_q(imp, node, imp.tensor(node, dx.src), w, bias, s_x * s_w / s_out))
+    dx, dw, s_x, z_x, s_w, z_w, bias, (s_out, z_out, _) = m
+    w = np.ascontiguousarray(dw.q if tb else dw.q.T)
+    return _fuse(imp, node, _anchor(imp, node, "dense", dx.src, z_x, w, z_w, bias, {}, s_x * s_w / s_out, z_out,
+                                    "", "_requantize"))
 
 
 def _qdq_matmul(imp, node):
-    """MatMul of a 2-D int8 activation by a constant int8 [K, N]: int8 dense + requantize, else float."""
+    """MatMul of a 2-D 8-bit activation by a constant 8-bit [K, N]: integer dense + requantize,
+    else float."""
     m = _qdq_inputs(imp, node, node.input(0), node.input(1), "", 1, 1)
     if m is None or len(imp.type(node, m[0].src)[0]) != 2 or m[1].q.ndim != 2:
         return _FLOAT_MATMUL(imp, node)
-    dx, dw, s_x, s_w, _, s_out = m
-    return _fuse(imp, node, _dense_q(imp, node, imp.tensor(node, dx.src), dw.q.T, None, s_x * s_w / s_out))
+    dx, dw, s_x, z_x, s_w, z_w, _, (s_out, z_out, _) = m
+    w = np.ascontiguousarray(dw.q.T)
+    return _fuse(imp, node, _anchor(imp, node, "dense", dx.src, z_x, w, z_w, None, {}, s_x * s_w / s_out, z_out,
+                                    "", "_requantize"))
 
 
 _onnx._CONVERTERS["Conv"] = _qdq_conv
@@ -300,64 +475,99 @@ _onnx._CONVERTERS["Gemm"] = _qdq_gemm
 _onnx._CONVERTERS["MatMul"] = _qdq_matmul
 
 
+# ====================================================================== ops that move 8-bit values
+_PASS_THROUGH = ("MaxPool", "GlobalMaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity",
+                 "Dropout", "Concat")
+
+
+def _pass_through(base):
+    """``base`` (an op that only moves, selects or takes maxima of values), also run on the int8
+    twins when every graph input is a uint8 tensor with one: the result's twin (order and
+    differences are kept by the shift), so QLinear consumers need no conversion."""
+    def convert(imp, node):
+        out = base(imp, node)
+        st = _state(imp)
+        ins = [i for i in node.inputs if i and not imp.is_const(node, i)]
+        if not ins or any(i not in st.twin or imp.type(node, i)[1] != "uint8" for i in ins):
+            return out
+        saved, name = {i: imp.env[i] for i in ins}, node.name
+        try:
+            imp.env.update({i: st.twin[i] for i in ins})
+            node.name = f"{name}.int8"
+            twin = base(imp, node)
+        except MiniTVMError:
+            return out
+        finally:
+            imp.env.update(saved)
+            node.name = name
+        twin = twin[0] if isinstance(twin, (list, tuple)) else twin
+        if isinstance(twin, str) and imp.g.node(twin).type.dtype == "int8":
+            st.twin[node.outputs[0]] = twin
+        return out
+    convert.__doc__ = base.__doc__
+    return convert
+
+
+for _name in _PASS_THROUGH:
+    _onnx._CONVERTERS[_name] = _pass_through(_onnx._CONVERTERS[_name])
+
+
 # ====================================================================== QOperator
-def _q_activation(imp, node, idx, s_idx, zp_idx, what):
-    """An int8 activation input of a QLinear op: (graph node name, scale)."""
+def _q_input(imp, node, idx, s_idx, zp_idx, what):
+    """An 8-bit activation input of a QLinear op: (ONNX name, scale, twin zero point)."""
     name = node.input(idx)
     scale = _scale(imp, node, s_idx, f"{what}_scale")
-    if imp.is_const(node, name):
-        q = imp.const(node, name, what)
-        zp = _zero_point(imp, node, zp_idx, f"{what}_zero_point", q.dtype)
-        _require_symmetric(node, name, zp, q.dtype)
-        return imp.tensor(node, name), _per_tensor(node, scale, name)
     _, dtype = imp.type(node, name)
     zp = _zero_point(imp, node, zp_idx, f"{what}_zero_point", dtype)
-    _require_symmetric(node, name, zp, dtype)
-    return imp.tensor(node, name), _per_tensor(node, scale, name)
+    return name, _per_tensor(node, scale, name), _act_zero_point(node, name, zp, dtype)
 
 
 def _q_output(imp, node, s_idx, zp_idx):
+    """(scale, twin zero point, dtype) of a QLinear op's output (uint8 when it has no zero point)."""
     out = node.outputs[0]
     scale = _scale(imp, node, s_idx, "y_scale")
     zp = _zero_point(imp, node, zp_idx, "y_zero_point")
-    _require_symmetric(node, out, zp, zp.dtype)
-    return _per_tensor(node, scale, out)
+    return _per_tensor(node, scale, out), _act_zero_point(node, out, zp, zp.dtype), zp.dtype.name
+
+
+def _q_weight(imp, node, idx, s_idx, zp_idx, axis, ch_axis, n_out_of):
+    """A constant 8-bit weight input: (array, scales [N], zero points [N])."""
+    w = imp.const(node, node.input(idx), node.input(idx))
+    s, z = _weight_params(node, w, _scale(imp, node, s_idx, "w_scale"),
+                          _zero_point(imp, node, zp_idx, "w_zero_point", w.dtype), axis, ch_axis,
+                          n_out_of(w), node.input(idx))
+    return w, s, z
 
 
 @_onnx._converter("QLinearConv")
 def _qlinear_conv(imp, node):
-    """QLinearConv -> conv2d (int8 x int8 -> int32, int32 bias) + requantize[_per_channel]."""
-    x, s_x = _q_activation(imp, node, 0, 1, 2, "x")
-    w = imp.const(node, node.input(3), "w")
-    w_scale = _scale(imp, node, 4, "w_scale")
-    s_w = _int_weight(node, w, w_scale, _zero_point(imp, node, 5, "w_zero_point", w.dtype), 0, 0, w.shape[0],
-                      node.input(3))
-    s_y = _q_output(imp, node, 6, 7)
-    xs, _ = imp.type(node, node.input(0))
+    """QLinearConv -> conv2d (int8 x int8 -> int32, int32 bias; the input zero point folded in)
+    + requantize[_per_channel] (+ the output zero point)."""
+    x, s_x, z_x = _q_input(imp, node, 0, 1, 2, "x")
+    w, s_w, z_w = _q_weight(imp, node, 3, 4, 5, 0, 0, lambda w: w.shape[0])
+    s_y, z_y, dtype = _q_output(imp, node, 6, 7)
+    xs, _ = imp.type(node, x)
     attrs = _onnx._conv_attrs(node, xs, w.shape)
-    attrs["out_dtype"] = "int32"
-    ins = [x, imp.tensor(node, node.input(3))]
-    if node.input(8):
-        ins.append(imp.new_const(node.input(8), _int_bias(node, imp.const(node, node.input(8), "B"), node.input(8))))
-    acc = imp.add(node, "conv2d", ins, attrs, suffix=".conv")
-    return _requantize(imp, node, acc, s_x * s_w / s_y, suffix="")
+    bias = _int_bias(node, imp.const(node, node.input(8), "B"), node.input(8)) if node.input(8) else None
+    y8 = _anchor(imp, node, "conv2d", x, z_x, w, z_w, bias, attrs, s_x * s_w / s_y, z_y, ".conv",
+                 _out_suffix(dtype), w_name=node.input(3))
+    return _emit(imp, node, y8, dtype)
 
 
 @_onnx._converter("QLinearMatMul")
 def _qlinear_matmul(imp, node):
-    """QLinearMatMul of a 2-D int8 activation by a constant int8 [K, N] -> dense + requantize."""
-    a, s_a = _q_activation(imp, node, 0, 1, 2, "a")
-    if len(imp.type(node, node.input(0))[0]) != 2:
+    """QLinearMatMul of a 2-D 8-bit activation by a constant 8-bit [K, N] -> dense + requantize."""
+    a, s_a, z_a = _q_input(imp, node, 0, 1, 2, "a")
+    if len(imp.type(node, a)[0]) != 2:
         raise node.error("only a 2-D A is supported")
     b = imp.const(node, node.input(3), "b")
     if b.ndim != 2:
         raise node.error(f"only a 2-D constant B is supported, got shape {list(b.shape)}")
-    s_b = _int_weight(node, b, _scale(imp, node, 4, "b_scale"),
-                      _zero_point(imp, node, 5, "b_zero_point", b.dtype), 1, 1, b.shape[1], node.input(3))
-    s_y = _q_output(imp, node, 6, 7)
-    ins = [a, imp.new_const(f"{node.input(3)}_T", np.ascontiguousarray(b.T))]
-    acc = imp.add(node, "dense", ins, {"out_dtype": "int32"}, suffix=".dense")
-    return _requantize(imp, node, acc, s_a * s_b / s_y, suffix="")
+    b, s_b, z_b = _q_weight(imp, node, 3, 4, 5, 1, 1, lambda w: w.shape[1])
+    s_y, z_y, dtype = _q_output(imp, node, 6, 7)
+    y8 = _anchor(imp, node, "dense", a, z_a, np.ascontiguousarray(b.T), z_b, None, {}, s_a * s_b / s_y, z_y,
+                 ".dense", _out_suffix(dtype))
+    return _emit(imp, node, y8, dtype)
 
 
 @_onnx._converter("QGemm")
@@ -367,22 +577,19 @@ def _qgemm(imp, node):
     if int(node.get("transA", 0)):
         raise node.error("= 1 is not supported", "transA")
     alpha = float(node.get("alpha", 1.0))
-    a, s_a = _q_activation(imp, node, 0, 1, 2, "a")
-    b = imp.const(node, node.input(3), "B")
+    a, s_a, z_a = _q_input(imp, node, 0, 1, 2, "a")
     tb = int(node.get("transB", 0))
-    n = b.shape[0] if tb else b.shape[1]
-    s_b = _int_weight(node, b, _scale(imp, node, 4, "b_scale"),
-                      _zero_point(imp, node, 5, "b_zero_point", b.dtype), 0 if tb else 1, 0 if tb else 1, n,
-                      node.input(3))
-    ins = [a, imp.new_const(f"{node.input(3)}_weight", np.ascontiguousarray(b if tb else b.T))]
-    if node.input(6):
-        ins.append(imp.new_const(f"{node.input(6)}_int32",
-                                 _int_bias(node, imp.const(node, node.input(6), "C"), node.input(6))))
+    b, s_b, z_b = _q_weight(imp, node, 3, 4, 5, 0 if tb else 1, 0 if tb else 1,
+                            lambda w: w.shape[0] if tb else w.shape[1])
+    w = np.ascontiguousarray(b if tb else b.T)
+    bias = _int_bias(node, imp.const(node, node.input(6), "C"), node.input(6)) if node.input(6) else None
     if node.input(7):
-        s_y = _q_output(imp, node, 7, 8)
-        acc = imp.add(node, "dense", ins, {"out_dtype": "int32"}, suffix=".dense")
-        return _requantize(imp, node, acc, alpha * s_a * s_b / s_y, suffix="")
-    acc = imp.add(node, "dense", ins, {"out_dtype": "int32"}, suffix=".dense")
+        s_y, z_y, dtype = _q_output(imp, node, 7, 8)
+        y8 = _anchor(imp, node, "dense", a, z_a, w, z_b, bias, {}, alpha * s_a * s_b / s_y, z_y, ".dense",
+                     _out_suffix(dtype))
+        return _emit(imp, node, y8, dtype)
+    # float output: the accumulator (zero points folded in as above) times the scales
+    acc = _anchor_acc(imp, node, "dense", a, z_a, w, z_b, bias, {}, ".dense")
     f = imp.add(node, "cast", [acc], {"dtype": "float32"}, suffix=".cast")
     k = imp.new_const(f"{node.name}.scale", (alpha * s_a * s_b).astype(np.float32))
     return imp.add(node, "mul", [f, k])
@@ -390,18 +597,45 @@ def _qgemm(imp, node):
 
 @_onnx._converter("QLinearAdd")
 def _qlinear_add(imp, node):
-    """com.microsoft QLinearAdd -> qadd with ``qadd_params(s_a / s_c, s_b / s_c)``."""
-    a, s_a = _q_activation(imp, node, 0, 1, 2, "A")
-    b, s_b = _q_activation(imp, node, 3, 4, 5, "B")
-    s_c = _q_output(imp, node, 6, 7)
-    shape = np.broadcast_shapes(imp.type(node, node.input(0))[0], imp.type(node, node.input(3))[0])
-    ins = []
-    for x, idx in ((a, 0), (b, 3)):   # the compiler's qadd takes equal shapes: expand a constant operand
-        if imp.is_const(node, node.input(idx)) and imp.type(node, node.input(idx))[0] != tuple(shape):
-            x = imp.new_const(f"{node.input(idx)}_expanded",
-                              np.broadcast_to(imp.const(node, node.input(idx), "operand"), shape))
-        ins.append(x)
-    return imp.add(node, "qadd", ins, qadd_params(s_a / s_c, s_b / s_c))
+    """com.microsoft QLinearAdd. With every zero point 0: ``qadd`` with
+    ``qadd_params(s_a / s_c, s_b / s_c)``. Otherwise, with ``f = s / s_c`` per operand and
+    ``E = 2**e``: ``requantize(sum_i requantize(x_i, f_i * E) + K, 1 / E)`` where the int32
+    constant ``K = rint((z_c - sum_i f_i * z_i) * E)`` (a constant operand is folded into ``K``)."""
+    ops = [_q_input(imp, node, 0, 1, 2, "A"), _q_input(imp, node, 3, 4, 5, "B")]
+    s_c, z_c, dtype = _q_output(imp, node, 6, 7)
+    shape = tuple(np.broadcast_shapes(imp.type(node, ops[0][0])[0], imp.type(node, ops[1][0])[0]))
+    graph_ops = [o for o in ops if not imp.is_const(node, o[0])]
+    if not graph_ops:
+        raise node.error("both operands are constants")
+    suffix = _out_suffix(dtype)
+    if z_c == 0 and all(z == 0 for _, _, z in ops):
+        ins = []
+        for name, _, _ in ops:   # the compiler's qadd takes equal shapes: expand a constant operand
+            x = _int8(imp, node, name)
+            if imp.is_const(node, name) and imp.type(node, name)[0] != shape:
+                x = imp.new_const(f"{name}_expanded", np.broadcast_to(imp.g.node(x).value, shape))
+            ins.append(x)
+        y8 = imp.add(node, "qadd", ins, qadd_params(ops[0][1] / s_c, ops[1][1] / s_c), suffix=suffix)
+        return _emit(imp, node, y8, dtype)
+    f = [s / s_c for _, s, _ in ops]
+    e = min(_ADD_BITS, int(np.floor(np.log2(2.0 ** 30 / (256.0 * (f[0] + f[1]) + 512.0)))))
+    if e < 0:
+        raise node.error(f"scale ratios {f[0]:g}, {f[1]:g} (input / output scale) are too large")
+    big = 2.0 ** e
+    k = np.full((1,), float(z_c) * big)
+    terms = []
+    for (name, _, z), fi, tag in zip(ops, f, ("a", "b")):
+        if imp.is_const(node, name):
+            q = imp.g.node(_int8(imp, node, name)).value
+            k = k + fi * (q.astype(np.float64) - z) * big
+            continue
+        x = imp.add(node, "cast", [_int8(imp, node, name)], {"dtype": "int32"}, suffix=f".{tag}_int32")
+        terms.append(_requantize(imp, node, x, [fi * big], f".{tag}_rescale", out_dtype="int32"))
+        k = k - fi * z * big
+    acc = terms[0] if len(terms) == 1 else imp.add(node, "add", terms, suffix=".sum")
+    acc = imp.add(node, "add", [acc, _i32(imp, f"{node.name}.offset_value", np.rint(k))], suffix=".offset")
+    y8 = _requantize(imp, node, acc, [1.0 / big], suffix)
+    return _emit(imp, node, y8, dtype)
 
 
 _onnx._MS_CONVERTERS.update({"QGemm", "QLinearAdd"})
@@ -409,21 +643,37 @@ _onnx._MS_CONVERTERS.update({"QGemm", "QLinearAdd"})
 
 @_onnx._converter("QLinearConcat")
 def _qlinear_concat(imp, node):
-    """com.microsoft QLinearConcat (Y_scale, Y_zp, then X, X_scale, X_zp per input) -> qconcatenate
-    with ``multiplier_shift(s_i / s_y)`` per input."""
-    s_y = _q_output(imp, node, 0, 1)
+    """com.microsoft QLinearConcat (Y_scale, Y_zp, then X, X_scale, X_zp per input). With every
+    zero point 0: ``qconcatenate`` with ``multiplier_shift(s_i / s_y)`` per input; otherwise each
+    input that differs from the output's quantization is rescaled exactly (``cast``, ``sub``,
+    ``requantize``, add the zero point, saturate), then ``concatenate``."""
+    s_y, z_y, dtype = _q_output(imp, node, 0, 1)
     n = (len(node.inputs) - 2) // 3
     if n < 1 or len(node.inputs) != 2 + 3 * n:
         raise node.error(f"expects Y_scale, Y_zero_point and (X, X_scale, X_zero_point) triples, got "
                          f"{len(node.inputs)} inputs")
-    xs, ms, ss = [], [], []
-    for i in range(n):
-        x, s_x = _q_activation(imp, node, 2 + 3 * i, 3 + 3 * i, 4 + 3 * i, f"X{i}")
-        m, s = multiplier_shift(s_x / s_y)
-        xs.append(x)
-        ms.append(m)
-        ss.append(s)
-    return imp.add(node, "qconcatenate", xs, {"multipliers": ms, "shifts": ss, "axis": int(node.get("axis"))})
+    ins = [_q_input(imp, node, 2 + 3 * i, 3 + 3 * i, 4 + 3 * i, f"X{i}") for i in range(n)]
+    axis = int(node.get("axis"))
+    suffix = _out_suffix(dtype)
+    if z_y == 0 and all(z == 0 for _, _, z in ins):
+        ms = [multiplier_shift(s / s_y) for _, s, _ in ins]
+        y8 = imp.add(node, "qconcatenate", [_int8(imp, node, x) for x, _, _ in ins],
+                     {"multipliers": [m for m, _ in ms], "shifts": [s for _, s in ms], "axis": axis}, suffix=suffix)
+        return _emit(imp, node, y8, dtype)
+    parts = []
+    for i, (name, s, z) in enumerate(ins):
+        x = _int8(imp, node, name)
+        if s == s_y and z == z_y:
+            parts.append(x)
+        elif imp.is_const(node, name):
+            parts.append(imp.new_const(f"{name}_rescaled", _rescale_np(imp.g.node(x).value, z, s / s_y, z_y)))
+        else:
+            x = imp.add(node, "cast", [x], {"dtype": "int32"}, suffix=f".in{i}_int32")
+            if z:
+                x = imp.add(node, "sub", [x, _i32(imp, f"{node.name}.in{i}_zero_point", z)], suffix=f".in{i}_centered")
+            parts.append(_requantize_zp(imp, node, x, [s / s_y], z_y, f".in{i}_rescaled"))
+    y8 = imp.add(node, "concatenate", parts, {"axis": axis}, suffix=suffix)
+    return _emit(imp, node, y8, dtype)
 
 
 @_onnx._converter("QLinearGlobalAveragePool")
@@ -431,11 +681,11 @@ def _qlinear_gap(imp, node):
     """com.microsoft QLinearGlobalAveragePool (NCHW) -> dequantize, float global_avg_pool2d, quantize."""
     if int(node.get("channels_last", 0)):
         raise node.error("= 1 is not supported", "channels_last")
-    x, s_x = _q_activation(imp, node, 0, 1, 2, "X")
-    s_y = _q_output(imp, node, 3, 4)
-    f = imp.add(node, "dequantize", [x], {"scale": s_x}, suffix=".dequantize")
+    x, s_x, z_x = _q_input(imp, node, 0, 1, 2, "X")
+    s_y, z_y, dtype = _q_output(imp, node, 3, 4)
+    f = _dequantize(imp, node, _int8(imp, node, x), z_x, s_x, suffix=".dequantize")
     p = imp.add(node, "global_avg_pool2d", [f], suffix=".pool")
-    return imp.add(node, "quantize", [p], {"scale": s_y, "out_dtype": "int8"})
+    return _emit(imp, node, _quantize(imp, node, p, s_y, z_y, _out_suffix(dtype)), dtype)
 
 
 _onnx._MS_CONVERTERS.update({"QLinearConcat", "QLinearGlobalAveragePool"})

@@ -163,7 +163,7 @@ class CompiledModel:
         for name in g.topo_order():
             node = g.node(name)
             if node.is_const:
-                values[name] = self._array(np.ascontiguousarray(node.value))
+                values[name] = self._array(np.asarray(node.value, order="C"))   # ascontiguousarray makes 0-d 1-d
                 self.weight_bytes += node.value.nbytes
             elif node.is_input:
                 values[name] = self._empty(node.type)
@@ -217,7 +217,7 @@ class CompiledModel:
                 raise ShapeError(f"model input {name!r} must be {t}, got {arr.dtype}{list(arr.shape)}")
             dst = self._values[name]
             if self.kind == "cuda":
-                dst.copyfrom(np.ascontiguousarray(arr))
+                dst.copyfrom(np.asarray(arr, order="C"))
             else:
                 np.copyto(dst, arr)
         unknown = set(inputs) - set(self.input_names)

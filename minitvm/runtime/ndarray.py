@@ -87,7 +87,7 @@ class NDArray:
             raise ShapeError(f"copyfrom: array of shape {self.shape} cannot take data of shape {src.shape}")
         if str(src.dtype) != self.dtype:
             raise DtypeError(f"copyfrom: array of dtype {self.dtype} cannot take data of dtype {src.dtype}")
-        src = np.ascontiguousarray(src)
+        src = np.asarray(src, order="C")
         if self.device.kind == "cpu":
             np.copyto(self._host, src)
         else:
@@ -119,7 +119,7 @@ def empty(shape, dtype: str = "float32", device: Device | None = None) -> NDArra
 
 def array(data, device: Device | None = None) -> NDArray:
     """An array on ``device`` (default CPU) holding a copy of ``data``."""
-    data = np.ascontiguousarray(data)
+    data = np.asarray(data, order="C")   # keeps 0-d arrays 0-d
     dt.canonical(str(data.dtype))
     out = empty(data.shape, str(data.dtype), device)
     return out.copyfrom(data)

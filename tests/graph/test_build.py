@@ -106,3 +106,13 @@ def test_onnx_model_compiled_matches_onnxruntime():
     got = build(g, "llvm").run({"x": x})[0]
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_scalar_constants_keep_their_zero_dimensions():
+    g = Graph()
+    x = g.add_input("x", (2, 3), "float32")
+    c = g.add_const("c", np.asarray(2.5, np.float32))
+    g.mark_output(g.add_op("add", [x, c], name="y"))
+    m = build(g, "llvm", optimize_graph=False)
+    xv = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(m.run({"x": xv})[0], xv + np.float32(2.5))
