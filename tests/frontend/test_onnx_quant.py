@@ -353,6 +353,10 @@ def test_packed_int8_layout_keeps_asymmetric_results(tmp_path):
     graph, _ = from_onnx(model)
     packed = alter_layout(graph)
     assert any(packed.node(n).type.layout == "NCHW4c" for n in packed.topo_order())
+    # zero-point adds and zero-point padding stay packed: transforms only at the int8 region's edges
+    # (into the first conv's padding, out of the max pool and the last conv into the float concat)
+    transforms = [n for n in packed.topo_order() if packed.node(n).is_op and packed.node(n).op == "layout_transform"]
+    assert len(transforms) == 3, transforms
     x = _inputs(shape, 35, n=1)[0]
     np.testing.assert_array_equal(build(packed, "llvm").run({"x": x})[0], run_reference(graph, {"x": x})[0])
 

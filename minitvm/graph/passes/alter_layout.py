@@ -3,7 +3,8 @@
 The dp4a templates read 4 input channels as one 32-bit word, so int8 conv2d runs on data in
 ``NCHW4c`` and weights in ``OIHW4o4i``. This pass rewrites every int8 NCHW conv2d to the packed
 layouts, lets the element-wise ops and max pools that follow it (relu, requantize, int8
-adds, casts) work on packed tensors too, and inserts ``layout_transform`` only where a value
+adds, casts, also with one-element constants such as zero points) and constant padding over H
+and W work on packed tensors too, and inserts ``layout_transform`` only where a value
 crosses into an op that needs plain NCHW. Transforms of constants (the weights) are folded, so
 weights are packed once at build time, and back-to-back transforms that undo each other cancel.
 In an int8 ResNet the only transforms left are at the model's input and output boundaries.
@@ -69,11 +70,22 @@ def alter_layout(graph, factor: int = 4):
             channels[name] = channels.get(node.inputs[0], in_types[0].shape[1] * factor)
             continue
         packed_in = [t.layout == data_layout for t in in_types]
+        scalar = [g.node(i).is_const and g.node(i).type.size == 1 for i in node.inputs]
         if any(packed_in) and node.op in LAYOUT_AGNOSTIC and \
-                all(t.ndim in (4, 5) and not g.node(i).is_const for i, t in zip(node.inputs, in_types)):
-            ins = [convert(i, data_layout) for i in node.inputs]
+                all(sc or (t.ndim in (4, 5) and not g.node(i).is_const)
+                    for i, t, sc in zip(node.inputs, in_types, scalar)):
+            # a one-element constant (a zero point, a scale) broadcasts the same in any layout
+            ins = [i if sc else convert(i, data_layout) for i, sc in zip(node.inputs, scalar)]
             g.add_op(node.op, ins, attrs, name=name)
-            channels[name] = max(channels.get(i, g.node(i).type.shape[1] * factor) for i in ins)
+            channels[name] = max(channels.get(i, g.node(i).type.shape[1] * factor)
+                                 for i, sc in zip(ins, scalar) if not sc)
+            continue
+        if node.op == "pad" and packed_in[0] and attrs.get("mode", "constant") == "constant" \
+                and all(tuple(p) == (0, 0) for p in attrs["pad_width"][:2]):
+            # padding over H and W only: the packed channel block gets no padding
+            attrs["pad_width"] = tuple(tuple(p) for p in attrs["pad_width"]) + ((0, 0),)
+            g.add_op(node.op, [node.inputs[0]], attrs, name=name)
+            channels[name] = channels[node.inputs[0]]
             continue
         g.add_op(node.op, [convert(i, "NCHW") if t.layout == data_layout else i
                            for i, t in zip(node.inputs, in_types)], attrs, name=name)
