@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -94,13 +95,22 @@ def run(args) -> int:
         print(f"\rcompiling {args.model} for {target}: [{bar:30s}] {done}/{total} kernels", end="", flush=True)
 
     show = progress if sys.stdout.isatty() or args.progress else None
-    if args.tuning_log:
-        from .autotune import ApplyHistoryBest
-        with ApplyHistoryBest(args.tuning_log):
+    from .autotune import ApplyHistoryBest, FallbackConfigWarning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FallbackConfigWarning)
+        if args.tuning_log:
+            with ApplyHistoryBest(args.tuning_log):
+                model = build(graph, target=target, progress=show)
+        else:
             model = build(graph, target=target, progress=show)
-    else:
-        model = build(graph, target=target, progress=show)
+    for w in caught:
+        if not issubclass(w.category, FallbackConfigWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    untuned = sum(issubclass(w.category, FallbackConfigWarning) for w in caught)
     print(f"\ncompiled in {time.perf_counter() - t0:.1f} s: {len(model.steps)} kernels")
+    if untuned:
+        print(f"{untuned} kernel workloads use their template's default config (none in "
+              f"{args.tuning_log or 'a tuning log'}); 'minitvm tune' finds faster ones")
     inputs = {}
     for name in model.input_names:
         t = graph.node(name).type

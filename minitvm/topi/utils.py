@@ -1,4 +1,5 @@
-"""Helpers shared by the schedule templates: finding the anchor op, tiling arithmetic, inlining."""
+"""Helpers shared by the schedule templates: finding the anchor op, tiling arithmetic, inlining,
+cooperative shared-memory fetching."""
 from __future__ import annotations
 
 from ..errors import ScheduleError
@@ -82,3 +83,36 @@ def inline_between(s, anchor, output, what: str) -> None:
             visit(i)
 
     visit(output)
+
+
+def cooperative_fetch(s, load, threads, vector: int = 1):
+    """Let a block's threads fill the shared-memory stage ``load`` (a ``cache_read``) together.
+
+    All of ``load``'s axes are fused into one loop, which is split by the thread counts and
+    bound: ``threads`` lists ``(extent, thread_axis)`` pairs **innermost first** (the first pair
+    takes consecutive elements, e.g. ``[(n_tx, "threadIdx.x"), (n_ty, "threadIdx.y")]``); a
+    thread axis may be given as a ``te.thread_axis`` or as its tag. With ``vector > 1`` the last
+    axis is first split by ``vector`` and the inner loop vectorized (one ``vector``-wide load per
+    thread and step); the fetched region's last extent must then be a multiple of ``vector``
+    (and its global address aligned to it). What remains of the fused loop after the thread
+    splits runs serially in every thread (guarded where the counts do not divide the region).
+
+    Returns that remaining outer loop.
+    """
+    from ..te import thread_axis
+    stage = s[load]
+    axes = list(stage.op.axis)
+    vector = int(vector)
+    if vector < 1:
+        raise ScheduleError(f"cooperative_fetch of {load.name}: vector must be >= 1, got {vector}")
+    if vector > 1:
+        outer, inner = stage.split(axes[-1], factor=vector)
+        stage.vectorize(inner)
+        axes = axes[:-1] + [outer]
+    fused = stage.fuse(*axes)
+    for extent, axis in threads:
+        if int(extent) < 1:
+            raise ScheduleError(f"cooperative_fetch of {load.name}: thread counts must be positive, got {extent}")
+        fused, inner = stage.split(fused, factor=int(extent))
+        stage.bind(inner, thread_axis(axis) if isinstance(axis, str) else axis)
+    return fused

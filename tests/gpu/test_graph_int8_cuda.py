@@ -33,13 +33,32 @@ def test_int8_conv_chain_gpu_equals_cpu_bit_for_bit():
 
 
 @pytest.mark.parametrize("name,size", [("resnet18", 64), ("resnet50", 64)])
-def test_quantized_zoo_model_gpu_matches_cpu(name, size):
-    graph, _ = zoo.get_model(name, batch=1, image_size=size)
+def test_all_int8_zoo_model_gpu_equals_cpu_bit_for_bit(name, size):
+    """Every conv and dense in int8: GPU and CPU agree exactly from the quantized input on."""
+    from minitvm.graph.quantize import qconfig, quantize_graph
+    graph, _ = zoo.get_model(name, batch=2, image_size=size)
+    inp = graph.topo_order()[0]
+    shape = tuple(graph.node(inp).type.shape)
+    calib = [{inp: np.random.default_rng(k).standard_normal(shape).astype("float32")} for k in range(2)]
+    with qconfig(calibrate_mode="max", skip_conv_layers=[], skip_dense_layer=False):
+        q = alter_layout(quantize_graph(graph, calib))
+    x = rng.standard_normal(shape).astype("float32")
+    model = build(q, "cuda")
+    assert "__dp4a" in model.module.get_source()
+    gpu = model.run({inp: x})[0]
+    cpu = build(q, "llvm").run({inp: x})[0]
+    np.testing.assert_array_equal(gpu, cpu)
+
+
+def test_quantized_zoo_model_gpu_close_to_cpu():
+    """The default recipe keeps the first conv and the classifier in float; their float sums
+    differ in order between CPU and GPU, so a value on a rounding edge of the next quantize can
+    move by one step: the outputs agree closely, not bit for bit."""
+    graph, _ = zoo.get_model("resnet50", batch=1, image_size=64)
     q = quantize_for_target(graph, np.random.default_rng(0), 2)
     inp = q.topo_order()[0]
     x = rng.standard_normal(tuple(q.node(inp).type.shape)).astype("float32")
-    model = build(q, "cuda")
-    assert any("dp4a" in line for line in model.module.get_source().splitlines())
-    gpu = model.run({inp: x})[0]
+    gpu = build(q, "cuda").run({inp: x})[0]
     cpu = build(q, "llvm").run({inp: x})[0]
-    np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)
+    assert np.linalg.norm(gpu - cpu) <= 0.02 * np.linalg.norm(cpu)
+    assert np.argmax(gpu) == np.argmax(cpu)

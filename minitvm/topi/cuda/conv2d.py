@@ -1,39 +1,269 @@
-"""CUDA schedule for float ``conv2d_nchw`` (direct convolution, after TVM's ``conv2d_direct``).
+"""CUDA schedule of float ``conv2d_nchw`` (direct convolution, after TVM's ``conv2d_direct``).
 
-Blocks tile (output channels, rows, columns); virtual threads and threads split the tile;
-padded input and weights are staged through shared memory per reduction tile; each thread
-accumulates in registers. Knobs: ``tile_f``, ``tile_y``, ``tile_x`` ([block, vthread,
-thread, inner]), ``tile_rc``, ``tile_ry``, ``tile_rx`` ([outer, inner]),
-``auto_unroll_max_step``.
+Each block computes a tile of (batch, output channels, rows, columns); virtual threads and
+threads split the tile further; every thread accumulates its outputs in registers
+(``local``), reading the padded input and the weights from shared memory, where the block's
+threads stage them together for every reduction tile (channels x kernel rows x kernel
+columns). Element-wise epilogues (bias, relu, residual add ...) are inlined into the stage that
+writes the output.
+
+Knobs (declared on an autotune config space by :func:`define_knobs`; :func:`default_config`
+picks sound values from the shape and is the fallback when nothing was tuned):
+``tile_n``, ``tile_f``, ``tile_y``, ``tile_x`` — 4-way splits [block, vthread, thread, inner]
+of batch, output channels, rows and columns (threads: ``threadIdx.z`` = batch x channels,
+``threadIdx.y`` = rows, ``threadIdx.x`` = columns; blocks: ``blockIdx.z`` = batch,
+``blockIdx.y`` = channels, ``blockIdx.x`` = rows x columns); ``tile_rc``, ``tile_ry``,
+``tile_rx`` — 2-way splits [outer, inner] of the reduction over input channels (per group),
+kernel rows and kernel columns (the inner parts form the shared-memory tile);
+``auto_unroll_max_step`` (0 / 512 / 1500) and ``unroll_explicit`` (False / True).
+
+The tunable template is ``conv2d_nchw.cuda`` (:func:`conv2d_nchw_cuda`, args ``(data_shape,
+kernel_shape, stride, padding, dilation, groups, dtype, out_dtype)``). The search skips configs
+that cannot run (over 1024 threads, over 64 on ``threadIdx.z``, over 48 KB of shared memory)
+and ones that are rarely fast (over 128 accumulators or 8 virtual threads per thread, or over
+half the register file in accumulators; fewer than 32 threads or 128 blocks — each unless the
+default config has as few). :func:`schedule_conv2d_nchw` takes a config object, a plain dict of
+knob values (merged over the default), or nothing: then the current ``minitvm.autotune``
+dispatch context decides (the best logged config under ``ApplyHistoryBest``, else the default
+with a one-time warning).
 """
 from __future__ import annotations
 
-from ... import te
+from ... import autotune, te
+from ...dtype import bits
+from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from ..utils import apply_split, check_split, find_op, inline_between, largest_divisor
+from ..utils import apply_split, check_split, cooperative_fetch, find_op, inline_between, largest_divisor
+
+_KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
+                ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
+_OTHER_KNOBS = {"auto_unroll_max_step": [0, 512, 1500], "unroll_explicit": [False, True]}
+_MAX_THREADS = 1024
+_MAX_THREADS_Z = 64         # CUDA's limit on blockDim.z
+_MAX_LOCAL = 128            # accumulators per thread
+_MAX_LOCAL_REGS = 32 * 1024  # accumulators per block: half of the 64K-register file
+_MAX_VTHREADS = 8           # virtual threads per thread
+_MAX_SHARED = 48 * 1024     # static shared memory per block
+_MIN_BLOCKS = 128           # about one block per SM, unless the default has fewer
+
+
+def _shape(conv) -> tuple:
+    """(N, O, OH, OW, I, KH, KW) of a conv2d_nchw tensor (I: input channels per group)."""
+    N, O, OH, OW = (int(d.value) for d in conv.shape)
+    I, KH, KW = (int(iv.dom.extent.value) for iv in conv.op.reduce_axis)
+    return N, O, OH, OW, I, KH, KW
 
 
 def default_config(conv) -> dict:
-    """Sound knob values for a conv2d_nchw of this shape."""
-    N, O, OH, OW = (int(d.value) for d in conv.shape)
-    C, KH, KW = (int(iv.dom.extent.value) for iv in conv.op.reduce_axis)
-    tf = largest_divisor(O, 8)
-    fi = largest_divisor(O // tf, 4)
+    """A sound configuration for ``conv`` (a conv2d_nchw tensor).
+
+    Each thread computes 4 output channels of 2 images (the weights it reads from shared
+    memory serve both) at one pixel; a block has 8 channel threads and up to 8 x 8 pixel
+    threads (more images in its threads when the feature map is smaller than that). The
+    reduction is staged 8 input channels and one kernel row at a time. While that leaves
+    fewer than 256 blocks (two per SM), the tile shrinks: first one image per thread, then
+    fewer images per block, fewer rows, fewer channels per thread, fewer channel threads.
+    Measured on an H200, ResNet-50's convolutions at batch 16 run 2.3x faster in sum than with
+    the earlier default (one image and 8 x 1 pixels per block, one kernel tap per stage).
+    """
+    N, O, OH, OW, I, KH, KW = _shape(conv)
+    fi = largest_divisor(O, 4)
+    tf = largest_divisor(O // fi, 8)
     tx = largest_divisor(OW, 8)
-    ty = largest_divisor(OH, max(1, 64 // (tf * tx)))
-    rci = largest_divisor(C, 8)
-    return {"tile_f": [O // (tf * fi), 1, tf, fi], "tile_y": [OH // ty, 1, ty, 1], "tile_x": [OW // tx, 1, tx, 1],
-            "tile_rc": [C // rci, rci], "tile_ry": [KH, 1], "tile_rx": [KW, 1], "auto_unroll_max_step": 256}
+    ty = largest_divisor(OH, max(1, 64 // tx))
+    ni = largest_divisor(N, 2)
+    tn = largest_divisor(N // ni, max(1, min(_MAX_THREADS_Z // tf, 64 // (tx * ty))))
+
+    def blocks():
+        return (N // (tn * ni)) * (O // (tf * fi)) * (OH // ty) * (OW // tx)
+
+    def half(v):     # the largest divisor of v up to v / 2 (so every tile still divides its axis)
+        return largest_divisor(v, max(1, v // 2))
+
+    while blocks() < 2 * _MIN_BLOCKS:
+        if ni > 1:
+            ni = 1
+        elif tn > 1:
+            tn = half(tn)
+        elif ty > 1:
+            ty = half(ty)
+        elif fi > 1:
+            fi = half(fi)
+        elif tf > 1:
+            tf = half(tf)
+        else:
+            break
+    rci = largest_divisor(I, 8)
+    return {
+        "tile_n": [N // (tn * ni), 1, tn, ni],
+        "tile_f": [O // (tf * fi), 1, tf, fi],
+        "tile_y": [OH // ty, 1, ty, 1],
+        "tile_x": [OW // tx, 1, tx, 1],
+        "tile_rc": [I // rci, rci],
+        "tile_ry": [KH, 1],
+        "tile_rx": [1, KW],
+        "auto_unroll_max_step": 512,
+        "unroll_explicit": False,
+    }
 
 
+def _footprint(conv, v: dict) -> dict:
+    """What knob values ``v`` (plain split sizes) ask of the GPU: threads per block (and on
+    ``threadIdx.z``), accumulators per thread, shared bytes per block, virtual threads, blocks."""
+    N, O, OH, OW, I, KH, KW = _shape(conv)
+    attrs = conv.op.attrs
+    sh, sw = attrs.get("stride", (1, 1))
+    dh, dw = attrs.get("dilation", (1, 1))
+    groups = int(attrs.get("groups", 1))
+    tn, tf, ty, tx = (v[k][2] for k in ("tile_n", "tile_f", "tile_y", "tile_x"))
+    n_t, f_t, y_t, x_t = (v[k][1] * v[k][2] * v[k][3] for k in ("tile_n", "tile_f", "tile_y", "tile_x"))
+    rci, ryi, rxi = v["tile_rc"][1], v["tile_ry"][1], v["tile_rx"][1]
+    threads = tn * tf * ty * tx
+    local = (n_t // tn) * (f_t // tf) * (y_t // ty) * (x_t // tx)
+    # a block's channel tile may straddle groups: its input channels then span several groups
+    og = O // groups
+    spanned = 1 if groups == 1 else min(groups, (f_t - 1) // og + 2)
+    channels = (spanned - 1) * I + rci
+    rows = (y_t - 1) * sh + (ryi - 1) * dh + 1
+    cols = (x_t - 1) * sw + (rxi - 1) * dw + 1
+    in_bytes = max(1, bits(conv.op.input_tensors[0].dtype) // 8)
+    w_bytes = max(1, bits(conv.op.input_tensors[1].dtype) // 8)
+    smem = f_t * rci * ryi * rxi * w_bytes + n_t * channels * rows * cols * in_bytes
+    vthreads = v["tile_n"][1] * v["tile_f"][1] * v["tile_y"][1] * v["tile_x"][1]
+    blocks = v["tile_n"][0] * v["tile_f"][0] * v["tile_y"][0] * v["tile_x"][0]
+    return {"threads": threads, "threads_z": tn * tf, "local": local, "shared": smem, "vthreads": vthreads,
+            "blocks": blocks}
 
-def schedule_conv2d_nchw(outs, cfg: dict | None = None):
-    """Schedule the float convolution feeding ``outs`` (epilogues inlined)."""
+
+def define_knobs(cfg, conv) -> None:
+    """Declare the template's knobs for ``conv`` on ``cfg`` (a ConfigSpace, entity or fallback);
+    a fallback gets :func:`default_config`'s values. The search skips configs that cannot run
+    (over 1024 threads, over 64 threads on ``threadIdx.z``, over 48 KB of shared memory) and
+    ones that are rarely fast: over 128 accumulators or 8 virtual threads per thread, more
+    accumulators per block than half the register file, fewer than 32 threads or 128 blocks
+    (or than the default has, if that is fewer)."""
+    axes = tuple(conv.op.axis) + tuple(conv.op.reduce_axis)
+    for (key, parts), ax in zip(_KNOB_SPLITS, axes):
+        cfg.define_split(key, ax, num_outputs=parts)
+    for key, values in _OTHER_KNOBS.items():
+        cfg.define_knob(key, values)
+    default = default_config(conv)
+    d = _footprint(conv, default)
+    min_threads, min_blocks = min(32, d["threads"]), min(_MIN_BLOCKS, d["blocks"])
+    max_local = max(_MAX_LOCAL, d["local"])
+
+    def sound(c):
+        f = _footprint(conv, {k: c[k].size for k, _ in _KNOB_SPLITS})
+        return (min_threads <= f["threads"] <= _MAX_THREADS and f["threads_z"] <= _MAX_THREADS_Z
+                and f["shared"] <= _MAX_SHARED and f["local"] <= max_local
+                and f["local"] * f["threads"] <= max(_MAX_LOCAL_REGS, d["local"] * d["threads"])
+                and f["vthreads"] <= _MAX_VTHREADS and f["blocks"] >= min_blocks)
+
+    cfg.multi_filter(sound)
+    if cfg.is_fallback:
+        cfg.fallback_with(default)
+
+
+def _conv_args(data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
+               out_dtype="float32"):
+    """The template's arguments in canonical form (pairs, 4-tuple padding)."""
+    from ..nn.conv2d import normalize_padding
+
+    def pair(v):
+        return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
+
+    return (tuple(int(d) for d in data_shape), tuple(int(d) for d in kernel_shape), pair(stride),
+            normalize_padding(padding if isinstance(padding, int) else tuple(padding)), pair(dilation),
+            int(groups), str(dtype), str(out_dtype))
+
+
+def _workload_args(conv) -> tuple:
+    """The template arguments that declare ``conv`` (for looking up its tuned config)."""
+    pad_data, kernel = conv.op.input_tensors[:2]
+    data = pad_data
+    if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag and pad_data.op.input_tensors:
+        data = pad_data.op.input_tensors[0]
+    attrs = conv.op.attrs
+    return _conv_args(tuple(int(d.value) for d in data.shape), tuple(int(d.value) for d in kernel.shape),
+                      attrs.get("stride", 1), attrs.get("padding", 0), attrs.get("dilation", 1),
+                      attrs.get("groups", 1), data.dtype, conv.dtype)
+
+
+def reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
+              out_dtype="float32"):
+    """numpy conv2d_nchw of ``inputs = [data, kernel]``, accumulated in float64."""
+    import numpy as np
+    data, kernel = inputs
+    (sh, sw), (pt, pl, pb, pr), (dh, dw) = stride, padding, dilation
+    N, C, H, W = data.shape
+    O, I, KH, KW = kernel.shape
+    xp = np.pad(data.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    w = kernel.astype(np.float64)
+    OH = (H + pt + pb - (KH - 1) * dh - 1) // sh + 1
+    OW = (W + pl + pr - (KW - 1) * dw - 1) // sw + 1
+    og = O // groups
+    out = np.zeros((N, O, OH, OW), np.float64)
+    for g in range(groups):
+        xs = xp[:, g * I:(g + 1) * I]
+        wg = w[g * og:(g + 1) * og]
+        for ry in range(KH):
+            for rx in range(KW):
+                patch = xs[:, :, ry * dh:ry * dh + (OH - 1) * sh + 1:sh, rx * dw:rx * dw + (OW - 1) * sw + 1:sw]
+                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, wg[:, :, ry, rx], optimize=True)
+    return [out.astype(out_dtype)]
+
+
+@autotune.template("conv2d_nchw.cuda", normalize=_conv_args, reference=reference)
+def conv2d_nchw_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1,
+                     dtype="float32", out_dtype="float32"):
+    """Tunable template: conv2d in NCHW / OIHW (float) scheduled for CUDA.
+
+    Returns ``(schedule, [data, kernel, out])``. Called without ``cfg``
+    (``conv2d_nchw_cuda(data_shape, kernel_shape, ...)``) it uses the dispatch context.
+    """
+    from ..nn.conv2d import conv2d_nchw
+    data = te.placeholder(data_shape, dtype, "data")
+    kernel = te.placeholder(kernel_shape, dtype, "kernel")
+    out = conv2d_nchw(data, kernel, stride, padding, dilation, groups, out_dtype)
+    return schedule_conv2d_nchw(out, cfg=cfg), [data, kernel, out]
+
+
+def _resolve_config(conv, cfg) -> dict:
+    """Plain knob values from a config object, a dict (over the default) or the dispatch context."""
+    if cfg is None:
+        cfg = autotune.DispatchContext.current().query("cuda", ("conv2d_nchw.cuda",) + _workload_args(conv))
+    if isinstance(cfg, dict):
+        known = [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS)
+        unknown = [k for k in cfg if k not in known]
+        if unknown:
+            raise ScheduleError(f"schedule_conv2d_nchw: unknown knob(s) {unknown} (knobs: {known})")
+        return dict(default_config(conv), **cfg)
+    define_knobs(cfg, conv)
+    return {key: (cfg[key].size if hasattr(cfg[key], "size") else cfg[key].val)
+            for key in [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS)}
+
+
+def _check_other_knobs(cfg) -> None:
+    step = cfg["auto_unroll_max_step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ScheduleError(f"knob auto_unroll_max_step: expected a non-negative int, got {step!r}")
+    if not isinstance(cfg["unroll_explicit"], (bool, int)):
+        raise ScheduleError(f"knob unroll_explicit: expected a bool, got {cfg['unroll_explicit']!r}")
+
+
+def schedule_conv2d_nchw(outs, cfg=None):
+    """Schedule the float convolution feeding ``outs`` (its element-wise epilogues are inlined).
+
+    ``cfg``: an autotune config (space, entity or fallback), a dict of knob values (missing
+    ones from :func:`default_config`), or ``None`` to ask the current dispatch context for
+    the ``conv2d_nchw.cuda`` workload of this convolution.
+    """
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     output = outs[0]
     s = te.create_schedule([t.op for t in outs])
     conv = find_op(output, "conv2d_nchw", "schedule_conv2d_nchw").output(0)
-    cfg = dict(default_config(conv), **(cfg or {}))
+    cfg = _resolve_config(conv, cfg)
+    _check_other_knobs(cfg)
     pad_data, kernel = conv.op.input_tensors
     if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag:
         s[pad_data].compute_inline()
@@ -44,27 +274,30 @@ def schedule_conv2d_nchw(outs, cfg: dict | None = None):
         s[conv].set_scope("local")
     AA = s.cache_read(conv.op.input_tensors[0], "shared", [conv])
     WW = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
+
     n, f, y, x = s[output].op.axis
-    for key, ax in (("tile_f", f), ("tile_y", y), ("tile_x", x)):
+    for key, ax in (("tile_n", n), ("tile_f", f), ("tile_y", y), ("tile_x", x)):
         check_split(cfg, key, int(ax.dom.extent.value), 4)
+    bn, vn, tn, ni = apply_split(s, output, n, cfg["tile_n"])
     bf, vf, tf, fi = apply_split(s, output, f, cfg["tile_f"])
     by, vy, ty, yi = apply_split(s, output, y, cfg["tile_y"])
     bx, vx, tx, xi = apply_split(s, output, x, cfg["tile_x"])
-    bn = s[output].fuse(n, bf)
-    s[output].reorder(bn, by, bx, vf, vy, vx, tf, ty, tx, fi, yi, xi)
+    s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi)
     s[output].bind(bn, te.thread_axis("blockIdx.z"))
-    s[output].bind(by, te.thread_axis("blockIdx.y"))
-    s[output].bind(bx, te.thread_axis("blockIdx.x"))
-    for v, name in ((vf, "vf"), (vy, "vy"), (vx, "vx")):
+    s[output].bind(bf, te.thread_axis("blockIdx.y"))
+    s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))
+    for v, name in ((vn, "vn"), (vf, "vf"), (vy, "vy"), (vx, "vx")):
         s[output].bind(v, te.thread_axis("vthread", name=name))
     tz_axis, ty_axis, tx_axis = (te.thread_axis("threadIdx.z"), te.thread_axis("threadIdx.y"),
                                  te.thread_axis("threadIdx.x"))
-    s[output].bind(tf, tz_axis)
+    s[output].bind(s[output].fuse(tn, tf), tz_axis)
     s[output].bind(ty, ty_axis)
     s[output].bind(tx, tx_axis)
     s[conv].compute_at(s[output], tx)
     s[output].pragma(bn, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
-    s[output].pragma(bn, "unroll_explicit", 0)
+    s[output].pragma(bn, "unroll_explicit", int(cfg["unroll_explicit"]))
+
+    # reduction: one shared-memory tile per (rc, ry, rx) outer step
     cn, cf, cy, cx = s[conv].op.axis
     rc, ry, rx = s[conv].op.reduce_axis
     for key, ax in (("tile_rc", rc), ("tile_ry", ry), ("tile_rx", rx)):
@@ -75,13 +308,11 @@ def schedule_conv2d_nchw(outs, cfg: dict | None = None):
     s[conv].reorder(rco, ryo, rxo, rci, ryi, rxi, cn, cf, cy, cx)
     s[AA].compute_at(s[conv], rxo)
     s[WW].compute_at(s[conv], rxo)
-    n_tz, n_ty, n_tx = cfg["tile_f"][2], cfg["tile_y"][2], cfg["tile_x"][2]
+    threads = [(cfg["tile_x"][2], tx_axis), (cfg["tile_y"][2], ty_axis),
+               (cfg["tile_n"][2] * cfg["tile_f"][2], tz_axis)]
     for load in (AA, WW):
-        fused = s[load].fuse(*s[load].op.axis)
-        fused, ltx = s[load].split(fused, factor=n_tx)
-        fused, lty = s[load].split(fused, factor=n_ty)
-        fused, ltz = s[load].split(fused, factor=n_tz)
-        s[load].bind(ltz, tz_axis)
-        s[load].bind(lty, ty_axis)
-        s[load].bind(ltx, tx_axis)
+        cooperative_fetch(s, load, threads)
     return s
+
+
+__all__ = ["schedule_conv2d_nchw", "default_config", "define_knobs", "conv2d_nchw_cuda", "reference"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 from ... import autotune, te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from ..utils import apply_split, check_split, find_op, inline_between, largest_divisor
+from ..utils import apply_split, check_split, cooperative_fetch, find_op, inline_between, largest_divisor
 from .tensor_intrin import dp4a
 
 
@@ -296,13 +296,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
         if cfg["double_buffer"]:
             s[load].double_buffer()
         # cooperative fetching: 4 int8 channels (one 32-bit word) per thread and step
-        last = s[load].op.axis[-1]
-        c_outer, c_inner = s[load].split(last, factor=4)
-        s[load].vectorize(c_inner)
-        fused = s[load].fuse(*(list(s[load].op.axis[:-1]) + [c_outer]))
-        for extent, axis in reversed(threads):
-            fused, lt = s[load].split(fused, factor=extent)
-            s[load].bind(lt, axis)
+        cooperative_fetch(s, load, list(reversed(threads)), vector=4)
     return s
 
 
