@@ -1,5 +1,5 @@
 """Helpers shared by the schedule templates: finding the anchor op, tiling arithmetic, inlining,
-cooperative shared-memory fetching."""
+cooperative shared-memory fetching, template arguments and configs."""
 from __future__ import annotations
 
 from ..errors import ScheduleError
@@ -116,3 +116,58 @@ def cooperative_fetch(s, load, threads, vector: int = 1):
         fused, inner = stage.split(fused, factor=int(extent))
         stage.bind(inner, thread_axis(axis) if isinstance(axis, str) else axis)
     return fused
+
+
+def conv_args(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype) -> tuple:
+    """A conv template's arguments in canonical form: int tuples, (h, w) pairs, 4-tuple padding."""
+    from .nn.conv2d import normalize_padding
+
+    def pair(v):
+        return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
+
+    return (tuple(int(d) for d in data_shape), tuple(int(d) for d in kernel_shape), pair(stride),
+            normalize_padding(padding if isinstance(padding, int) else tuple(padding)), pair(dilation),
+            int(groups), str(dtype), str(out_dtype))
+
+
+def conv_workload_args(conv) -> tuple:
+    """The (canonical) template arguments that declare convolution ``conv``: its unpadded input
+    and kernel shapes, its attributes and dtypes — the key its tuned config is logged under."""
+    pad_data, kernel = conv.op.input_tensors[:2]
+    data = pad_data
+    if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag and pad_data.op.input_tensors:
+        data = pad_data.op.input_tensors[0]
+    attrs = conv.op.attrs
+    return conv_args(tuple(int(d.value) for d in data.shape), tuple(int(d.value) for d in kernel.shape),
+                     attrs.get("stride", 1), attrs.get("padding", 0), attrs.get("dilation", 1),
+                     attrs.get("groups", 1), data.dtype, conv.dtype)
+
+
+def resolve_config(cfg, workload: tuple, default: dict, define_knobs, knobs, what: str,
+                   target: str = "cuda") -> dict:
+    """Plain knob values for a template's schedule function.
+
+    ``cfg``: ``None`` (ask the current autotune dispatch context for ``workload``, a tuple
+    ``(template name, *args)``), a dict (merged over ``default``; a name not in ``knobs`` is a
+    ScheduleError) or a config object (space, entity, fallback), on which ``define_knobs(cfg)``
+    declares the template's knobs first.
+    """
+    if cfg is None:
+        from .. import autotune
+        cfg = autotune.DispatchContext.current().query(target, workload)
+    if isinstance(cfg, dict):
+        unknown = [k for k in cfg if k not in knobs]
+        if unknown:
+            raise ScheduleError(f"{what}: unknown knob(s) {unknown} (knobs: {list(knobs)})")
+        return dict(default, **cfg)
+    define_knobs(cfg)
+    return {key: (cfg[key].size if hasattr(cfg[key], "size") else cfg[key].val) for key in knobs}
+
+
+def check_unroll_knobs(cfg) -> None:
+    """``auto_unroll_max_step`` must be a non-negative int and ``unroll_explicit`` a bool."""
+    step = cfg["auto_unroll_max_step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ScheduleError(f"knob auto_unroll_max_step: expected a non-negative int, got {step!r}")
+    if not isinstance(cfg["unroll_explicit"], (bool, int)):
+        raise ScheduleError(f"knob unroll_explicit: expected a bool, got {cfg['unroll_explicit']!r}")

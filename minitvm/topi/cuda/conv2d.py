@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from ... import autotune, te
 from ...dtype import bits
-from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from ..utils import apply_split, check_split, cooperative_fetch, find_op, inline_between, largest_divisor
+from ..utils import (apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args, cooperative_fetch,
+                     find_op, inline_between, largest_divisor, resolve_config)
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
@@ -167,26 +167,12 @@ def define_knobs(cfg, conv) -> None:
 def _conv_args(data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
                out_dtype="float32"):
     """The template's arguments in canonical form (pairs, 4-tuple padding)."""
-    from ..nn.conv2d import normalize_padding
-
-    def pair(v):
-        return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
-
-    return (tuple(int(d) for d in data_shape), tuple(int(d) for d in kernel_shape), pair(stride),
-            normalize_padding(padding if isinstance(padding, int) else tuple(padding)), pair(dilation),
-            int(groups), str(dtype), str(out_dtype))
+    return conv_args(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype)
 
 
 def _workload_args(conv) -> tuple:
     """The template arguments that declare ``conv`` (for looking up its tuned config)."""
-    pad_data, kernel = conv.op.input_tensors[:2]
-    data = pad_data
-    if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag and pad_data.op.input_tensors:
-        data = pad_data.op.input_tensors[0]
-    attrs = conv.op.attrs
-    return _conv_args(tuple(int(d.value) for d in data.shape), tuple(int(d.value) for d in kernel.shape),
-                      attrs.get("stride", 1), attrs.get("padding", 0), attrs.get("dilation", 1),
-                      attrs.get("groups", 1), data.dtype, conv.dtype)
+    return conv_workload_args(conv)
 
 
 def reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
@@ -230,25 +216,9 @@ def conv2d_nchw_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, dilatio
 
 def _resolve_config(conv, cfg) -> dict:
     """Plain knob values from a config object, a dict (over the default) or the dispatch context."""
-    if cfg is None:
-        cfg = autotune.DispatchContext.current().query("cuda", ("conv2d_nchw.cuda",) + _workload_args(conv))
-    if isinstance(cfg, dict):
-        known = [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS)
-        unknown = [k for k in cfg if k not in known]
-        if unknown:
-            raise ScheduleError(f"schedule_conv2d_nchw: unknown knob(s) {unknown} (knobs: {known})")
-        return dict(default_config(conv), **cfg)
-    define_knobs(cfg, conv)
-    return {key: (cfg[key].size if hasattr(cfg[key], "size") else cfg[key].val)
-            for key in [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS)}
-
-
-def _check_other_knobs(cfg) -> None:
-    step = cfg["auto_unroll_max_step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ScheduleError(f"knob auto_unroll_max_step: expected a non-negative int, got {step!r}")
-    if not isinstance(cfg["unroll_explicit"], (bool, int)):
-        raise ScheduleError(f"knob unroll_explicit: expected a bool, got {cfg['unroll_explicit']!r}")
+    return resolve_config(cfg, ("conv2d_nchw.cuda",) + _workload_args(conv), default_config(conv),
+                          lambda c: define_knobs(c, conv), [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS),
+                          "schedule_conv2d_nchw")
 
 
 def schedule_conv2d_nchw(outs, cfg=None):
@@ -263,7 +233,7 @@ def schedule_conv2d_nchw(outs, cfg=None):
     s = te.create_schedule([t.op for t in outs])
     conv = find_op(output, "conv2d_nchw", "schedule_conv2d_nchw").output(0)
     cfg = _resolve_config(conv, cfg)
-    _check_other_knobs(cfg)
+    check_unroll_knobs(cfg)
     pad_data, kernel = conv.op.input_tensors
     if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag:
         s[pad_data].compute_inline()

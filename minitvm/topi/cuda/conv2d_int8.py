@@ -28,7 +28,8 @@ from __future__ import annotations
 from ... import autotune, te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from ..utils import apply_split, check_split, cooperative_fetch, find_op, inline_between, largest_divisor
+from ..utils import (apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args, cooperative_fetch,
+                     find_op, inline_between, largest_divisor, resolve_config)
 from .tensor_intrin import dp4a
 
 
@@ -132,26 +133,12 @@ def define_knobs(cfg, conv) -> None:
 def _conv_args(data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
                out_dtype="int32"):
     """The template's arguments in canonical form (pairs, 4-tuple padding)."""
-    from ..nn.conv2d import normalize_padding
-
-    def pair(v):
-        return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
-
-    return (tuple(int(d) for d in data_shape), tuple(int(d) for d in kernel_shape), pair(stride),
-            normalize_padding(padding if isinstance(padding, int) else tuple(padding)), pair(dilation),
-            int(groups), str(dtype), str(out_dtype))
+    return conv_args(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype)
 
 
 def _workload_args(conv) -> tuple:
     """The template arguments that declare ``conv`` (for looking up its tuned config)."""
-    pad_data, kernel = conv.op.input_tensors[:2]
-    data = pad_data
-    if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag and pad_data.op.input_tensors:
-        data = pad_data.op.input_tensors[0]
-    attrs = conv.op.attrs
-    return _conv_args(tuple(int(d.value) for d in data.shape), tuple(int(d.value) for d in kernel.shape),
-                      attrs.get("stride", 1), attrs.get("padding", 0), attrs.get("dilation", 1),
-                      attrs.get("groups", 1), data.dtype, conv.dtype)
+    return conv_workload_args(conv)
 
 
 def reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
@@ -203,13 +190,9 @@ def conv2d_NCHWc_int8_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, d
 
 def _resolve_config(conv, cfg) -> dict:
     """Plain knob values from a config object, a dict (over the default) or the dispatch context."""
-    if cfg is None:
-        cfg = autotune.DispatchContext.current().query("cuda", ("conv2d_NCHWc_int8.cuda",) + _workload_args(conv))
-    if isinstance(cfg, dict):
-        return dict(default_config(conv), **cfg)
-    define_knobs(cfg, conv)
-    return {key: (cfg[key].size if hasattr(cfg[key], "size") else cfg[key].val)
-            for key in [k for k, _ in _KNOB_SPLITS] + list(_KNOB_FLAGS)}
+    return resolve_config(cfg, ("conv2d_NCHWc_int8.cuda",) + _workload_args(conv), default_config(conv),
+                          lambda c: define_knobs(c, conv), [k for k, _ in _KNOB_SPLITS] + list(_KNOB_FLAGS),
+                          "schedule_conv2d_NCHWc_int8")
 
 
 def schedule_conv2d_NCHWc_int8(outs, cfg=None):
@@ -222,6 +205,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     s = te.create_schedule([t.op for t in outs])
     conv = find_op(outs[0], "conv2d_NCHWc_int8", "schedule_conv2d_NCHWc_int8").output(0)
     cfg = _resolve_config(conv, cfg)
+    check_unroll_knobs(cfg)
     output = outs[0]
     pad_data, packed_kernel = conv.op.input_tensors
     for t in (pad_data, packed_kernel):

@@ -27,7 +27,8 @@ from __future__ import annotations
 from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
-from ..utils import apply_split, check_split, cooperative_fetch, find_op, inline_between, largest_divisor
+from ..utils import (apply_split, check_split, check_unroll_knobs, cooperative_fetch, find_op, inline_between,
+                     largest_divisor, resolve_config)
 from .tensor_intrin import dp4a
 
 _KNOB_SPLITS = (("tile_y", 3), ("tile_x", 3), ("tile_k", 2))
@@ -184,17 +185,9 @@ def dense_cuda(cfg, data_shape, weight_shape, dtype="float32", out_dtype=None):
 
 def _resolve_config(dense, cfg) -> dict:
     """Plain knob values from a config object, a dict (over the default) or the dispatch context."""
-    if cfg is None:
-        cfg = autotune.DispatchContext.current().query("cuda", ("dense.cuda",) + _workload_args(dense))
-    if isinstance(cfg, dict):
-        known = [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS)
-        unknown = [k for k in cfg if k not in known]
-        if unknown:
-            raise ScheduleError(f"schedule_dense: unknown knob(s) {unknown} (knobs: {known})")
-        return dict(default_config(dense), **cfg)
-    define_knobs(cfg, dense)
-    return {key: (cfg[key].size if hasattr(cfg[key], "size") else cfg[key].val)
-            for key in [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS)}
+    return resolve_config(cfg, ("dense.cuda",) + _workload_args(dense), default_config(dense),
+                          lambda c: define_knobs(c, dense), [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS),
+                          "schedule_dense")
 
 
 def schedule_dense(outs, cfg=None):
@@ -213,11 +206,7 @@ def schedule_dense(outs, cfg=None):
     if use_dp4a:
         _check_dp4a(dense)
     cfg = _resolve_config(dense, cfg)
-    step = cfg["auto_unroll_max_step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ScheduleError(f"knob auto_unroll_max_step: expected a non-negative int, got {step!r}")
-    if not isinstance(cfg["unroll_explicit"], (bool, int)):
-        raise ScheduleError(f"knob unroll_explicit: expected a bool, got {cfg['unroll_explicit']!r}")
+    check_unroll_knobs(cfg)
     data, weight = dense.op.input_tensors
     inline_between(s, dense, output, "schedule_dense")
     if dense.op is output.op:
@@ -239,7 +228,7 @@ def schedule_dense(outs, cfg=None):
     s[output].bind(ty, thread_y)
     s[output].bind(tx, thread_x)
     s[dense].compute_at(s[output], tx)
-    s[output].pragma(by, "auto_unroll_max_step", step)
+    s[output].pragma(by, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
     s[output].pragma(by, "unroll_explicit", int(cfg["unroll_explicit"]))
 
     (k,) = s[dense].op.reduce_axis
