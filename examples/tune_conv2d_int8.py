@@ -1,7 +1,7 @@
 """Tune the int8 conv2d CUDA template on one ResNet-50 layer and compare default and tuned time.
 
 The layer is ResNet-50's layer1 3x3 convolution (N=1, C=64, H=W=56, O=64, K=3, stride 1, pad 1)
-in the packed layouts NCHW4c (data) and OIHW4o4i (weights), computed with ``dp4a``. The random
+in the packed layouts NCHW4c (data) and OIHW4o4i (weights), computed with ``dp4a``. The genetic
 tuner builds candidates in parallel (NVRTC, no GPU needed) and times them in one runner process
 that holds the CUDA context; each candidate's output is checked bit-exactly against numpy.
 
@@ -62,7 +62,7 @@ def main():
         warnings.simplefilter("ignore", autotune.FallbackConfigWarning)
         t_default = build_and_time(args, x, w, want)
 
-    tuner = autotune.RandomTuner(task, seed=0)
+    tuner = autotune.GATuner(task, seed=0)
     with autotune.measure_option(
             builder=autotune.LocalBuilder(n_parallel=a.n_parallel, timeout=30),
             runner=autotune.LocalRunner(number=2, repeat=3, min_repeat_ms=10, timeout=20,

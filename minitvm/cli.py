@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -205,18 +206,15 @@ def main(argv=None) -> int:
     i.add_argument("--batch", type=int, default=1)
     i.add_argument("--image-size", type=int, default=None)
     args = p.parse_args(argv)
-    if args.cmd == "run":
-        return run(args)
-    if args.cmd == "info":
-        return info(args)
-    if args.cmd == "tune":
-        return tune(args)
-    if args.cmd in (None, "demo"):
-        if args.cmd is None:
-            args = p.parse_args(["demo"] + (argv or sys.argv[1:]))
-        return demo(args)
-    p.print_help()
-    return 2
+    if args.cmd is None:
+        args = p.parse_args(["demo"] + (argv or sys.argv[1:]))
+    commands = {"run": run, "info": info, "tune": tune, "demo": demo}
+    try:
+        return commands[args.cmd](args)
+    except BrokenPipeError:
+        # the reader went away (``minitvm tune ... --list | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
