@@ -1,7 +1,7 @@
 """Tune the int8 conv2d template (NCHW4c / OIHW4o4i, dp4a) on the GPU for ResNet-50's layers.
 
 For each distinct ResNet-50 convolution at the given batch: measure the template's default
-config, tune (``--tuner ga``, the genetic tuner, by default; ``--tuner random``; ``--trials``, 200 by default; every candidate is checked
+config, tune (``--tuner ga``, the genetic tuner, by default; ``--tuner model`` or ``random``; ``--trials``, 200 by default; every candidate is checked
 bit-exactly against numpy), then re-measure the default and the best logged config
 (``ApplyHistoryBest``'s choice) under the same, longer timing. Prints per layer and summed
 over the network (each layer times its count): default vs tuned time, TOPS, errors by kind, and
@@ -95,7 +95,7 @@ def main():
     p.add_argument("--timeout", type=float, default=20.0, help="seconds per build and per run")
     p.add_argument("--no-check", action="store_true", help="skip the bit-exact check of every candidate")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tuner", choices=("ga", "random"), default="ga")
+    p.add_argument("--tuner", choices=("ga", "model", "random"), default="ga")
     p.add_argument("--log", default="tune_conv2d_int8.log")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
@@ -129,8 +129,8 @@ def main():
                 autotune.log_to_file(args.log)(None, [MeasureInput(measure.target, task, default)], [d_res])
                 if not d_res.ok:
                     row["note"] = f"default failed: {d_res.error_no.name} {d_res.error_msg[:80]}"
-                tuner = (autotune.GATuner(task, seed=args.seed) if args.tuner == "ga"
-                         else autotune.RandomTuner(task, seed=args.seed))
+                tuner = {"ga": autotune.GATuner, "model": autotune.ModelTuner,
+                         "random": autotune.RandomTuner}[args.tuner](task, seed=args.seed)
                 cbs = [autotune.log_to_file(args.log),
                        lambda t, i, r, c=row["errors"]: c.update(x.error_no.name for x in r if not x.ok)]
                 if not args.no_progress:

@@ -196,7 +196,7 @@ def main(argv=None) -> int:
     t.add_argument("--image-size", type=int, default=None)
     t.add_argument("--dtype", default="float32", choices=["float32", "int8"])
     t.add_argument("--trials", type=int, default=200, help="trials per task (at most)")
-    t.add_argument("--tuner", default="ga", choices=["ga", "random"])
+    t.add_argument("--tuner", default="ga", choices=["ga", "model", "random"])
     t.add_argument("--early-stopping", type=int, default=None)
     t.add_argument("--n-parallel", type=int, default=None, help="build processes (default: CPUs)")
     t.add_argument("--no-check", action="store_true", help="skip checking each candidate against numpy")

@@ -15,7 +15,7 @@ import time
 from .measure import MeasureInput, create_measure_batch
 from .task import target_kind
 
-__all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner"]
+__all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner"]
 
 logger = logging.getLogger("minitvm.autotune")
 
@@ -280,3 +280,85 @@ class GATuner(RandomTuner):
                 if idx not in self.visited:
                     return idx
         return super()._candidate()
+
+
+class ModelTuner(GATuner):
+    """Model-based search (after AutoTVM's cost-model tuner, with a ridge regression instead of
+    boosted trees): the first ``plan_size`` configs are random; after each batch a linear model
+    of log run time over ``space.features`` (log2 split extents, knob values) and their squares
+    is refit on every trial so far (failures count as twice the slowest
+    time), and the next batch is the configs it predicts fastest among ``pool_size`` new
+    candidates that :class:`GATuner` proposes (children of fast configs, and random ones),
+    plus a share ``epsilon`` of the pool drawn at random to keep exploring. Never repeats a
+    config; ``seed`` makes it reproducible for a given sequence of results."""
+
+    def __init__(self, task, plan_size: int = 32, pool_size: int = 256, epsilon: float = 0.1, l2: float = 1.0,
+                 mutation_prob: float = 0.1, seed=None):
+        super().__init__(task, pop_size=plan_size, mutation_prob=mutation_prob, seed=seed)
+        if pool_size < 1:
+            raise ValueError(f"ModelTuner: pool_size must be positive, got {pool_size}")
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"ModelTuner: epsilon must lie in [0, 1], got {epsilon}")
+        self.pool_size, self.epsilon, self.l2 = int(pool_size), float(epsilon), float(l2)
+        self._features: list = []        # per measured trial
+        self._log_costs: list = []       # log seconds, None for failures
+
+    def update(self, inputs, results) -> None:
+        """Record each trial's features and log run time (and the GA's population)."""
+        super().update(inputs, results)
+        for inp, res in zip(inputs, results):
+            self._features.append(self.space.features(inp.config))
+            self._log_costs.append(math.log(res.mean) if res.ok and res.mean > 0 else None)
+
+    def _fit(self):
+        """Weights and normalisation of the ridge model, or None before ``plan_size`` successes."""
+        import numpy as np
+        ok = [c for c in self._log_costs if c is not None]
+        if len(ok) < self.pop_size:
+            return None
+        worst = max(ok) + math.log(2.0)
+        X = np.asarray(self._features, np.float64)
+        y = np.asarray([worst if c is None else c for c in self._log_costs])
+        mu, sd = X.mean(0), X.std(0) + 1e-9
+        A = self._design((X - mu) / sd)
+        w = np.linalg.solve(A.T @ A + self.l2 * np.eye(A.shape[1]), A.T @ y)
+        return w, mu, sd
+
+    @staticmethod
+    def _design(Z):
+        import numpy as np
+        # squares let the model place an optimum inside a knob's range (a best tile size)
+        return np.hstack([Z, Z ** 2, np.ones((Z.shape[0], 1))])
+
+    def predict(self, configs) -> list:
+        """Predicted log run time of ``configs`` (None before the model is fit)."""
+        import numpy as np
+        model = self._fit()
+        if model is None:
+            return None
+        w, mu, sd = model
+        X = np.asarray([self.space.features(c) for c in configs], np.float64)
+        return (self._design((X - mu) / sd) @ w).tolist()
+
+    def next_batch(self, batch_size: int) -> list:
+        """The ``batch_size`` most promising new configs of a pool (random ones until the model
+        has ``plan_size`` successful trials to learn from)."""
+        if len([c for c in self._log_costs if c is not None]) < self.pop_size:
+            return super().next_batch(batch_size)
+        pool = super().next_batch(max(self.pool_size, batch_size))
+        if len(pool) <= batch_size:
+            return pool
+        pred = self.predict(pool)
+        order = sorted(range(len(pool)), key=lambda k: pred[k])
+        n_explore = min(batch_size, int(round(self.epsilon * batch_size)))
+        chosen = order[:batch_size - n_explore]
+        rest = order[batch_size - n_explore:]
+        chosen += self._rng.sample(rest, n_explore)
+        keep = {pool[k].index for k in chosen}
+        returned = [c.index for c in pool if c.index not in keep]
+        for idx in returned:   # the candidates not taken may be proposed later
+            self.visited.discard(idx)
+        if self._rest is not None:   # the random proposer's list of what is left
+            self._rest.extend(returned)
+        self._exhausted = False
+        return [pool[k] for k in chosen]
