@@ -6,7 +6,10 @@ microkernel, and torch's fp32 and fp16 cuDNN convolution on the same shape, same
 minitvm result is checked exactly against torch's float64 convolution of the same int8 data.
 
     PYTHONPATH=. python3 benchmarks/conv2d_int8.py [--batch 16] [--model resnet50|...|all] [--layers N]
-        [--tuning-log benchmarks/logs/resnet50_int8_b16_h200.log]
+        [--tuning-log LOG]
+
+The configs shipped in ``minitvm/autotune/tophub`` apply where no log answers; set
+``MINITVM_TOPHUB=0`` to time the templates' own defaults.
 """
 import argparse
 import os
@@ -99,7 +102,9 @@ def main():
                                                    groups=w.groups))
         rows.append(row)
         print(f"{w.name}: {t * 1e6:.1f} us, {row['tops']:.1f} TOPS, exact={row['ok']}", flush=True)
-    configs = f"best configs of {args.tuning_log}" if args.tuning_log else "default configs"
+    from minitvm.autotune import tophub
+    shipped = ", else shipped tuned configs (tophub) where they match" if tophub.enabled() else ""
+    configs = (f"best configs of {args.tuning_log}" if args.tuning_log else "default configs") + shipped
     print(f"\nint8 conv2d, {configs}, batch {args.batch}, {cuda.device_name(0)}; "
           f"dp4a peak measured now: {peak / 1e12:.1f} TOPS")
     print(f"{'layer':34s} {'C':>4s} {'HW':>4s} {'O':>4s} {'K':>2s} {'s':>2s} {'us':>9s} {'TOPS':>6s} "

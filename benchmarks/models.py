@@ -94,8 +94,10 @@ def main():
                 t = model.benchmark(number=10, repeat=5).median
                 rows.append((name, batch, dtype, t, t32, t16, build_s, len(model.steps), fgraph.macs()))
                 print(f"{name} b{batch} {dtype}: {t * 1e3 / batch:.3f} ms/image, build {build_s:.1f} s", flush=True)
-    print(f"\nwhole models on {cuda.device_name(0)}, ms per image (minitvm: default schedules unless a log is "
-          "given, CUDA graph replay)")
+    from minitvm.autotune import tophub
+    shipped = " or shipped (tophub)" if tophub.enabled() else ""
+    print(f"\nwhole models on {cuda.device_name(0)}, ms per image (minitvm: default schedules unless a log{shipped} "
+          "gives tuned ones, CUDA graph replay)")
     print(f"{'model':18s} {'bs':>3s} {'dtype':>7s} {'minitvm':>9s} {'TOPS':>7s} {'torch32':>9s} {'torch16 graph':>14s} "
           f"{'build s':>8s} {'kernels':>8s}")
     for name, b, dtype, t, t32, t16, bs, k, macs in rows:

@@ -2,8 +2,9 @@
 
 A template called without ``cfg`` asks ``DispatchContext.current().query(target, workload)``.
 Contexts nest (``with``); one that has no answer asks the one it was entered in, down to the
-root :class:`FallbackContext`, which answers a :class:`~minitvm.autotune.space.FallbackConfig`
-(the template's sound default) and warns once per workload that nothing was tuned for it.
+root :class:`FallbackContext`, which answers from the tuned configs that ship with minitvm
+(:mod:`minitvm.autotune.tophub`) or else a :class:`~minitvm.autotune.space.FallbackConfig` (the
+template's sound default), warning once per workload that nothing was tuned for it.
 
     with autotune.ApplyHistoryBest("conv.log"):
         s, args = conv2d_NCHWc_int8_template(data_shape, kernel_shape, 1, 1)   # the best logged config
@@ -84,15 +85,22 @@ class ApplyConfig(DispatchContext):
 
 
 class FallbackContext(DispatchContext):
-    """The root context: a fresh :class:`FallbackConfig` for every query, with a
-    :class:`FallbackConfigWarning` the first time each (target, workload) is seen."""
+    """The root context: the shipped tuned config of a workload (``tophub``, unless
+    ``use_tophub`` is false or ``MINITVM_TOPHUB=0``), else a fresh :class:`FallbackConfig`
+    with a :class:`FallbackConfigWarning` the first time each (target, workload) is seen."""
 
-    def __init__(self):
+    def __init__(self, use_tophub: bool = True):
         super().__init__()
+        self.use_tophub = use_tophub
         self._warned: set = set()
         self._lock = threading.Lock()
 
     def _query_inside(self, target, workload):
+        from . import tophub
+        if self.use_tophub and tophub.enabled():
+            config = tophub.context()._query_inside(target, workload)
+            if config is not None:
+                return config
         key = (target_kind(target), workload_key(workload))
         with self._lock:
             first = key not in self._warned

@@ -1,0 +1,40 @@
+"""Tuned configs that ship with minitvm (after TVM's TopHub): one JSON-lines log per file here.
+
+The root dispatch context answers a workload from these logs before it falls back to the
+template's default, so common models run with tuned kernels without a tuning run. A user's
+own ``ApplyHistoryBest`` is asked first; ``MINITVM_TOPHUB=0`` turns the shipped logs off.
+
+| file | what was tuned | device |
+| --- | --- | --- |
+| ``cuda_resnet50_int8_b16_h200.log`` | ResNet-50's 23 distinct int8 convs (``conv2d_NCHWc_int8.cuda``), batch 16, 200 genetic-search trials each | NVIDIA H200 |
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+__all__ = ["log_files", "context", "enabled"]
+
+_lock = threading.Lock()
+_context = None
+
+
+def log_files() -> list:
+    """The shipped tuning logs, sorted by name."""
+    return sorted(str(p) for p in Path(__file__).parent.glob("*.log"))
+
+
+def enabled() -> bool:
+    """Whether the shipped logs are consulted (``MINITVM_TOPHUB=0`` turns them off)."""
+    return os.environ.get("MINITVM_TOPHUB", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def context():
+    """One :class:`~minitvm.autotune.ApplyHistoryBest` over the shipped logs (loaded once)."""
+    global _context
+    with _lock:
+        if _context is None:
+            from ..dispatch import ApplyHistoryBest
+            _context = ApplyHistoryBest(log_files())
+        return _context
