@@ -132,8 +132,10 @@ class ApplyHistoryBest(DispatchContext):
     ``records``: a log path, a list of paths, or a list of ``(MeasureInput, MeasureResult)``
     pairs (as from :func:`~minitvm.autotune.record.load_records`). The best record is the one
     with the lowest mean cost among those without error; records of the target asked for come
-    first, then records of the same target kind (``cuda``), then any. A record whose knob values
-    no longer fit the template's space (the template changed) is passed over for the next best.
+    first, then records of the same target kind (``cuda``), then any. Knobs a record lacks (added
+    to the template after it was written) take their first value, which reproduces the earlier
+    behaviour; a record whose values no longer fit the template's space (a knob or a value was
+    removed) is passed over for the next best.
     """
 
     def __init__(self, records):
@@ -196,7 +198,7 @@ class ApplyHistoryBest(DispatchContext):
         for _cost, _tgt, inp in self._candidates(wkey, target):
             try:
                 space = inp.task.config_space
-                config = space.get(space.index_of(inp.config.values))
+                config = space.get(space.index_of(inp.config.values, fill_missing=True))
                 break
             except (ConfigError, TaskError):
                 continue

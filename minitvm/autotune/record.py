@@ -49,7 +49,7 @@ class LoggedConfig:
     def resolve(self):
         """The ConfigEntity of the task's current space with these knob values."""
         space = self.task.config_space
-        return space.get(space.index_of(self.values))
+        return space.get(space.index_of(self.values, fill_missing=True))
 
     def to_dict(self) -> dict:
         """``{"index": ..., "knobs": {...}}``."""

@@ -577,11 +577,20 @@ class ConfigSpace(_KnobDefiner):
             entities[name] = sp.get(i)
         return ConfigEntity(self, index, entities)
 
-    def index_of(self, values) -> int:
+    def index_of(self, values, fill_missing: bool = False) -> int:
         """The index of the config whose knobs take ``values`` (a dict name -> plain value,
-        or a config); raises ConfigError if a value is not in its knob's space."""
+        or a config); raises ConfigError if a value is not in its knob's space.
+
+        ``fill_missing``: knobs absent from ``values`` take their first value (a knob added to
+        a template after a log was written lists the earlier behaviour first, so old logs
+        keep meaning what they measured)."""
         if isinstance(values, (ConfigEntity, FallbackConfig)):
             values = values.values
+        if fill_missing:
+            values = dict(values)
+            for name, sp in self.space_map.items():
+                if name not in values:
+                    values[name] = sp.get(0)
         missing = [n for n in self.space_map if n not in values]
         extra = [n for n in values if n not in self.space_map]
         if missing or extra:

@@ -124,6 +124,21 @@ def test_apply_history_best_passes_over_records_that_do_not_fit_the_space(tmp_pa
         assert ctx.query("llvm", task.workload) == recs[0][0].config
 
 
+def test_a_knob_added_after_the_log_takes_its_first_value(tmp_path):
+    """Old logs keep their meaning when a template gains a knob (listed old-behaviour first)."""
+    task = autotune.Task("matmul.cpu", ARGS)
+    (inp, res), = _records(task, [1e-3])
+    line = json.loads(encode(inp, res))
+    first = task.config_space.space_map["vectorize"].get(0).val
+    del line["config"]["knobs"]["vectorize"]          # written before the knob existed
+    log = tmp_path / "mm.log"
+    log.write_text(json.dumps(line) + "\n")
+    with autotune.ApplyHistoryBest(str(log)) as ctx:
+        cfg = ctx.query("llvm", task.workload)
+    assert not cfg.is_fallback and cfg["vectorize"].val == first
+    assert {k: v for k, v in cfg.values.items() if k != "vectorize"} == line["config"]["knobs"]
+
+
 def test_fallback_warns_once_per_workload():
     root = autotune.DispatchContext.current()
     assert isinstance(root, autotune.FallbackContext)
