@@ -88,7 +88,8 @@ def inline_between(s, anchor, output, what: str) -> None:
 def cooperative_fetch(s, load, threads, vector: int = 1):
     """Let a block's threads fill the shared-memory stage ``load`` (a ``cache_read``) together.
 
-    All of ``load``'s axes are fused into one loop, which is split by the thread counts and
+    All of ``load``'s loops (its leaf axes: fuse trailing axes beforehand to vectorize across
+    them) are fused into one loop, which is split by the thread counts and
     bound: ``threads`` lists ``(extent, thread_axis)`` pairs **innermost first** (the first pair
     takes consecutive elements, e.g. ``[(n_tx, "threadIdx.x"), (n_ty, "threadIdx.y")]``); a
     thread axis may be given as a ``te.thread_axis`` or as its tag. With ``vector > 1`` the last
@@ -101,7 +102,7 @@ def cooperative_fetch(s, load, threads, vector: int = 1):
     """
     from ..te import thread_axis
     stage = s[load]
-    axes = list(stage.op.axis)
+    axes = list(stage.leaf_iter_vars)
     vector = int(vector)
     if vector < 1:
         raise ScheduleError(f"cooperative_fetch of {load.name}: vector must be >= 1, got {vector}")

@@ -15,7 +15,8 @@ picks sound values from the shape and is the fallback when nothing was tuned):
 reduction loops into one and double-buffer the shared data and weight tiles over it, so the
 next tile's global loads overlap the current tile's ``dp4a``s; ``cache_data`` /
 ``cache_weight`` — stage data / weights through shared memory (else each thread reads them
-from global memory, through the L1 cache); ``auto_unroll_max_step``, ``unroll_explicit``.
+from global memory, through the L1 cache); ``vector_weight`` — bytes per thread and step when
+staging weights: 4 (one word) or 16 (a whole 4x4 channel block, one 128-bit load); ``auto_unroll_max_step``, ``unroll_explicit``.
 
 The tunable template is ``conv2d_NCHWc_int8.cuda`` (:func:`conv2d_NCHWc_int8_cuda`, args
 ``(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype)``).
@@ -58,6 +59,7 @@ def default_config(conv) -> dict:
         "double_buffer": False,
         "cache_data": True,
         "cache_weight": True,
+        "vector_weight": 4,
         "auto_unroll_max_step": 512,
         "unroll_explicit": False,
     }
@@ -65,7 +67,8 @@ def default_config(conv) -> dict:
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
-_KNOB_FLAGS = ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "auto_unroll_max_step", "unroll_explicit")
+_KNOB_FLAGS = ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "vector_weight", "auto_unroll_max_step",
+               "unroll_explicit")
 _MAX_THREADS = 1024
 _MAX_THREADS_Z = 64         # CUDA's limit on blockDim.z
 _MAX_LOCAL = 128            # int32 accumulators per thread (more spill registers: measured 3-5x slower)
@@ -110,6 +113,8 @@ def define_knobs(cfg, conv) -> None:
     # unstaged data is read straight from global memory by dp4a, which needs no padding select
     cfg.define_knob("cache_data", [True, False] if not any(conv.op.attrs.get("padding", (0,))) else [True])
     cfg.define_knob("cache_weight", [True, False])
+    ob, ib = (int(d.value) for d in conv.op.input_tensors[1].shape[-2:])
+    cfg.define_knob("vector_weight", [4, 16] if ob * ib % 16 == 0 else [4])
     cfg.define_knob("auto_unroll_max_step", [0, 512, 1500])
     cfg.define_knob("unroll_explicit", [False, True])
     default = default_config(conv)
@@ -120,10 +125,12 @@ def define_knobs(cfg, conv) -> None:
         v = dict({k: c[k].size for k, _ in _KNOB_SPLITS}, **{k: c[k].val for k in _KNOB_FLAGS})
         threads, local, smem, vthreads, blocks = _footprint(conv, v)
         tz = v["tile_n"][2] if v["fuse_yx"] else v["tile_n"][2] * v["tile_f"][2]
-        # double buffering needs a shared tile to pipeline
-        pipelined = v["cache_data"] or v["cache_weight"] or not v["double_buffer"]
+        # double buffering needs a shared tile to pipeline; the weight fetch width matters only
+        # when weights are staged
+        meaningful = (v["cache_data"] or v["cache_weight"] or not v["double_buffer"]) \
+            and (v["cache_weight"] or v["vector_weight"] == 4)
         return (min_threads <= threads <= _MAX_THREADS and tz <= _MAX_THREADS_Z and local <= _MAX_LOCAL
-                and smem <= _MAX_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and pipelined)
+                and smem <= _MAX_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and meaningful)
 
     cfg.multi_filter(sound)
     if cfg.is_fallback:
@@ -223,8 +230,10 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
                             "through shared memory (cache_data=True)")
     if cfg["cache_data"]:
         loads.append(s.cache_read(conv.op.input_tensors[0], "shared", [conv]))
+    weight_load = None
     if cfg["cache_weight"]:
-        loads.append(s.cache_read(conv.op.input_tensors[1], "shared", [conv]))
+        weight_load = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
+        loads.append(weight_load)
 
     n, f, y, x, c = s[output].op.axis
     for key, ax, parts in (("tile_n", n, 4), ("tile_f", f, 4), ("tile_y", y, 4), ("tile_x", x, 4)):
@@ -279,8 +288,17 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
         s[load].compute_at(s[conv], attach)
         if cfg["double_buffer"]:
             s[load].double_buffer()
-        # cooperative fetching: 4 int8 channels (one 32-bit word) per thread and step
-        cooperative_fetch(s, load, list(reversed(threads)), vector=4)
+        # cooperative fetching: 4 int8 channels (one 32-bit word) per thread and step, or for
+        # weights a whole 4x4 (output x input channel) block, 16 contiguous bytes
+        vector = 4
+        if cfg["vector_weight"] == 16 and load is weight_load:
+            *_, obk, icb = s[load].leaf_iter_vars
+            if int(obk.dom.extent.value) * int(icb.dom.extent.value) % 16:
+                raise ScheduleError(f"knob vector_weight=16: the weight block of {conv.name} "
+                                    f"({obk.dom.extent} x {icb.dom.extent}) is not a multiple of 16 bytes")
+            s[load].fuse(obk, icb)
+            vector = 16
+        cooperative_fetch(s, load, list(reversed(threads)), vector=vector)
     return s
 
 
