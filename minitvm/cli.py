@@ -74,6 +74,24 @@ def quantize_for_target(graph, rng, n_images: int = 4):
         return alter_layout(quantize_graph(graph, data or None))
 
 
+def _is_quantized(graph) -> bool:
+    """Whether ``graph`` already computes convs or dense layers in int8 (a pre-quantized model)."""
+    return any(graph.node(n).is_op and graph.node(n).op in ("conv2d", "dense")
+               and graph.input_types(n)[0].dtype in ("int8", "uint8") for n in graph.topo_order())
+
+
+def _prepare(graph, dtype: str, rng, n_images: int):
+    """The graph to compile: a pre-quantized model gets its int8 layers packed (NCHW4c, dp4a);
+    a float one is quantized first when ``dtype`` is int8."""
+    from .graph.passes.alter_layout import alter_layout
+    if _is_quantized(graph):
+        print("pre-quantized model: its int8 layers run as they are, packed to NCHW4c")
+        return alter_layout(graph)
+    if dtype == "int8":
+        return quantize_for_target(graph, rng, n_images)
+    return graph
+
+
 def info(args) -> int:
     """Print a model's graph summary: ops, MACs, parameters."""
     graph = _load_model(args.model, args.batch, args.image_size)
@@ -87,8 +105,7 @@ def run(args) -> int:
     target = _pick_target(args.target)
     graph = _load_model(args.model, args.batch, args.image_size)
     rng = np.random.default_rng(args.seed)
-    if args.dtype == "int8":
-        graph = quantize_for_target(graph, rng, args.calibration_images)
+    graph = _prepare(graph, args.dtype, rng, args.calibration_images)
     t0 = time.perf_counter()
 
     def progress(done, total):
@@ -137,9 +154,8 @@ def tune(args) -> int:
     from .graph.tune import extract_tasks, tune_graph
     from .runtime import cuda
     graph = _load_model(args.model, args.batch, args.image_size)
-    if args.dtype == "int8":
-        # the kernels' shapes do not depend on the scales: no calibration needed to find them
-        graph = quantize_for_target(graph, np.random.default_rng(args.seed), n_images=0)
+    # the kernels' shapes do not depend on the scales: no calibration needed to find them
+    graph = _prepare(graph, args.dtype, np.random.default_rng(args.seed), n_images=0)
     tasks = extract_tasks(graph, "cuda", counts=True)
     print(f"{args.model} ({args.dtype}, batch {args.batch}): {len(tasks)} tunable tasks, "
           f"{sum(n for _, n in tasks)} kernels")

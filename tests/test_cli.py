@@ -32,3 +32,21 @@ def test_tune_needs_a_log(capsys):
 def test_tune_without_a_gpu_says_so(tmp_path, capsys):
     assert main(["tune", "resnet18", "--image-size", "32", "--log", str(tmp_path / "t.log")]) == 1
     assert "GPU" in capsys.readouterr().err
+
+
+def test_a_pre_quantized_onnx_model_runs_packed(tmp_path, capsys):
+    """quantize_static's output runs as imported, its int8 convs packed for dp4a."""
+    import os
+    import sys
+    pytest.importorskip("onnxruntime")
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "frontend"))
+    import test_onnx_quant as Q
+    import onnx
+    model, _ = Q._quantize(tmp_path, Q._cnn, "QDQ", True, "uint8", seed=5)
+    path = tmp_path / "q.onnx"
+    onnx.save(model, path)
+    assert main(["run", str(path), "--target", "llvm", "--dtype", "int8", "--number", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "pre-quantized model" in out and "latency" in out
+    assert main(["tune", str(path), "--list"]) == 0
+    assert "conv2d_NCHWc_int8.cuda" in capsys.readouterr().out
