@@ -1,7 +1,8 @@
 """Tune the int8 conv2d template (NCHW4c / OIHW4o4i, dp4a) on the GPU for ResNet-50's layers.
 
 For each distinct ResNet-50 convolution at the given batch: measure the template's default
-config, tune (``--tuner ga``, the genetic tuner, by default; ``--tuner model`` or ``random``; ``--trials``, 200 by default; every candidate is checked
+config, tune (``--tuner ga``, the genetic tuner, by default; ``--tuner model`` or ``random``;
+``--trials``, 200 by default; every candidate is checked
 bit-exactly against numpy), then re-measure the default and the best logged config
 (``ApplyHistoryBest``'s choice) under the same, longer timing. Prints per layer and summed
 over the network (each layer times its count): default vs tuned time, TOPS, errors by kind, and
@@ -106,7 +107,8 @@ def main():
     layers = select_layers(unique(resnet50_convs(args.batch)), args.layers)
     n_parallel = args.n_parallel or os.cpu_count() or 1
     print(f"tuning {len(layers)} distinct ResNet-50 int8 conv layers, batch {args.batch}, <= {args.trials} trials "
-          f"each ({args.tuner} tuner), on {cuda.device_name(0)}; {n_parallel} build processes; check={'off' if args.no_check else 'on'}; "
+          f"each ({args.tuner} tuner), on {cuda.device_name(0)}; {n_parallel} build processes; "
+          f"check={'off' if args.no_check else 'on'}; "
           f"log {args.log}", flush=True)
 
     builder = autotune.LocalBuilder(n_parallel=n_parallel, timeout=args.timeout)
@@ -140,8 +142,7 @@ def main():
                 finally:
                     row["trials"], row["tune_s"] = tuner.trials, tuner.tune_seconds
                 errors_total.update(row["errors"])
-                with autotune.ApplyHistoryBest(args.log) as ctx:
-                    best = ctx.query(measure.target, task.workload)
+                best = autotune.ApplyHistoryBest(args.log).lookup(measure.target, task.workload)
                 inputs = [MeasureInput(measure.target, task, default)]
                 if best is not None:
                     inputs.append(MeasureInput(measure.target, task, best))

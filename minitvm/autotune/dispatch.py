@@ -98,7 +98,7 @@ class FallbackContext(DispatchContext):
     def _query_inside(self, target, workload):
         from . import tophub
         if self.use_tophub and tophub.enabled():
-            config = tophub.context()._query_inside(target, workload)
+            config = tophub.context().lookup(target, workload)
             if config is not None:
                 return config
         key = (target_kind(target), workload_key(workload))
@@ -173,6 +173,11 @@ class ApplyHistoryBest(DispatchContext):
     def workloads(self) -> list:
         """The workload keys that have a valid record."""
         return list(self._by_workload)
+
+    def lookup(self, target, workload):
+        """The best config these records hold for ``workload`` on ``target``, or None (no
+        enclosing context is asked)."""
+        return self._query_inside(target, tuple(workload))
 
     def best(self, workload, target=None):
         """``(cost, MeasureInput)`` of the best record for ``workload`` (and ``target``), or None."""

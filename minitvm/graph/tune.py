@@ -80,7 +80,8 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
     """Tune every task of ``graph`` for ``target`` with up to ``n_trial`` trials each, appending
     every trial to the JSON-lines ``log``; returns ``[(task, best cost in seconds or inf)]``.
 
-    ``tuner``: ``"ga"`` (genetic, the default), ``"model"`` (ridge cost model) or ``"random"``. ``measure_option`` defaults to
+    ``tuner``: ``"ga"`` (genetic, the default), ``"model"`` (ridge cost model) or ``"random"``.
+    ``measure_option`` defaults to
     a :class:`~minitvm.autotune.LocalBuilder` (one process per CPU) and a
     :class:`~minitvm.autotune.LocalRunner` that checks each candidate against numpy where the
     template has a reference. Tasks that already have ``n_trial`` trials in ``log`` are

@@ -107,8 +107,8 @@ def test_apply_history_best_picks_the_best_valid_config(tmp_path):
     np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
     # records of another workload do not answer
     with autotune.ApplyHistoryBest(load_records(log)) as ctx:
-        assert ctx._query_inside("llvm", ("matmul.cpu", 8, 8, 8, "float32")) is None
-        assert ctx._query_inside("cuda", task.workload) is None
+        assert ctx.lookup("llvm", ("matmul.cpu", 8, 8, 8, "float32")) is None
+        assert ctx.lookup("cuda", task.workload) is None
 
 
 def test_apply_history_best_passes_over_records_that_do_not_fit_the_space(tmp_path):

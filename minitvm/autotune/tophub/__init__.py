@@ -4,9 +4,9 @@ The root dispatch context answers a workload from these logs before it falls bac
 template's default, so common models run with tuned kernels without a tuning run. A user's
 own ``ApplyHistoryBest`` is asked first; ``MINITVM_TOPHUB=0`` turns the shipped logs off.
 
-| file | what was tuned | device |
-| --- | --- | --- |
-| ``cuda_resnet50_int8_b16_h200.log`` | ResNet-50's 23 distinct int8 convs (``conv2d_NCHWc_int8.cuda``), batch 16, 200 genetic-search trials each | NVIDIA H200 |
+``cuda_resnet50_int8_b16_h200.log``: ResNet-50's 23 distinct int8 convs
+(``conv2d_NCHWc_int8.cuda``) at batch 16, the best of 200 genetic-search trials each, on an
+NVIDIA H200.
 """
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ reduction loops into one and double-buffer the shared data and weight tiles over
 next tile's global loads overlap the current tile's ``dp4a``s; ``cache_data`` /
 ``cache_weight`` — stage data / weights through shared memory (else each thread reads them
 from global memory, through the L1 cache); ``vector_weight`` — bytes per thread and step when
-staging weights: 4 (one word) or 16 (a whole 4x4 channel block, one 128-bit load); ``auto_unroll_max_step``, ``unroll_explicit``.
+staging weights: 4 (one word) or 16 (a whole 4x4 channel block, one 128-bit load);
+``auto_unroll_max_step``, ``unroll_explicit``.
 
 The tunable template is ``conv2d_NCHWc_int8.cuda`` (:func:`conv2d_NCHWc_int8_cuda`, args
 ``(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype)``).
