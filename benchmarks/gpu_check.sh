@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call's worth of GPU checks (about 7 minutes on an H100/H200): the GPU test suite,
+# One device call's worth of GPU checks (about 8 minutes on an H100/H200): the GPU test suite,
 # then the int8 conv table (dp4a peak measured in the same run; shipped tuned configs) and
 # ResNet-50 at batch 16 in fp32 and int8 beside PyTorch. Logs go to $OUT when it is set.
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh
@@ -11,3 +11,5 @@ timeout 300 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -W ignore 
 timeout 90 python3 benchmarks/conv2d_int8.py --batch 16 2>&1 | grep -v "Warning\|cfg = " | tail -30 | tee "$out/conv2d_int8.log"
 timeout 90 python3 benchmarks/models.py --models resnet50 --batches 16 --dtypes float32,int8 2>&1 \
     | grep -v "Warning\|cfg = " | tail -4 | tee "$out/models.log"
+timeout 60 python3 benchmarks/models.py --models resnet50 --batches 16 --dtypes int8 --int8-first-conv 2>&1 \
+    | grep -v "Warning\|cfg = " | tail -2 | tee "$out/models_int8_first_conv.log"

@@ -67,6 +67,7 @@ def main():
     p.add_argument("--batches", default="1,16")
     p.add_argument("--dtypes", default="float32,int8")
     p.add_argument("--tuning-log", default=None, help="apply the best configs of this log to int8 convs")
+    p.add_argument("--int8-first-conv", action="store_true", help="int8 rows quantize the first conv too")
     args = p.parse_args()
     if cuda.device_count() == 0:
         print("no CUDA device here:", cuda.unavailable_reason())
@@ -80,7 +81,9 @@ def main():
             size = fgraph.node(fgraph.topo_order()[0]).type.shape[-1]
             t32, t16 = torch_times(name, batch, size)
             for dtype in args.dtypes.split(","):
-                graph = fgraph if dtype == "float32" else quantize_for_target(fgraph, np.random.default_rng(0), 0)
+                graph = fgraph
+                if dtype == "int8":
+                    graph = quantize_for_target(fgraph, np.random.default_rng(0), 0, args.int8_first_conv)
                 ctx = contextlib.nullcontext()
                 if dtype == "int8" and args.tuning_log:
                     from minitvm.autotune import ApplyHistoryBest

@@ -62,15 +62,17 @@ def _load_model(model: str, batch: int, image_size):
     return graph
 
 
-def quantize_for_target(graph, rng, n_images: int = 4):
+def quantize_for_target(graph, rng, n_images: int = 4, first_conv: bool = False):
     """int8 graph with packed int8 layouts: max calibration on ``n_images`` random inputs
-    (``n_images=0``: a global scale, no calibration run — for timing only)."""
+    (``n_images=0``: a global scale, no calibration run — for timing only). The first conv
+    stays float (the usual recipe: it is the most sensitive layer) unless ``first_conv``."""
     from .graph.passes.alter_layout import alter_layout
     from .graph.quantize import qconfig, quantize_graph
     inputs = [n for n in graph.topo_order() if graph.node(n).is_input]
     data = [{n: rng.standard_normal(tuple(graph.node(n).type.shape)).astype(graph.node(n).type.dtype)
              for n in inputs} for _ in range(n_images)]
-    with qconfig(calibrate_mode="max" if n_images else "global_scale"):
+    skip = {} if not first_conv else {"skip_conv_layers": []}
+    with qconfig(calibrate_mode="max" if n_images else "global_scale", **skip):
         return alter_layout(quantize_graph(graph, data or None))
 
 
@@ -80,7 +82,7 @@ def _is_quantized(graph) -> bool:
                and graph.input_types(n)[0].dtype in ("int8", "uint8") for n in graph.topo_order())
 
 
-def _prepare(graph, dtype: str, rng, n_images: int):
+def _prepare(graph, dtype: str, rng, n_images: int, first_conv: bool = False):
     """The graph to compile: a pre-quantized model gets its int8 layers packed (NCHW4c, dp4a);
     a float one is quantized first when ``dtype`` is int8."""
     from .graph.passes.alter_layout import alter_layout
@@ -88,7 +90,7 @@ def _prepare(graph, dtype: str, rng, n_images: int):
         print("pre-quantized model: its int8 layers run as they are, packed to NCHW4c")
         return alter_layout(graph)
     if dtype == "int8":
-        return quantize_for_target(graph, rng, n_images)
+        return quantize_for_target(graph, rng, n_images, first_conv)
     return graph
 
 
@@ -105,7 +107,7 @@ def run(args) -> int:
     target = _pick_target(args.target)
     graph = _load_model(args.model, args.batch, args.image_size)
     rng = np.random.default_rng(args.seed)
-    graph = _prepare(graph, args.dtype, rng, args.calibration_images)
+    graph = _prepare(graph, args.dtype, rng, args.calibration_images, args.int8_first_conv)
     t0 = time.perf_counter()
 
     def progress(done, total):
@@ -155,7 +157,7 @@ def tune(args) -> int:
     from .runtime import cuda
     graph = _load_model(args.model, args.batch, args.image_size)
     # the kernels' shapes do not depend on the scales: no calibration needed to find them
-    graph = _prepare(graph, args.dtype, np.random.default_rng(args.seed), n_images=0)
+    graph = _prepare(graph, args.dtype, np.random.default_rng(args.seed), 0, args.int8_first_conv)
     tasks = extract_tasks(graph, "cuda", counts=True)
     print(f"{args.model} ({args.dtype}, batch {args.batch}): {len(tasks)} tunable tasks, "
           f"{sum(n for _, n in tasks)} kernels")
@@ -199,6 +201,8 @@ def main(argv=None) -> int:
     r.add_argument("--dtype", default="float32", choices=["float32", "int8"],
                    help="int8: quantize (max calibration on random images) and run the dp4a kernels")
     r.add_argument("--calibration-images", type=int, default=4)
+    r.add_argument("--int8-first-conv", action="store_true",
+                   help="quantize the first conv too (by default it stays float, the usual recipe)")
     r.add_argument("--tuning-log", help="JSON-lines tuning log to take the best configs from")
     r.add_argument("--input", help=".npy file with the input (default: random)")
     r.add_argument("--number", type=int, default=10)
@@ -211,6 +215,7 @@ def main(argv=None) -> int:
     t.add_argument("--batch", type=int, default=1)
     t.add_argument("--image-size", type=int, default=None)
     t.add_argument("--dtype", default="float32", choices=["float32", "int8"])
+    t.add_argument("--int8-first-conv", action="store_true", help="as for run: tune the first conv in int8")
     t.add_argument("--trials", type=int, default=200, help="trials per task (at most)")
     t.add_argument("--tuner", default="ga", choices=["ga", "model", "random"])
     t.add_argument("--early-stopping", type=int, default=None)

@@ -50,3 +50,12 @@ def test_a_pre_quantized_onnx_model_runs_packed(tmp_path, capsys):
     assert "pre-quantized model" in out and "latency" in out
     assert main(["tune", str(path), "--list"]) == 0
     assert "conv2d_NCHWc_int8.cuda" in capsys.readouterr().out
+
+
+def test_int8_first_conv_flag_quantizes_every_conv(capsys):
+    args = ["tune", "resnet18", "--image-size", "32", "--dtype", "int8", "--batch", "2", "--list"]
+    assert main(args) == 0
+    assert "conv2d_nchw.cuda" in capsys.readouterr().out          # the first conv stays float
+    assert main(args + ["--int8-first-conv"]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d_nchw.cuda" not in out and "conv2d_NCHWc_int8.cuda((2, 1, 32, 32, 4)" in out
