@@ -28,8 +28,8 @@ def make_model(nodes, inputs, outputs, inits=(), opset=17):
     """inputs/outputs: [(name, shape)] (float32; shape entries may be symbolic strings)."""
     graph = h.make_graph(nodes, "test", [h.make_tensor_value_info(n, TP.FLOAT, s) for n, s in inputs],
                          [h.make_tensor_value_info(n, TP.FLOAT, s) for n, s in outputs], list(inits))
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 10)
+    # IR 10: what onnxruntime releases for Python 3.10 still load
+    model = h.make_model(graph, ir_version=10, opset_imports=[h.make_opsetid("", opset)])
     if all(s is not None for _, s in list(inputs) + list(outputs)):
         onnx.checker.check_model(model)  # (the checker wants every graph output's shape)
     return model
@@ -247,7 +247,7 @@ def test_unsupported_op_names_the_node():
 def test_unsupported_attributes_name_node_op_attr(node, inits, shape, match):
     graph = h.make_graph([node], "bad", [h.make_tensor_value_info("x", TP.FLOAT, shape)],
                          [h.make_tensor_value_info("y", TP.FLOAT, None)], inits)
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 19)])
+    model = h.make_model(graph, ir_version=10, opset_imports=[h.make_opsetid("", 19)])
     with pytest.raises(GraphError, match=match):
         from_onnx(model)
 
@@ -258,7 +258,7 @@ def test_batchnorm_training_mode_rejected():
     graph = h.make_graph([node], "bad", [h.make_tensor_value_info("x", TP.FLOAT, [1, 2, 3, 3])],
                          [h.make_tensor_value_info("y", TP.FLOAT, None)], inits)
     with pytest.raises(GraphError, match="'bnt' \\(BatchNormalization\\): attribute 'training_mode'"):
-        from_onnx(h.make_model(graph, opset_imports=[h.make_opsetid("", 15)]))
+        from_onnx(h.make_model(graph, ir_version=10, opset_imports=[h.make_opsetid("", 15)]))
 
 
 def test_shape_mismatch_reported_with_node_name():
@@ -268,14 +268,14 @@ def test_shape_mismatch_reported_with_node_name():
                          [h.make_tensor_value_info("y", TP.FLOAT, None)], inits)
     from minitvm.errors import ShapeError
     with pytest.raises(ShapeError, match="ONNX node 'badconv' \\(Conv\\): node 'y' \\(conv2d\\): weight"):
-        from_onnx(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]))
+        from_onnx(h.make_model(graph, ir_version=10, opset_imports=[h.make_opsetid("", 17)]))
 
 
 def test_custom_domain_rejected():
     node = h.make_node("MyOp", ["x"], ["y"], domain="com.example", name="custom")
     graph = h.make_graph([node], "bad", [h.make_tensor_value_info("x", TP.FLOAT, [2])],
                          [h.make_tensor_value_info("y", TP.FLOAT, None)])
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("com.example", 1)])
+    model = h.make_model(graph, ir_version=10, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("com.example", 1)])
     with pytest.raises(GraphError, match="'custom' \\(MyOp\\): op domain 'com.example'"):
         from_onnx(model)
 

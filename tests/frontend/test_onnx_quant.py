@@ -44,7 +44,7 @@ def _cnn():
              oh.make_node("Gemm", ["fl", "fw", "fb"], ["y"], transB=1, name="fc")]
     g = oh.make_graph(nodes, "cnn", [oh.make_tensor_value_info("x", TP.FLOAT, [2, 3, 8, 8])],
                       [oh.make_tensor_value_info("y", TP.FLOAT, [2, 10])], inits)
-    return oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)]), (2, 3, 8, 8)
+    return oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17)]), (2, 3, 8, 8)
 
 
 def _mlp():
@@ -57,7 +57,7 @@ def _mlp():
              oh.make_node("MatMul", ["r1", "w2"], ["y"], name="mm2")]
     g = oh.make_graph(nodes, "mlp", [oh.make_tensor_value_info("x", TP.FLOAT, [4, 16])],
                       [oh.make_tensor_value_info("y", TP.FLOAT, [4, 5])], inits)
-    return oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)]), (4, 16)
+    return oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17)]), (4, 16)
 
 
 class _Reader(quantization.CalibrationDataReader):
@@ -177,7 +177,7 @@ def test_constant_quantize_dequantize_fold():
              nh.from_array(np.array([3, -2], np.int8), "zp")]
     g = oh.make_graph(nodes, "c", [oh.make_tensor_value_info("x", TP.FLOAT, [2, 2])],
                       [oh.make_tensor_value_info("y", TP.FLOAT, [2, 2])], inits)
-    model = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+    model = oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17)])
     graph, _ = from_onnx(model)
     x = np.ones((2, 2), np.float32)
     want = _ort(model, x, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
@@ -321,7 +321,7 @@ def _uint8_qoperator_model():
     g = oh.make_graph(nodes, "u8", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 3, 6, 6])],
                       [oh.make_tensor_value_info("y", TP.UINT8, [1, 4, 3, 3]),
                        oh.make_tensor_value_info("mp", TP.UINT8, [1, 4, 3, 3])], inits)
-    return oh.make_model(g, opset_imports=[oh.make_opsetid("", 17), oh.make_opsetid("com.microsoft", 1)])
+    return oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17), oh.make_opsetid("com.microsoft", 1)])
 
 
 def test_uint8_qoperator_graph_keeps_int8_inside_and_uint8_outputs():
@@ -374,7 +374,7 @@ def test_per_axis_activation_quantization_raises():
     inits = [nh.from_array(np.array([0.1, 0.2], np.float32), "s"), nh.from_array(np.array([3, 4], np.uint8), "z")]
     g = oh.make_graph(nodes, "pa", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 2])],
                       [oh.make_tensor_value_info("xq", TP.UINT8, [1, 2])], inits)
-    model = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+    model = oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17)])
     with pytest.raises(GraphError, match=r"ONNX node 'qx' \(QuantizeLinear\): tensor 'x': per-axis quantization "
                                          r"of an activation is not supported \(2 scales\)"):
         from_onnx(model)

@@ -100,7 +100,7 @@ def test_onnx_model_compiled_matches_onnxruntime():
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
                               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(fc, "fc")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17)])
     g, _ = from_onnx(model)
     x = rng.standard_normal((1, 3, 8, 8)).astype("float32")
     got = build(g, "llvm").run({"x": x})[0]

@@ -145,7 +145,7 @@ def test_pool_reference_matches_onnxruntime():
             node = helper.make_node("MaxPool" if kind == "max" else "AveragePool", ["x"], ["y"], **attrs)
             g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-            model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+            model = helper.make_model(g, ir_version=10, opset_imports=[helper.make_opsetid("", 19)])
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
             got = ort.InferenceSession(model.SerializeToString(), opts).run(None, {"x": x})[0]
