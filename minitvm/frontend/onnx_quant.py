@@ -12,8 +12,8 @@ needs nothing else. Two formats:
   half to even, add the zero point, saturate). ``DequantizeLinear`` of a constant is folded
   (any zero point, any axis).
 * **QOperator** -- ``QLinearConv``, ``QLinearMatMul``, ``QuantizeLinear``, ``DequantizeLinear``
-  and the com.microsoft ``QGemm``, ``QLinearAdd``, ``QLinearConcat``,
-  ``QLinearGlobalAveragePool`` (float between dequantize / quantize); ``MaxPool``,
+  (also their com.microsoft versions) and the com.microsoft ``QGemm``, ``QLinearAdd``,
+  ``QLinearConcat``, ``QLinearGlobalAveragePool`` (float between dequantize / quantize); ``MaxPool``,
   ``GlobalMaxPool``, ``Flatten``, ``Reshape``, ``Transpose``, ``Squeeze``, ``Unsqueeze``,
   ``Identity``, ``Concat`` on quantized tensors work on the integers as ONNX says.
 
@@ -689,3 +689,6 @@ def _qlinear_gap(imp, node):
 
 
 _onnx._MS_CONVERTERS.update({"QLinearConcat", "QLinearGlobalAveragePool"})
+# onnxruntime's tools write com.microsoft QuantizeLinear / DequantizeLinear (same inputs and
+# meaning as the standard ops, more dtypes) for 16-bit types or with UseQDQContribOps
+_onnx._MS_CONVERTERS.update({"QuantizeLinear", "DequantizeLinear"})
