@@ -165,6 +165,17 @@ def resolve_config(cfg, workload: tuple, default: dict, define_knobs, knobs, wha
     return {key: (cfg[key].size if hasattr(cfg[key], "size") else cfg[key].val) for key in knobs}
 
 
+#: the unroll knobs every CUDA template declares (after its splits): ``auto_unroll_max_step``
+#: becomes the kernel's ``#pragma unroll`` budget, ``unroll_explicit`` unrolls in the IR instead
+UNROLL_KNOBS = {"auto_unroll_max_step": [0, 512, 1500], "unroll_explicit": [False, True]}
+
+
+def define_unroll_knobs(cfg) -> None:
+    """Declare :data:`UNROLL_KNOBS` on ``cfg``."""
+    for key, values in UNROLL_KNOBS.items():
+        cfg.define_knob(key, values)
+
+
 def check_unroll_knobs(cfg) -> None:
     """``auto_unroll_max_step`` must be a non-negative int and ``unroll_explicit`` a bool."""
     step = cfg["auto_unroll_max_step"]

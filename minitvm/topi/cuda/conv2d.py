@@ -32,18 +32,16 @@ from __future__ import annotations
 from ... import autotune, te
 from ...dtype import bits
 from ...te.tensor import ComputeOp
-from ..utils import (apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args, cooperative_fetch,
-                     find_op, inline_between, largest_divisor, resolve_config)
+from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args,
+                     cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor,
+                     resolve_config)
+from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
-_OTHER_KNOBS = {"auto_unroll_max_step": [0, 512, 1500], "unroll_explicit": [False, True]}
-_MAX_THREADS = 1024
-_MAX_THREADS_Z = 64         # CUDA's limit on blockDim.z
 _MAX_LOCAL = 128            # accumulators per thread
 _MAX_LOCAL_REGS = 32 * 1024  # accumulators per block: half of the 64K-register file
 _MAX_VTHREADS = 8           # virtual threads per thread
-_MAX_SHARED = 48 * 1024     # static shared memory per block
 _MIN_BLOCKS = 128           # about one block per SM, unless the default has fewer
 
 
@@ -72,7 +70,7 @@ def default_config(conv) -> dict:
     tx = largest_divisor(OW, 8)
     ty = largest_divisor(OH, max(1, 64 // tx))
     ni = largest_divisor(N, 2)
-    tn = largest_divisor(N // ni, max(1, min(_MAX_THREADS_Z // tf, 64 // (tx * ty))))
+    tn = largest_divisor(N // ni, max(1, min(MAX_THREADS_Z // tf, 64 // (tx * ty))))
 
     def blocks():
         return (N // (tn * ni)) * (O // (tf * fi)) * (OH // ty) * (OW // tx)
@@ -145,8 +143,7 @@ def define_knobs(cfg, conv) -> None:
     axes = tuple(conv.op.axis) + tuple(conv.op.reduce_axis)
     for (key, parts), ax in zip(_KNOB_SPLITS, axes):
         cfg.define_split(key, ax, num_outputs=parts)
-    for key, values in _OTHER_KNOBS.items():
-        cfg.define_knob(key, values)
+    define_unroll_knobs(cfg)
     default = default_config(conv)
     d = _footprint(conv, default)
     min_threads, min_blocks = min(32, d["threads"]), min(_MIN_BLOCKS, d["blocks"])
@@ -154,8 +151,8 @@ def define_knobs(cfg, conv) -> None:
 
     def sound(c):
         f = _footprint(conv, {k: c[k].size for k, _ in _KNOB_SPLITS})
-        return (min_threads <= f["threads"] <= _MAX_THREADS and f["threads_z"] <= _MAX_THREADS_Z
-                and f["shared"] <= _MAX_SHARED and f["local"] <= max_local
+        return (min_threads <= f["threads"] <= MAX_THREADS and f["threads_z"] <= MAX_THREADS_Z
+                and f["shared"] <= MAX_STATIC_SHARED and f["local"] <= max_local
                 and f["local"] * f["threads"] <= max(_MAX_LOCAL_REGS, d["local"] * d["threads"])
                 and f["vthreads"] <= _MAX_VTHREADS and f["blocks"] >= min_blocks)
 
@@ -217,7 +214,7 @@ def conv2d_nchw_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, dilatio
 def _resolve_config(conv, cfg) -> dict:
     """Plain knob values from a config object, a dict (over the default) or the dispatch context."""
     return resolve_config(cfg, ("conv2d_nchw.cuda",) + _workload_args(conv), default_config(conv),
-                          lambda c: define_knobs(c, conv), [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS),
+                          lambda c: define_knobs(c, conv), [k for k, _ in _KNOB_SPLITS] + list(UNROLL_KNOBS),
                           "schedule_conv2d_nchw")
 
 

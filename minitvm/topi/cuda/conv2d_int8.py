@@ -30,8 +30,10 @@ from __future__ import annotations
 from ... import autotune, te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from ..utils import (apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args, cooperative_fetch,
-                     find_op, inline_between, largest_divisor, resolve_config)
+from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args,
+                     cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor,
+                     resolve_config)
+from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 from .tensor_intrin import dp4a
 
 
@@ -68,13 +70,9 @@ def default_config(conv) -> dict:
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
-_KNOB_FLAGS = ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "vector_weight", "auto_unroll_max_step",
-               "unroll_explicit")
-_MAX_THREADS = 1024
-_MAX_THREADS_Z = 64         # CUDA's limit on blockDim.z
+_KNOB_FLAGS = ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "vector_weight") + tuple(UNROLL_KNOBS)
 _MAX_LOCAL = 128            # int32 accumulators per thread (more spill registers: measured 3-5x slower)
 _MAX_VTHREADS = 8           # virtual threads per thread
-_MAX_SHARED = 48 * 1024     # static shared memory per block
 _MIN_BLOCKS = 128           # about one block per SM (H100: 132), unless the default has fewer
 
 
@@ -116,8 +114,7 @@ def define_knobs(cfg, conv) -> None:
     cfg.define_knob("cache_weight", [True, False])
     ob, ib = (int(d.value) for d in conv.op.input_tensors[1].shape[-2:])
     cfg.define_knob("vector_weight", [4, 16] if ob * ib % 16 == 0 else [4])
-    cfg.define_knob("auto_unroll_max_step", [0, 512, 1500])
-    cfg.define_knob("unroll_explicit", [False, True])
+    define_unroll_knobs(cfg)
     default = default_config(conv)
     d_threads, _, _, _, d_blocks = _footprint(conv, default)
     min_threads, min_blocks = min(32, d_threads), min(_MIN_BLOCKS, d_blocks)
@@ -130,8 +127,8 @@ def define_knobs(cfg, conv) -> None:
         # when weights are staged
         meaningful = (v["cache_data"] or v["cache_weight"] or not v["double_buffer"]) \
             and (v["cache_weight"] or v["vector_weight"] == 4)
-        return (min_threads <= threads <= _MAX_THREADS and tz <= _MAX_THREADS_Z and local <= _MAX_LOCAL
-                and smem <= _MAX_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and meaningful)
+        return (min_threads <= threads <= MAX_THREADS and tz <= MAX_THREADS_Z and local <= _MAX_LOCAL
+                and smem <= MAX_STATIC_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and meaningful)
 
     cfg.multi_filter(sound)
     if cfg.is_fallback:

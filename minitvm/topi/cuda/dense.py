@@ -27,17 +27,15 @@ from __future__ import annotations
 from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
-from ..utils import (apply_split, check_split, check_unroll_knobs, cooperative_fetch, find_op, inline_between,
-                     largest_divisor, resolve_config)
+from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, cooperative_fetch,
+                     define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config)
+from .limits import MAX_STATIC_SHARED, MAX_THREADS
 from .tensor_intrin import dp4a
 
 _KNOB_SPLITS = (("tile_y", 3), ("tile_x", 3), ("tile_k", 2))
-_OTHER_KNOBS = {"auto_unroll_max_step": [0, 512, 1500], "unroll_explicit": [False, True]}
 _MAX_K_TILE = 256
-_MAX_THREADS = 1024
 _MAX_LOCAL = 128             # accumulators per thread
 _MAX_LOCAL_REGS = 32 * 1024  # accumulators per block: half of the 64K-register file
-_MAX_SHARED = 48 * 1024      # static shared memory per block
 _MIN_BLOCKS = 128            # about one block per SM, unless the default has fewer
 _TARGET_BLOCKS = 512         # what the default aims for
 _DEFAULT_SHARED = 16 * 1024  # the default's k-tile fills up to this much shared memory
@@ -121,8 +119,7 @@ def define_knobs(cfg, dense) -> None:
     cfg.define_split("tile_x", j, num_outputs=3)
     cfg.define_split("tile_k", k, num_outputs=2, max_factor=_MAX_K_TILE,
                      filter=(lambda e: e.size[1] % 4 == 0) if int8 else None)
-    for key, values in _OTHER_KNOBS.items():
-        cfg.define_knob(key, values)
+    define_unroll_knobs(cfg)
     default = default_config(dense)
     d = _footprint(dense, default)
     min_threads, min_blocks = min(32, d["threads"]), min(_MIN_BLOCKS, d["blocks"])
@@ -131,7 +128,7 @@ def define_knobs(cfg, dense) -> None:
 
     def sound(c):
         f = _footprint(dense, {key: c[key].size for key, _ in _KNOB_SPLITS})
-        return (min_threads <= f["threads"] <= _MAX_THREADS and f["shared"] <= _MAX_SHARED
+        return (min_threads <= f["threads"] <= MAX_THREADS and f["shared"] <= MAX_STATIC_SHARED
                 and f["local"] <= max_local and f["local"] * f["threads"] <= max_regs
                 and f["blocks"] >= min_blocks)
 
@@ -186,7 +183,7 @@ def dense_cuda(cfg, data_shape, weight_shape, dtype="float32", out_dtype=None):
 def _resolve_config(dense, cfg) -> dict:
     """Plain knob values from a config object, a dict (over the default) or the dispatch context."""
     return resolve_config(cfg, ("dense.cuda",) + _workload_args(dense), default_config(dense),
-                          lambda c: define_knobs(c, dense), [k for k, _ in _KNOB_SPLITS] + list(_OTHER_KNOBS),
+                          lambda c: define_knobs(c, dense), [k for k, _ in _KNOB_SPLITS] + list(UNROLL_KNOBS),
                           "schedule_dense")
 
 
