@@ -96,7 +96,7 @@ def main():
     p.add_argument("--timeout", type=float, default=20.0, help="seconds per build and per run")
     p.add_argument("--no-check", action="store_true", help="skip the bit-exact check of every candidate")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tuner", choices=("ga", "model", "random"), default="ga")
+    p.add_argument("--tuner", choices=sorted(autotune.TUNERS), default="ga")
     p.add_argument("--log", default="tune_conv2d_int8.log")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
@@ -131,8 +131,7 @@ def main():
                 autotune.log_to_file(args.log)(None, [MeasureInput(measure.target, task, default)], [d_res])
                 if not d_res.ok:
                     row["note"] = f"default failed: {d_res.error_no.name} {d_res.error_msg[:80]}"
-                tuner = {"ga": autotune.GATuner, "model": autotune.ModelTuner,
-                         "random": autotune.RandomTuner}[args.tuner](task, seed=args.seed)
+                tuner = autotune.TUNERS[args.tuner](task, seed=args.seed)
                 cbs = [autotune.log_to_file(args.log),
                        lambda t, i, r, c=row["errors"]: c.update(x.error_no.name for x in r if not x.ok)]
                 if not args.no_progress:

@@ -28,10 +28,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minitvm import autotune  # noqa: E402
 from minitvm.autotune import BuildResult, MeasureErrorNo, MeasureResult  # noqa: E402
 
-TUNERS = {"random": lambda t, s: autotune.RandomTuner(t, seed=s),
-          "ga": lambda t, s: autotune.GATuner(t, seed=s),
-          "model": lambda t, s: autotune.ModelTuner(t, seed=s)}
-
 
 class _Builder(autotune.Builder):
     n_parallel = 16
@@ -85,7 +81,7 @@ def main():
         for name in names:
             best, secs = [], 0.0
             for seed in range(args.seeds):
-                tuner = TUNERS[name](task, seed)
+                tuner = autotune.TUNERS[name](task, seed=seed)
                 t0 = time.perf_counter()
                 tuner.tune(args.trials, option)
                 secs += time.perf_counter() - t0

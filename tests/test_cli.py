@@ -59,3 +59,10 @@ def test_int8_first_conv_flag_quantizes_every_conv(capsys):
     assert main(args + ["--int8-first-conv"]) == 0
     out = capsys.readouterr().out
     assert "conv2d_nchw.cuda" not in out and "conv2d_NCHWc_int8.cuda((2, 1, 32, 32, 4)" in out
+
+
+def test_tune_accepts_every_registered_tuner(capsys):
+    from minitvm import autotune
+    for name in autotune.TUNERS:
+        assert main(["tune", "resnet18", "--image-size", "32", "--tuner", name, "--list"]) == 0
+    capsys.readouterr()

@@ -10,8 +10,8 @@
         s, args = matmul_template(512, 512, 512, "float32")   # the best config found
 
 Pieces: ``space`` (knobs and configs), ``task`` (templates, tasks, workloads), ``measure``
-(parallel builder, isolated runner, error codes), ``tuner`` (random, grid, genetic, model-based), ``record`` (the
-JSON-lines log), ``dispatch`` (which config a template uses outside tuning), ``callback``
+(parallel builder, isolated runner, error codes), ``tuner`` (random, grid, genetic,
+model-based), ``record`` (the JSON-lines log), ``dispatch`` (which config a template uses outside tuning), ``callback``
 (progress bar, logging). See ``docs/autotune.md``.
 """
 from .space import (  # noqa: F401
@@ -27,7 +27,7 @@ from .measure import (  # noqa: F401
     Runner, create_measure_batch, measure_option,
 )
 from .record import decode, encode, load_records, pick_best, save_records  # noqa: F401
-from .tuner import GATuner, GridSearchTuner, ModelTuner, RandomTuner, Tuner  # noqa: F401
+from .tuner import TUNERS, GATuner, GridSearchTuner, ModelTuner, RandomTuner, Tuner  # noqa: F401
 from .callback import log_to_file, progress_bar  # noqa: F401
 
 __all__ = [
@@ -38,5 +38,5 @@ __all__ = [
     "MeasureErrorNo", "MeasureInput", "MeasureResult", "BuildResult", "Builder", "Runner", "LocalBuilder",
     "LocalRunner", "MeasureOption", "measure_option", "create_measure_batch",
     "encode", "decode", "load_records", "save_records", "pick_best",
-    "Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "log_to_file", "progress_bar",
+    "Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS", "log_to_file", "progress_bar",
 ]

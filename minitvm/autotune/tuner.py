@@ -15,7 +15,7 @@ import time
 from .measure import MeasureInput, create_measure_batch
 from .task import target_kind
 
-__all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner"]
+__all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS"]
 
 logger = logging.getLogger("minitvm.autotune")
 
@@ -286,10 +286,10 @@ class ModelTuner(GATuner):
     """Model-based search (after AutoTVM's cost-model tuner, with a ridge regression instead of
     boosted trees): the first ``plan_size`` configs are random; after each batch a linear model
     of log run time over ``space.features`` (log2 split extents, knob values) and their squares
-    is refit on every trial so far (failures count as twice the slowest
-    time), and the next batch is the configs it predicts fastest among ``pool_size`` new
-    candidates that :class:`GATuner` proposes (children of fast configs, and random ones),
-    plus a share ``epsilon`` of the pool drawn at random to keep exploring. Never repeats a
+    is refit on every trial so far (failures count as twice the slowest time), and the next
+    batch is the configs it predicts fastest among ``pool_size`` new candidates that
+    :class:`GATuner` proposes (children of fast configs, and random ones), plus a share
+    ``epsilon`` of the pool drawn at random to keep exploring. Never repeats a
     config; ``seed`` makes it reproducible for a given sequence of results."""
 
     def __init__(self, task, plan_size: int = 32, pool_size: int = 256, epsilon: float = 0.1, l2: float = 1.0,
@@ -362,3 +362,7 @@ class ModelTuner(GATuner):
             self._rest.extend(returned)
         self._exhausted = False
         return [pool[k] for k in chosen]
+
+
+#: the search tuners by the names ``tune_graph``, ``minitvm tune`` and the benchmarks take
+TUNERS = {"ga": GATuner, "model": ModelTuner, "random": RandomTuner}

@@ -64,56 +64,42 @@ def extract_tasks(graph, target: str = "cuda", optimize_graph: bool = True, coun
     return tasks
 
 
-def _trials_logged(log) -> collections.Counter:
-    """Measured trials per (target kind, workload key) already in ``log``."""
-    out = collections.Counter()
-    if not os.path.exists(log):
-        return out
-    for inp, _res in autotune.load_records(log):
-        out[(target_kind(inp.target), inp.task.workload_key)] += 1
-    return out
-
-
 def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str = "ga",
                measure_option=None, early_stopping: int | None = None, seed: int = 0, progress: bool = True,
                optimize_graph: bool = True) -> list:
     """Tune every task of ``graph`` for ``target`` with up to ``n_trial`` trials each, appending
     every trial to the JSON-lines ``log``; returns ``[(task, best cost in seconds or inf)]``.
 
-    ``tuner``: ``"ga"`` (genetic, the default), ``"model"`` (ridge cost model) or ``"random"``.
-    ``measure_option`` defaults to
-    a :class:`~minitvm.autotune.LocalBuilder` (one process per CPU) and a
+    ``tuner``: a name in ``autotune.TUNERS``: ``"ga"`` (genetic, the default), ``"model"``
+    (ridge cost model) or ``"random"``. ``measure_option`` defaults to a
+    :class:`~minitvm.autotune.LocalBuilder` (one process per CPU) and a
     :class:`~minitvm.autotune.LocalRunner` that checks each candidate against numpy where the
     template has a reference. Tasks that already have ``n_trial`` trials in ``log`` are
     skipped, so an interrupted run resumes where it stopped.
     """
-    tuners = {"ga": autotune.GATuner, "random": autotune.RandomTuner, "model": autotune.ModelTuner}
-    if tuner not in tuners:
-        raise ValueError(f"tune_graph: unknown tuner {tuner!r}; choose one of {sorted(tuners)}")
+    if tuner not in autotune.TUNERS:
+        raise ValueError(f"tune_graph: unknown tuner {tuner!r}; choose one of {sorted(autotune.TUNERS)}")
     if n_trial < 1:
         raise ValueError(f"tune_graph: n_trial must be positive, got {n_trial}")
     tasks = extract_tasks(graph, target, optimize_graph)
     if measure_option is None:
         measure_option = autotune.measure_option(autotune.LocalBuilder(),
                                                  autotune.LocalRunner(check_correctness=True))
-    logged = _trials_logged(log)
+    records = autotune.load_records(log) if os.path.exists(log) else []
+    logged = collections.Counter((target_kind(inp.target), inp.task.workload_key) for inp, _ in records)
+    history = autotune.ApplyHistoryBest(records)
     results = []
     for k, task in enumerate(tasks):
-        have = logged[(target_kind(target), task.workload_key)]
-        left = n_trial - have
-        label = f"[{k + 1}/{len(tasks)}] {task.name}"
+        best = history.best(task.workload, task.target)
+        before = best[0] if best else math.inf
+        left = n_trial - logged[(target_kind(target), task.workload_key)]
         if left <= 0:
-            results.append((task, _best_logged(log, task)))
+            results.append((task, before))
             continue
-        t = tuners[tuner](task, seed=seed + k)
+        t = autotune.TUNERS[tuner](task, seed=seed + k)
         callbacks = [autotune.log_to_file(log)]
         if progress:
-            callbacks.append(autotune.progress_bar(left, prefix=label))
+            callbacks.append(autotune.progress_bar(left, prefix=f"[{k + 1}/{len(tasks)}] {task.name}"))
         t.tune(left, measure_option, early_stopping=early_stopping, callbacks=callbacks)
-        results.append((task, min(t.best_cost, _best_logged(log, task))))
+        results.append((task, min(t.best_cost, before)))
     return results
-
-
-def _best_logged(log, task) -> float:
-    best = autotune.ApplyHistoryBest(log).best(task.workload, task.target)
-    return best[0] if best else math.inf
