@@ -40,7 +40,7 @@ class Surrogate(autotune.Runner):
     """Cost of a config: mean of the k nearest logged configs' costs (standardised features)."""
 
     def __init__(self, space, records, k=3):
-        X = np.asarray([space.features(space.get(space.index_of(r["config"]["knobs"]))) for r in records])
+        X = np.asarray([space.features(space.get(space.index_of(r["config"]["knobs"], fill_missing=True))) for r in records])
         self.mu, self.sd = X.mean(0), X.std(0) + 1e-9
         self.X = (X - self.mu) / self.sd
         self.cost = np.asarray([min(r["costs"]) for r in records])
