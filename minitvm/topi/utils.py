@@ -119,6 +119,48 @@ def cooperative_fetch(s, load, threads, vector: int = 1):
     return fused
 
 
+def tile_conv_output(s, output, cfg, fuse_yx: bool = False):
+    """Tile a conv output ``(n, f, y, x[, c])`` for CUDA by the 4-way knobs ``tile_n``,
+    ``tile_f``, ``tile_y``, ``tile_x`` [block, vthread, thread, inner] and bind the parts:
+    blocks z = n, y = f, x = y·x; one virtual thread axis each; threads z = n·f, y = y, x = x,
+    or with ``fuse_yx`` z = n, y = f, x = y·x. Trailing axes (``c``) stay innermost.
+
+    Returns ``(kernel scope, innermost thread loop, threads)``: the outermost block loop (for
+    unroll pragmas), the loop to compute the accumulating stage at, and the ``(count, thread
+    axis)`` pairs innermost first (for :func:`cooperative_fetch`).
+    """
+    from .. import te
+    n, f, y, x, *rest = s[output].op.axis
+    for key, ax in (("tile_n", n), ("tile_f", f), ("tile_y", y), ("tile_x", x)):
+        check_split(cfg, key, int(ax.dom.extent.value), 4)
+    bn, vn, tn, ni = apply_split(s, output, n, cfg["tile_n"])
+    bf, vf, tf, fi = apply_split(s, output, f, cfg["tile_f"])
+    by, vy, ty, yi = apply_split(s, output, y, cfg["tile_y"])
+    bx, vx, tx, xi = apply_split(s, output, x, cfg["tile_x"])
+    s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi, *rest)
+    s[output].bind(bn, te.thread_axis("blockIdx.z"))
+    s[output].bind(bf, te.thread_axis("blockIdx.y"))
+    s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))
+    for v, name in ((vn, "vn"), (vf, "vf"), (vy, "vy"), (vx, "vx")):
+        s[output].bind(v, te.thread_axis("vthread", name=name))
+    tz_axis, ty_axis, tx_axis = (te.thread_axis("threadIdx.z"), te.thread_axis("threadIdx.y"),
+                                 te.thread_axis("threadIdx.x"))
+    n_t, f_t, y_t, x_t = (cfg[k][2] for k in ("tile_n", "tile_f", "tile_y", "tile_x"))
+    if fuse_yx:
+        s[output].bind(tn, tz_axis)
+        s[output].bind(tf, ty_axis)
+        inner = s[output].fuse(ty, tx)
+        s[output].bind(inner, tx_axis)
+        threads = [(y_t * x_t, tx_axis), (f_t, ty_axis), (n_t, tz_axis)]
+    else:
+        s[output].bind(s[output].fuse(tn, tf), tz_axis)
+        s[output].bind(ty, ty_axis)
+        s[output].bind(tx, tx_axis)
+        inner = tx
+        threads = [(x_t, tx_axis), (y_t, ty_axis), (n_t * f_t, tz_axis)]
+    return bn, inner, threads
+
+
 def conv_args(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype) -> tuple:
     """A conv template's arguments in canonical form: int tuples, (h, w) pairs, 4-tuple padding."""
     from .nn.conv2d import normalize_padding

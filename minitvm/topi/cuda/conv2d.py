@@ -34,7 +34,7 @@ from ...dtype import bits
 from ...te.tensor import ComputeOp
 from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args,
                      cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor,
-                     resolve_config)
+                     resolve_config, tile_conv_output)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
@@ -242,25 +242,8 @@ def schedule_conv2d_nchw(outs, cfg=None):
     AA = s.cache_read(conv.op.input_tensors[0], "shared", [conv])
     WW = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
 
-    n, f, y, x = s[output].op.axis
-    for key, ax in (("tile_n", n), ("tile_f", f), ("tile_y", y), ("tile_x", x)):
-        check_split(cfg, key, int(ax.dom.extent.value), 4)
-    bn, vn, tn, ni = apply_split(s, output, n, cfg["tile_n"])
-    bf, vf, tf, fi = apply_split(s, output, f, cfg["tile_f"])
-    by, vy, ty, yi = apply_split(s, output, y, cfg["tile_y"])
-    bx, vx, tx, xi = apply_split(s, output, x, cfg["tile_x"])
-    s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi)
-    s[output].bind(bn, te.thread_axis("blockIdx.z"))
-    s[output].bind(bf, te.thread_axis("blockIdx.y"))
-    s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))
-    for v, name in ((vn, "vn"), (vf, "vf"), (vy, "vy"), (vx, "vx")):
-        s[output].bind(v, te.thread_axis("vthread", name=name))
-    tz_axis, ty_axis, tx_axis = (te.thread_axis("threadIdx.z"), te.thread_axis("threadIdx.y"),
-                                 te.thread_axis("threadIdx.x"))
-    s[output].bind(s[output].fuse(tn, tf), tz_axis)
-    s[output].bind(ty, ty_axis)
-    s[output].bind(tx, tx_axis)
-    s[conv].compute_at(s[output], tx)
+    bn, inner, threads = tile_conv_output(s, output, cfg)
+    s[conv].compute_at(s[output], inner)
     s[output].pragma(bn, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
     s[output].pragma(bn, "unroll_explicit", int(cfg["unroll_explicit"]))
 
@@ -275,8 +258,6 @@ def schedule_conv2d_nchw(outs, cfg=None):
     s[conv].reorder(rco, ryo, rxo, rci, ryi, rxi, cn, cf, cy, cx)
     s[AA].compute_at(s[conv], rxo)
     s[WW].compute_at(s[conv], rxo)
-    threads = [(cfg["tile_x"][2], tx_axis), (cfg["tile_y"][2], ty_axis),
-               (cfg["tile_n"][2] * cfg["tile_f"][2], tz_axis)]
     for load in (AA, WW):
         cooperative_fetch(s, load, threads)
     return s

@@ -32,7 +32,7 @@ from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
 from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args,
                      cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor,
-                     resolve_config)
+                     resolve_config, tile_conv_output)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 from .tensor_intrin import dp4a
 
@@ -233,34 +233,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
         weight_load = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
         loads.append(weight_load)
 
-    n, f, y, x, c = s[output].op.axis
-    for key, ax, parts in (("tile_n", n, 4), ("tile_f", f, 4), ("tile_y", y, 4), ("tile_x", x, 4)):
-        check_split(cfg, key, int(ax.dom.extent.value), parts)
-    bn, vn, tn, ni = apply_split(s, output, n, cfg["tile_n"])
-    bf, vf, tf, fi = apply_split(s, output, f, cfg["tile_f"])
-    by, vy, ty, yi = apply_split(s, output, y, cfg["tile_y"])
-    bx, vx, tx, xi = apply_split(s, output, x, cfg["tile_x"])
-    s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi, c)
-    s[output].bind(bn, te.thread_axis("blockIdx.z"))
-    s[output].bind(bf, te.thread_axis("blockIdx.y"))
-    s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))
-    for v, name in ((vn, "vn"), (vf, "vf"), (vy, "vy"), (vx, "vx")):
-        s[output].bind(v, te.thread_axis("vthread", name=name))
-    tz_axis, ty_axis, tx_axis = te.thread_axis("threadIdx.z"), te.thread_axis("threadIdx.y"), \
-        te.thread_axis("threadIdx.x")
-    n_t, f_t, y_t, x_t = (cfg[k][2] for k in ("tile_n", "tile_f", "tile_y", "tile_x"))
-    if cfg["fuse_yx"]:
-        s[output].bind(tn, tz_axis)
-        s[output].bind(tf, ty_axis)
-        inner = s[output].fuse(ty, tx)
-        s[output].bind(inner, tx_axis)
-        threads = ((n_t, tz_axis), (f_t, ty_axis), (y_t * x_t, tx_axis))
-    else:
-        s[output].bind(s[output].fuse(tn, tf), tz_axis)
-        s[output].bind(ty, ty_axis)
-        s[output].bind(tx, tx_axis)
-        inner = tx
-        threads = ((n_t * f_t, tz_axis), (y_t, ty_axis), (x_t, tx_axis))
+    bn, inner, threads = tile_conv_output(s, output, cfg, fuse_yx=cfg["fuse_yx"])
     s[conv].compute_at(s[output], inner)
     s[output].pragma(bn, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
     s[output].pragma(bn, "unroll_explicit", int(cfg["unroll_explicit"]))
@@ -296,7 +269,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
                                     f"({obk.dom.extent} x {icb.dom.extent}) is not a multiple of 16 bytes")
             s[load].fuse(obk, icb)
             vector = 16
-        cooperative_fetch(s, load, list(reversed(threads)), vector=vector)
+        cooperative_fetch(s, load, threads, vector=vector)
     return s
 
 
