@@ -810,11 +810,14 @@ class _KernelGen:
         elem = dt.element_of(buf.dtype)
         vec = _vec_type(elem, lanes) if _contiguous(idx) else None
         dst = self.ptr(buf)
+        # whole-vector moves go through the plain word type of their size (int, int2, int4): a
+        # char4 ?: is compiled lane by lane into byte permutes, an int ?: is one select
+        word = (_WORD[dt.numpy_dtype(elem).itemsize * lanes], False) if vec is not None else None
         # plain vector copy: one load, one store
         if vec is not None and isinstance(value, E.BufferLoad):
             sidx = self.flat_index(value.buffer, value.indices)
             if _contiguous(sidx) and dt.element_of(value.buffer.dtype) == elem:
-                vt = vec[0]
+                vt = word[0]
                 self.line(f"*({vt}*)({dst} + {self.expr(idx.base)}) = "
                           f"*({vt}*)({self.ptr(value.buffer)} + {self.expr(sidx.base)});")
                 return
@@ -824,12 +827,13 @@ class _KernelGen:
             if isinstance(cond, E.Broadcast):
                 cond = cond.value
             if dt.lanes_of(cond.dtype) == 1:
-                t = self.whole_vector(value.true_value, elem, vec)
-                f = self.whole_vector(value.false_value, elem, vec)
-                if t is not None and f is not None:
-                    self.line(f"*({vec[0]}*)({dst} + {self.expr(idx.base)}) = "
-                              f"{_paren(self.expr(cond))} ? {t} : {f};")
-                    return
+                for v in (word, vec):
+                    t = self.whole_vector(value.true_value, elem, v)
+                    f = self.whole_vector(value.false_value, elem, v)
+                    if t is not None and f is not None:
+                        self.line(f"*({v[0]}*)({dst} + {self.expr(idx.base)}) = "
+                                  f"{_paren(self.expr(cond))} ? {t} : {f};")
+                        return
         self.line("{")
         self.indent += 1
         saved = dict(self.hoisted)

@@ -179,7 +179,8 @@ class NestBuilder:
             iv = header[1]
             thread_iv = E.IterVar(E.Range(E.const(0), header[2]), self._thread_var(iv), E.THREAD_INDEX,
                                   iv.thread_tag)
-            out = AttrStmt(thread_iv, "thread_extent", header[2], body)
+            # a pragma on a bound axis (auto_unroll_max_step on a block axis) covers its body
+            out = AttrStmt(thread_iv, "thread_extent", header[2], self._pragmas(st, lv, body))
         elif header is not None:
             out = self._loop(st, lv, body)
         else:
@@ -216,10 +217,15 @@ class NestBuilder:
                     "inside a reduction loop; move it outside the reduction axes")
             kind = attr.kind
         loop = For(lv.var, E.const(0), rng.extent, kind, body)
-        if attr is not None and not inner_only:
-            for key, val in attr.pragmas.items():
-                loop = AttrStmt(lv.var, "pragma_" + key, E.const(val), loop)
-        return loop
+        return loop if inner_only else self._pragmas(st, lv, loop)
+
+    @staticmethod
+    def _pragmas(st, lv, stmt):
+        """``stmt`` under the pragmas set on leaf axis ``lv`` of stage ``st``."""
+        attr = st.iter_attrs.get(lv)
+        for key, val in (attr.pragmas.items() if attr is not None else ()):
+            stmt = AttrStmt(lv.var, "pragma_" + key, E.const(val), stmt)
+        return stmt
 
     def _thread_var(self, thread_iv):
         tag = thread_iv.thread_tag

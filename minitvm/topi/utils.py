@@ -125,7 +125,8 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False):
     blocks z = n, y = f, x = y·x; one virtual thread axis each; threads z = n·f, y = y, x = x,
     or with ``fuse_yx`` z = n, y = f, x = y·x. Trailing axes (``c``) stay innermost.
 
-    Returns ``(kernel scope, innermost thread loop, threads)``: the outermost block loop (for
+    The per-thread loops (inner parts and trailing axes) are unrolled, so that the values a thread
+    keeps in registers are indexed by constants. Returns ``(kernel scope, innermost thread loop, threads)``: the outermost block loop (for
     unroll pragmas), the loop to compute the accumulating stage at, and the ``(count, thread
     axis)`` pairs innermost first (for :func:`cooperative_fetch`).
     """
@@ -138,6 +139,8 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False):
     by, vy, ty, yi = apply_split(s, output, y, cfg["tile_y"])
     bx, vx, tx, xi = apply_split(s, output, x, cfg["tile_x"])
     s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi, *rest)
+    for ax in (ni, fi, yi, xi, *rest):      # registers are indexed by constants only
+        s[output].unroll(ax)
     s[output].bind(bn, te.thread_axis("blockIdx.z"))
     s[output].bind(bf, te.thread_axis("blockIdx.y"))
     s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))

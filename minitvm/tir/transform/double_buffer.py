@@ -14,6 +14,19 @@ barrier per iteration suffices: the half written in iteration ``k`` was last rea
 iteration ``k - 1``, which every thread finished before that iteration's closing barrier.
 The barriers are placed here; :func:`double_buffered_buffers` lets the generic barrier pass
 leave these buffers alone.
+
+Inside a GPU kernel the fill of the next half is further split in two, through registers::
+
+    for k in 0..n:
+        if k + 1 < n: regs = the global values of tile k + 1
+        compute on buf half k % 2
+        if k + 1 < n: buf half (k + 1) % 2 = regs
+        sync
+
+A thread issues its global loads and goes on with the arithmetic while they are in flight;
+stored straight to shared memory, each load would stall the thread before its first
+``dp4a`` (a GPU issues in order). The fill's loops must have constant extents, and its values
+must fit :data:`MAX_STAGING_BYTES` per thread; otherwise it is stored directly.
 """
 from __future__ import annotations
 
@@ -24,6 +37,7 @@ from ..stmt import Allocate, AttrStmt, Buffer, BufferStore, Evaluate, For, IfThe
 
 DOUBLE_BUFFER_SCOPE = "double_buffer_scope"
 DOUBLE_BUFFERED = "double_buffered"
+MAX_STAGING_BYTES = 64      # per thread and buffer: 16 registers
 
 
 def sync_stmt():
@@ -111,7 +125,8 @@ class _InjectDoubleBuffer(Mutator):
             if db:
                 size = buf.shape[0]
                 doubled[buf] = (Buffer(buf.name, (simplify(E.Mul(size, E.const(2))),), buf.dtype, buf.scope), size)
-        prologue, prefetch, plain = [], [], []
+        prologue, prefetch, plain, fills, regs = [], [], [], [], []
+        has_next = E.LT(E.Add(k, E.const(1)), ext)
         for buf, db, prod in producers:
             if db:
                 new, size = doubled[buf]
@@ -120,13 +135,22 @@ class _InjectDoubleBuffer(Mutator):
                 nxt = _subst(prod, k, E.Add(k, E.const(1)))
                 half = E.Mul(E.FloorMod(E.Add(k, E.const(1)), E.const(2)), size)
                 nxt = _Redirect(buf, new, half, False, True).visit(nxt)
-                prefetch.append(IfThenElse(E.LT(E.Add(k, E.const(1)), ext), nxt))
+                staged = _stage_in_registers(nxt, new) if self.in_kernel else None
+                if staged is None:
+                    prefetch.append(IfThenElse(has_next, nxt))
+                else:
+                    load, store, reg = staged
+                    prefetch.append(IfThenElse(has_next, load))
+                    fills.append(IfThenElse(has_next, store))
+                    regs.append(reg)
             else:
                 plain.append(prod)
         for buf, (new, size) in doubled.items():
             rest = _Redirect(buf, new, E.Mul(E.FloorMod(k, E.const(2)), size), True, False).visit(rest)
         barrier = [sync_stmt()] if self.in_kernel else []
-        loop_body = seq(*prefetch, *plain, rest, *barrier)
+        loop_body = seq(*prefetch, *plain, rest, *fills, *barrier)
+        for reg in regs:
+            loop_body = Allocate(reg, loop_body)
         out = seq(*prologue, *barrier, For(k, node.min, ext, node.kind, loop_body))
         for buf, db in reversed(allocs):
             if db:
@@ -135,6 +159,59 @@ class _InjectDoubleBuffer(Mutator):
             else:
                 out = Allocate(buf, out)
         return out
+
+
+def _stage_in_registers(fill, buf):
+    """Split ``fill`` (loops and guards around stores into ``buf``) into a statement that
+    evaluates the stored values into a new local buffer and one that stores them from there:
+    ``(load, store, register buffer)``, or None where the fill has another shape, a loop of
+    non-constant extent, or more than :data:`MAX_STAGING_BYTES` of values per thread."""
+    from ... import dtype as dt
+
+    def slots(stmt, iters):
+        """Registers the stores under ``stmt`` need (``iters`` times each), or None."""
+        if isinstance(stmt, For):
+            if not (isinstance(stmt.extent, E.IntImm) and E.is_const_int(stmt.min, 0)):
+                return None
+            return slots(stmt.body, iters * stmt.extent.value)
+        if isinstance(stmt, IfThenElse) and stmt.else_case is None:
+            return slots(stmt.then_case, iters)
+        if isinstance(stmt, SeqStmt):
+            parts = [slots(c, iters) for c in stmt.seq]
+            return None if any(p is None for p in parts) else sum(parts)
+        if isinstance(stmt, BufferStore) and stmt.buffer is buf and dt.lanes_of(stmt.value.dtype) == 1:
+            return iters
+        return None
+
+    total = slots(fill, 1)
+    if not total or total * dt.numpy_dtype(buf.dtype).itemsize > MAX_STAGING_BYTES:
+        return None
+    reg = Buffer(buf.name + ".reg", (E.const(total),), buf.dtype, "local")
+    used = [0]
+
+    def split(stmt, slot, iters):
+        """(load half, store half) of ``stmt``; ``slot`` numbers the ``iters`` iterations of
+        the loops around it."""
+        if isinstance(stmt, For):
+            # serial loops unroll, so that the registers are indexed by constants
+            kind = "unrolled" if stmt.kind == "serial" else stmt.kind
+            load, store = split(stmt.body, E.Add(E.Mul(slot, stmt.extent), stmt.loop_var),
+                                iters * stmt.extent.value)
+            return (For(stmt.loop_var, stmt.min, stmt.extent, kind, load),
+                    For(stmt.loop_var, stmt.min, stmt.extent, kind, store))
+        if isinstance(stmt, IfThenElse):
+            load, store = split(stmt.then_case, slot, iters)
+            return IfThenElse(stmt.condition, load), IfThenElse(stmt.condition, store)
+        if isinstance(stmt, SeqStmt):
+            halves = [split(c, slot, iters) for c in stmt.seq]
+            return seq(*(h[0] for h in halves)), seq(*(h[1] for h in halves))
+        start = used[0]
+        used[0] += iters
+        at = simplify(E.Add(slot, E.const(start)))
+        return BufferStore(reg, stmt.value, (at,)), BufferStore(buf, E.BufferLoad(reg, (at,)), stmt.indices)
+
+    load, store = split(fill, E.const(0), 1)
+    return load, store, reg
 
 
 def _subst(stmt, var, value):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import expr as E
 from ..functor import Mutator, substitute
-from ..stmt import For, seq
+from ..stmt import Allocate, For, seq
 
 MAX_EXPLICIT_UNROLL = 256
 
@@ -30,6 +30,17 @@ def _steps(stmt) -> int | None:
     return total if found else 1
 
 
+def _allocates(stmt) -> bool:
+    """Does ``stmt`` contain an Allocate?"""
+    if isinstance(stmt, Allocate):
+        return True
+    for name in getattr(stmt, "_children", ()):
+        for c in (lambda k: k if isinstance(k, tuple) else (k,))(getattr(stmt, name)):
+            if hasattr(c, "_children") and not isinstance(c, E.PrimExpr) and _allocates(c):
+                return True
+    return False
+
+
 class _Unroll(Mutator):
     def __init__(self, explicit: bool):
         self.explicit = explicit
@@ -53,7 +64,9 @@ class _Unroll(Mutator):
     def visit_For(self, node):
         body = self.visit(node.body)
         kind = node.kind
-        if kind == "serial" and self.auto_max and isinstance(node.extent, E.IntImm):
+        # a loop that allocates (a shared tile fetched per iteration) stays a loop: its copies
+        # would each allocate
+        if kind == "serial" and self.auto_max and isinstance(node.extent, E.IntImm) and not _allocates(body):
             steps = _steps(For(node.loop_var, node.min, node.extent, kind, body))
             if steps is not None and steps <= self.auto_max:
                 kind = "unrolled"

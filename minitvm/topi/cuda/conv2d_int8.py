@@ -247,6 +247,8 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     ryo, ryi = apply_split(s, conv, ry, cfg["tile_ry"])
     rxo, rxi = apply_split(s, conv, rx, cfg["tile_rx"])
     s[conv].reorder(rco, ryo, rxo, rci, ryi, rxi, cn, cf, cy, cx, cc, rc_block)
+    for ax in (cn, cf, cy, cx, cc):     # the accumulators stay in registers only if indexed by constants
+        s[conv].unroll(ax)
     if int(rc_block.dom.extent.value) % 4:
         raise ScheduleError(f"{conv.name}: the packed channel block ({rc_block.dom.extent}) must be a multiple of 4 for dp4a")
     _, rcb = s[conv].split(rc_block, factor=4)
