@@ -221,6 +221,17 @@ def define_unroll_knobs(cfg) -> None:
         cfg.define_knob(key, values)
 
 
+def unroll_compiles_fast(cfg) -> bool:
+    """Whether the unroll knobs of config ``cfg`` (values or knob entities) give CUDA C that NVRTC
+    compiles in about a second: explicit copies only where no loop is unrolled by step count.
+    Copied out in the IR across virtual threads, a 1500-step unroll was measured at 3.8 MB of
+    source and two minutes of NVRTC; ``#pragma unroll`` lets nvcc unroll the same loops at once."""
+    def val(k):
+        v = cfg[k]
+        return getattr(v, "val", v)
+    return not val("unroll_explicit") or val("auto_unroll_max_step") == 0
+
+
 def check_unroll_knobs(cfg) -> None:
     """``auto_unroll_max_step`` must be a non-negative int and ``unroll_explicit`` a bool."""
     step = cfg["auto_unroll_max_step"]

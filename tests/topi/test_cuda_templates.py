@@ -101,7 +101,7 @@ def test_sampled_configs_compile_for_sm90_within_the_filter_limits(name, key, ar
     assert len(space) > 0
     assert task.target == "cuda" and task.flop > 0
     idx = _valid_indices(space, 20, seed=zlib.crc32(key.encode()))
-    assert len(idx) >= 10, "the filter rejects (nearly) every config"
+    assert len(idx) >= 5, "the filter rejects (nearly) every config"
     mod = cuda_conv if name.startswith("conv2d") else cuda_dense
     for i in idx:
         config = space.get(i)

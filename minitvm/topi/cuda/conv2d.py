@@ -33,8 +33,8 @@ from ... import autotune, te
 from ...dtype import bits
 from ...te.tensor import ComputeOp
 from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args,
-                     cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor,
-                     resolve_config, tile_conv_output)
+                     cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
+                     tile_conv_output, unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
@@ -154,7 +154,7 @@ def define_knobs(cfg, conv) -> None:
         return (min_threads <= f["threads"] <= MAX_THREADS and f["threads_z"] <= MAX_THREADS_Z
                 and f["shared"] <= MAX_STATIC_SHARED and f["local"] <= max_local
                 and f["local"] * f["threads"] <= max(_MAX_LOCAL_REGS, d["local"] * d["threads"])
-                and f["vthreads"] <= _MAX_VTHREADS and f["blocks"] >= min_blocks)
+                and f["vthreads"] <= _MAX_VTHREADS and f["blocks"] >= min_blocks and unroll_compiles_fast(c))
 
     cfg.multi_filter(sound)
     if cfg.is_fallback:

@@ -31,8 +31,8 @@ from ... import autotune, te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
 from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args,
-                     cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor,
-                     resolve_config, tile_conv_output)
+                     cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
+                     tile_conv_output, unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 from .tensor_intrin import dp4a
 
@@ -128,7 +128,7 @@ def define_knobs(cfg, conv) -> None:
         meaningful = (v["cache_data"] or v["cache_weight"] or not v["double_buffer"]) \
             and (v["cache_weight"] or v["vector_weight"] == 4)
         return (min_threads <= threads <= MAX_THREADS and tz <= MAX_THREADS_Z and local <= _MAX_LOCAL
-                and smem <= MAX_STATIC_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and meaningful)
+                and smem <= MAX_STATIC_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and meaningful and unroll_compiles_fast(c))
 
     cfg.multi_filter(sound)
     if cfg.is_fallback:

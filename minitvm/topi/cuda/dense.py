@@ -28,7 +28,8 @@ from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
 from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, cooperative_fetch,
-                     define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config)
+                     define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
+                     unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS
 from .tensor_intrin import dp4a
 
@@ -130,7 +131,7 @@ def define_knobs(cfg, dense) -> None:
         f = _footprint(dense, {key: c[key].size for key, _ in _KNOB_SPLITS})
         return (min_threads <= f["threads"] <= MAX_THREADS and f["shared"] <= MAX_STATIC_SHARED
                 and f["local"] <= max_local and f["local"] * f["threads"] <= max_regs
-                and f["blocks"] >= min_blocks)
+                and f["blocks"] >= min_blocks and unroll_compiles_fast(c))
 
     cfg.multi_filter(sound)
     if cfg.is_fallback:
