@@ -550,7 +550,7 @@ class _KernelGen:
 
         threads = self.block[0] * self.block[1] * self.block[2]
         if self.dynamic_shared_bytes:
-            self.line(f"extern __shared__ __align__(16) unsigned char __dyn_shmem[];")
+            self.line("extern __shared__ __align__(16) unsigned char __dyn_shmem[];")
         self.emit(stmt)
         header = (f"extern \"C\" __global__ void __launch_bounds__({threads}) "
                   f"{kname}({', '.join(params)}) {{")

@@ -345,3 +345,34 @@ def test_annotations_on_split_axes_together():
     text = lowered(s, [a, b])
     assert "parallel for (i.outer" in text and "ramp(" in text and "for (i.inner" not in text
     run_2d(s, a, b)
+
+
+def test_pragma_on_a_bound_axis_covers_the_kernel_body():
+    # the CUDA templates set auto_unroll_max_step on a block axis
+    a = te.placeholder((64, 8), name="A")
+    b = te.compute((64, 8), lambda i, j: a[i, j] * 2.0, name="B")
+    s = te.create_schedule(b.op)
+    bx, tx = s[b].split(b.op.axis[0], factor=16)
+    s[b].bind(bx, te.thread_axis("blockIdx.x"))
+    s[b].bind(tx, te.thread_axis("threadIdx.x"))
+    s[b].pragma(bx, "auto_unroll_max_step", 8)
+    s[b].pragma(bx, "unroll_explicit", 0)
+    assert "unrolled for (j, 0, 8)" in lowered(s, [a, b])
+
+
+def test_auto_unroll_keeps_a_loop_that_allocates():
+    # unrolled, each copy of the loop would allocate its own shared tile
+    a = te.placeholder((64, 32), name="A")
+    k = te.reduce_axis((0, 32), name="k")
+    b = te.compute((64,), lambda i: te.sum(a[i, k], axis=k), name="B")
+    s = te.create_schedule(b.op)
+    aa = s.cache_read(a, "shared", [b])
+    bx, tx = s[b].split(b.op.axis[0], factor=16)
+    ko, ki = s[b].split(k, factor=8)
+    s[b].bind(bx, te.thread_axis("blockIdx.x"))
+    s[b].bind(tx, te.thread_axis("threadIdx.x"))
+    s[aa].compute_at(s[b], ko)
+    s[b].pragma(bx, "auto_unroll_max_step", 4096)
+    text = lowered(s, [a, b])
+    assert text.count("allocate A.shared") == 1
+    assert "for (k.outer, 0, 4)" in text and "unrolled for (k.outer" not in text

@@ -190,3 +190,26 @@ def test_cuda_template_every_knob_value_compiles():
         picked += 1
     # filtered out: double buffering with nothing staged, a fetch width for unstaged weights
     assert picked == 32 - 10
+
+
+def test_register_tile_loops_unroll_whatever_the_unroll_knobs():
+    # the accumulators stay in registers only if indexed by constants
+    X = te.placeholder((2, 2, 4, 6, 4), "int8", "X")
+    K = te.placeholder((2, 2, 3, 3, 4, 4), "int8", "K")
+    Y = conv2d_NCHWc_int8(X, K, 1, 1, 1, 1)
+    s = schedule_conv2d_NCHWc_int8(Y, cfg={"auto_unroll_max_step": 0, "unroll_explicit": False,
+                                           "tile_n": [1, 1, 1, 2], "tile_f": [1, 1, 1, 2]})
+    text = str(minitvm.lower(s, [X, K, Y]))
+    assert "unrolled for (n.c" in text and "unrolled for (obk.c" in text     # accumulate
+    assert "unrolled for (n.inner" in text and "unrolled for (obk," in text  # write back
+    assert "unrolled for (ic_chunk" not in text                             # the reduction is a knob's
+
+
+def test_search_space_leaves_out_slow_to_compile_explicit_unrolls():
+    from minitvm import autotune
+    task = autotune.Task("conv2d_NCHWc_int8.cuda", ((16, 16, 28, 28, 4), (32, 16, 1, 1, 4, 4), 1, 0), target="cuda")
+    space = task.config_space
+    r = np.random.default_rng(5)
+    valid = [space.get(int(i)) for i in r.integers(0, len(space), 20000) if space.is_valid(int(i))]
+    pairs = {(c["auto_unroll_max_step"].val, c["unroll_explicit"].val) for c in valid}
+    assert pairs == {(0, False), (0, True), (512, False), (1500, False)}
