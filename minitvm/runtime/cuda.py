@@ -572,11 +572,23 @@ def _full_options(arch: str, options, prefix: str) -> tuple:
     return full + options
 
 
+_split_compile = {"supported": None}     # None: not tried yet
+
+
+def _split_compile_options(source: str) -> tuple:
+    """``--split-compile=0`` (optimize in parallel, on every core) for a source of several
+    kernels, such as a whole model, unless this NVRTC has rejected the option. Measured on the
+    int8 ResNet-50 at batch 16 (59 kernels) with 2 cores: 23.3 s -> 15.0 s."""
+    if _split_compile["supported"] is False or source.count("__global__") < 2:
+        return ()
+    return ("--split-compile=0",)
+
+
 def compile_cuda(source: str, arch: str = "sm_90", options=(), cache: bool = True) -> bytes:
     """Compile CUDA C ``source`` with NVRTC to a cubin for exactly ``arch`` (e.g. ``"sm_90"``).
 
     Kernels must be ``extern "C" __global__``. Adds ``--gpu-architecture=sm_XY --std=c++17`` to
-    ``options``. Results are cached in-process and on disk (see :func:`cache_dir`), keyed by the
+    ``options`` (and ``--split-compile=0`` for a source of several kernels, where NVRTC takes it). Results are cached in-process and on disk (see :func:`cache_dir`), keyed by the
     sha256 of source, arch, options and NVRTC version; a corrupt disk entry is ignored and rewritten.
     Raises :class:`~minitvm.errors.BuildError` with NVRTC's log and the source lines around each error.
     """
@@ -598,7 +610,14 @@ def compile_cuda(source: str, arch: str = "sm_90", options=(), cache: bool = Tru
             _memory_cache[key] = hit
             return hit
     with _compile_lock:
-        cubin = _nvrtc_compile(source, full, "cubin", arch)
+        split = _split_compile_options(source)
+        try:
+            cubin = _nvrtc_compile(source, full + split, "cubin", arch)
+        except BuildError as exc:
+            if not split or "INVALID_OPTION" not in str(exc):
+                raise
+            _split_compile["supported"] = False
+            cubin = _nvrtc_compile(source, full, "cubin", arch)
         _stats["nvrtc_compiles"] += 1
     if cache:
         _memory_cache[key] = cubin

@@ -311,3 +311,30 @@ def test_plan_names_must_match_signatures():
         CUDAModule(VADD_SRC, [SIG_N], {})
     with pytest.raises(BuildError, match="no function of that name"):
         CUDAModule(VADD_SRC, [SIG_N], {"f": plan, "g": plan})
+
+
+# ------------------------------------------------------------------------------- split compilation
+
+def test_sources_of_several_kernels_compile_in_parallel(cache_dir, monkeypatch):
+    seen = []
+    real = cuda._nvrtc_compile
+    monkeypatch.setattr(cuda, "_nvrtc_compile", lambda src, opts, *a: seen.append(opts) or real(src, opts, *a))
+    cuda.compile_cuda(VADD_SRC, "sm_90", cache=False)
+    cubin = cuda.compile_cuda(VADD_SRC + DP4A_SRC, "sm_90", cache=False)
+    assert "--split-compile=0" not in seen[0] and "--split-compile=0" in seen[1]
+    assert b"vadd" in cubin and b"dot_dp4a" in cubin
+
+
+def test_nvrtc_without_split_compilation_still_compiles(cache_dir, monkeypatch):
+    real = cuda._nvrtc_compile
+
+    def old_nvrtc(src, opts, *a):
+        if "--split-compile=0" in opts:
+            raise BuildError("NVRTC 12.0 failed to compile (NVRTC_ERROR_INVALID_OPTION)")
+        return real(src, opts, *a)
+
+    monkeypatch.setattr(cuda, "_nvrtc_compile", old_nvrtc)
+    monkeypatch.setitem(cuda._split_compile, "supported", None)
+    assert b"dot_dp4a" in cuda.compile_cuda(VADD_SRC + DP4A_SRC, "sm_90", cache=False)
+    assert cuda._split_compile["supported"] is False       # not tried again in this process
+    assert cuda._split_compile_options(VADD_SRC + DP4A_SRC) == ()
