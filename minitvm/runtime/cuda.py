@@ -493,7 +493,7 @@ def _source_excerpts(source: str, log: str, context: int = 3, max_errors: int = 
             continue
         seen.append(line)
         if len(seen) > max_errors:
-            out.append(f"... (more errors; see the log above)")
+            out.append("... (more errors; see the log above)")
             break
         lo, hi = max(1, line - context), min(len(lines), line + context)
         width = len(str(hi))

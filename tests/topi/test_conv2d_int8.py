@@ -1,4 +1,6 @@
 """int8 conv2d in packed layouts: computes on the CPU bit-exact, CUDA templates compile."""
+import re
+
 import numpy as np
 import pytest
 
@@ -176,11 +178,12 @@ def test_cuda_template_every_knob_value_compiles():
     r = np.random.default_rng(3)
     seen = set()
     picked = 0
-    for idx in r.integers(0, len(space), 20000):
+    for idx in r.integers(0, len(space), 60000):
         cfg = space.get(int(idx))
         if not space.is_valid(cfg):
             continue
-        key = tuple(cfg[k].val for k in ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "vector_weight"))
+        key = tuple(cfg[k].val for k in ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "vector_weight",
+                                         "vector_data"))
         if key in seen:
             continue
         seen.add(key)
@@ -188,8 +191,9 @@ def test_cuda_template_every_knob_value_compiles():
         m = minitvm.build(s, tensors, "cuda -arch=sm_90")
         assert "__dp4a" in m.get_source() and m.cubin
         picked += 1
-    # filtered out: double buffering with nothing staged, a fetch width for unstaged weights
-    assert picked == 32 - 10
+    # filtered out: double buffering with nothing staged, a fetch width for unstaged weights (22 of
+    # the 32 combinations with 4-byte data fetches are left), wide fetches of unstaged data (12 of 32)
+    assert picked == 22 + 12
 
 
 def test_register_tile_loops_unroll_whatever_the_unroll_knobs():
@@ -213,3 +217,38 @@ def test_search_space_leaves_out_slow_to_compile_explicit_unrolls():
     valid = [space.get(int(i)) for i in r.integers(0, len(space), 20000) if space.is_valid(int(i))]
     pairs = {(c["auto_unroll_max_step"].val, c["unroll_explicit"].val) for c in valid}
     assert pairs == {(0, False), (0, True), (512, False), (1500, False)}
+
+
+_SMALL_1x1_W8 = Conv("small_1x1_w8", 2, 8, 4, 8, 8, 1)
+
+
+@pytest.mark.parametrize("knobs", [
+    {},
+    {"double_buffer": True},
+    {"fuse_yx": False, "vector_weight": 16},
+    {"double_buffer": True, "fuse_yx": False, "tile_rc": [2, 1]},
+], ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "plain")
+def test_wide_data_fetch_race_free_and_exact_in_interpreter(knobs):
+    """vector_data=16: each thread stages 4 neighbouring pixels (one 128-bit load and store)."""
+    for seed in (0, 1):
+        _interpret_cuda_conv(_SMALL_1x1_W8, dict(knobs, vector_data=16, tile_n=[1, 1, 2, 1], tile_f=[1, 1, 2, 1],
+                                                   tile_y=[2, 1, 2, 1], tile_x=[2, 1, 2, 2]), seed)
+
+
+def test_wide_data_fetch_is_one_128_bit_copy():
+    X = te.placeholder((2, 2, 4, 8, 4), "int8", "X")
+    K = te.placeholder((2, 2, 1, 1, 4, 4), "int8", "K")
+    Y = conv2d_NCHWc_int8(X, K, 1, 0, 1, 1)
+    s = schedule_conv2d_NCHWc_int8(Y, cfg={"vector_data": 16, "tile_x": [2, 1, 2, 2]})
+    src = minitvm.build(s, [X, K, Y], "cuda -arch=sm_90").get_source()
+    assert re.search(r"\*\(int4\*\)\(X_shared \+ .*\) = \*\(int4\*\)\(X \+ ", src)
+
+
+@pytest.mark.parametrize("w,knobs,why", [
+    (_SMALL, {"vector_data": 16, "tile_x": [1, 2, 3, 1]}, "no padding"),                # padded
+    (_SMALL_1x1_W8, {"vector_data": 16, "tile_x": [4, 1, 2, 1]}, r"tile_x \[4, 1, 2, 1\]"),  # 2 columns
+    (_SMALL_1x1_W8, {"vector_data": 16, "cache_data": False}, "cache_data"),
+])
+def test_wide_data_fetch_refused_where_it_cannot_be_aligned(w, knobs, why):
+    with pytest.raises(minitvm.errors.ScheduleError, match=why):
+        _interpret_cuda_conv(w, knobs)

@@ -17,6 +17,9 @@ next tile's global loads overlap the current tile's ``dp4a``s; ``cache_data`` /
 ``cache_weight`` — stage data / weights through shared memory (else each thread reads them
 from global memory, through the L1 cache); ``vector_weight`` — bytes per thread and step when
 staging weights: 4 (one word) or 16 (a whole 4x4 channel block, one 128-bit load);
+``vector_data`` — bytes per thread and step when staging data: 4 (one pixel's 4 channels) or 16
+(4 neighbouring pixels, one 128-bit load; offered for unpadded convs of kernel width 1, stride 1
+along x and a width divisible by 4, with a block tile of columns divisible by 4);
 ``auto_unroll_max_step``, ``unroll_explicit``.
 
 The tunable template is ``conv2d_NCHWc_int8.cuda`` (:func:`conv2d_NCHWc_int8_cuda`, args
@@ -63,6 +66,7 @@ def default_config(conv) -> dict:
         "cache_data": True,
         "cache_weight": True,
         "vector_weight": 4,
+        "vector_data": 4,
         "auto_unroll_max_step": 512,
         "unroll_explicit": False,
     }
@@ -70,7 +74,8 @@ def default_config(conv) -> dict:
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
-_KNOB_FLAGS = ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "vector_weight") + tuple(UNROLL_KNOBS)
+_KNOB_FLAGS = ("fuse_yx", "double_buffer", "cache_data", "cache_weight", "vector_weight", "vector_data") \
+    + tuple(UNROLL_KNOBS)
 _MAX_LOCAL = 128            # int32 accumulators per thread (more spill registers: measured 3-5x slower)
 _MAX_VTHREADS = 8           # virtual threads per thread
 _MIN_BLOCKS = 128           # about one block per SM (H100: 132), unless the default has fewer
@@ -97,6 +102,22 @@ def _footprint(conv, v: dict) -> tuple:
     return threads, local, smem_w + smem_a, vthreads, blocks
 
 
+def _wide_data_fetch_possible(conv) -> bool:
+    """Can the data tile be fetched 4 pixels (16 bytes) at a time? Each fetched row must start
+    16-byte aligned and hold whole 4-pixel groups: no padding, kernel width 1, stride 1 along
+    x, a 4-channel block, a width divisible by 4."""
+    data = conv.op.input_tensors[0]
+    _, _, _, kw, _, _ = (int(d.value) for d in conv.op.input_tensors[1].shape)
+    return (not any(conv.op.attrs.get("padding", (0,))) and kw == 1
+            and tuple(conv.op.attrs.get("stride", (1, 1)))[1] == 1
+            and int(data.shape[3].value) % 4 == 0 and int(data.shape[4].value) == 4)
+
+
+def _block_columns(v: dict) -> int:
+    """Output columns per block under knob values ``v``."""
+    return v["tile_x"][1] * v["tile_x"][2] * v["tile_x"][3]
+
+
 def define_knobs(cfg, conv) -> None:
     """Declare the template's knobs for ``conv`` on ``cfg`` (a ConfigSpace, entity or fallback);
     a fallback gets :func:`default_config`'s values. The search skips configs that cannot run
@@ -114,6 +135,7 @@ def define_knobs(cfg, conv) -> None:
     cfg.define_knob("cache_weight", [True, False])
     ob, ib = (int(d.value) for d in conv.op.input_tensors[1].shape[-2:])
     cfg.define_knob("vector_weight", [4, 16] if ob * ib % 16 == 0 else [4])
+    cfg.define_knob("vector_data", [4, 16] if _wide_data_fetch_possible(conv) else [4])
     define_unroll_knobs(cfg)
     default = default_config(conv)
     d_threads, _, _, _, d_blocks = _footprint(conv, default)
@@ -126,7 +148,8 @@ def define_knobs(cfg, conv) -> None:
         # double buffering needs a shared tile to pipeline; the weight fetch width matters only
         # when weights are staged
         meaningful = (v["cache_data"] or v["cache_weight"] or not v["double_buffer"]) \
-            and (v["cache_weight"] or v["vector_weight"] == 4)
+            and (v["cache_weight"] or v["vector_weight"] == 4) \
+            and (v["vector_data"] == 4 or (v["cache_data"] and _block_columns(v) % 4 == 0))
         return (min_threads <= threads <= MAX_THREADS and tz <= MAX_THREADS_Z and local <= _MAX_LOCAL
                 and smem <= MAX_STATIC_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and meaningful and unroll_compiles_fast(c))
 
@@ -226,8 +249,15 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     if not cfg["cache_data"] and any(conv.op.attrs.get("padding", (0,))):
         raise ScheduleError(f"knob cache_data=False: {conv.name} is padded; the padded data must be staged "
                             "through shared memory (cache_data=True)")
+    data_load = None
     if cfg["cache_data"]:
-        loads.append(s.cache_read(conv.op.input_tensors[0], "shared", [conv]))
+        data_load = s.cache_read(conv.op.input_tensors[0], "shared", [conv])
+        loads.append(data_load)
+    if cfg["vector_data"] == 16:
+        if not (cfg["cache_data"] and _wide_data_fetch_possible(conv) and _block_columns(cfg) % 4 == 0):
+            raise ScheduleError(f"knob vector_data=16: {conv.name} needs staged data (cache_data), no padding, "
+                                "kernel width 1, stride 1 along x, a width divisible by 4 and a block tile "
+                                f"of columns divisible by 4 (tile_x {cfg['tile_x']})")
     weight_load = None
     if cfg["cache_weight"]:
         weight_load = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
@@ -262,8 +292,13 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
         if cfg["double_buffer"]:
             s[load].double_buffer()
         # cooperative fetching: 4 int8 channels (one 32-bit word) per thread and step, or for
-        # weights a whole 4x4 (output x input channel) block, 16 contiguous bytes
+        # weights a whole 4x4 (output x input channel) block, for data 4 neighbouring pixels:
+        # 16 contiguous bytes
         vector = 4
+        if cfg["vector_data"] == 16 and load is data_load:
+            *_, xk, cb = s[load].leaf_iter_vars
+            s[load].fuse(xk, cb)
+            vector = 16
         if cfg["vector_weight"] == 16 and load is weight_load:
             *_, obk, icb = s[load].leaf_iter_vars
             if int(obk.dom.extent.value) * int(icb.dom.extent.value) % 16:
