@@ -588,7 +588,8 @@ def compile_cuda(source: str, arch: str = "sm_90", options=(), cache: bool = Tru
     """Compile CUDA C ``source`` with NVRTC to a cubin for exactly ``arch`` (e.g. ``"sm_90"``).
 
     Kernels must be ``extern "C" __global__``. Adds ``--gpu-architecture=sm_XY --std=c++17`` to
-    ``options`` (and ``--split-compile=0`` for a source of several kernels, where NVRTC takes it). Results are cached in-process and on disk (see :func:`cache_dir`), keyed by the
+    ``options`` (and ``--split-compile=0`` for a source of several kernels, where NVRTC takes
+    it). Results are cached in-process and on disk (see :func:`cache_dir`), keyed by the
     sha256 of source, arch, options and NVRTC version; a corrupt disk entry is ignored and rewritten.
     Raises :class:`~minitvm.errors.BuildError` with NVRTC's log and the source lines around each error.
     """

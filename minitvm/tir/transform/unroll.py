@@ -35,7 +35,8 @@ def _allocates(stmt) -> bool:
     if isinstance(stmt, Allocate):
         return True
     for name in getattr(stmt, "_children", ()):
-        for c in (lambda k: k if isinstance(k, tuple) else (k,))(getattr(stmt, name)):
+        child = getattr(stmt, name)
+        for c in child if isinstance(child, tuple) else (child,):
             if hasattr(c, "_children") and not isinstance(c, E.PrimExpr) and _allocates(c):
                 return True
     return False
