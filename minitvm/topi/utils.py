@@ -125,10 +125,11 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False):
     blocks z = n, y = f, x = y·x; one virtual thread axis each; threads z = n·f, y = y, x = x,
     or with ``fuse_yx`` z = n, y = f, x = y·x. Trailing axes (``c``) stay innermost.
 
-    The per-thread loops (inner parts and trailing axes) are unrolled, so that the values a thread
-    keeps in registers are indexed by constants. Returns ``(kernel scope, innermost thread loop, threads)``: the outermost block loop (for
-    unroll pragmas), the loop to compute the accumulating stage at, and the ``(count, thread
-    axis)`` pairs innermost first (for :func:`cooperative_fetch`).
+    The per-thread loops (inner parts and trailing axes) are unrolled, so that the values a
+    thread keeps in registers are indexed by constants. Returns ``(kernel scope, innermost
+    thread loop, threads)``: the outermost block loop (for unroll pragmas), the loop to compute
+    the accumulating stage at, and the ``(count, thread axis)`` pairs innermost first (for
+    :func:`cooperative_fetch`).
     """
     from .. import te
     n, f, y, x, *rest = s[output].op.axis
@@ -232,10 +233,14 @@ def unroll_compiles_fast(cfg) -> bool:
     return not val("unroll_explicit") or val("auto_unroll_max_step") == 0
 
 
-def check_unroll_knobs(cfg) -> None:
-    """``auto_unroll_max_step`` must be a non-negative int and ``unroll_explicit`` a bool."""
+def apply_unroll_knobs(s, stage, axis, cfg) -> None:
+    """Set the unroll knobs of ``cfg`` (plain values) as pragmas on ``axis`` of ``stage``: they
+    cover the loops below it. ``auto_unroll_max_step`` must be a non-negative int and
+    ``unroll_explicit`` a bool."""
     step = cfg["auto_unroll_max_step"]
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ScheduleError(f"knob auto_unroll_max_step: expected a non-negative int, got {step!r}")
     if not isinstance(cfg["unroll_explicit"], (bool, int)):
         raise ScheduleError(f"knob unroll_explicit: expected a bool, got {cfg['unroll_explicit']!r}")
+    s[stage].pragma(axis, "auto_unroll_max_step", step)
+    s[stage].pragma(axis, "unroll_explicit", int(cfg["unroll_explicit"]))

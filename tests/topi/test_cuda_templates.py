@@ -185,6 +185,7 @@ def test_dense_dict_config_merges_over_the_default():
     ({"tile_x": [10, 1, 0, 1]}, "tile_x"),            # non-positive factor
     ({"tile_q": [1, 2]}, "tile_q"),                   # no such knob
     ({"auto_unroll_max_step": -1}, "auto_unroll_max_step"),
+    ({"unroll_explicit": "yes"}, "unroll_explicit"),
 ])
 def test_conv_bad_knob_is_named(knobs, match):
     _, _, out, _ = _conv()

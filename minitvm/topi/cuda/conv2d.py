@@ -32,9 +32,9 @@ from __future__ import annotations
 from ... import autotune, te
 from ...dtype import bits
 from ...te.tensor import ComputeOp
-from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args,
-                     cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
-                     tile_conv_output, unroll_compiles_fast)
+from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, conv_args,
+                     conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,
+                     largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
@@ -225,12 +225,11 @@ def schedule_conv2d_nchw(outs, cfg=None):
     ones from :func:`default_config`), or ``None`` to ask the current dispatch context for
     the ``conv2d_nchw.cuda`` workload of this convolution.
     """
-    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    outs = as_list(outs)
     output = outs[0]
     s = te.create_schedule([t.op for t in outs])
     conv = find_op(output, "conv2d_nchw", "schedule_conv2d_nchw").output(0)
     cfg = _resolve_config(conv, cfg)
-    check_unroll_knobs(cfg)
     pad_data, kernel = conv.op.input_tensors
     if isinstance(pad_data.op, ComputeOp) and "pad" in pad_data.op.tag:
         s[pad_data].compute_inline()
@@ -244,8 +243,7 @@ def schedule_conv2d_nchw(outs, cfg=None):
 
     bn, inner, threads = tile_conv_output(s, output, cfg)
     s[conv].compute_at(s[output], inner)
-    s[output].pragma(bn, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
-    s[output].pragma(bn, "unroll_explicit", int(cfg["unroll_explicit"]))
+    apply_unroll_knobs(s, output, bn, cfg)
 
     # reduction: one shared-memory tile per (rc, ry, rx) outer step
     cn, cf, cy, cx = s[conv].op.axis

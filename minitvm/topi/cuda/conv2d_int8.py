@@ -33,13 +33,11 @@ from __future__ import annotations
 from ... import autotune, te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, conv_args, conv_workload_args,
-                     cooperative_fetch, define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
-                     tile_conv_output, unroll_compiles_fast)
+from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, conv_args,
+                     conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,
+                     largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 from .tensor_intrin import dp4a
-
-
 
 
 def default_config(conv) -> dict:
@@ -151,7 +149,8 @@ def define_knobs(cfg, conv) -> None:
             and (v["cache_weight"] or v["vector_weight"] == 4) \
             and (v["vector_data"] == 4 or (v["cache_data"] and _block_columns(v) % 4 == 0))
         return (min_threads <= threads <= MAX_THREADS and tz <= MAX_THREADS_Z and local <= _MAX_LOCAL
-                and smem <= MAX_STATIC_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks and meaningful and unroll_compiles_fast(c))
+                and smem <= MAX_STATIC_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks
+                and meaningful and unroll_compiles_fast(c))
 
     cfg.multi_filter(sound)
     if cfg.is_fallback:
@@ -214,8 +213,6 @@ def conv2d_NCHWc_int8_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, d
     return schedule_conv2d_NCHWc_int8(out, cfg=cfg), [data, kernel, out]
 
 
-
-
 def _resolve_config(conv, cfg) -> dict:
     """Plain knob values from a config object, a dict (over the default) or the dispatch context."""
     return resolve_config(cfg, ("conv2d_NCHWc_int8.cuda",) + _workload_args(conv), default_config(conv),
@@ -229,11 +226,10 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     ``cfg``: an autotune config (space, entity or fallback), a dict of knob values (missing
     ones from :func:`default_config`), or ``None`` to ask the current dispatch context.
     """
-    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    outs = as_list(outs)
     s = te.create_schedule([t.op for t in outs])
     conv = find_op(outs[0], "conv2d_NCHWc_int8", "schedule_conv2d_NCHWc_int8").output(0)
     cfg = _resolve_config(conv, cfg)
-    check_unroll_knobs(cfg)
     output = outs[0]
     pad_data, packed_kernel = conv.op.input_tensors
     for t in (pad_data, packed_kernel):
@@ -265,8 +261,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
 
     bn, inner, threads = tile_conv_output(s, output, cfg, fuse_yx=cfg["fuse_yx"])
     s[conv].compute_at(s[output], inner)
-    s[output].pragma(bn, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
-    s[output].pragma(bn, "unroll_explicit", int(cfg["unroll_explicit"]))
+    apply_unroll_knobs(s, output, bn, cfg)
 
     # reduction
     cn, cf, cy, cx, cc = s[conv].op.axis
@@ -277,7 +272,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     ryo, ryi = apply_split(s, conv, ry, cfg["tile_ry"])
     rxo, rxi = apply_split(s, conv, rx, cfg["tile_rx"])
     s[conv].reorder(rco, ryo, rxo, rci, ryi, rxi, cn, cf, cy, cx, cc, rc_block)
-    for ax in (cn, cf, cy, cx, cc):     # the accumulators stay in registers only if indexed by constants
+    for ax in (cn, cf, cy, cx, cc):     # accumulators stay in registers only if indexed by constants
         s[conv].unroll(ax)
     if int(rc_block.dom.extent.value) % 4:
         raise ScheduleError(f"{conv.name}: the packed channel block ({rc_block.dom.extent}) must be a multiple of 4 for dp4a")
@@ -308,8 +303,6 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
             vector = 16
         cooperative_fetch(s, load, threads, vector=vector)
     return s
-
-
 
 
 __all__ = ["schedule_conv2d_NCHWc_int8", "default_config", "define_knobs", "conv2d_NCHWc_int8_cuda", "reference"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
-from ..utils import (UNROLL_KNOBS, apply_split, check_split, check_unroll_knobs, cooperative_fetch,
+from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, cooperative_fetch,
                      define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
                      unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS
@@ -196,7 +196,7 @@ def schedule_dense(outs, cfg=None):
     ones from :func:`default_config`), or ``None`` to ask the current dispatch context for
     the ``dense.cuda`` workload of this layer.
     """
-    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    outs = as_list(outs)
     output = outs[0]
     s = te.create_schedule([t.op for t in outs])
     dense = find_op(output, "dense", "schedule_dense").output(0)
@@ -204,7 +204,6 @@ def schedule_dense(outs, cfg=None):
     if use_dp4a:
         _check_dp4a(dense)
     cfg = _resolve_config(dense, cfg)
-    check_unroll_knobs(cfg)
     data, weight = dense.op.input_tensors
     inline_between(s, dense, output, "schedule_dense")
     if dense.op is output.op:
@@ -226,8 +225,7 @@ def schedule_dense(outs, cfg=None):
     s[output].bind(ty, thread_y)
     s[output].bind(tx, thread_x)
     s[dense].compute_at(s[output], tx)
-    s[output].pragma(by, "auto_unroll_max_step", cfg["auto_unroll_max_step"])
-    s[output].pragma(by, "unroll_explicit", int(cfg["unroll_explicit"]))
+    apply_unroll_knobs(s, output, by, cfg)
 
     (k,) = s[dense].op.reduce_axis
     check_split(cfg, "tile_k", int(k.dom.extent.value), 2)
