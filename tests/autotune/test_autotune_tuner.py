@@ -48,6 +48,12 @@ def test_grid_search_goes_in_index_order_and_skips_filtered():
     assert [c.index for c in tuner.next_batch(5)] == [0, 1, 2, 3, 4]
 
 
+def _trials_to_best(tuner, option) -> int:
+    """Tune the whole space; the trial at which ``tuner`` first met its best config."""
+    tuner.tune(len(tuner.task.config_space), option)
+    return tuner.best_iter
+
+
 class FakeBuilder(autotune.Builder):
     n_parallel = 4
 
@@ -178,13 +184,8 @@ def test_ga_tuner_finds_the_best_sooner_than_random_search():
     """On a smooth landscape, children of fast configs beat uniform sampling (over 10 seeds)."""
     task = _task()
     option = autotune.measure_option(FakeBuilder(), FakeRunner())
-
-    def trials_to_best(tuner):
-        tuner.tune(len(task.config_space), option, early_stopping=None)
-        return tuner.best_iter
-
-    ga = [trials_to_best(autotune.GATuner(task, pop_size=8, seed=s)) for s in range(10)]
-    rnd = [trials_to_best(autotune.RandomTuner(task, seed=s)) for s in range(10)]
+    ga = [_trials_to_best(autotune.GATuner(task, pop_size=8, seed=s), option) for s in range(10)]
+    rnd = [_trials_to_best(autotune.RandomTuner(task, seed=s), option) for s in range(10)]
     assert sum(ga) < 0.7 * sum(rnd), (ga, rnd)
 
 
@@ -223,13 +224,8 @@ def test_model_tuner_learns_the_landscape():
     pred = np.array(tuner.predict(ok))
     rank_corr = np.corrcoef(np.argsort(np.argsort(pred)), np.argsort(np.argsort(cost)))[0, 1]
     assert rank_corr > 0.5
-
-    def trials_to_best(t):
-        t.tune(len(space), option)
-        return t.best_iter
-
-    model = [trials_to_best(autotune.ModelTuner(task, plan_size=8, seed=s)) for s in range(10)]
-    rnd = [trials_to_best(autotune.RandomTuner(task, seed=s)) for s in range(10)]
+    model = [_trials_to_best(autotune.ModelTuner(task, plan_size=8, seed=s), option) for s in range(10)]
+    rnd = [_trials_to_best(autotune.RandomTuner(task, seed=s), option) for s in range(10)]
     assert sum(model) < 0.8 * sum(rnd), (model, rnd)
 
 
