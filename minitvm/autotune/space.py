@@ -571,11 +571,25 @@ class ConfigSpace(_KnobDefiner):
         n = len(self)
         if not 0 <= index < n:
             raise ConfigError(f"config index {index} is out of range: the space has {n} configs")
-        entities, rest = {}, index
-        for name, sp in self.space_map.items():
-            rest, i = divmod(rest, len(sp))
-            entities[name] = sp.get(i)
+        entities = {name: sp.get(i) for (name, sp), i in zip(self.space_map.items(), self.knob_indices(index))}
         return ConfigEntity(self, index, entities)
+
+    def knob_indices(self, index: int) -> list:
+        """Each knob's value index in config ``index``, in definition order (the first knob
+        varies fastest)."""
+        out, rest = [], int(index)
+        for sp in self.space_map.values():
+            rest, i = divmod(rest, len(sp))
+            out.append(i)
+        return out
+
+    def index_from_knobs(self, knob_indices) -> int:
+        """The config index of per-knob value indices (the inverse of :meth:`knob_indices`)."""
+        index, radix = 0, 1
+        for i, sp in zip(knob_indices, self.space_map.values()):
+            index += int(i) * radix
+            radix *= len(sp)
+        return index
 
     def index_of(self, values, fill_missing: bool = False) -> int:
         """The index of the config whose knobs take ``values`` (a dict name -> plain value,
@@ -595,11 +609,7 @@ class ConfigSpace(_KnobDefiner):
         extra = [n for n in values if n not in self.space_map]
         if missing or extra:
             raise ConfigError(f"config values do not match the space: missing {missing}, unknown {extra}")
-        index, radix = 0, 1
-        for name, sp in self.space_map.items():
-            index += sp.index_of(values[name]) * radix
-            radix *= len(sp)
-        return index
+        return self.index_from_knobs(sp.index_of(values[name]) for name, sp in self.space_map.items())
 
     def is_valid(self, config) -> bool:
         """Whether ``config`` (or an index) passes every :meth:`multi_filter`."""

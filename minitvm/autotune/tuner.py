@@ -243,20 +243,6 @@ class GATuner(RandomTuner):
         self._radix = [len(sp) for sp in self.space.space_map.values()]
         self._scored: list = []          # (operations per second, index) of measured configs
 
-    def _digits(self, index: int) -> list:
-        out = []
-        for r in self._radix:
-            index, d = divmod(index, r)
-            out.append(d)
-        return out
-
-    def _index(self, digits) -> int:
-        index, scale = 0, 1
-        for d, r in zip(digits, self._radix):
-            index += d * scale
-            scale *= r
-        return index
-
     def update(self, inputs, results) -> None:
         """Keep the speed of each measured config (failures score 0)."""
         for inp, res in zip(inputs, results):
@@ -271,12 +257,12 @@ class GATuner(RandomTuner):
             weights = [s for s, _ in parents]
             for _ in range(64):
                 a, b = self._rng.choices(parents, weights=weights, k=2)
-                da, db = self._digits(a[1]), self._digits(b[1])
+                da, db = self.space.knob_indices(a[1]), self.space.knob_indices(b[1])
                 child = [x if self._rng.random() < 0.5 else y for x, y in zip(da, db)]
                 for k, r in enumerate(self._radix):
                     if self._rng.random() < self.mutation_prob:
                         child[k] = self._rng.randrange(r)
-                idx = self._index(child)
+                idx = self.space.index_from_knobs(child)
                 if idx not in self.visited:
                     return idx
         return super()._candidate()
