@@ -5,8 +5,8 @@ template's default, so common models run with tuned kernels without a tuning run
 own ``ApplyHistoryBest`` is asked first; ``MINITVM_TOPHUB=0`` turns the shipped logs off.
 
 ``cuda_resnet50_int8_b16_h200.log``: ResNet-50's 23 distinct int8 convs
-(``conv2d_NCHWc_int8.cuda``) at batch 16, the best of 200 genetic-search trials each, on an
-NVIDIA H200.
+(``conv2d_NCHWc_int8.cuda``) at batch 16 on an NVIDIA H200, each the faster of two
+genetic-search results (see ``docs/autotune.md``).
 """
 from __future__ import annotations
 
