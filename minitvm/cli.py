@@ -187,6 +187,7 @@ def tune(args) -> int:
 
 def main(argv=None) -> int:
     """Entry point of the ``minitvm`` command."""
+    from .autotune import TUNERS
     p = argparse.ArgumentParser(prog="minitvm", description=__doc__)
     sub = p.add_subparsers(dest="cmd")
     d = sub.add_parser("demo", help="compile, check and time a matmul (GPU if present, else CPU)")
@@ -217,7 +218,7 @@ def main(argv=None) -> int:
     t.add_argument("--dtype", default="float32", choices=["float32", "int8"])
     t.add_argument("--int8-first-conv", action="store_true", help="as for run: tune the first conv in int8")
     t.add_argument("--trials", type=int, default=200, help="trials per task (at most)")
-    t.add_argument("--tuner", default="ga", choices=["ga", "model", "random"])
+    t.add_argument("--tuner", default="ga", choices=sorted(TUNERS))
     t.add_argument("--early-stopping", type=int, default=None)
     t.add_argument("--n-parallel", type=int, default=None, help="build processes (default: CPUs)")
     t.add_argument("--no-check", action="store_true", help="skip checking each candidate against numpy")
