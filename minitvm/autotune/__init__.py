@@ -11,8 +11,9 @@
 
 Pieces: ``space`` (knobs and configs), ``task`` (templates, tasks, workloads), ``measure``
 (parallel builder, isolated runner, error codes), ``tuner`` (random, grid, genetic,
-model-based), ``record`` (the JSON-lines log), ``dispatch`` (which config a template uses outside tuning), ``callback``
-(progress bar, logging). See ``docs/autotune.md``.
+model-based), ``record`` (the JSON-lines log), ``dispatch`` (which config a template uses
+outside tuning; ``tophub``, the shipped tuned configs), ``callback`` (progress bar, logging).
+See ``docs/autotune.md``.
 """
 from .space import (  # noqa: F401
     AnnotateEntity, AnnotateSpace, ConfigEntity, ConfigError, ConfigSpace, FallbackConfig, OtherOptionEntity,
