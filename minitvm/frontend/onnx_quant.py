@@ -398,15 +398,12 @@ def _qdq_inputs(imp, node, x_name, w_name, b_name, ch_axis_of_w, n_out_axis):
     dx, dw = st.dq.get(x_name), st.dq.get(w_name)
     if dx is None or dw is None or dx.q is not None or dw.q is None:
         return None
-    if dw.q.dtype not in (np.int8, np.uint8):
-        return None
     n_out = dw.q.shape[n_out_axis]
-    for v in (dw.scale, np.asarray(dw.zp)):
-        if v.size != 1 and (v.size != n_out or dw.axis % dw.q.ndim != ch_axis_of_w):
-            return None
+    try:    # an 8-bit weight quantized per tensor or per output channel, else not a QDQ anchor
+        s_w, z_w = _weight_params(node, dw.q, dw.scale, dw.zp, dw.axis, ch_axis_of_w, n_out, w_name)
+    except GraphError:
+        return None
     s_x = float(dx.scale.reshape(()))
-    s_w = np.broadcast_to(dw.scale.astype(np.float64).reshape(-1), (n_out,))
-    z_w = np.broadcast_to(np.asarray(dw.zp).astype(np.int64).reshape(-1), (n_out,))
     bias = None
     if b_name:
         db = st.dq.get(b_name)
