@@ -34,9 +34,9 @@ MODELS = {"resnet50": workloads.resnet50_convs, "vgg19": workloads.vgg19_convs,
 
 def build_conv(w, cfg=None):
     """Module and packed shapes for workload ``w`` (channels padded to multiples of 4)."""
-    C = -(-w.C // 4) * 4
-    X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
-    Wt = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.kw, 4, 4), "int8", "W")
+    data_shape, kernel_shape = w.packed_shapes()
+    X = te.placeholder(data_shape, "int8", "X")
+    Wt = te.placeholder(kernel_shape, "int8", "W")
     Y = conv2d_NCHWc_int8(X, Wt, w.stride, w.padding, w.dilation, w.groups)
     s = schedule_conv2d_NCHWc_int8(Y, cfg)
     return minitvm.build(s, [X, Wt, Y], "cuda"), X, Wt, Y

@@ -33,9 +33,7 @@ from minitvm.topi.workloads import resnet50_convs, unique  # noqa: E402
 
 def task_args(w):
     """Template arguments of workload ``w`` (channels padded to a multiple of 4)."""
-    C = -(-w.C // 4) * 4
-    return ((w.N, C // 4, w.H, w.W, 4), (w.O // 4, C // 4 // w.groups, w.K, w.kw, 4, 4), w.stride, w.padding,
-            w.dilation, w.groups)
+    return w.packed_shapes() + (w.stride, w.padding, w.dilation, w.groups)
 
 
 def select_layers(layers, spec):

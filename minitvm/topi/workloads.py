@@ -51,6 +51,13 @@ class Conv:
         oh, ow = self.out_hw
         return self.N * self.O * oh * ow * (self.C // self.groups) * self.K * self.kw
 
+    def packed_shapes(self, block: int = 4) -> tuple:
+        """(data, kernel) shapes of this conv in ``NCHW[block]c`` / ``OIHW[block]o[block]i``, the
+        input channels padded to a multiple of ``block`` (the RGB first layer: 3 -> 4)."""
+        c = -(-self.C // block)
+        return ((self.N, c, self.H, self.W, block),
+                (self.O // block, c // self.groups, self.K, self.kw, block, block))
+
     def key(self) -> tuple:
         return (self.N, self.C, self.H, self.W, self.O, self.K, self.kw, self.stride, self.pad, self.pw,
                 self.dilation, self.groups)

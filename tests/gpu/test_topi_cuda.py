@@ -54,9 +54,10 @@ SEED = [w for w, _ in unique(seed_model_convs(1) + seed_model_convs(16))]
 @pytest.mark.parametrize("w", WORKLOADS + SEED, ids=lambda w: f"{w.name}.b{w.N}")
 def test_conv2d_int8_dp4a_bit_exact(w):
     """Odd shapes, and every distinct conv of the seed models at batch 1 and 16."""
-    C = -(-w.C // 4) * 4
-    X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
-    K = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.kw, 4, 4), "int8", "K")
+    data_shape, kernel_shape = w.packed_shapes()
+    X = te.placeholder(data_shape, "int8", "X")
+    K = te.placeholder(kernel_shape, "int8", "K")
+    C = data_shape[1] * 4
     Y = conv2d_NCHWc_int8(X, K, w.stride, w.padding, w.dilation, w.groups)
     mod = minitvm.build(schedule_conv2d_NCHWc_int8(Y), [X, K, Y], "cuda")
     assert "__dp4a" in mod.get_source()

@@ -104,9 +104,9 @@ def test_bad_shapes_are_rejected():
 
 
 def _cuda_source(w, epilogue):
-    C = -(-w.C // 4) * 4
-    X = te.placeholder((w.N, C // 4, w.H, w.W, 4), "int8", "X")
-    K = te.placeholder((w.O // 4, C // 4 // w.groups, w.K, w.kw, 4, 4), "int8", "K")
+    data_shape, kernel_shape = w.packed_shapes()
+    X = te.placeholder(data_shape, "int8", "X")
+    K = te.placeholder(kernel_shape, "int8", "K")
     Y = conv2d_NCHWc_int8(X, K, w.stride, w.padding, w.dilation, w.groups)
     out = relu(requantize(Y, *quantize_multiplier(0.01))) if epilogue else Y
     s = schedule_conv2d_NCHWc_int8(out)
@@ -127,8 +127,7 @@ def _interpret_cuda_conv(w, knobs, seed=0):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "codegen"))
     import kernel_interp
     from minitvm.topi.cuda.conv2d_int8 import _conv_args, reference
-    args = _conv_args((w.N, w.C // 4, w.H, w.W, 4), (w.O // 4, w.C // 4 // w.groups, w.K, w.kw, 4, 4),
-                      w.stride, w.padding, w.dilation, w.groups)
+    args = _conv_args(*w.packed_shapes(), w.stride, w.padding, w.dilation, w.groups)
     X = te.placeholder(args[0], "int8", "X")
     K = te.placeholder(args[1], "int8", "K")
     Y = conv2d_NCHWc_int8(X, K, w.stride, w.padding, w.dilation, w.groups)
@@ -172,8 +171,7 @@ def test_cuda_template_every_knob_value_compiles():
     """Configs drawn from the whole space (every knob value shows up) NVRTC-compile for sm_90."""
     from minitvm import autotune
     w = next(c for c, _ in unique(resnet50_convs(16)) if c.K == 1 and c.stride == 1 and c.H == 28)
-    task = autotune.Task("conv2d_NCHWc_int8.cuda", (
-        (w.N, w.C // 4, w.H, w.W, 4), (w.O // 4, w.C // 4, w.K, w.kw, 4, 4), w.stride, w.padding), target="cuda")
+    task = autotune.Task("conv2d_NCHWc_int8.cuda", (*w.packed_shapes(), w.stride, w.padding), target="cuda")
     space = task.config_space
     r = np.random.default_rng(3)
     seen = set()
@@ -252,3 +250,9 @@ def test_wide_data_fetch_is_one_128_bit_copy():
 def test_wide_data_fetch_refused_where_it_cannot_be_aligned(w, knobs, why):
     with pytest.raises(minitvm.errors.ScheduleError, match=why):
         _interpret_cuda_conv(w, knobs)
+
+
+def test_workload_packed_shapes_pad_the_input_channels():
+    rgb, grouped = ODD[0], Conv("g", 2, 64, 14, 14, 128, 3, 1, 1, groups=4)
+    assert rgb.packed_shapes() == ((3, 1, 11, 11, 4), (2, 1, 7, 7, 4, 4))
+    assert grouped.packed_shapes() == ((2, 16, 14, 14, 4), (32, 4, 3, 3, 4, 4))
