@@ -246,8 +246,10 @@ def test_wide_data_fetch_is_one_128_bit_copy():
     (_SMALL, {"vector_data": 16, "tile_x": [1, 2, 3, 1]}, "no padding"),                # padded
     (_SMALL_1x1_W8, {"vector_data": 16, "tile_x": [4, 1, 2, 1]}, r"tile_x \[4, 1, 2, 1\]"),  # 2 columns
     (_SMALL_1x1_W8, {"vector_data": 16, "cache_data": False}, "cache_data"),
+    (_SMALL_1x1_W8, {"vector_data": 8}, "vector_data.*4 or 16"),
+    (_SMALL_1x1_W8, {"vector_weight": 32}, "vector_weight.*4 or 16"),
 ])
-def test_wide_data_fetch_refused_where_it_cannot_be_aligned(w, knobs, why):
+def test_fetch_width_refused_where_unsupported_or_unaligned(w, knobs, why):
     with pytest.raises(minitvm.errors.ScheduleError, match=why):
         _interpret_cuda_conv(w, knobs)
 

@@ -230,6 +230,9 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
     s = te.create_schedule([t.op for t in outs])
     conv = find_op(outs[0], "conv2d_NCHWc_int8", "schedule_conv2d_NCHWc_int8").output(0)
     cfg = _resolve_config(conv, cfg)
+    for key in ("vector_weight", "vector_data"):
+        if cfg[key] not in (4, 16):
+            raise ScheduleError(f"knob {key}: bytes per fetch must be 4 or 16, got {cfg[key]!r}")
     output = outs[0]
     pad_data, packed_kernel = conv.op.input_tensors
     for t in (pad_data, packed_kernel):
