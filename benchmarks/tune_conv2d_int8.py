@@ -4,13 +4,20 @@ For each distinct ResNet-50 convolution at the given batch: measure the template
 config, tune (``--tuner ga``, the genetic tuner, by default; ``--tuner model`` or ``random``;
 ``--trials``, 200 by default; every candidate is checked
 bit-exactly against numpy), then re-measure the default and the best logged config
-(``ApplyHistoryBest``'s choice) under the same, longer timing. Prints per layer and summed
+(``ApplyHistoryBest``'s choice) under the same, longer timing. The shipped config (``tophub``),
+where one exists, is measured and logged first like the default, so a tuning run never ships a
+slower pick than what it started from. ``--history LOG`` (repeatable; ``.gz`` is read too) seeds
+the search with earlier trials of the same layers: the genetic and model-based tuners breed and
+learn from them, and never measure them again. Prints per layer and summed
 over the network (each layer times its count): default vs tuned time, TOPS, errors by kind, and
 trials per second of the measurement loop.
 
     PYTHONPATH=. python3 benchmarks/tune_conv2d_int8.py                    # all layers, batch 16
     PYTHONPATH=. python3 benchmarks/tune_conv2d_int8.py --trials 64 --layers 4
     PYTHONPATH=. python3 benchmarks/tune_conv2d_int8.py --layers layer1.0.conv2,layer3.0.conv1
+    PYTHONPATH=. python3 benchmarks/tune_conv2d_int8.py --layers 11,12 \
+        --history minitvm/autotune/tophub/cuda_resnet50_int8_b16_h200.log \
+        --history benchmarks/logs/resnet50_int8_b16_h200_trials.log.gz
 
 The log (``--log``, default ``tune_conv2d_int8.log``) is appended to; apply it with
 ``autotune.ApplyHistoryBest(path)``. Ctrl-C stops tuning and still prints the table.
@@ -66,6 +73,14 @@ def fallback_config(task):
     return space.get(fb.index)
 
 
+def shipped_config(task, target):
+    """The config ``tophub`` ships for ``task`` on ``target`` (a point of its space), or None."""
+    from minitvm.autotune import tophub
+    if not tophub.enabled():
+        return None
+    return tophub.context().lookup(target, task.workload)
+
+
 def final_measure(measure, runner, inputs, number, repeat, min_repeat_ms):
     """Measure ``inputs`` with the final (longer) timing settings; median seconds or None each."""
     saved = runner.number, runner.repeat, runner.min_repeat_ms
@@ -96,6 +111,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tuner", choices=sorted(autotune.TUNERS), default="ga")
     p.add_argument("--log", default="tune_conv2d_int8.log")
+    p.add_argument("--history", action="append", default=[], help="earlier tuning log to start from "
+                   "(repeatable)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
 
@@ -103,6 +120,7 @@ def main():
         print("no CUDA device here:", cuda.unavailable_reason())
         return 0
     layers = select_layers(unique(resnet50_convs(args.batch)), args.layers)
+    history = [rec for path in args.history for rec in autotune.record.load_records(path)]
     n_parallel = args.n_parallel or os.cpu_count() or 1
     print(f"tuning {len(layers)} distinct ResNet-50 int8 conv layers, batch {args.batch}, <= {args.trials} trials "
           f"each ({args.tuner} tuner), on {cuda.device_name(0)}; {n_parallel} build processes; "
@@ -125,11 +143,16 @@ def main():
                 measure = autotune.create_measure_batch(task, option)
                 default = fallback_config(task)
                 # the default is measured (and logged) like any trial, so the best never loses to it
-                (d_res,) = measure([MeasureInput(measure.target, task, default)])
-                autotune.log_to_file(args.log)(None, [MeasureInput(measure.target, task, default)], [d_res])
-                if not d_res.ok:
-                    row["note"] = f"default failed: {d_res.error_no.name} {d_res.error_msg[:80]}"
+                starts = [MeasureInput(measure.target, task, default)]
+                shipped = shipped_config(task, measure.target)
+                if shipped is not None and shipped.index != default.index:
+                    starts.append(MeasureInput(measure.target, task, shipped))
+                start_res = measure(starts)
+                autotune.log_to_file(args.log)(None, starts, start_res)
+                if not start_res[0].ok:
+                    row["note"] = f"default failed: {start_res[0].error_no.name} {start_res[0].error_msg[:80]}"
                 tuner = autotune.TUNERS[args.tuner](task, seed=args.seed)
+                row["history"] = tuner.load_history(list(zip(starts, start_res)) + history)
                 cbs = [autotune.log_to_file(args.log),
                        lambda t, i, r, c=row["errors"]: c.update(x.error_no.name for x in r if not x.ok)]
                 if not args.no_progress:

@@ -16,6 +16,7 @@ warning naming the line number.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -130,9 +131,11 @@ def decode(line: str):
 
 def load_records(path):
     """All records of the log at ``path`` as ``(MeasureInput, MeasureResult)`` pairs, in file
-    order; a malformed line is skipped with a warning naming its line number."""
+    order; a malformed line is skipped with a warning naming its line number. A path ending in
+    ``.gz`` is read through gzip."""
     out = []
-    with open(path, encoding="utf-8") as f:
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             text = line.strip()
             if not text:

@@ -13,6 +13,7 @@ import random
 import time
 
 from .measure import MeasureInput, create_measure_batch
+from .space import ConfigError
 from .task import target_kind
 
 __all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS"]
@@ -153,6 +154,33 @@ class _SamplingTuner(Tuner):
 
     def _candidate(self):  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def load_history(self, records) -> int:
+        """Start from earlier measurements of this task: ``records`` are ``(MeasureInput,
+        MeasureResult)`` pairs, e.g. :func:`~minitvm.autotune.record.load_records` of a log.
+
+        Records of another workload or target kind are ignored, and so are configs the
+        current space no longer holds or its filters reject. The rest are never proposed
+        again and are passed to :meth:`update`, so the genetic and model-based tuners breed
+        and learn from them. The best config stays what this run measures. Returns how many
+        records were used."""
+        kind = target_kind(self.task.target)
+        inputs, results = [], []
+        for inp, res in records:
+            if inp.task.workload != self.task.workload or target_kind(inp.target) != kind:
+                continue
+            try:
+                config = self.space.get(self.space.index_of(inp.config.values, fill_missing=True))
+            except ConfigError:
+                continue
+            if not self.space.is_valid(config):
+                continue
+            self.visited.add(config.index)
+            inputs.append(MeasureInput(inp.target, self.task, config))
+            results.append(res)
+        if inputs:
+            self.update(inputs, results)
+        return len(inputs)
 
     def next_batch(self, batch_size: int) -> list:
         """Up to ``batch_size`` new, valid configs."""

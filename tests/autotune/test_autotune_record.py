@@ -45,6 +45,17 @@ def test_record_round_trip():
     assert res2.costs == res.costs and res2.error_no == MeasureErrorNo.NO_ERROR
 
 
+def test_a_gzipped_log_reads_like_the_plain_one(tmp_path):
+    import gzip
+    task = autotune.Task("matmul.cpu", ARGS)
+    plain = tmp_path / "trials.log"
+    autotune.record.save_records(plain, _records(task, [2e-3, None, 1e-3]))
+    packed = tmp_path / "trials.log.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    got = [(i.config.values, r.costs, r.error_no) for i, r in load_records(packed)]
+    assert got == [(i.config.values, r.costs, r.error_no) for i, r in load_records(plain)] and len(got) == 3
+
+
 def test_log_append_and_corrupted_lines_are_skipped_with_a_warning(tmp_path):
     task = autotune.Task("matmul.cpu", ARGS)
     log = tmp_path / "t.log"

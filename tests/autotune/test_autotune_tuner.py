@@ -189,6 +189,61 @@ def test_ga_tuner_finds_the_best_sooner_than_random_search():
     assert sum(ga) < 0.7 * sum(rnd), (ga, rnd)
 
 
+def _history(task, n, seed=0):
+    """Records of ``n`` measured trials of ``task`` (a random search run through the loop)."""
+    records = []
+    option = autotune.measure_option(FakeBuilder(), FakeRunner())
+    autotune.RandomTuner(task, seed=seed).tune(n, option, callbacks=[lambda t, i, r: records.extend(zip(i, r))])
+    return records
+
+
+def test_load_history_takes_this_tasks_records_only_and_never_proposes_them_again(tmp_path):
+    task = _task()
+    records = _history(task, 24)
+    log = tmp_path / "old.log"
+    autotune.record.save_records(log, records + _history(autotune.Task("matmul.cpu", (16, 16, 8, "float32")), 5))
+    tuner = autotune.GATuner(task, pop_size=8, seed=0)
+    assert tuner.load_history(autotune.record.load_records(log)) == 24   # the other workload's 5 are ignored
+    assert tuner.visited == {inp.config.index for inp, _ in records}
+    proposed = set()
+    while tuner.has_next():
+        proposed |= {c.index for c in tuner.next_batch(16)}
+    assert proposed.isdisjoint(tuner.visited - proposed) and len(proposed) == len(task.config_space) - 24
+    assert tuner.best_config is None            # the best is what this run measures
+
+
+def test_ga_tuner_seeded_with_history_finds_the_best_sooner():
+    """Bred from an earlier run's fast configs, the search reaches the optimum in fewer trials."""
+    task = _task()
+    option = autotune.measure_option(FakeBuilder(), FakeRunner())
+    seeded, fresh = [], []
+    for s in range(10):
+        # an earlier run's trials, the optimum itself left out
+        history = [(i, r) for i, r in _history(task, 16, seed=100 + s) if not (r.ok and math.isclose(r.mean, 1e-3))]
+        tuner = autotune.GATuner(task, pop_size=8, seed=s)
+        tuner.load_history(history)
+        seeded.append(_trials_to_best(tuner, option))
+        fresh.append(_trials_to_best(autotune.GATuner(task, pop_size=8, seed=s), option))
+    assert sum(seeded) < 0.7 * sum(fresh), (seeded, fresh)
+
+
+def test_model_tuner_learns_from_history():
+    """With enough earlier successes loaded, the first batch is already the model's pick."""
+    task = _task()
+    tuner = autotune.ModelTuner(task, plan_size=8, seed=0)
+    assert tuner.predict([task.config_space.get(0)]) is None      # nothing to learn from yet
+    assert tuner.load_history(_history(task, 40)) == 40
+    assert tuner.predict([task.config_space.get(0)]) is not None
+    space = task.config_space
+
+    def fake_cost(c):
+        v = c.values
+        return (1 + abs(v["tile_y"][1] - 4) + abs(v["tile_x"][1] - 8)) if v["vectorize"] else 100.0
+    batch = tuner.next_batch(4)
+    mean_all = sum(fake_cost(space.get(i)) for i in range(len(space))) / len(space)
+    assert len(batch) == 4 and sum(map(fake_cost, batch)) / 4 < 0.5 * mean_all
+
+
 def test_ga_tuner_rejects_bad_parameters():
     with pytest.raises(ValueError, match="pop_size"):
         autotune.GATuner(_task(), pop_size=1)
