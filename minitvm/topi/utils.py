@@ -119,14 +119,15 @@ def cooperative_fetch(s, load, threads, vector: int = 1):
     return fused
 
 
-def tile_conv_output(s, output, cfg, fuse_yx: bool = False):
+def tile_conv_output(s, output, cfg, fuse_yx: bool = False, vectorize_block: bool = False):
     """Tile a conv output ``(n, f, y, x[, c])`` for CUDA by the 4-way knobs ``tile_n``,
     ``tile_f``, ``tile_y``, ``tile_x`` [block, vthread, thread, inner] and bind the parts:
     blocks z = n, y = f, x = y·x; one virtual thread axis each; threads z = n·f, y = y, x = x,
     or with ``fuse_yx`` z = n, y = f, x = y·x. Trailing axes (``c``) stay innermost.
 
     The per-thread loops (inner parts and trailing axes) are unrolled, so that the values a
-    thread keeps in registers are indexed by constants. Returns ``(kernel scope, innermost
+    thread keeps in registers are indexed by constants; ``vectorize_block`` vectorizes the last
+    trailing axis instead (a packed channel block: one vector store). Returns ``(kernel scope, innermost
     thread loop, threads)``: the outermost block loop (for unroll pragmas), the loop to compute
     the accumulating stage at, and the ``(count, thread axis)`` pairs innermost first (for
     :func:`cooperative_fetch`).
@@ -142,6 +143,8 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False):
     s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi, *rest)
     for ax in (ni, fi, yi, xi, *rest):      # registers are indexed by constants only
         s[output].unroll(ax)
+    if vectorize_block and rest:
+        s[output].vectorize(rest[-1])
     s[output].bind(bn, te.thread_axis("blockIdx.z"))
     s[output].bind(bf, te.thread_axis("blockIdx.y"))
     s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))

@@ -203,7 +203,8 @@ def test_register_tile_loops_unroll_whatever_the_unroll_knobs():
                                            "tile_n": [1, 1, 1, 2], "tile_f": [1, 1, 1, 2]})
     text = str(minitvm.lower(s, [X, K, Y]))
     assert "unrolled for (n.c" in text and "unrolled for (obk.c" in text     # accumulate
-    assert "unrolled for (n.inner" in text and "unrolled for (obk," in text  # write back
+    assert "unrolled for (n.inner" in text and "unrolled for (oc.inner" in text  # write back,
+    assert "conv2d_NCHWc_int8[ramp(" in text                                  # a vector per block
     assert "unrolled for (ic_chunk" not in text                             # the reduction is a knob's
 
 

@@ -262,7 +262,7 @@ def schedule_conv2d_NCHWc_int8(outs, cfg=None):
         weight_load = s.cache_read(conv.op.input_tensors[1], "shared", [conv])
         loads.append(weight_load)
 
-    bn, inner, threads = tile_conv_output(s, output, cfg, fuse_yx=cfg["fuse_yx"])
+    bn, inner, threads = tile_conv_output(s, output, cfg, fuse_yx=cfg["fuse_yx"], vectorize_block=True)
     s[conv].compute_at(s[output], inner)
     apply_unroll_knobs(s, output, bn, cfg)
 
