@@ -75,7 +75,8 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
     :class:`~minitvm.autotune.LocalBuilder` (one process per CPU) and a
     :class:`~minitvm.autotune.LocalRunner` that checks each candidate against numpy where the
     template has a reference. Tasks that already have ``n_trial`` trials in ``log`` are
-    skipped, so an interrupted run resumes where it stopped.
+    skipped, so an interrupted run resumes where it stopped; a task with fewer starts from
+    them (the tuner's ``load_history``) and does not measure them again.
     """
     if tuner not in autotune.TUNERS:
         raise ValueError(f"tune_graph: unknown tuner {tuner!r}; choose one of {sorted(autotune.TUNERS)}")
@@ -97,6 +98,7 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
             results.append((task, before))
             continue
         t = autotune.TUNERS[tuner](task, seed=seed + k)
+        t.load_history(records)
         callbacks = [autotune.log_to_file(log)]
         if progress:
             callbacks.append(autotune.progress_bar(left, prefix=f"[{k + 1}/{len(tasks)}] {task.name}"))

@@ -66,6 +66,13 @@ def test_tune_graph_logs_every_task_and_resumes(tmp_path):
     again = tune_graph(graph, str(log), "cuda", n_trial=8, measure_option=option, progress=False)
     assert len(autotune.load_records(str(log))) == len(records)
     assert [c for _, c in again] == pytest.approx([c for _, c in results])
+    # with a larger budget, a third run tops each task up and never re-measures a logged config
+    tune_graph(graph, str(log), "cuda", n_trial=12, measure_option=option, progress=False)
+    more = autotune.load_records(str(log))
+    assert len(more) == 12 * len(tasks)
+    for task in tasks:
+        configs = [inp.config.index for inp, _ in more if inp.task.workload == task.workload]
+        assert len(set(configs)) == len(configs) == 12
 
 
 def test_tune_graph_rejects_bad_arguments(tmp_path):

@@ -286,6 +286,48 @@ def test_vectorize_strided_read():
     np.testing.assert_allclose(build_run(s, [a, b], av), av.T + 1, rtol=1e-6)
 
 
+@pytest.mark.parametrize("rounding", ["TONEAREST", "UPWARD"])
+def test_vectorize_requantize_lets_and_floor_division_of_values(rounding):
+    """requantize binds lets and floor-divides int64 values: all of it becomes vector code
+    (not a fallback loop), bit-exact against numpy."""
+    from minitvm.topi import testing
+    from minitvm.topi.nn.elemwise import quantize_multiplier, requantize
+    a = te.placeholder((8, 16), "int32", "A")
+    m, sh = quantize_multiplier(0.0123)
+    b = requantize(a, m, sh, rounding=rounding)
+    s = te.create_schedule(b.op)
+    s[b].vectorize(b.op.axis[1])
+    text = lowered(s, [a, b])
+    assert "int64x16" in text and "vectorized for" not in text and "for (" in text
+    av = np.random.default_rng(3).integers(-2 ** 31, 2 ** 31, (8, 16), dtype=np.int64).astype(np.int32)
+    got = build_run(s, [a, b], av)
+    np.testing.assert_array_equal(got, testing.requantize(av, m, sh, rounding=rounding))
+
+
+@pytest.mark.parametrize("rounding", ["TONEAREST", "UPWARD"])
+def test_vectorize_packed_per_channel_requantize(rounding):
+    """Per-channel shifts make ``shift_right`` take vector operands: it vectorizes lane-wise."""
+    from minitvm.graph.quantize import multiplier_shift, requantize_per_channel_np
+    from minitvm.topi.nn.qnn import requantize_per_channel
+    rng = np.random.default_rng(4)
+    acc = te.placeholder((2, 3, 5, 4), "int32", "acc")           # NCHW4c with C = 3 * 4, W = 1
+    mult = te.placeholder((12,), "int32", "mult")
+    shift = te.placeholder((12,), "int32", "shift")
+    accv = rng.integers(-2 ** 24, 2 ** 24, (2, 3, 5, 4)).astype(np.int32)
+    ms = np.array([multiplier_shift(float(x)) for x in rng.uniform(1e-4, 0.5, 12)], np.int32)
+    acc5 = te.compute((2, 3, 5, 1, 4), lambda n, c, h, w, b: acc[n, c, h, b], name="acc5")
+    out = requantize_per_channel(acc5, mult, shift, rounding=rounding, packed=True)
+    s = te.create_schedule(out.op)
+    s[acc5].compute_inline()
+    s[out].vectorize(out.op.axis[4])
+    text = lowered(s, [acc, mult, shift, out])
+    assert "shift_right" in text and "vectorized for" not in text and "unrolled for" not in text
+    got = build_run(s, [acc, mult, shift, out], accv, ms[:, 0].copy(), ms[:, 1].copy())
+    nchw = accv.transpose(0, 1, 3, 2).reshape(2, 12, 5)
+    want = requantize_per_channel_np(nchw, ms[:, 0], ms[:, 1], axis=1, rounding=rounding)
+    np.testing.assert_array_equal(got[:, :, :, 0, :], want.reshape(2, 3, 4, 5).transpose(0, 1, 3, 2))
+
+
 def test_parallel_outer_loop():
     a, b = elementwise_2d(64, 33)
     s = te.create_schedule(b.op)

@@ -4,17 +4,19 @@ The loop variable becomes ``ramp(min, 1, lanes)``; loop-invariant scalars are br
 Contiguous accesses stay ``Ramp`` indices so backends emit vector loads and stores. A loop
 whose body cannot be expressed with vectors (inner loops, branches on the loop variable,
 calls, stores whose index does not vary with it) is unrolled instead when it is short, and
-otherwise left as a plain loop.
+otherwise left as a plain loop. A ``let`` whose value varies with the loop binds a vector.
 """
 from __future__ import annotations
 
 from ... import dtype as dt
 from .. import expr as E
 from ..arith import simplify
-from ..functor import Mutator, uses_var
+from ..functor import Mutator, substitute, uses_var
 from ..stmt import BufferStore, For, IfThenElse, SeqStmt
 
 MAX_UNROLL_FALLBACK = 16
+# integer intrinsics every backend applies lane by lane to vector operands
+_LANEWISE_CALLS = frozenset({"shift_left", "shift_right", "bitwise_and", "bitwise_or", "bitwise_xor"})
 
 
 class _CannotVectorize(Exception):
@@ -40,7 +42,7 @@ class _VecExpr(Mutator):
 
     def _binary(self, node):
         a, b = self.visit(node.a), self.visit(node.b)
-        if a is node.a and b is node.b:
+        if a is node.a and b is node.b and _lanes(a) == _lanes(b):
             return node
         n = self.lanes
         cls = type(node)
@@ -54,7 +56,7 @@ class _VecExpr(Mutator):
             return E.Ramp(simplify(E.Mul(b.base, a)), simplify(E.Mul(b.stride, a)), n)
         if cls is E.Add and isinstance(a, E.Ramp) and isinstance(b, E.Ramp):
             return E.Ramp(simplify(E.Add(a.base, b.base)), simplify(E.Add(a.stride, b.stride)), n)
-        if cls in (E.FloorDiv, E.FloorMod) and (isinstance(a, E.Ramp) or _lanes(a) > 1):
+        if cls in (E.FloorDiv, E.FloorMod) and isinstance(a, E.Ramp):
             raise _CannotVectorize("division of a vector index")
         return cls(_bcast(a, n), _bcast(b, n))
 
@@ -64,14 +66,15 @@ class _VecExpr(Mutator):
 
     def visit_Select(self, node):
         c, t, f = self.visit(node.condition), self.visit(node.true_value), self.visit(node.false_value)
-        if c is node.condition and t is node.true_value and f is node.false_value:
+        if c is node.condition and t is node.true_value and f is node.false_value \
+                and _lanes(c) == _lanes(t) == _lanes(f):
             return node
         n = self.lanes
         return E.Select(_bcast(c, n), _bcast(t, n), _bcast(f, n))
 
     def visit_Cast(self, node):
         v = self.visit(node.value)
-        if v is node.value:
+        if v is node.value and _lanes(v) == dt.lanes_of(node.dtype):
             return node
         return E.Cast(dt.with_lanes(node.dtype, _lanes(v)), v)
 
@@ -89,19 +92,29 @@ class _VecExpr(Mutator):
             if isinstance(f, E.Ramp) and _lanes(t) == 1:
                 return E.BufferLoad(node.buffer, (E.Ramp(E.Select(raw.condition, t, f.base), f.stride, f.lanes),))
         idx = self.visit(raw)
-        if idx is raw:
+        if idx is raw and _lanes(idx) == 1:
             return node
         if not isinstance(idx, E.Ramp):
             raise _CannotVectorize("gather with a non-affine index")
         return E.BufferLoad(node.buffer, (idx,))
 
     def visit_Call(self, node):
-        if any(uses_var(a, self.var) for a in node.args):
+        args = tuple(self.visit(a) for a in node.args)
+        # an argument that varies by lane: the loop variable, or a let bound to a vector
+        if all(a is b and _lanes(a) == 1 for a, b in zip(args, node.args)):
+            return node
+        if node.op not in _LANEWISE_CALLS:
             raise _CannotVectorize(f"call {node.op}")
-        return node
+        n = self.lanes
+        return E.Call(dt.with_lanes(node.dtype, n), node.op, tuple(_bcast(a, n) for a in args))
 
     def visit_Let(self, node):
-        raise _CannotVectorize("let")
+        value = self.visit(node.value)
+        if _lanes(value) == 1:                  # the same for every lane: stays a scalar
+            body = self.visit(node.body)
+            return node if value is node.value and body is node.body else E.Let(node.var, value, body)
+        var = E.Var(node.var.name, value.dtype)
+        return E.Let(var, value, self.visit(substitute(node.body, {node.var: var})))
 
     def visit_Ramp(self, node):
         raise _CannotVectorize("nested vectorization")
