@@ -93,6 +93,9 @@ class Thread:
             if e.op in ("exp", "sqrt", "fabs", "round"):
                 f = {"exp": np.exp, "sqrt": np.sqrt, "fabs": np.abs, "round": np.rint}[e.op]
                 return _wrap(f(self.ev(e.args[0])), e.dtype)
+            if e.op in ("shift_left", "shift_right"):     # int64 operands in these kernels
+                a, b = (np.asarray(self.ev(x)).astype(np.int64) for x in e.args)
+                return _wrap(np.left_shift(a, b) if e.op == "shift_left" else np.right_shift(a, b), e.dtype)
             raise NotImplementedError(e.op)
         a, b = self.ev(e.a), self.ev(e.b)
         if t is E.Add:

@@ -95,6 +95,27 @@ def test_conv2d_int8_requantize_relu_epilogue_matches_cpu():
     np.testing.assert_array_equal(testing.unpack_nchwc(to.numpy()), ref)
 
 
+def test_conv2d_int8_per_channel_requantize_epilogue_stores_char4_and_matches_numpy():
+    from minitvm.graph.quantize import multiplier_shift, requantize_per_channel_np
+    from minitvm.topi.nn.qnn import requantize_per_channel
+    N, C, H, O = 2, 16, 14, 32
+    X = te.placeholder((N, C // 4, H, H, 4), "int8", "X")
+    K = te.placeholder((O // 4, C // 4, 1, 1, 4, 4), "int8", "K")
+    M = te.placeholder((O,), "int32", "M")
+    S = te.placeholder((O,), "int32", "S")
+    out = relu(requantize_per_channel(conv2d_NCHWc_int8(X, K, 1, 0), M, S, packed=True))
+    mod = minitvm.build(schedule_conv2d_NCHWc_int8(out), [X, K, M, S, out], "cuda")
+    assert "*(char4*)(relu" in mod.get_source()          # one store per thread and channel block
+    x = rng.integers(-128, 128, (N, C, H, H), dtype=np.int8)
+    k = rng.integers(-128, 128, (O, C, 1, 1), dtype=np.int8)
+    ms = np.array([multiplier_shift(float(v)) for v in rng.uniform(1e-4, 0.02, O)], np.int32)
+    to = nd.array(np.full([int(d.value) for d in out.shape], 99, np.int8), nd.cuda())
+    mod(nd.array(testing.pack_nchwc(x), nd.cuda()), nd.array(testing.pack_oihw(k), nd.cuda()),
+        nd.array(ms[:, 0].copy(), nd.cuda()), nd.array(ms[:, 1].copy(), nd.cuda()), to)
+    ref = np.maximum(requantize_per_channel_np(testing.conv2d_nchw(x, k), ms[:, 0], ms[:, 1]), 0)
+    np.testing.assert_array_equal(testing.unpack_nchwc(to.numpy()), ref)
+
+
 @pytest.mark.parametrize("M,N,K,dtype", [(16, 1000, 2048, "int8"), (1, 1000, 2048, "int8"), (3, 40, 12, "int8"),
                                          (16, 1000, 2048, "float32"), (5, 24, 40, "float32")])
 def test_dense(M, N, K, dtype):

@@ -140,6 +140,32 @@ def _interpret_cuda_conv(w, knobs, seed=0):
     np.testing.assert_array_equal(y, reference([x, k], *args)[0])
 
 
+def test_cuda_template_per_channel_requantize_epilogue_exact_in_interpreter():
+    """The epilogue is vector code (lets, int64 lanes, per-lane shifts, one char4 store)."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "codegen"))
+    import kernel_interp
+    from minitvm.graph.quantize import multiplier_shift, requantize_per_channel_np
+    from minitvm.topi.nn.qnn import requantize_per_channel
+    N, C, H, W, O = 2, 8, 4, 6, 16
+    X = te.placeholder((N, C // 4, H, W, 4), "int8", "X")
+    K = te.placeholder((O // 4, C // 4, 3, 3, 4, 4), "int8", "K")
+    M = te.placeholder((O,), "int32", "M")
+    S = te.placeholder((O,), "int32", "S")
+    out = relu(requantize_per_channel(conv2d_NCHWc_int8(X, K, 1, 1), M, S, packed=True))
+    s = schedule_conv2d_NCHWc_int8(out, cfg={"tile_f": [1, 1, 2, 2], "tile_n": [1, 1, 2, 1]})
+    f = minitvm.lower(s, [X, K, M, S, out], name="conv")
+    assert "int64x4" in str(f) and "relu[ramp(" in str(f)
+    x = rng.integers(-128, 128, (N, C, H, W), dtype=np.int8)
+    k = rng.integers(-128, 128, (O, C, 3, 3), dtype=np.int8)
+    ms = np.array([multiplier_shift(float(v)) for v in rng.uniform(1e-4, 0.01, O)], np.int32)
+    y = np.full([int(d.value) for d in out.shape], 99, np.int8)
+    kernel_interp.run_func(f, [testing.pack_nchwc(x), testing.pack_oihw(k), ms[:, 0].copy(), ms[:, 1].copy(), y])
+    ref = np.maximum(requantize_per_channel_np(testing.conv2d_nchw(x, k, 1, 1), ms[:, 0], ms[:, 1]), 0)
+    np.testing.assert_array_equal(testing.unpack_nchwc(y), ref)
+
+
 _SMALL = Conv("small", 2, 8, 4, 6, 8, 3, 1, 1)
 _SMALL_1x1 = Conv("small_1x1", 2, 8, 4, 6, 8, 1)
 
