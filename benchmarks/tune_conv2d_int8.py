@@ -182,7 +182,8 @@ def main():
             print(f"{w.name}: default {_us(t_d)} us, tuned {_us(t_b)} us"
                   f"{f' ({t_d / t_b:.2f}x)' if t_d and t_b else ''}, {row['trials']} trials in "
                   f"{row['tune_s']:.0f} s ({row['trials'] / max(row['tune_s'], 1e-9):.2f} trials/s), "
-                  f"errors {dict(row['errors'])} {row['note']}", flush=True)
+                  f"errors {dict(row['errors'])}, started from {row.get('history', 0)} earlier trials "
+                  f"{row['note']}", flush=True)
     except KeyboardInterrupt:
         print("\ninterrupted: results so far", flush=True)
     finally:

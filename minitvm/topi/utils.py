@@ -126,9 +126,9 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False, vectorize_block: boo
     or with ``fuse_yx`` z = n, y = f, x = y·x. Trailing axes (``c``) stay innermost.
 
     The per-thread loops (inner parts and trailing axes) are unrolled, so that the values a
-    thread keeps in registers are indexed by constants; ``vectorize_block`` vectorizes the last
-    trailing axis instead (a packed channel block: one vector store). Returns ``(kernel scope, innermost
-    thread loop, threads)``: the outermost block loop (for unroll pragmas), the loop to compute
+    thread keeps in registers are indexed by constants; ``vectorize_block`` vectorizes the
+    last trailing axis instead (a packed channel block: one vector store). Returns ``(kernel
+    scope, innermost thread loop, threads)``: the outermost block loop (for unroll pragmas), the loop to compute
     the accumulating stage at, and the ``(count, thread axis)`` pairs innermost first (for
     :func:`cooperative_fetch`).
     """
@@ -141,10 +141,12 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False, vectorize_block: boo
     by, vy, ty, yi = apply_split(s, output, y, cfg["tile_y"])
     bx, vx, tx, xi = apply_split(s, output, x, cfg["tile_x"])
     s[output].reorder(bn, bf, by, bx, vn, vf, vy, vx, tn, tf, ty, tx, ni, fi, yi, xi, *rest)
+    block = rest[-1] if vectorize_block and rest else None
     for ax in (ni, fi, yi, xi, *rest):      # registers are indexed by constants only
-        s[output].unroll(ax)
-    if vectorize_block and rest:
-        s[output].vectorize(rest[-1])
+        if ax is block:
+            s[output].vectorize(ax)
+        else:
+            s[output].unroll(ax)
     s[output].bind(bn, te.thread_axis("blockIdx.z"))
     s[output].bind(bf, te.thread_axis("blockIdx.y"))
     s[output].bind(s[output].fuse(by, bx), te.thread_axis("blockIdx.x"))

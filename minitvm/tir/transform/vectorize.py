@@ -3,8 +3,9 @@
 The loop variable becomes ``ramp(min, 1, lanes)``; loop-invariant scalars are broadcast.
 Contiguous accesses stay ``Ramp`` indices so backends emit vector loads and stores. A loop
 whose body cannot be expressed with vectors (inner loops, branches on the loop variable,
-calls, stores whose index does not vary with it) is unrolled instead when it is short, and
-otherwise left as a plain loop. A ``let`` whose value varies with the loop binds a vector.
+calls other than lane-wise integer ones such as ``shift_right``, stores whose index does not
+vary with it) is unrolled instead when it is short, and otherwise left as a plain loop. A
+``let`` whose value varies with the loop binds a vector.
 """
 from __future__ import annotations
 
