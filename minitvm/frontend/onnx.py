@@ -2,7 +2,7 @@
 
 Covers what ``torch.onnx.export`` emits for torchvision classification models at opsets 13-20
 (and the older spellings of the same ops): Conv, Gemm, MatMul, Add/Sub/Mul, Div by a constant,
-Relu, Clip, Sigmoid, HardSigmoid, HardSwish, BatchNormalization, MaxPool, AveragePool,
+Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, BatchNormalization, MaxPool, AveragePool,
 GlobalAveragePool, GlobalMaxPool, Flatten, Reshape, Transpose, Concat, Softmax, Pad, Identity,
 Dropout, Constant, plus the shape-computation ops (Shape, Gather, Unsqueeze, Squeeze, Concat,
 ConstantOfShape, Slice, Cast, Range, Expand, arithmetic and comparisons ...) which are folded
@@ -425,6 +425,22 @@ def _sigmoid(imp, node):
     return imp.add(node, "sigmoid", [imp.tensor(node, node.input(0))])
 
 
+def leaky_relu(imp, node, x, alpha, suffix=""):
+    """``relu(x) + alpha * min(x, 0)``: ONNX's ``x if x >= 0 else alpha * x`` exactly (one of
+    the two terms is 0), from ops the compiler fuses into one kernel."""
+    dtype = imp.g.node(x).type.dtype
+    pos = imp.add(node, "relu", [x], suffix=suffix + ".positive")
+    neg = imp.add(node, "clip", [x], {"min": -np.inf, "max": 0.0}, suffix=suffix + ".negative")
+    neg = imp.add(node, "mul", [neg, imp.new_const(f"{node.name}{suffix}.alpha", np.asarray(alpha, dtype))],
+                  suffix=suffix + ".scaled")
+    return imp.add(node, "add", [pos, neg], suffix=suffix)
+
+
+@_converter("LeakyRelu")
+def _leakyrelu(imp, node):
+    return leaky_relu(imp, node, imp.tensor(node, node.input(0)), float(node.get("alpha", 0.01)))
+
+
 @_converter("Clip")
 def _clip(imp, node):
     if imp.opset >= 11:
@@ -491,7 +507,9 @@ def _bn(imp, node):
     return imp.add(node, "batch_norm", ins, {"epsilon": float(node.get("epsilon", 1e-5)), "axis": 1})
 
 
-def _pool(imp, node, op):
+def pool(imp, node, op, x=None, suffix=""):
+    """``max_pool2d`` / ``avg_pool2d`` of ``x`` (default: the node's first input) with the ONNX
+    pooling attributes of ``node``."""
     xs, _ = imp.type(node, node.input(0))
     _spatial_2d(node, node.op, len(xs))
     if len([o for o in node.outputs if o]) > 1:
@@ -508,17 +526,18 @@ def _pool(imp, node, op):
              "ceil_mode": bool(node.get("ceil_mode", 0))}
     if op == "avg_pool2d":
         attrs["count_include_pad"] = bool(node.get("count_include_pad", 0))
-    return imp.add(node, op, [imp.tensor(node, node.input(0))], attrs)
+    x = imp.tensor(node, node.input(0)) if x is None else x
+    return imp.add(node, op, [x], attrs, suffix=suffix)
 
 
 @_converter("MaxPool")
 def _maxpool(imp, node):
-    return _pool(imp, node, "max_pool2d")
+    return pool(imp, node, "max_pool2d")
 
 
 @_converter("AveragePool")
 def _avgpool(imp, node):
-    return _pool(imp, node, "avg_pool2d")
+    return pool(imp, node, "avg_pool2d")
 
 
 @_converter("GlobalAveragePool", "GlobalMaxPool")

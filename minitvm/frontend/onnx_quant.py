@@ -13,7 +13,9 @@ needs nothing else. Two formats:
   (any zero point, any axis).
 * **QOperator** -- ``QLinearConv``, ``QLinearMatMul``, ``QuantizeLinear``, ``DequantizeLinear``
   (also their com.microsoft versions) and the com.microsoft ``QGemm``, ``QLinearAdd``,
-  ``QLinearConcat``, ``QLinearGlobalAveragePool`` (float between dequantize / quantize); ``MaxPool``,
+  ``QLinearMul``, ``QLinearConcat``, ``QLinearGlobalAveragePool``, ``QLinearAveragePool``,
+  ``QLinearSigmoid``, ``QLinearLeakyRelu`` (the last four in float between dequantize and
+  quantize); ``MaxPool``,
   ``GlobalMaxPool``, ``Flatten``, ``Reshape``, ``Transpose``, ``Squeeze``, ``Unsqueeze``,
   ``Identity``, ``Concat`` on quantized tensors work on the integers as ONNX says.
 
@@ -34,7 +36,8 @@ zero point is 0) rescales each operand to ``2**e`` times the output scale (``req
 int32, ``e`` up to 16), adds them and the folded zero points in int32, and rounds once with a
 final ``requantize`` (off by a few ``2**-16`` of an output step before that rounding);
 ``QLinearConcat`` (``qconcatenate`` when every zero point is 0) rescales each input with its
-zero points exactly, then concatenates.
+zero points exactly, then concatenates. ``QLinearMul`` multiplies the centred operands in int32
+and rounds once with a ``requantize`` of the product.
 
 Unsupported, with a ``GraphError`` naming the node and the tensor: activations other than
 int8 / uint8 (int16, 4-bit, float8 ...), per-axis scales or zero points on an activation,
@@ -58,7 +61,8 @@ __all__ = ["QUANT_OPS"]
 
 #: op types handled here (com.microsoft ones included)
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
-             "QLinearConcat", "QLinearGlobalAveragePool")
+             "QLinearMul", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearSigmoid",
+             "QLinearLeakyRelu")
 
 _FLOAT_CONV = _onnx._CONVERTERS["Conv"]
 _FLOAT_GEMM = _onnx._CONVERTERS["Gemm"]
@@ -673,19 +677,78 @@ def _qlinear_concat(imp, node):
     return _emit(imp, node, y8, dtype)
 
 
-@_onnx._converter("QLinearGlobalAveragePool")
-def _qlinear_gap(imp, node):
-    """com.microsoft QLinearGlobalAveragePool (NCHW) -> dequantize, float global_avg_pool2d, quantize."""
-    if int(node.get("channels_last", 0)):
-        raise node.error("= 1 is not supported", "channels_last")
+@_onnx._converter("QLinearMul")
+def _qlinear_mul(imp, node):
+    """com.microsoft QLinearMul: ``saturate(round((a - z_a) * (b - z_b) * s_a * s_b / s_c) + z_c)``
+    in int32 (the product of two centred 8-bit values fits in 17 bits) with one rounding, by the
+    ``requantize`` of the product; a constant operand is centred at import."""
+    ops = [_q_input(imp, node, 0, 1, 2, "A"), _q_input(imp, node, 3, 4, 5, "B")]
+    s_c, z_c, dtype = _q_output(imp, node, 6, 7)
+    if all(imp.is_const(node, name) for name, _, _ in ops):
+        raise node.error("both operands are constants")
+    factor = ops[0][1] * ops[1][1] / s_c
+    if not factor < 2.0 ** 30:
+        raise node.error(f"scale ratio {factor:g} (s_a * s_b / s_c) is too large")
+    centred = []
+    for (name, _, z), tag in zip(ops, ("a", "b")):
+        x = _int8(imp, node, name)
+        if imp.is_const(node, name):
+            centred.append(_i32(imp, f"{node.name}.{tag}_centered", imp.g.node(x).value.astype(np.int64) - z))
+            continue
+        x = imp.add(node, "cast", [x], {"dtype": "int32"}, suffix=f".{tag}_int32")
+        if z:
+            x = imp.add(node, "sub", [x, _i32(imp, f"{node.name}.{tag}_zero_point", z)], suffix=f".{tag}_centered")
+        centred.append(x)
+    product = imp.add(node, "mul", centred, suffix=".product")
+    return _emit(imp, node, _requantize_zp(imp, node, product, [factor], z_c, _out_suffix(dtype)), dtype)
+
+
+def _through_float(imp, node, compute):
+    """A com.microsoft QLinear op of one 8-bit input (X, X_scale, X_zero_point, Y_scale,
+    Y_zero_point) computed in float: dequantize (exact), ``compute(float node)``, quantize (as
+    ONNX QuantizeLinear)."""
     x, s_x, z_x = _q_input(imp, node, 0, 1, 2, "X")
     s_y, z_y, dtype = _q_output(imp, node, 3, 4)
     f = _dequantize(imp, node, _int8(imp, node, x), z_x, s_x, suffix=".dequantize")
-    p = imp.add(node, "global_avg_pool2d", [f], suffix=".pool")
-    return _emit(imp, node, _quantize(imp, node, p, s_y, z_y, _out_suffix(dtype)), dtype)
+    return _emit(imp, node, _quantize(imp, node, compute(f), s_y, z_y, _out_suffix(dtype)), dtype)
 
 
-_onnx._MS_CONVERTERS.update({"QLinearConcat", "QLinearGlobalAveragePool"})
+def _nchw_only(node):
+    if int(node.get("channels_last", 0)):
+        raise node.error("= 1 is not supported", "channels_last")
+
+
+@_onnx._converter("QLinearGlobalAveragePool")
+def _qlinear_gap(imp, node):
+    """com.microsoft QLinearGlobalAveragePool (NCHW) -> dequantize, float global_avg_pool2d, quantize."""
+    _nchw_only(node)
+    return _through_float(imp, node, lambda f: imp.add(node, "global_avg_pool2d", [f], suffix=".pool"))
+
+
+@_onnx._converter("QLinearAveragePool")
+def _qlinear_avg_pool(imp, node):
+    """com.microsoft QLinearAveragePool (NCHW; AveragePool's attributes) -> dequantize, float
+    avg_pool2d, quantize."""
+    _nchw_only(node)
+    return _through_float(imp, node, lambda f: _onnx.pool(imp, node, "avg_pool2d", f, suffix=".pool"))
+
+
+@_onnx._converter("QLinearSigmoid")
+def _qlinear_sigmoid(imp, node):
+    """com.microsoft QLinearSigmoid -> dequantize, float sigmoid, quantize."""
+    return _through_float(imp, node, lambda f: imp.add(node, "sigmoid", [f], suffix=".sigmoid"))
+
+
+@_onnx._converter("QLinearLeakyRelu")
+def _qlinear_leaky_relu(imp, node):
+    """com.microsoft QLinearLeakyRelu (``alpha``, default 0.01) -> dequantize, float leaky relu,
+    quantize."""
+    alpha = float(node.get("alpha", 0.01))
+    return _through_float(imp, node, lambda f: _onnx.leaky_relu(imp, node, f, alpha, ".leaky_relu"))
+
+
+_onnx._MS_CONVERTERS.update({"QLinearConcat", "QLinearGlobalAveragePool", "QLinearMul", "QLinearAveragePool",
+                             "QLinearSigmoid", "QLinearLeakyRelu"})
 # onnxruntime's tools write com.microsoft QuantizeLinear / DequantizeLinear (same inputs and
 # meaning as the standard ops, more dtypes) for 16-bit types or with UseQDQContribOps
 _onnx._MS_CONVERTERS.update({"QuantizeLinear", "DequantizeLinear"})

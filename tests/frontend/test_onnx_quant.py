@@ -347,6 +347,74 @@ def test_uint8_qoperator_graph_keeps_int8_inside_and_uint8_outputs():
             assert np.abs(r.astype(np.int64) - w.astype(np.int64)).max() <= 1
 
 
+def _elementwise_qoperator_model(dtype):
+    """QuantizeLinear -> QLinearSigmoid -> QLinearMul (by the quantized input: graph x graph) ->
+    QLinearMul by a per-channel constant (broadcast) -> QLinearLeakyRelu -> QLinearAveragePool
+    (3x3, stride 2, padded, pads not counted), all com.microsoft, 8-bit ``dtype`` outputs."""
+    rng = np.random.default_rng(50)
+    f32, q = np.float32, (np.uint8 if dtype == "uint8" else np.int8)
+    z = (lambda v: v + 128) if dtype == "uint8" else (lambda v: v)
+
+    def c(name, v, dt):
+        return nh.from_array(np.asarray(v, dt), name)
+
+    inits = [c("xs", 0.04, f32), c("xz", z(-9), q), c("ss", 1 / 255, f32), c("sz", z(-128), q),
+             c("ms", 0.02, f32), c("mz", z(5), q), c("k", rng.integers(-120, 120, (1, 4, 1, 1)) + z(0), q),
+             c("ks", 0.03, f32), c("kz", z(3), q), c("m2s", 0.015, f32), c("m2z", z(-4), q),
+             c("ls", 0.012, f32), c("lz", z(20), q), c("ps", 0.01, f32), c("pz", z(-2), q)]
+    ms = dict(domain="com.microsoft")
+    nodes = [oh.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q"),
+             oh.make_node("QLinearSigmoid", ["xq", "xs", "xz", "ss", "sz"], ["sig"], name="qsigmoid", **ms),
+             oh.make_node("QLinearMul", ["sig", "ss", "sz", "xq", "xs", "xz", "ms", "mz"], ["m1"], name="qmul", **ms),
+             oh.make_node("QLinearMul", ["m1", "ms", "mz", "k", "ks", "kz", "m2s", "m2z"], ["m2"], name="qmul_k", **ms),
+             oh.make_node("QLinearLeakyRelu", ["m2", "m2s", "m2z", "ls", "lz"], ["lr"], alpha=0.1, name="qleaky",
+                          **ms),
+             oh.make_node("QLinearAveragePool", ["lr", "ls", "lz", "ps", "pz"], ["y"], kernel_shape=[3, 3],
+                          strides=[2, 2], pads=[1, 1, 1, 1], name="qavgpool", **ms),
+             oh.make_node("QLinearMul", ["xq", "xs", "xz", "k", "ks", "kz", "m2s", "m2z"], ["xk"], name="qmul_x",
+                          **ms)]
+    elem = TP.UINT8 if dtype == "uint8" else TP.INT8
+    g = oh.make_graph(nodes, "elementwise", [oh.make_tensor_value_info("x", TP.FLOAT, [2, 4, 7, 7])],
+                      [oh.make_tensor_value_info("y", elem, [2, 4, 4, 4]),
+                       oh.make_tensor_value_info("m2", elem, [2, 4, 7, 7]),
+                       oh.make_tensor_value_info("xk", elem, [2, 4, 7, 7])], inits)
+    return oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17), oh.make_opsetid("com.microsoft", 1)])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_qlinear_mul_sigmoid_leaky_relu_avg_pool_match_onnxruntime(dtype):
+    """Within one step of onnxruntime. The integer QLinearMul of a quantized input (``xk``) is
+    exact between the compiled graph and the reference; the float steps in between (sigmoid,
+    average) may round one step apart at near-ties (float32 in the kernel, float64 in numpy)."""
+    model = _elementwise_qoperator_model(dtype)
+    graph, _ = from_onnx(model)
+    ops = {graph.node(n).op for n in graph.topo_order() if graph.node(n).is_op}
+    assert {"mul", "requantize", "sigmoid", "avg_pool2d"} <= ops
+    compiled = build(graph, "llvm")
+    sess = _session(model)
+    for x in _inputs((2, 4, 7, 7), 51, n=3):
+        want = sess.run(None, {"x": x})
+        ref = run_reference(graph, {"x": x})
+        got = compiled.run({"x": x})
+        np.testing.assert_array_equal(got[2], ref[2])
+        for w, r, g in zip(want, ref, got):
+            assert r.dtype == g.dtype == np.dtype(dtype)
+            for a, b in ((g, r), (r, w)):
+                d = np.abs(a.astype(np.int64) - b.astype(np.int64))
+                assert d.max() <= 1 and np.mean(d == 0) > 0.95
+
+
+def test_float_leaky_relu_is_exact():
+    x = np.random.default_rng(52).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    g = oh.make_graph([oh.make_node("LeakyRelu", ["x"], ["y"], alpha=0.07, name="lrelu")], "lrelu",
+                      [oh.make_tensor_value_info("x", TP.FLOAT, list(x.shape))],
+                      [oh.make_tensor_value_info("y", TP.FLOAT, list(x.shape))])
+    graph, _ = from_onnx(oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17)]))
+    want = np.where(x >= 0, x, np.float32(0.07) * x)
+    np.testing.assert_array_equal(build(graph, "llvm").run({"x": x})[0], want)
+    np.testing.assert_array_equal(run_reference(graph, {"x": x})[0], want)
+
+
 def test_packed_int8_layout_keeps_asymmetric_results(tmp_path):
     from minitvm.graph.passes.alter_layout import alter_layout
     model, shape = _quantize(tmp_path, _cnn, "QDQ", True, "uint8", seed=25)
@@ -378,3 +446,26 @@ def test_per_axis_activation_quantization_raises():
     with pytest.raises(GraphError, match=r"ONNX node 'qx' \(QuantizeLinear\): tensor 'x': per-axis quantization "
                                          r"of an activation is not supported \(2 scales\)"):
         from_onnx(model)
+
+
+def _one_ms_node(op, inputs, consts, attrs=None, in_shape=(1, 4, 4, 4)):
+    """A model of QuantizeLinear (x -> xq, uint8) and one com.microsoft ``op`` node named 'n'."""
+    inits = [nh.from_array(np.asarray(0.1, np.float32), "xs"), nh.from_array(np.asarray(128, np.uint8), "xz")]
+    inits += [nh.from_array(np.asarray(v), k) for k, v in consts.items()]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q"),
+             oh.make_node(op, inputs, ["y"], name="n", domain="com.microsoft", **(attrs or {}))]
+    g = oh.make_graph(nodes, "one", [oh.make_tensor_value_info("x", TP.FLOAT, list(in_shape))],
+                      [oh.make_tensor_value_info("y", TP.UINT8, None)], inits)
+    return oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17), oh.make_opsetid("com.microsoft", 1)])
+
+
+def test_unsupported_qlinear_variants_name_the_node():
+    c = {"a": np.full((1, 4, 1, 1), 7, np.uint8), "s": np.float32(0.1), "z": np.uint8(128)}
+    with pytest.raises(GraphError, match=r"ONNX node 'n' \(QLinearMul\): both operands are constants"):
+        from_onnx(_one_ms_node("QLinearMul", ["a", "s", "z", "a", "s", "z", "s", "z"], c))
+    with pytest.raises(GraphError, match=r"ONNX node 'n' \(QLinearMul\): scale ratio .* too large"):
+        from_onnx(_one_ms_node("QLinearMul", ["xq", "xs", "xz", "a", "big", "z", "tiny", "z"],
+                               dict(c, big=np.float32(1e6), tiny=np.float32(1e-6))))
+    with pytest.raises(GraphError, match=r"ONNX node 'n' \(QLinearAveragePool\).*channels_last"):
+        from_onnx(_one_ms_node("QLinearAveragePool", ["xq", "xs", "xz", "xs", "xz"], {},
+                               {"kernel_shape": [2, 2], "channels_last": 1}))
