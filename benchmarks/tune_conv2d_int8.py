@@ -33,6 +33,7 @@ import traceback
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from minitvm import autotune  # noqa: E402
+from minitvm.autotune import tophub  # noqa: E402
 from minitvm.autotune import MeasureInput  # noqa: E402
 from minitvm.runtime import cuda  # noqa: E402
 from minitvm.topi.workloads import resnet50_convs, unique  # noqa: E402
@@ -71,14 +72,6 @@ def fallback_config(task):
         fb = autotune.FallbackConfig()
         task.template.func(fb, *task.args)
     return space.get(fb.index)
-
-
-def shipped_config(task, target):
-    """The config ``tophub`` ships for ``task`` on ``target`` (a point of its space), or None."""
-    from minitvm.autotune import tophub
-    if not tophub.enabled():
-        return None
-    return tophub.context().lookup(target, task.workload)
 
 
 def final_measure(measure, runner, inputs, number, repeat, min_repeat_ms):
@@ -144,7 +137,7 @@ def main():
                 default = fallback_config(task)
                 # the default is measured (and logged) like any trial, so the best never loses to it
                 starts = [MeasureInput(measure.target, task, default)]
-                shipped = shipped_config(task, measure.target)
+                shipped = tophub.shipped_config(task)
                 if shipped is not None and shipped.index != default.index:
                     starts.append(MeasureInput(measure.target, task, shipped))
                 start_res = measure(starts)

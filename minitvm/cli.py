@@ -176,7 +176,7 @@ def tune(args) -> int:
                             LocalRunner(min_repeat_ms=10.0, check_correctness=not args.no_check))
     t0 = time.perf_counter()
     results = tune_graph(graph, args.log, "cuda", n_trial=args.trials, tuner=args.tuner, measure_option=option,
-                         early_stopping=args.early_stopping, seed=args.seed)
+                         early_stopping=args.early_stopping, seed=args.seed, history=args.history)
     weights = {t.workload: n for t, n in tasks}
     total = sum(weights[t.workload] * c for t, c in results)
     print(f"tuned {len(results)} tasks in {time.perf_counter() - t0:.0f} s; best configs summed over the model's "
@@ -219,6 +219,8 @@ def main(argv=None) -> int:
     t.add_argument("--int8-first-conv", action="store_true", help="as for run: tune the first conv in int8")
     t.add_argument("--trials", type=int, default=200, help="trials per task (at most)")
     t.add_argument("--tuner", default="ga", choices=sorted(TUNERS))
+    t.add_argument("--history", action="append", default=[], metavar="LOG",
+                   help="an earlier tuning log to start the search from (repeatable; .gz too)")
     t.add_argument("--early-stopping", type=int, default=None)
     t.add_argument("--n-parallel", type=int, default=None, help="build processes (default: CPUs)")
     t.add_argument("--no-check", action="store_true", help="skip checking each candidate against numpy")

@@ -19,6 +19,7 @@ import math
 import os
 
 from .. import autotune
+from ..autotune import tophub
 from ..autotune.dispatch import DispatchContext
 from ..autotune.space import FallbackConfig
 from ..autotune.task import target_kind
@@ -66,7 +67,7 @@ def extract_tasks(graph, target: str = "cuda", optimize_graph: bool = True, coun
 
 def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str = "ga",
                measure_option=None, early_stopping: int | None = None, seed: int = 0, progress: bool = True,
-               optimize_graph: bool = True) -> list:
+               optimize_graph: bool = True, history=()) -> list:
     """Tune every task of ``graph`` for ``target`` with up to ``n_trial`` trials each, appending
     every trial to the JSON-lines ``log``; returns ``[(task, best cost in seconds or inf)]``.
 
@@ -76,7 +77,10 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
     :class:`~minitvm.autotune.LocalRunner` that checks each candidate against numpy where the
     template has a reference. Tasks that already have ``n_trial`` trials in ``log`` are
     skipped, so an interrupted run resumes where it stopped; a task with fewer starts from
-    them (the tuner's ``load_history``) and does not measure them again.
+    them (the tuner's ``load_history``) and does not measure them again. ``history``: more
+    tuning logs (paths) whose trials of the same tasks the search starts from, unmeasured.
+    A task's first trial is the config minitvm ships for it (``autotune.tophub``), where there
+    is one: the log's best is then never slower than what a build would use without the log.
     """
     if tuner not in autotune.TUNERS:
         raise ValueError(f"tune_graph: unknown tuner {tuner!r}; choose one of {sorted(autotune.TUNERS)}")
@@ -87,21 +91,33 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
         measure_option = autotune.measure_option(autotune.LocalBuilder(),
                                                  autotune.LocalRunner(check_correctness=True))
     records = autotune.load_records(log) if os.path.exists(log) else []
+    earlier = [rec for path in history for rec in autotune.load_records(path)]
     logged = collections.Counter((target_kind(inp.target), inp.task.workload_key) for inp, _ in records)
-    history = autotune.ApplyHistoryBest(records)
+    best_logged = autotune.ApplyHistoryBest(records)
     results = []
     for k, task in enumerate(tasks):
-        best = history.best(task.workload, task.target)
+        best = best_logged.best(task.workload, task.target)
         before = best[0] if best else math.inf
         left = n_trial - logged[(target_kind(target), task.workload_key)]
         if left <= 0:
             results.append((task, before))
             continue
+        starts = []
+        shipped = tophub.shipped_config(task) if left == n_trial else None
+        if shipped is not None:
+            measure = autotune.create_measure_batch(task, measure_option)
+            inputs = [autotune.MeasureInput(measure.target, task, shipped)]
+            starts = list(zip(inputs, measure(inputs)))
+            autotune.log_to_file(log)(None, inputs, [r for _, r in starts])
+            if starts[0][1].ok:
+                before = min(before, starts[0][1].mean)
+            left -= 1
         t = autotune.TUNERS[tuner](task, seed=seed + k)
-        t.load_history(records)
-        callbacks = [autotune.log_to_file(log)]
-        if progress:
-            callbacks.append(autotune.progress_bar(left, prefix=f"[{k + 1}/{len(tasks)}] {task.name}"))
-        t.tune(left, measure_option, early_stopping=early_stopping, callbacks=callbacks)
+        t.load_history(records + starts + earlier)
+        if left > 0:
+            callbacks = [autotune.log_to_file(log)]
+            if progress:
+                callbacks.append(autotune.progress_bar(left, prefix=f"[{k + 1}/{len(tasks)}] {task.name}"))
+            t.tune(left, measure_option, early_stopping=early_stopping, callbacks=callbacks)
         results.append((task, min(t.best_cost, before)))
     return results

@@ -75,6 +75,44 @@ def test_tune_graph_logs_every_task_and_resumes(tmp_path):
         assert len(set(configs)) == len(configs) == 12
 
 
+def test_tune_graph_measures_the_shipped_config_first_and_starts_from_history(tmp_path, monkeypatch):
+    from minitvm.autotune import tophub
+    graph, _ = zoo.get_model("resnet18", batch=1, image_size=32)
+    tasks = extract_tasks(graph, "cuda")
+    first = tasks[0]
+    space = first.config_space
+    shipped = next(c for c in map(space.get, range(len(space) // 3, len(space))) if space.is_valid(c))
+    ship_log = tmp_path / "shipped.log"
+    autotune.record.save_records(ship_log, [(autotune.MeasureInput("cuda -arch=sm_90", first, shipped),
+                                             MeasureResult((1e-5,), MeasureErrorNo.NO_ERROR))])
+    monkeypatch.setattr(tophub, "_context", autotune.ApplyHistoryBest(str(ship_log)))
+    # an earlier log of the second task: its trials seed the search and are not measured again
+    earlier = tmp_path / "earlier.log"
+    option = autotune.measure_option(_Builder(), _Runner())
+    tune_graph(graph, str(earlier), "cuda", n_trial=6, measure_option=option, progress=False)
+    old = {inp.config.index for inp, _ in autotune.load_records(str(earlier)) if inp.task.workload == tasks[1].workload}
+    loaded = {}
+    real = autotune.GATuner.load_history
+
+    def spy(self, recs):
+        loaded[self.task.workload] = real(self, recs)
+        return loaded[self.task.workload]
+    monkeypatch.setattr(autotune.GATuner, "load_history", spy)
+    log = tmp_path / "model.log"
+    tune_graph(graph, str(log), "cuda", n_trial=6, measure_option=option, progress=False, history=[str(earlier)])
+    assert loaded[tasks[1].workload] == 6 and loaded[first.workload] == 1 + 6   # + the shipped trial
+    records = autotune.load_records(str(log))
+    mine = [inp.config.index for inp, _ in records if inp.task.workload == first.workload]
+    assert mine[0] == shipped.index and len(mine) == len(set(mine)) == 6
+    second = {inp.config.index for inp, _ in records if inp.task.workload == tasks[1].workload}
+    assert len(second) == 6 and not second & old
+    monkeypatch.setenv("MINITVM_TOPHUB", "0")          # nothing shipped: the first trial is the tuner's
+    log2 = tmp_path / "plain.log"
+    tune_graph(graph, str(log2), "cuda", n_trial=6, measure_option=option, progress=False)
+    assert [inp.config.index for inp, _ in autotune.load_records(str(log2))
+            if inp.task.workload == first.workload][0] != shipped.index
+
+
 def test_tune_graph_rejects_bad_arguments(tmp_path):
     graph, _ = zoo.get_model("resnet18", batch=1, image_size=32)
     with pytest.raises(ValueError, match="tuner"):

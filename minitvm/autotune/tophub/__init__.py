@@ -14,7 +14,7 @@ import os
 import threading
 from pathlib import Path
 
-__all__ = ["log_files", "context", "enabled"]
+__all__ = ["log_files", "context", "enabled", "shipped_config"]
 
 _lock = threading.Lock()
 _context = None
@@ -38,3 +38,11 @@ def context():
             from ..dispatch import ApplyHistoryBest
             _context = ApplyHistoryBest(log_files())
         return _context
+
+
+def shipped_config(task):
+    """The config the shipped logs hold for ``task`` on its target (a point of its space), or
+    None: nothing shipped for that workload, or ``MINITVM_TOPHUB=0``."""
+    if not enabled():
+        return None
+    return context().lookup(task.target, task.workload)
