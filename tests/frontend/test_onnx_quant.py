@@ -205,6 +205,14 @@ def _inputs(shape, seed, n=3):
     return [(rng.standard_normal(shape) * 1.5 + 0.3).astype(np.float32) for _ in range(n)]
 
 
+def _three_ways(model, graph, shape, seed, n=3):
+    """(onnxruntime, reference executor, compiled LLVM) outputs for each of ``n`` fresh inputs."""
+    compiled = build(graph, "llvm")
+    sess = _session(model)
+    for x in _inputs(shape, seed, n):
+        yield sess.run(None, {"x": x}), run_reference(graph, {"x": x}), compiled.run({"x": x})
+
+
 def _check_against_ort(model, graph, shape, seed):
     scale = _out_scale(model)
     compiled = build(graph, "llvm")
@@ -335,12 +343,7 @@ def test_uint8_qoperator_graph_keeps_int8_inside_and_uint8_outputs():
         assert graph.node(a.inputs[0]).type.dtype == "int8"
     pools = [graph.node(n) for n in graph.topo_order() if graph.node(n).op == "max_pool2d"]
     assert "int8" in [graph.node(p.inputs[0]).type.dtype for p in pools]   # max pool on the twin
-    compiled = build(graph, "llvm")
-    sess = _session(model)
-    for x in _inputs((1, 3, 6, 6), 41, n=3):
-        want = sess.run(None, {"x": x})
-        ref = run_reference(graph, {"x": x})
-        got = compiled.run({"x": x})
+    for want, ref, got in _three_ways(model, graph, (1, 3, 6, 6), 41):
         for w, r, g in zip(want, ref, got):
             assert r.dtype == np.uint8
             np.testing.assert_array_equal(g, r)
@@ -390,12 +393,7 @@ def test_qlinear_mul_sigmoid_leaky_relu_avg_pool_match_onnxruntime(dtype):
     graph, _ = from_onnx(model)
     ops = {graph.node(n).op for n in graph.topo_order() if graph.node(n).is_op}
     assert {"mul", "requantize", "sigmoid", "avg_pool2d"} <= ops
-    compiled = build(graph, "llvm")
-    sess = _session(model)
-    for x in _inputs((2, 4, 7, 7), 51, n=3):
-        want = sess.run(None, {"x": x})
-        ref = run_reference(graph, {"x": x})
-        got = compiled.run({"x": x})
+    for want, ref, got in _three_ways(model, graph, (2, 4, 7, 7), 51):
         np.testing.assert_array_equal(got[2], ref[2])
         for w, r, g in zip(want, ref, got):
             assert r.dtype == g.dtype == np.dtype(dtype)
