@@ -548,18 +548,23 @@ def _global_pool(imp, node):
     return imp.add(node, op, [imp.tensor(node, node.input(0))])
 
 
-@_converter("Softmax")
-def _softmax(imp, node):
+def softmax(imp, node, x, opset, suffix=""):
+    """ONNX Softmax of ``x`` (shaped like the node's first input) with ``node``'s ``axis`` as
+    opset ``opset`` defines it: one axis from 13 on, the 2-D coercion at ``axis`` before."""
     xs, _ = imp.type(node, node.input(0))
-    x = imp.tensor(node, node.input(0))
-    if imp.opset >= 13:
-        return imp.add(node, "softmax", [x], {"axis": int(node.get("axis", -1))})
+    if opset >= 13:
+        return imp.add(node, "softmax", [x], {"axis": int(node.get("axis", -1))}, suffix=suffix)
     axis = int(node.get("axis", 1)) % len(xs)
     if axis == len(xs) - 1:
-        return imp.add(node, "softmax", [x], {"axis": -1})
-    flat = imp.add(node, "flatten", [x], {"axis": axis}, suffix=".flatten")
-    y = imp.add(node, "softmax", [flat], {"axis": -1}, suffix=".softmax")
-    return imp.add(node, "reshape", [y], {"newshape": list(xs)})
+        return imp.add(node, "softmax", [x], {"axis": -1}, suffix=suffix)
+    flat = imp.add(node, "flatten", [x], {"axis": axis}, suffix=suffix + ".flatten")
+    y = imp.add(node, "softmax", [flat], {"axis": -1}, suffix=suffix + ".softmax")
+    return imp.add(node, "reshape", [y], {"newshape": list(xs)}, suffix=suffix)
+
+
+@_converter("Softmax")
+def _softmax(imp, node):
+    return softmax(imp, node, imp.tensor(node, node.input(0)), imp.opset)
 
 
 # ====================================================================== shapes

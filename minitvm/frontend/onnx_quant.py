@@ -14,8 +14,8 @@ needs nothing else. Two formats:
 * **QOperator** -- ``QLinearConv``, ``QLinearMatMul``, ``QuantizeLinear``, ``DequantizeLinear``
   (also their com.microsoft versions) and the com.microsoft ``QGemm``, ``QLinearAdd``,
   ``QLinearMul``, ``QLinearConcat``, ``QLinearGlobalAveragePool``, ``QLinearAveragePool``,
-  ``QLinearSigmoid``, ``QLinearLeakyRelu`` (the last four in float between dequantize and
-  quantize); ``MaxPool``,
+  ``QLinearSigmoid``, ``QLinearLeakyRelu``, ``QLinearSoftmax`` (the last five in float between
+  dequantize and quantize); ``MaxPool``,
   ``GlobalMaxPool``, ``Flatten``, ``Reshape``, ``Transpose``, ``Squeeze``, ``Unsqueeze``,
   ``Identity``, ``Concat`` on quantized tensors work on the integers as ONNX says.
 
@@ -62,7 +62,7 @@ __all__ = ["QUANT_OPS"]
 #: op types handled here (com.microsoft ones included)
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
              "QLinearMul", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearSigmoid",
-             "QLinearLeakyRelu")
+             "QLinearLeakyRelu", "QLinearSoftmax")
 
 _FLOAT_CONV = _onnx._CONVERTERS["Conv"]
 _FLOAT_GEMM = _onnx._CONVERTERS["Gemm"]
@@ -747,8 +747,18 @@ def _qlinear_leaky_relu(imp, node):
     return _through_float(imp, node, lambda f: _onnx.leaky_relu(imp, node, f, alpha, ".leaky_relu"))
 
 
+@_onnx._converter("QLinearSoftmax")
+def _qlinear_softmax(imp, node):
+    """com.microsoft QLinearSoftmax (``axis``; ``opset``: the Softmax semantics it stands for)
+    -> dequantize, float softmax, quantize."""
+    opset = node.get("opset")
+    if opset is None:
+        raise node.error("is required", "opset")
+    return _through_float(imp, node, lambda f: _onnx.softmax(imp, node, f, int(opset), ".softmax"))
+
+
 _onnx._MS_CONVERTERS.update({"QLinearConcat", "QLinearGlobalAveragePool", "QLinearMul", "QLinearAveragePool",
-                             "QLinearSigmoid", "QLinearLeakyRelu"})
+                             "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax"})
 # onnxruntime's tools write com.microsoft QuantizeLinear / DequantizeLinear (same inputs and
 # meaning as the standard ops, more dtypes) for 16-bit types or with UseQDQContribOps
 _onnx._MS_CONVERTERS.update({"QuantizeLinear", "DequantizeLinear"})

@@ -402,6 +402,26 @@ def test_qlinear_mul_sigmoid_leaky_relu_avg_pool_match_onnxruntime(dtype):
                 assert d.max() <= 1 and np.mean(d == 0) > 0.95
 
 
+@pytest.mark.parametrize("opset,axis,shape", [(13, -1, (3, 10)), (13, 1, (2, 5, 3)), (11, 1, (2, 3, 4))])
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_qlinear_softmax_matches_onnxruntime(opset, axis, shape, dtype):
+    q, z0 = (np.uint8, 128) if dtype == "uint8" else (np.int8, 0)
+    inits = [nh.from_array(np.asarray(0.05, np.float32), "xs"), nh.from_array(np.asarray(z0 + 7, q), "xz"),
+             nh.from_array(np.asarray(1 / 256, np.float32), "ys"), nh.from_array(np.asarray(z0 - 128, q), "yz")]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q"),
+             oh.make_node("QLinearSoftmax", ["xq", "xs", "xz", "ys", "yz"], ["y"], axis=axis, opset=opset,
+                          domain="com.microsoft", name="qsoftmax")]
+    elem = TP.UINT8 if dtype == "uint8" else TP.INT8
+    g = oh.make_graph(nodes, "sm", [oh.make_tensor_value_info("x", TP.FLOAT, list(shape))],
+                      [oh.make_tensor_value_info("y", elem, list(shape))], inits)
+    model = oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17), oh.make_opsetid("com.microsoft", 1)])
+    graph, _ = from_onnx(model)
+    for want, ref, got in _three_ways(model, graph, shape, 53):
+        assert ref[0].dtype == np.dtype(dtype) and len(np.unique(ref[0])) > 10
+        for a, b in ((got[0], ref[0]), (ref[0], want[0])):
+            assert np.abs(a.astype(np.int64) - b.astype(np.int64)).max() <= 1
+
+
 def test_float_leaky_relu_is_exact():
     x = np.random.default_rng(52).standard_normal((2, 3, 4, 5)).astype(np.float32)
     g = oh.make_graph([oh.make_node("LeakyRelu", ["x"], ["y"], alpha=0.07, name="lrelu")], "lrelu",
@@ -464,6 +484,8 @@ def test_unsupported_qlinear_variants_name_the_node():
     with pytest.raises(GraphError, match=r"ONNX node 'n' \(QLinearMul\): scale ratio .* too large"):
         from_onnx(_one_ms_node("QLinearMul", ["xq", "xs", "xz", "a", "big", "z", "tiny", "z"],
                                dict(c, big=np.float32(1e6), tiny=np.float32(1e-6))))
+    with pytest.raises(GraphError, match=r"ONNX node 'n' \(QLinearSoftmax\).*opset.*required"):
+        from_onnx(_one_ms_node("QLinearSoftmax", ["xq", "xs", "xz", "xs", "xz"], {}))
     with pytest.raises(GraphError, match=r"ONNX node 'n' \(QLinearAveragePool\).*channels_last"):
         from_onnx(_one_ms_node("QLinearAveragePool", ["xq", "xs", "xz", "xs", "xz"], {},
                                {"kernel_shape": [2, 2], "channels_last": 1}))
