@@ -3,7 +3,7 @@
 Covers what ``torch.onnx.export`` emits for torchvision classification models at opsets 13-20
 (and the older spellings of the same ops): Conv, Gemm, MatMul, Add/Sub/Mul, Div by a constant,
 Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, BatchNormalization, MaxPool, AveragePool,
-GlobalAveragePool, GlobalMaxPool, Flatten, Reshape, Transpose, Concat, Softmax, Pad, Identity,
+GlobalAveragePool, GlobalMaxPool, ReduceMean/ReduceMax over the spatial axes, Flatten, Reshape, Transpose, Concat, Softmax, Pad, Identity,
 Dropout, Constant, plus the shape-computation ops (Shape, Gather, Unsqueeze, Squeeze, Concat,
 ConstantOfShape, Slice, Cast, Range, Expand, arithmetic and comparisons ...) which are folded
 to constants at import: every tensor has a static shape here, so ``Shape`` of anything is a
@@ -560,6 +560,27 @@ def softmax(imp, node, x, opset, suffix=""):
     flat = imp.add(node, "flatten", [x], {"axis": axis}, suffix=suffix + ".flatten")
     y = imp.add(node, "softmax", [flat], {"axis": -1}, suffix=suffix + ".softmax")
     return imp.add(node, "reshape", [y], {"newshape": list(xs)}, suffix=suffix)
+
+
+@_converter("ReduceMean", "ReduceMax")
+def _reduce_spatial(imp, node):
+    """ReduceMean / ReduceMax of a graph tensor over the spatial axes of NCHW (what
+    ``x.mean((2, 3), keepdim=True)`` exports) -> global_avg_pool2d / global_max_pool2d, and a
+    reshape to [N, C] when ``keepdims`` is 0."""
+    xs, _ = imp.type(node, node.input(0))
+    _spatial_2d(node, node.op, len(xs))
+    if node.input(1):
+        axes = [int(a) for a in imp.const(node, node.input(1), "axes").reshape(-1)]
+    else:
+        axes = _ints(node, "axes")
+    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+        raise node.error(f"= {axes} is not supported on a graph tensor (only the spatial axes [2, 3])", "axes")
+    op = "global_avg_pool2d" if node.op == "ReduceMean" else "global_max_pool2d"
+    x = imp.tensor(node, node.input(0))
+    if int(node.get("keepdims", 1)):
+        return imp.add(node, op, [x])
+    y = imp.add(node, op, [x], suffix=".pool")
+    return imp.add(node, "reshape", [y], {"newshape": list(xs[:2])})
 
 
 @_converter("Softmax")

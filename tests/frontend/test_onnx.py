@@ -137,6 +137,26 @@ def test_pools_global_pool_flatten_matmul():
     assert g.node("matmul").op == "dense"
 
 
+@pytest.mark.parametrize("opset", [17, 18])
+def test_spatial_reduce_mean_and_max_become_global_pools(opset):
+    """x.mean((2, 3), keepdim=True) (squeeze-excite blocks) and friends; opset 18 gives axes as an input."""
+    def reduce(op, src, dst, axes, keepdims):
+        if opset >= 18:
+            return h.make_node(op, [src, f"{dst}_axes"], [dst], keepdims=keepdims, name=dst)
+        return h.make_node(op, [src], [dst], axes=axes, keepdims=keepdims, name=dst)
+    inits = [init("mean_axes", np.array([2, 3], np.int64)), init("max_axes", np.array([-1, -2], np.int64))]
+    nodes = [reduce("ReduceMean", "x", "mean", [2, 3], 1), h.make_node("Mul", ["x", "mean"], ["scaled"], name="se"),
+             reduce("ReduceMax", "scaled", "max", [-1, -2], 0)]
+    model = make_model(nodes, [("x", [2, 5, 6, 7])], [("max", [2, 5]), ("mean", [2, 5, 1, 1])],
+                       inits if opset >= 18 else (), opset=opset)
+    g, _ = check(model, {"x": rand(2, 5, 6, 7)})
+    assert g.node("mean").op == "global_avg_pool2d" and g.node("max").op == "reshape"
+    from minitvm.graph.build import build
+    x = rand(2, 5, 6, 7)
+    for got, want in zip(build(g, "llvm").run({"x": x}), run_reference(g, {"x": x})):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("trans_b,alpha,beta,c_shape", [(0, 1.0, 1.0, (5,)), (1, 0.5, 2.0, (1, 5)),
                                                          (0, 1.0, 0.5, (3, 5)), (1, 1.0, 1.0, ())])
 def test_gemm_variants(trans_b, alpha, beta, c_shape):
@@ -241,6 +261,8 @@ def test_unsupported_op_names_the_node():
      "ONNX node 'divx' \\(Div\\): division by a non-constant"),
     (h.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], auto_pad="BOGUS", name="ap"), [], [1, 1, 4, 4],
      "ONNX node 'ap' \\(AveragePool\\): attribute 'auto_pad'"),
+    (h.make_node("ReduceMean", ["x"], ["y"], axes=[1], name="rm"), [], [1, 2, 4, 4],
+     "ONNX node 'rm' \\(ReduceMean\\): attribute 'axes' = \\[1\\] is not supported on a graph tensor"),
     (h.make_node("Gather", ["x", "i"], ["y"], name="emb"), [init("i", np.array([0], np.int64))], [3, 2],
      "ONNX node 'emb' \\(Gather\\): is only supported on constant inputs"),
 ])
