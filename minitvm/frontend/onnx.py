@@ -3,11 +3,11 @@
 Covers what ``torch.onnx.export`` emits for torchvision classification models at opsets 13-20
 (and the older spellings of the same ops): Conv, Gemm, MatMul, Add/Sub/Mul, Div by a constant,
 Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, BatchNormalization, MaxPool, AveragePool,
-GlobalAveragePool, GlobalMaxPool, ReduceMean/ReduceMax over the spatial axes, Flatten, Reshape, Transpose, Concat, Softmax, Pad, Identity,
-Dropout, Constant, plus the shape-computation ops (Shape, Gather, Unsqueeze, Squeeze, Concat,
-ConstantOfShape, Slice, Cast, Range, Expand, arithmetic and comparisons ...) which are folded
-to constants at import: every tensor has a static shape here, so ``Shape`` of anything is a
-constant.
+GlobalAveragePool, GlobalMaxPool, ReduceMean/ReduceMax over the spatial axes, Flatten, Reshape,
+Transpose, Concat, Softmax, Pad, Identity, Dropout, Constant, plus the shape-computation ops
+(Shape, Gather, Unsqueeze, Squeeze, Concat, ConstantOfShape, Slice, Cast, Range, Expand,
+arithmetic and comparisons ...) which are folded to constants at import: every tensor has a
+static shape here, so ``Shape`` of anything is a constant.
 
 Initializers become graph constants (named as in the model). Graph nodes are named after the
 ONNX node (``node.name``, or its output when it has none; graph outputs keep their ONNX name).
@@ -569,12 +569,10 @@ def _reduce_spatial(imp, node):
     reshape to [N, C] when ``keepdims`` is 0."""
     xs, _ = imp.type(node, node.input(0))
     _spatial_2d(node, node.op, len(xs))
-    if node.input(1):
-        axes = [int(a) for a in imp.const(node, node.input(1), "axes").reshape(-1)]
-    else:
-        axes = _ints(node, "axes")
+    axes = _reduce_axes(node, imp.const(node, node.input(1), "axes") if node.input(1) else None)
     if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
-        raise node.error(f"= {axes} is not supported on a graph tensor (only the spatial axes [2, 3])", "axes")
+        raise node.error(f"= {None if axes is None else list(axes)} is not supported on a graph tensor (only the "
+                         "spatial axes [2, 3])", "axes")
     op = "global_avg_pool2d" if node.op == "ReduceMean" else "global_max_pool2d"
     x = imp.tensor(node, node.input(0))
     if int(node.get("keepdims", 1)):
@@ -831,13 +829,18 @@ def _range(imp, node, v):
     return np.arange(v[0].reshape(()), v[1].reshape(()), v[2].reshape(())).astype(v[0].dtype)
 
 
+def _reduce_axes(node, axes_input):
+    """A Reduce* node's axes: its ``axes`` input's values (opset 18 on; ``axes_input``, or None
+    when it has none) or else its ``axes`` attribute; None when neither is given."""
+    if axes_input is not None:
+        return tuple(int(a) for a in np.asarray(axes_input).reshape(-1))
+    axes = _ints(node, "axes")
+    return tuple(axes) if axes is not None else None
+
+
 def _reduce(fn):
     def ev(imp, node, v):
-        if len(v) > 1 and v[1] is not None:
-            axes = tuple(int(a) for a in v[1].reshape(-1))
-        else:
-            axes = _ints(node, "axes")
-            axes = tuple(axes) if axes is not None else None
+        axes = _reduce_axes(node, v[1] if len(v) > 1 else None)
         if axes == () and int(node.get("noop_with_empty_axes", 0)):
             return v[0]
         return fn(v[0], axis=axes or None, keepdims=bool(node.get("keepdims", 1)))

@@ -128,9 +128,9 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False, vectorize_block: boo
     The per-thread loops (inner parts and trailing axes) are unrolled, so that the values a
     thread keeps in registers are indexed by constants; ``vectorize_block`` vectorizes the
     last trailing axis instead (a packed channel block: one vector store). Returns ``(kernel
-    scope, innermost thread loop, threads)``: the outermost block loop (for unroll pragmas), the loop to compute
-    the accumulating stage at, and the ``(count, thread axis)`` pairs innermost first (for
-    :func:`cooperative_fetch`).
+    scope, innermost thread loop, threads)``: the outermost block loop (for unroll pragmas),
+    the loop to compute the accumulating stage at, and the ``(count, thread axis)`` pairs
+    innermost first (for :func:`cooperative_fetch`).
     """
     from .. import te
     n, f, y, x, *rest = s[output].op.axis

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .. import expr as E
-from ..functor import Mutator, substitute
-from ..stmt import Allocate, For, seq
+from ..functor import Mutator, Visitor, substitute
+from ..stmt import For, seq
 
 MAX_EXPLICIT_UNROLL = 256
 
@@ -30,16 +30,24 @@ def _steps(stmt) -> int | None:
     return total if found else 1
 
 
+class _FindAllocate(Visitor):
+    """Walks statements only (expressions hold no Allocate) until it meets an Allocate."""
+
+    found = False
+
+    def visit_Allocate(self, node):
+        self.found = True
+
+    def generic_visit(self, node):
+        if not self.found and not isinstance(node, E.PrimExpr):
+            super().generic_visit(node)
+
+
 def _allocates(stmt) -> bool:
     """Does ``stmt`` contain an Allocate?"""
-    if isinstance(stmt, Allocate):
-        return True
-    for name in getattr(stmt, "_children", ()):
-        child = getattr(stmt, name)
-        for c in child if isinstance(child, tuple) else (child,):
-            if hasattr(c, "_children") and not isinstance(c, E.PrimExpr) and _allocates(c):
-                return True
-    return False
+    finder = _FindAllocate()
+    finder.visit(stmt)
+    return finder.found
 
 
 class _Unroll(Mutator):
