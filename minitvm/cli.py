@@ -168,6 +168,10 @@ def tune(args) -> int:
     if not args.log:
         print("minitvm tune: give --log PATH to tune (or --list to only list the tasks)", file=sys.stderr)
         return 2
+    missing = [path for path in args.history if not os.path.exists(path)]
+    if missing:
+        print(f"minitvm tune: --history {missing[0]}: no such file", file=sys.stderr)
+        return 2
     if cuda.device_count() == 0:
         print(f"minitvm tune: tuning times candidates on a CUDA GPU, and none is usable here "
               f"({cuda.unavailable_reason()})", file=sys.stderr)

@@ -28,6 +28,12 @@ def test_tune_needs_a_log(capsys):
     assert "--log" in capsys.readouterr().err
 
 
+def test_tune_names_a_missing_history_log(tmp_path, capsys):
+    assert main(["tune", "resnet18", "--image-size", "32", "--log", str(tmp_path / "t.log"),
+                 "--history", str(tmp_path / "old.log")]) == 2
+    assert "--history" in (err := capsys.readouterr().err) and "old.log: no such file" in err
+
+
 @pytest.mark.skipif(cuda.device_count() > 0, reason="checks the message shown where no GPU is usable")
 def test_tune_without_a_gpu_says_so(tmp_path, capsys):
     assert main(["tune", "resnet18", "--image-size", "32", "--log", str(tmp_path / "t.log")]) == 1

@@ -86,6 +86,9 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
         raise ValueError(f"tune_graph: unknown tuner {tuner!r}; choose one of {sorted(autotune.TUNERS)}")
     if n_trial < 1:
         raise ValueError(f"tune_graph: n_trial must be positive, got {n_trial}")
+    missing = [os.fspath(p) for p in history if not os.path.exists(p)]
+    if missing:
+        raise ValueError(f"tune_graph: history log {missing[0]!r} does not exist")
     tasks = extract_tasks(graph, target, optimize_graph)
     if measure_option is None:
         measure_option = autotune.measure_option(autotune.LocalBuilder(),

@@ -119,3 +119,5 @@ def test_tune_graph_rejects_bad_arguments(tmp_path):
         tune_graph(graph, str(tmp_path / "a.log"), tuner="annealing")
     with pytest.raises(ValueError, match="n_trial"):
         tune_graph(graph, str(tmp_path / "a.log"), n_trial=0)
+    with pytest.raises(ValueError, match="history log .*nowhere.log' does not exist"):
+        tune_graph(graph, str(tmp_path / "a.log"), history=[str(tmp_path / "nowhere.log")])
