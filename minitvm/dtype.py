@@ -58,8 +58,8 @@ def element_of(dtype: str) -> str:
 
 
 def lanes_of(dtype: str) -> int:
-    """Number of lanes of a dtype (1 for scalars)."""
-    return split_lanes(dtype)[1]
+    """Number of lanes of a dtype (1 for scalars and for ``handle``, a pointer)."""
+    return 1 if dtype == "handle" else split_lanes(dtype)[1]
 
 
 def with_lanes(dtype: str, lanes: int) -> str:

@@ -139,8 +139,62 @@ __device__ __forceinline__ int mt_dp4a_su(int a, unsigned int b, int c) {
   return d;
 }""",
 }
+_HELPERS["shared_addr"] = """// the 32-bit shared-window address of a generic pointer (operand of ldmatrix / cp.async)
+__device__ __forceinline__ unsigned int mt_shared_addr(const void* p) {
+  unsigned int a;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+  return a;
+}"""
+_HELPERS["mma_s8"] = """// int8 tensor cores (sm_80+): one warp computes a 16x8 int32 tile of A (16x32) times B^T (8x32).
+// Fragments are per-lane registers laid out as the PTX ISA's mma.m16n8k32 .s8 fragments.
+__device__ __forceinline__ void mt_ldmatrix_a(void* a, const void* src, int stride) {
+  int lane = threadIdx.x & 31;
+  const signed char* row = (const signed char*)src + ((lane & 7) + ((lane >> 3) & 1) * 8) * stride + (lane >> 4) * 16;
+  unsigned int* r = (unsigned int*)a;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(mt_shared_addr(row)));
+}
+__device__ __forceinline__ void mt_ldmatrix_b(void* b, const void* src, int stride) {
+  int lane = threadIdx.x & 31;
+  const signed char* row = (const signed char*)src + (lane & 7) * stride + ((lane >> 3) & 1) * 16;
+  unsigned int* r = (unsigned int*)b;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];"
+               : "=r"(r[0]), "=r"(r[1]) : "r"(mt_shared_addr(row)));
+}
+__device__ __forceinline__ void mt_mma_s8(void* c, const void* a, const void* b) {
+  int* d = (int*)c;
+  const unsigned int* x = (const unsigned int*)a;
+  const unsigned int* y = (const unsigned int*)b;
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+               "{%8, %9}, {%0, %1, %2, %3};"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+               : "r"(x[0]), "r"(x[1]), "r"(x[2]), "r"(x[3]), "r"(y[0]), "r"(y[1]));
+}
+__device__ __forceinline__ void mt_zero_acc(void* c) {
+  int* d = (int*)c;
+  d[0] = 0; d[1] = 0; d[2] = 0; d[3] = 0;
+}
+__device__ __forceinline__ void mt_store_acc(void* dst, int stride, const void* c) {
+  int lane = threadIdx.x & 31;
+  int* o = (int*)dst + (lane >> 2) * stride + (lane & 3) * 2;
+  const int* v = (const int*)c;
+  *(int2*)o = make_int2(v[0], v[1]);
+  *(int2*)(o + 8 * stride) = make_int2(v[2], v[3]);
+}"""
+_HELPERS["cp_async"] = """// asynchronous 16-byte global -> shared copies (sm_80+); nbytes 0 writes zeros and reads nothing
+__device__ __forceinline__ void mt_cp_async16(void* dst, const void* src, int nbytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(mt_shared_addr(dst)), "l"(src), "r"(nbytes));
+}
+__device__ __forceinline__ void mt_cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+#define mt_cp_async_wait(n) asm volatile("cp.async.wait_group " #n ";")"""
 _HELPER_ORDER = ["half", "floordiv_i32", "floormod_i32", "floordiv_i64", "floormod_i64", "dp4a_us",
-                 "dp4a_su"]
+                 "dp4a_su", "shared_addr", "mma_s8", "cp_async"]
+# extern calls that the helpers above define, and the helpers each needs
+_EXTERN_HELPERS = {
+    **{f: ("shared_addr", "mma_s8") for f in ("mt_ldmatrix_a", "mt_ldmatrix_b", "mt_mma_s8", "mt_zero_acc",
+                                              "mt_store_acc")},
+    **{f: ("shared_addr", "cp_async") for f in ("mt_cp_async16", "mt_cp_async_commit", "mt_cp_async_wait")},
+}
 
 
 # ==========================================================================================
@@ -401,8 +455,8 @@ class _Scan(Visitor):
             if isinstance(a, E.Var) and a.dtype == "handle":
                 self.read.add(a)
                 self.written.add(a)
-            elif isinstance(a, E.BufferLoad) and n.op == "address_of":
-                self.written.add(a.buffer.data)
+        if n.op == "address_of" and isinstance(n.args[0], E.BufferLoad):
+            (self.written if E.address_access(n) & E.ADDRESS_WRITE else self.read).add(n.args[0].buffer.data)
         self.generic_visit(n)
 
     def visit_Var(self, n):
@@ -759,6 +813,12 @@ class _KernelGen:
                 self.line(f"{ct}* {name} = ({ct}*)(__dyn_shmem + {off});")
             else:
                 self.line(f"__shared__ __align__(16) {ct} {name}[{size}];")
+        elif b.scope == "warp":
+            size = self._const_size(b) * lanes
+            if size % 32:
+                raise CodegenError(f"{self.f.name}: warp fragment {b.name} has {size} elements, not a multiple of "
+                                   "the 32 lanes that hold it")
+            self.line(f"__align__(16) {ct} {name}[{size // 32}];")
         elif b.scope == "global":
             raise CodegenError(
                 f"{self.f.name}: global buffer {b.name} is allocated inside kernel {self.kname}; global scratch "
@@ -1119,16 +1179,20 @@ class _KernelGen:
         if op == "reinterpret":
             return self._reinterpret(e, lane)
         if op == "address_of":
-            (x,) = e.args
+            x = e.args[0]
             if not isinstance(x, E.BufferLoad):
                 raise CodegenError(f"{self.f.name}: address_of needs a buffer element, got {x}")
             idx = self.flat_index(x.buffer, x.indices)
             base = idx.base if isinstance(idx, E.Ramp) else idx
+            if x.buffer.scope == "warp":
+                # a fragment element offset of the warp's tile: each lane holds 1/32 of it
+                return f"({self.ptr(x.buffer)} + ({_bare(self.expr(base))}) / 32)"
             return f"({self.ptr(x.buffer)} + {self.expr(base)})"
         if op in ("call_extern", "call_pure_extern"):
             if not e.args or not isinstance(e.args[0], E.StringImm):
                 raise CodegenError(f"{self.f.name}: {op} needs the function name as its first argument")
             args = ", ".join(self._sub(x, lane) for x in e.args[1:])
+            self.helpers.update(_EXTERN_HELPERS.get(e.args[0].value, ()))
             return f"{e.args[0].value}({args})"
         raise CodegenError(f"{self.f.name}: the CUDA backend does not know the intrinsic {op!r}; "
                            f"known: {', '.join(KNOWN_CALLS)}")

@@ -646,3 +646,23 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
               "__rfloordiv__", "__mod__", "__rmod__", "__neg__", "__lt__", "__le__", "__gt__", "__ge__",
               "astype"):
     setattr(IterVar, _name, _delegate_to_var(_name))
+
+
+ADDRESS_READ, ADDRESS_WRITE = 1, 2
+
+
+def address_of(load: BufferLoad, access: str = "rw") -> Call:
+    """The address of buffer element ``load`` (a ``BufferLoad``) as a call argument.
+
+    ``access`` says what the callee does there: ``"r"`` reads, ``"w"`` writes, ``"rw"`` both (the
+    default): the shared-memory barrier pass orders calls by it.
+    """
+    mask = {"r": ADDRESS_READ, "w": ADDRESS_WRITE, "rw": ADDRESS_READ | ADDRESS_WRITE}.get(access)
+    if mask is None:
+        raise ValueError(f"address_of: access must be 'r', 'w' or 'rw', got {access!r}")
+    return Call("handle", "address_of", (load, const(mask)))
+
+
+def address_access(call: Call) -> int:
+    """The access mask of an ``address_of`` call (read and write when it gives none)."""
+    return int(call.args[1].value) if len(call.args) > 1 else ADDRESS_READ | ADDRESS_WRITE

@@ -129,11 +129,19 @@ class NestBuilder:
                      if st.iter_attrs.get(lv) is not None and st.iter_attrs[lv].tensorize is not None), None)
         init = None
         if is_reduce and not (tpos is not None and first_reduce is not None and tpos <= first_reduce):
-            inits = [ProducerStore(op.output(i), b.combiner.identity(b.dtype), out_idx)
-                     for i, b in enumerate(bodies)]
             data_conds = [c for c in conds if not self._uses_reduce(st, c, leaf_value)]
-            init = _guard(data_conds, seq(*inits))
-            for lv in reversed(leaves[first_reduce:]):
+            if tpos is not None:
+                # tensorized inside the reduction loops: the intrinsic resets its own output region
+                # (its storage may be opaque to plain stores, as warp fragments are)
+                init = _guard(data_conds, self._tensorize(st, tpos, st.iter_attrs[leaves[tpos]].tensorize,
+                                                          first_reduce, mode="reset"))
+                init_leaves = leaves[first_reduce:tpos]
+            else:
+                inits = [ProducerStore(op.output(i), b.combiner.identity(b.dtype), out_idx)
+                         for i, b in enumerate(bodies)]
+                init = _guard(data_conds, seq(*inits))
+                init_leaves = leaves[first_reduce:]
+            for lv in reversed(init_leaves):
                 if lv.iter_type != E.REDUCE:
                     init = self._loop(st, lv, init, inner_only=True)
 
@@ -189,7 +197,11 @@ class NestBuilder:
             out = seq(init, out)
         return out
 
-    def _tensorize(self, st, k, intrin, first_reduce):
+    def _tensorize(self, st, k, intrin, first_reduce, mode=None):
+        """The intrinsic call replacing ``st``'s loops from leaf ``k`` in; ``mode="reset"`` gives
+        the call that initializes the output region (for a reduction split outside the call)."""
+        import dataclasses
+
         from .tensorize import make_tensorized, match
         leaves = st.leaf_iter_vars
         for lv in leaves[k:]:
@@ -204,6 +216,8 @@ class NestBuilder:
         an = self.info.analyzer
         reduce_inside = first_reduce is not None and first_reduce >= k
         info = match(st, intrin, root_itv, an, self.info.bodies[st], an.interval, reduce_inside)
+        if mode is not None:
+            info = dataclasses.replace(info, mode=mode)
         return make_tensorized(info)
 
     def _loop(self, st, lv, body, inner_only=False):

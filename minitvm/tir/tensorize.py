@@ -35,7 +35,8 @@ class TensorizeInfo:
     intrin: object
     inputs: tuple        # TensorizeRegion per intrinsic input, in intrin.inputs order
     outputs: tuple       # TensorizeRegion per intrinsic output
-    mode: str            # "body" (no reduction / whole reduction inside) or "update" or "reset_update"
+    mode: str            # "body" (no reduction / whole reduction inside), "update", "reset_update" or
+                         # "reset" (only the initialization, for a reduction split outside the call)
 
 
 class BufferView:
@@ -266,7 +267,7 @@ def emit_intrinsic(node: Tensorized, lookup) -> Stmt:
 
     ``lookup(tensor) -> (buffer, realize_mins, strides)`` describes where a tensor lives.
     """
-    from .stmt import For, seq
+    from .stmt import Buffer, For, seq
     info = node.info
     intrin = info.intrin
     regions = info.inputs + info.outputs
@@ -274,9 +275,23 @@ def emit_intrinsic(node: Tensorized, lookup) -> Stmt:
     an = Analyzer()
     views = []
     pos = 0
-    for region, operand in zip(regions, operands):
+    missing = []
+    for k, (region, operand) in enumerate(zip(regions, operands)):
         mins = node.mins[pos:pos + len(region.mins)]
         pos += len(region.mins)
+        if info.mode == "reset" and k < len(info.inputs):
+            # the reset writes only the output; the inputs may not be realized where it runs
+            # (their stages are computed inside the reduction loops), so they get stand-ins in
+            # the intrinsic's declared buffers, which the reset must not use
+            decl = intrin.buffers[operand]
+            buf = Buffer(f"{region.tensor.name}.unavailable", decl.shape, operand.dtype, decl.scope)
+            missing.append(buf.data)
+            strides, acc = [], 1
+            for d in reversed(operand.shape):
+                strides.insert(0, E.const(acc))
+                acc *= int(d.value)
+            views.append(BufferView(buf, E.const(0), operand.shape, strides, operand.dtype))
+            continue
         buf, rmins, strides = lookup(region.tensor)
         off = E.const(0)
         for m, rm, s in zip(mins, rmins, strides):
@@ -319,4 +334,18 @@ def emit_intrinsic(node: Tensorized, lookup) -> Stmt:
         reset = out.store(b.combiner.identity(b.dtype), idx_vars)
         for v, ext in reversed(list(zip(idx_vars, out.shape))):
             reset = For(v, E.const(0), ext, "serial", reset)
+    if info.mode == "reset":
+        if reset is not None and _reads_any(reset, missing):
+            raise TensorizeError(f"{intrin.name}: its reset reads an input; a reset may only write the output")
+        if reset is not None:
+            return reset
     return seq(reset, update if update is not None else body)
+
+
+def _reads_any(stmt, data_vars) -> bool:
+    """Whether ``stmt`` loads from a buffer whose data variable is one of ``data_vars``."""
+    from .functor import post_order_visit
+    found = []
+    post_order_visit(stmt, lambda n: found.append(n) if isinstance(n, E.BufferLoad) and any(
+        n.buffer.data is v for v in data_vars) else None)
+    return bool(found)

@@ -5,7 +5,8 @@ The planner follows TVM's ``ThreadSync("shared")``, with a stricter "same locati
 **Accesses.** Every read and write of a buffer whose scope is ``shared`` or ``shared.dyn`` is an
 access entry: (buffer, read/write, flat index, variables bound between the statement being
 scheduled and the access). A buffer handle passed to a call (``address_of(S[i])`` or the bare
-data variable) counts as an unknown read and write.
+data variable) counts as an unknown read and write, or only a read or only a write where
+``address_of`` says so (its optional second argument, :func:`~minitvm.tir.expr.address_of`).
 
 **Conflicts.** A read after a write (RAW) or a write after a read (WAR) of the same buffer
 conflicts unless both indices are structurally equal and use no variable that can differ between
@@ -44,6 +45,7 @@ import dataclasses
 from ... import dtype as dt
 from ...errors import CodegenError
 from .. import expr as E
+from ..expr import ADDRESS_READ, ADDRESS_WRITE, address_access
 from ..functor import Mutator, Visitor, collect_vars, structural_equal, substitute
 from ..stmt import (Allocate, AttrStmt, Evaluate, For, IfThenElse, LetStmt, SeqStmt, Stmt,
                     seq)
@@ -252,15 +254,18 @@ class _Collect(Visitor):
 
     def visit_Call(self, node):
         if node.op == "address_of":
-            for a in node.args:
-                if isinstance(a, E.BufferLoad):
-                    for i in a.indices:
-                        self.visit(i)
-                    if a.buffer.data in self.p.info.shared_data:
+            a = node.args[0]
+            if isinstance(a, E.BufferLoad):
+                for i in a.indices:
+                    self.visit(i)
+                if a.buffer.data in self.p.info.shared_data:
+                    mask = address_access(node)
+                    if mask & ADDRESS_READ:
                         self.out.append(_Access(a.buffer.data, False, None, frozenset()))
+                    if mask & ADDRESS_WRITE:
                         self.out.append(_Access(a.buffer.data, True, None, frozenset()))
-                else:
-                    self.visit(a)
+            else:
+                self.visit(a)
             return
         for a in node.args:
             if isinstance(a, E.Var) and a in self.p.info.shared_data:
@@ -434,8 +439,8 @@ def _written(s) -> set:
             for a in n.args:
                 if isinstance(a, E.Var):
                     out.add(a)
-                elif isinstance(a, E.BufferLoad) and n.op == "address_of":
-                    out.add(a.buffer.data)
+            if n.op == "address_of" and isinstance(n.args[0], E.BufferLoad) and address_access(n) & ADDRESS_WRITE:
+                out.add(n.args[0].buffer.data)
             self.generic_visit(n)
 
     _V().visit(s)

@@ -1,0 +1,226 @@
+"""CUDA schedule of the int8 GEMMs of :mod:`minitvm.topi.nn.conv2d_gemm` on tensor cores.
+
+One template serves the implicit-GEMM conv2d (NHWC) and dense: both compute the stage
+``gemm[N / 8, M, 8]``. A block computes a ``BM x BN`` tile of ``C``; its warps split it into
+``WM x WN`` warp tiles (``threadIdx.y`` along rows, ``threadIdx.z`` along columns, 32 lanes on
+``threadIdx.x``). Per k-step of ``BK`` (``k_chunk`` x 32) the block's threads copy the A tile
+(im2col rows, inlined) and the B tile (weights) to shared memory with 16-byte loads, rows padded
+by 16 bytes so that ``ldmatrix`` is free of bank conflicts; each warp then loads 16 x 32 / 8 x 32
+fragments with ``ldmatrix`` and accumulates its ``WM/16 x WN/8`` tiles with
+``mma.sync.m16n8k32``. The accumulators go to shared memory (``store_acc``) and the block writes
+the output tile with ``vector``-wide stores, applying the fused element-wise epilogue (bias,
+requantize, relu, residual add) on the way.
+
+Knobs: ``tile_m`` / ``tile_n`` — 3-way splits [blocks, warps, per warp] of the rows ``M`` (per
+warp a multiple of 16) and of the 8-column groups ``N / 8``; ``k_chunk`` — 32-wide k-slices per
+shared-memory stage; ``double_buffer`` — two shared stages, the next tile's loads overlapping
+the current tile's ``mma``; ``vector`` — output elements per store (a divisor of the block's
+columns, at most 16 bytes).
+
+The tunable template is ``int8_gemm.cuda_tensorcore`` (args: the GEMM's ``(rows, N, K)`` and
+``BK``-relevant filter shape, see :func:`_workload_args`).
+"""
+from __future__ import annotations
+
+from ... import te
+from ...dtype import bits
+from ...errors import ScheduleError
+from ..nn.conv2d_gemm import GEMM_TAG, MMA_K, MMA_M, MMA_N
+from ..utils import find_op, inline_between
+from .tensor_intrin import ldmatrix_a, ldmatrix_b, mma_s8, store_acc
+
+_MAX_THREADS = 1024
+_MAX_SHARED = 227 * 1024       # opt-in shared memory per block on sm_90
+_ROW_PAD = 16                  # bytes added to each shared row: conflict-free ldmatrix
+
+
+def _gemm_of(output):
+    gemm = find_op(output, GEMM_TAG, "schedule_int8_gemm").output(0)
+    nb, rows, _ = (int(d.value) for d in gemm.shape)
+    return gemm, rows, nb
+
+
+def footprint(gemm, v: dict) -> dict:
+    """Threads, accumulator registers per thread, shared bytes and blocks of knob values ``v``."""
+    (bm, wm, pm), (bn, wn, pn) = v["tile_m"], v["tile_n"]
+    kb = v["k_chunk"] * MMA_K
+    copies = 2 if v.get("double_buffer") else 1
+    rows_b, cols_b = wm * pm, wn * pn * MMA_N
+    stage = (rows_b + cols_b) * (kb + _ROW_PAD) * copies
+    acc = rows_b * cols_b * 4
+    return {"threads": 32 * wm * wn, "acc_regs": pm * pn * MMA_N // 2, "shared": stage + acc,
+            "blocks": bm * bn}
+
+
+def default_config(gemm) -> dict:
+    """A sound configuration: 64-row warp tiles of 32 columns where the shape allows, as many
+    warps per block as fill about one wave of blocks over 132 SMs, 64-wide k-steps."""
+    nb, rows, _ = (int(d.value) for d in gemm.shape)
+    K = _reduce_len(gemm)
+
+    def divisor(n, limit):
+        return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+    pm = divisor(rows // MMA_M, 4) * MMA_M // MMA_M          # 16-row tiles per warp
+    pn = divisor(nb, 4)
+    wm = divisor(rows // (pm * MMA_M), 2)
+    wn = divisor(nb // pn, 2)
+    bm = rows // (wm * pm * MMA_M)
+    bn = nb // (wn * pn)
+    chunk = 2 if (K // MMA_K) % 2 == 0 and _inner_channels(gemm) % 64 == 0 else 1
+    cols = wn * pn * MMA_N
+    return {"tile_m": [bm, wm, pm * MMA_M], "tile_n": [bn, wn, pn], "k_chunk": chunk,
+            "double_buffer": True, "vector": _widest_vector(gemm, cols)}
+
+
+def _reduce_len(gemm) -> int:
+    n = 1
+    for iv in gemm.op.reduce_axis:
+        n *= int(iv.dom.extent.value)
+    return n
+
+
+def _inner_channels(gemm) -> int:
+    return int(gemm.op.reduce_axis[-1].dom.extent.value)
+
+
+def _widest_vector(gemm, cols: int) -> int:
+    return max(v for v in (1, 2, 4, 8, 16) if cols % v == 0 and v <= 16)
+
+
+def check_config(gemm, output, v: dict) -> None:
+    """Raise ScheduleError naming the knob when ``v`` cannot schedule ``gemm``."""
+    nb, rows, _ = (int(d.value) for d in gemm.shape)
+    for key, total in (("tile_m", rows), ("tile_n", nb)):
+        f = v[key]
+        if len(f) != 3 or any(int(x) < 1 for x in f) or f[0] * f[1] * f[2] != total:
+            raise ScheduleError(f"knob {key}: {f} must be 3 positive factors of {total}")
+    if v["tile_m"][2] % MMA_M:
+        raise ScheduleError(f"knob tile_m: rows per warp ({v['tile_m'][2]}) must be a multiple of {MMA_M}")
+    c = _inner_channels(gemm)
+    if v["k_chunk"] < 1 or c % (v["k_chunk"] * MMA_K):
+        raise ScheduleError(f"knob k_chunk: {v['k_chunk']} x {MMA_K} must divide the {c} input channels")
+    f = footprint(gemm, v)
+    if f["threads"] > _MAX_THREADS or v["tile_n"][1] > 64:
+        raise ScheduleError(f"knobs tile_m/tile_n: {f['threads']} threads per block (at most {_MAX_THREADS}, "
+                            "64 warps along threadIdx.z)")
+    if f["shared"] > _MAX_SHARED:
+        raise ScheduleError(f"knobs tile_m/tile_n/k_chunk: {f['shared']} bytes of shared memory per block "
+                            f"(at most {_MAX_SHARED})")
+    cols = v["tile_n"][1] * v["tile_n"][2] * MMA_N
+    vec = v["vector"]
+    elem = max(1, bits(output.dtype) // 8)
+    if vec not in (1, 2, 4, 8, 16) or cols % vec or vec * elem > 16:
+        raise ScheduleError(f"knob vector: {vec} must divide the block's {cols} columns and fit 16 bytes "
+                            f"of {output.dtype}")
+    if (cols * v["tile_m"][1] * v["tile_m"][2]) % (vec * f["threads"]):
+        raise ScheduleError(f"knob vector: the {v['tile_m'][1] * v['tile_m'][2]} x {cols} output tile does not "
+                            f"split into {f['threads']} threads of {vec} elements")
+
+
+def schedule_int8_gemm(outs, cfg=None):
+    """Schedule the int8 tensor-core GEMM feeding ``outs`` (``cfg``: a dict of knob values
+    over :func:`default_config`)."""
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    output = outs[0]
+    s = te.create_schedule([t.op for t in outs])
+    gemm, rows, nb = _gemm_of(output)
+    v = default_config(gemm)
+    if cfg:
+        unknown = sorted(set(cfg) - set(v))
+        if unknown:
+            raise ScheduleError(f"schedule_int8_gemm: unknown knobs {unknown}; known: {sorted(v)}")
+        v.update(cfg)
+    check_config(gemm, output, v)
+    (_, wm, pm), (_, wn, pn) = v["tile_m"], v["tile_n"]
+    bm_rows, bn_cols = wm * pm, wn * pn * MMA_N
+
+    remap = next(op for op in _readers(output, gemm.op))
+    inline_between(s, remap.output(0), output, "schedule_int8_gemm")
+    if remap is not output.op:
+        s[remap].compute_inline()
+    A, W = gemm.op.input_tensors
+    s[A].compute_inline()
+    s[gemm].set_scope("warp")
+    CS = s.cache_read(gemm, "shared", [remap.output(0)])
+    AS = s.cache_read(A, "shared", [gemm])
+    AF = s.cache_read(AS, "warp", [gemm])
+    BS = s.cache_read(W, "shared", [gemm])
+    BF = s.cache_read(BS, "warp", [gemm])
+    tx, ty, tz = (te.thread_axis(f"threadIdx.{a}") for a in "xyz")
+
+    # the output tile of a block, written by all its threads, vector-wide
+    axes = list(s[output].op.axis)
+    p = s[output].fuse(*axes[:-1]) if len(axes) > 2 else axes[0]
+    pb, pi = s[output].split(p, factor=bm_rows)
+    ob, oi = s[output].split(axes[-1], factor=bn_cols)
+    s[output].reorder(pb, ob, pi, oi)
+    s[output].bind(pb, te.thread_axis("blockIdx.x"))
+    s[output].bind(ob, te.thread_axis("blockIdx.y"))
+    rest = s[output].fuse(pi, oi)
+    rest, vec = s[output].split(rest, factor=v["vector"])
+    s[output].vectorize(vec)
+    for n_threads, axis in ((32, tx), (wm, ty), (wn, tz)):
+        rest, inner = s[output].split(rest, factor=n_threads)
+        s[output].bind(inner, axis)
+    s[output].unroll(rest)
+
+    # accumulators -> shared, one 16 x 8 tile per store_acc, each warp its own tiles
+    s[CS].compute_at(s[output], ob)
+    c_nb, c_m, c_ni = s[CS].op.axis
+    cwn, cjn = s[CS].split(c_nb, factor=pn)
+    cwm, cmi = s[CS].split(c_m, factor=pm)
+    ci, cm16 = s[CS].split(cmi, factor=MMA_M)
+    s[CS].reorder(cwn, cwm, cjn, ci, cm16, c_ni)
+    s[CS].bind(cwn, tz)
+    s[CS].bind(cwm, ty)
+    s[CS].unroll(cjn)
+    s[CS].unroll(ci)
+    s[CS].tensorize(cm16, store_acc())
+
+    # the warp's accumulation: k-steps of BK, 32 at a time, over its WM/16 x WN/8 tiles
+    s[gemm].compute_at(s[CS], cwm)
+    g_nb, g_m, g_ni = s[gemm].op.axis
+    *outer_k, rc = s[gemm].op.reduce_axis
+    gi, gm16 = s[gemm].split(g_m, factor=MMA_M)
+    rco, rcc = s[gemm].split(rc, factor=v["k_chunk"] * MMA_K)
+    rcci, rc32 = s[gemm].split(rcc, factor=MMA_K)
+    s[gemm].reorder(*outer_k, rco, rcci, g_nb, gi, gm16, g_ni, rc32)
+    for ax in (rcci, g_nb, gi):
+        s[gemm].unroll(ax)
+    s[gemm].tensorize(gm16, mma_s8())
+
+    for shared, frag, intrin in ((AS, AF, ldmatrix_a()), (BS, BF, ldmatrix_b())):
+        s[shared].compute_at(s[gemm], rco)
+        s[frag].compute_at(s[gemm], rcci)
+        f0, *_ = s[frag].op.axis
+        fo, f16 = s[frag].split(f0, factor=MMA_M if intrin.name == "ldmatrix_a" else MMA_N)
+        s[frag].unroll(fo)
+        s[frag].tensorize(f16, intrin)
+        s[shared].storage_align(s[shared].op.axis[0], 32, _ROW_PAD)
+        if v["double_buffer"]:
+            s[shared].double_buffer()
+        fused = s[shared].fuse(*s[shared].leaf_iter_vars)
+        fused, lanes = s[shared].split(fused, factor=16)
+        s[shared].vectorize(lanes)
+        for n_threads, axis in ((32, tx), (wm, ty), (wn, tz)):
+            fused, inner = s[shared].split(fused, factor=n_threads)
+            s[shared].bind(inner, axis)
+        s[shared].unroll(fused)
+    return s
+
+
+def _readers(output, op):
+    """Operations between ``op`` and ``output`` that read ``op`` (the GEMM's output stage)."""
+    stack, seen = [output.op], set()
+    while stack:
+        cur = stack.pop()
+        if cur in seen or not hasattr(cur, "input_tensors"):
+            continue
+        seen.add(cur)
+        if any(t.op is op for t in cur.input_tensors):
+            yield cur
+        stack.extend(t.op for t in cur.input_tensors)
+
+
+__all__ = ["schedule_int8_gemm", "default_config", "check_config", "footprint"]
