@@ -1,12 +1,14 @@
-"""int8 conv2d (NCHW4c / OIHW4o4i, dp4a) on the GPU, per seed-model layer: default configs, or
-the best of a tuning log (``--tuning-log``; layers missing from it use the default).
+"""int8 conv2d on the GPU, per seed-model layer: the dp4a template (NCHW4c / OIHW4o4i) and the
+tensor-core template (implicit GEMM, NHWC / OHWI, ``mma.sync``); default configs, or the best of
+a tuning log (``--tuning-log``; layers missing from it use the default).
 
-For each distinct layer: minitvm time, TOPS, % of the dp4a peak measured in this run by a
-microkernel, and torch's fp32 and fp16 cuDNN convolution on the same shape, same run. Each
-minitvm result is checked exactly against torch's float64 convolution of the same int8 data.
+For each distinct layer: minitvm time, TOPS, % of the template's instruction peak (dp4a or int8
+``mma.sync``) measured in this run by a microkernel, and torch's fp32 and fp16 cuDNN convolution
+(fp16 in channels-last) on the same shape, same run. Each minitvm result is checked exactly
+against torch's float64 convolution of the same int8 data.
 
     PYTHONPATH=. python3 benchmarks/conv2d_int8.py [--batch 16] [--model resnet50|...|all] [--layers N]
-        [--tuning-log LOG]
+        [--template dp4a|tensorcore] [--tuning-log LOG]
 
 The configs shipped in ``minitvm/autotune/tophub`` apply where no log answers; set
 ``MINITVM_TOPHUB=0`` to time the templates' own defaults.
@@ -42,6 +44,19 @@ def build_conv(w, cfg=None):
     return minitvm.build(s, [X, Wt, Y], "cuda"), X, Wt, Y
 
 
+def build_conv_tc(w, cfg=None):
+    """Module and NHWC / OHWI tensors for workload ``w`` on the tensor-core template (input
+    channels padded to a multiple of 32)."""
+    from minitvm.topi.cuda.gemm_int8_tensorcore import schedule_int8_gemm
+    from minitvm.topi.nn.conv2d_gemm import conv2d_NHWC_int8_gemm
+    c = -(-w.C // 32) * 32
+    X = te.placeholder((w.N, w.H, w.W, c), "int8", "X")
+    Wt = te.placeholder((w.O, w.K, w.kw, c), "int8", "W")
+    Y = conv2d_NHWC_int8_gemm(X, Wt, w.stride, w.padding, w.dilation)
+    s = schedule_int8_gemm(Y, cfg)
+    return minitvm.build(s, [X, Wt, Y], "cuda"), X, Wt, Y
+
+
 def _shape(t):
     return tuple(int(d.value) for d in t.shape)
 
@@ -52,32 +67,39 @@ def main():
     p.add_argument("--layers", type=int, default=0, help="only the first N distinct layers")
     p.add_argument("--model", default="resnet50", choices=sorted(MODELS) + ["all"])
     p.add_argument("--tuning-log", default=None, help="take each layer's config from this log's best")
+    p.add_argument("--template", default="dp4a", choices=["dp4a", "tensorcore"],
+                   help="dp4a (NCHW4c) or the int8 tensor-core implicit GEMM (NHWC; groups=1 layers only)")
     args = p.parse_args()
     from minitvm import autotune
     history = autotune.ApplyHistoryBest(args.tuning_log) if args.tuning_log else None
     if cuda.device_count() == 0:
         print("no CUDA device here:", cuda.unavailable_reason())
         return
-    from peaks import dp4a_peak, torch_time
+    from peaks import dp4a_peak, mma_s8_peak, torch_time
+    tc = args.template == "tensorcore"
     try:
         import torch
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = False
     except ImportError:
         torch = None
-    peak = dp4a_peak()
+    peak = mma_s8_peak() if tc else dp4a_peak()
+    unit = "mma.sync" if tc else "dp4a"
     names = sorted(MODELS) if args.model == "all" else [args.model]
     layers = unique([c for m in names for c in MODELS[m](args.batch)])
+    if tc:
+        layers = [(w, n) for w, n in layers if w.groups == 1 and w.O % 8 == 0]
     if args.layers:
         layers = layers[:args.layers]
     rng = np.random.default_rng(0)
     rows = []
     for w, count in layers:
+        build = build_conv_tc if tc else build_conv
         if history is not None:
             with history:
-                mod, X, Wt, Y = build_conv(w)
+                mod, X, Wt, Y = build(w)
         else:
-            mod, X, Wt, Y = build_conv(w)
+            mod, X, Wt, Y = build(w)
         x = rng.integers(-128, 128, _shape(X), dtype=np.int8)
         k = rng.integers(-128, 128, _shape(Wt), dtype=np.int8)
         dev = nd.cuda(0)
@@ -88,16 +110,22 @@ def main():
         ops = 2 * w.macs
         row = {"w": w, "count": count, "t": t, "tops": ops / t / 1e12, "ok": None, "t32": None, "t16": None}
         if torch is not None:
-            C = x.shape[1] * 4
-            xd = torch.from_numpy(x.transpose(0, 1, 4, 2, 3).reshape(w.N, C, w.H, w.W).copy()).cuda()
-            kd = torch.from_numpy(k.transpose(0, 4, 1, 5, 2, 3).reshape(w.O, C // w.groups, w.K, w.kw).copy()).cuda()
+            if tc:
+                C = x.shape[3]
+                xd = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).cuda()
+                kd = torch.from_numpy(k.transpose(0, 3, 1, 2).copy()).cuda()
+            else:
+                C = x.shape[1] * 4
+                xd = torch.from_numpy(x.transpose(0, 1, 4, 2, 3).reshape(w.N, C, w.H, w.W).copy()).cuda()
+                kd = torch.from_numpy(k.transpose(0, 4, 1, 5, 2, 3).reshape(w.O, C // w.groups, w.K, w.kw).copy()).cuda()
             conv = torch.nn.functional.conv2d
             ref = conv(xd.double(), kd.double(), stride=w.stride, padding=(w.pad, w.pw), dilation=w.dilation,
                        groups=w.groups)
-            got = ty.numpy().transpose(0, 1, 4, 2, 3).reshape(ref.shape)
+            got = ty.numpy().transpose(0, 3, 1, 2) if tc else ty.numpy().transpose(0, 1, 4, 2, 3).reshape(ref.shape)
             row["ok"] = bool(np.array_equal(got, ref.cpu().numpy().astype(np.int64)))
             for dtype, key in ((torch.float32, "t32"), (torch.float16, "t16")):
-                a, b = xd.to(dtype), kd.to(dtype)
+                fmt = torch.channels_last if dtype == torch.float16 else torch.contiguous_format
+                a, b = xd.to(dtype).to(memory_format=fmt), kd.to(dtype).to(memory_format=fmt)
                 row[key] = torch_time(lambda: conv(a, b, stride=w.stride, padding=(w.pad, w.pw), dilation=w.dilation,
                                                    groups=w.groups))
         rows.append(row)
@@ -105,10 +133,10 @@ def main():
     from minitvm.autotune import tophub
     shipped = ", else shipped tuned configs (tophub) where they match" if tophub.enabled() else ""
     configs = (f"best configs of {args.tuning_log}" if args.tuning_log else "default configs") + shipped
-    print(f"\nint8 conv2d, {configs}, batch {args.batch}, {cuda.device_name(0)}; "
-          f"dp4a peak measured now: {peak / 1e12:.1f} TOPS")
+    print(f"\nint8 conv2d, {args.template} template, {configs}, batch {args.batch}, {cuda.device_name(0)}; "
+          f"{unit} peak measured now: {peak / 1e12:.1f} TOPS")
     print(f"{'layer':34s} {'C':>4s} {'HW':>4s} {'O':>4s} {'K':>2s} {'s':>2s} {'us':>9s} {'TOPS':>6s} "
-          f"{'%dp4a':>6s} {'torch32 us':>10s} {'torch16 us':>10s} {'exact':>5s}")
+          f"{'%peak':>6s} {'torch32 us':>10s} {'torch16 us':>10s} {'exact':>5s}")
     for r in rows:
         w = r["w"]
         f = (lambda v: f"{v * 1e6:10.1f}" if v else "       n/a")
@@ -117,7 +145,7 @@ def main():
     tot = sum(r["t"] * r["count"] for r in rows)
     tops = sorted(r["tops"] for r in rows)
     print(f"summed over all {sum(r['count'] for r in rows)} layers: minitvm {tot * 1e3:.2f} ms; "
-          f"median layer {tops[len(tops) // 2]:.1f} TOPS ({100 * tops[len(tops) // 2] * 1e12 / peak:.1f}% of dp4a)")
+          f"median layer {tops[len(tops) // 2]:.1f} TOPS ({100 * tops[len(tops) // 2] * 1e12 / peak:.1f}% of {unit})")
     if torch is not None:
         for key, label in (("t32", "fp32"), ("t16", "fp16")):
             print(f"  torch {label} cuDNN summed: {sum(r[key] * r['count'] for r in rows) * 1e3:.2f} ms")

@@ -1,4 +1,4 @@
-"""Instruction-rate microkernels (FFMA, dp4a) measured in the same run as a benchmark."""
+"""Instruction-rate microkernels (FFMA, dp4a, int8 mma.sync) measured in the same run as a benchmark."""
 from __future__ import annotations
 
 from minitvm import nd
@@ -28,6 +28,28 @@ extern "C" __global__ void __launch_bounds__(256) dp4a_peak(int* __restrict__ ou
     }
   }
   out[blockIdx.x * blockDim.x + threadIdx.x] = x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7;
+}
+extern "C" __global__ void __launch_bounds__(256) mma_s8_peak(int* __restrict__ out, int a, int b) {
+  int c[8][4];
+  #pragma unroll
+  for (int j = 0; j < 8; ++j) { c[j][0] = threadIdx.x; c[j][1] = j; c[j][2] = 0; c[j][3] = 0; }
+  unsigned int a0 = a, a1 = a ^ 1, a2 = a ^ 2, a3 = a ^ 3, b0 = b, b1 = b ^ 1;
+  for (int i = 0; i < %(iters)d; ++i) {
+    #pragma unroll
+    for (int r = 0; r < 8; ++r) {
+      #pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%%0, %%1, %%2, %%3}, {%%4, %%5, %%6, %%7}, "
+                     "{%%8, %%9}, {%%0, %%1, %%2, %%3};"
+                     : "+r"(c[j][0]), "+r"(c[j][1]), "+r"(c[j][2]), "+r"(c[j][3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+      }
+    }
+  }
+  int s = 0;
+  #pragma unroll
+  for (int j = 0; j < 8; ++j) s += c[j][0] + c[j][1] + c[j][2] + c[j][3];
+  out[blockIdx.x * blockDim.x + threadIdx.x] = s;
 }
 """ % {"iters": _ITERS}
 
@@ -82,8 +104,15 @@ def dp4a_peak() -> float:
     return _run("dp4a_peak", "int32", 8)
 
 
+def mma_s8_peak() -> float:
+    """Measured int8 tensor-core rate in OP/s: ``mma.sync.m16n8k32`` s8, 2 x 16 x 8 x 32 ops per
+    warp instruction, so 256 per thread."""
+    return _run("mma_s8_peak", "int32", 256)
+
+
 if __name__ == "__main__":
     if cuda.device_count() == 0:
         print("no CUDA device:", cuda.unavailable_reason())
     else:
-        print(f"FFMA peak {ffma_peak() / 1e12:.1f} TFLOPS, dp4a peak {dp4a_peak() / 1e12:.1f} TOPS")
+        print(f"FFMA peak {ffma_peak() / 1e12:.1f} TFLOPS, dp4a peak {dp4a_peak() / 1e12:.1f} TOPS, "
+              f"mma.sync s8 peak {mma_s8_peak() / 1e12:.1f} TOPS")

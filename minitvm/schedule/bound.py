@@ -12,7 +12,7 @@ from ..errors import LoweringError
 from ..te.tensor import ComputeOp
 from ..tir import expr as E
 from ..tir.arith import Analyzer
-from ..tir.functor import Visitor
+from ..tir.functor import Visitor, substitute
 from .schedule import Split
 
 
@@ -180,6 +180,7 @@ class StageInfo:
                 for k, idx in enumerate(indices):
                     res = an.interval(idx, dom)
                     res = None if res is None else self._relax_fully(res, relax)
+                    res = _prefer_tile(an, res, self._leaf_interval_of(c, idx, fixed, relax), st.op.shape[k])
                     if res is None:
                         lo[k] = hi[k] = _FULL
                         continue
@@ -209,6 +210,23 @@ class StageInfo:
                 continue
             region.append(E.Range(lo[k], ext))
         return region
+
+    def _leaf_interval_of(self, c, idx, fixed: set, relax: dict):
+        """The interval of consumer ``c``'s index ``idx`` taken over its leaf loops rather than
+        its root axes, when that has a constant extent. Root axes that a fuse split apart
+        (``n, oh, ow`` of a pixel loop ``p``) vary together: ``(n * OH + oh) * OW + ow``
+        simplifies back to ``p``, whose tile is exact, where the root intervals give every
+        pixel of the image."""
+        an = self.analyzer
+        values = self.root_values(c, {lv: self.leaf_value(lv) for lv in c.leaf_iter_vars})
+        expr = an.simplify(substitute(idx, {iv.var: values[iv] for iv in list(c.op.axis) + list(c.op.reduce_axis)}))
+        dom = {lv.var: (E.const(0), E.Sub(self.ranges[lv].extent, E.const(1)))
+               for lv in c.leaf_iter_vars if lv not in fixed}
+        res = an.interval(expr, dom)
+        res = None if res is None else self._relax_fully(res, relax)
+        if res is None or not isinstance(an.simplify(E.Sub(res[1], res[0])), E.IntImm):
+            return None
+        return res
 
     def _extent_bound(self, hi, lo):
         """Constant upper bound of ``hi - lo + 1``, looking through min/max on either side."""
@@ -287,6 +305,28 @@ def _vars_in(e) -> set:
 
     _V().visit(e)
     return out
+
+
+def _prefer_tile(an, roots, leaves, shape_k):
+    """Choose between two valid intervals of one read: over the consumer's root axes (``roots``)
+    and over its leaf loops (``leaves``, of constant extent or None). The leaf interval is the
+    consumer's whole tile; it wins where the tensor holds all of it (so a producer computes whole
+    tiles, as tensorized stages must, even where the consumer's guard cuts the last one short),
+    or where the root interval has no constant extent or a larger one."""
+    if leaves is None:
+        return roots
+    if roots is None:
+        return leaves
+
+    def extent(r):
+        e = an.simplify(E.Sub(r[1], r[0]))
+        return e.value if isinstance(e, E.IntImm) else None
+
+    er, el = extent(roots), extent(leaves)
+    if er is None or el < er:
+        return leaves
+    inside = an.can_prove(E.GE(leaves[0], E.const(0))) and an.can_prove(E.LT(leaves[1], shape_k))
+    return leaves if inside else roots
 
 
 def _reads(sch, bodies) -> dict:

@@ -222,17 +222,24 @@ class Analyzer:
         return _Linear(dtype, {expr_key(s): (s, 1)})
 
     def _merge_div_mod(self, lin: _Linear) -> None:
-        """Rewrite ``(x // c) * (k*c) + (x % c) * k`` into ``x * k``."""
-        for key, (atom, coeff) in list(lin.terms.items()):
-            if coeff == 0 or not isinstance(atom, E.FloorMod) or not isinstance(atom.b, E.IntImm):
-                continue
-            c = atom.b.value
-            div = E.FloorDiv(atom.a, atom.b)
-            dkey = expr_key(div)
-            if dkey in lin.terms and lin.terms[dkey][1] == coeff * c:
-                del lin.terms[key]
-                del lin.terms[dkey]
-                lin.add(self._to_linear(atom.a).scale(coeff))
+        """Rewrite ``(x // c) * (k*c) + (x % c) * k`` into ``x * k``, until no pair is left: so
+        a pixel index split into ``(n, oh, ow)`` and recombined, ``(p // 49) * 49 + (p // 7 % 7) * 7
+        + p % 7``, becomes ``p`` again (``x // c`` is compared in simplified form, where
+        ``p // 7 // 7`` is ``p // 49``)."""
+        merged = True
+        while merged:
+            merged = False
+            for key, (atom, coeff) in list(lin.terms.items()):
+                if coeff == 0 or not isinstance(atom, E.FloorMod) or not isinstance(atom.b, E.IntImm):
+                    continue
+                c = atom.b.value
+                dkey = expr_key(self.simplify(E.FloorDiv(atom.a, atom.b)))
+                if dkey in lin.terms and lin.terms[dkey][1] == coeff * c:
+                    del lin.terms[key]
+                    del lin.terms[dkey]
+                    lin.add(self._to_linear(atom.a).scale(coeff))
+                    merged = True
+                    break
 
     def _from_linear(self, lin: _Linear):
         self._merge_div_mod(lin)

@@ -99,16 +99,20 @@ def match(st, intrin, root_itv: dict, analyzer: Analyzer, body_exprs, reads_fn, 
     if len(i_axis) > len(s_axis) or len(i_red) > len(s_red):
         raise TensorizeError(f"{name}: the intrinsic has {len(i_axis)} data and {len(i_red)} reduction axes, "
                              f"the stage only {len(s_axis)} and {len(s_red)}")
-    pairs = list(zip(s_axis[len(s_axis) - len(i_axis):], i_axis)) + \
-        list(zip(s_red[len(s_red) - len(i_red):], i_red))
-    matched = {s: i for s, i in pairs}
-    vmap, mins = {}, {}
+    exts = {}
     for iv in s_axis + s_red:
         lo, hi = root_itv[iv]
         ext = analyzer.simplify(E.Add(E.Sub(hi, lo), E.const(1)))
         if not isinstance(ext, E.IntImm):
             raise TensorizeError(f"{name}: axis {iv.var.name} covers a non-constant extent {ext} inside the "
                                  "tensorized loops; split it so the intrinsic's extent divides it")
+        exts[iv] = ext.value
+    pairs = _pair_axes(s_axis, i_axis, exts) + _pair_axes(s_red, i_red, exts)
+    matched = {s: i for s, i in pairs}
+    vmap, mins = {}, {}
+    for iv in s_axis + s_red:
+        lo, _ = root_itv[iv]
+        ext = E.const(exts[iv])
         want = matched[iv].dom.extent.value if iv in matched else 1
         if ext.value != want:
             what = f"the intrinsic's axis {matched[iv].var.name} has {want}" if iv in matched else \
@@ -146,6 +150,16 @@ def match(st, intrin, root_itv: dict, analyzer: Analyzer, body_exprs, reads_fn, 
     else:
         mode = "reset_update" if reduce_inside else "update"
     return TensorizeInfo(intrin, tuple(inputs[t] for t in intrin.inputs), outputs, mode)
+
+
+def _pair_axes(s_axes, i_axes, exts) -> list:
+    """Pair the intrinsic's axes with the stage's: in order with the stage axes that cover more
+    than one value inside the tensorized loops (so a 4-D stage can feed a 2-D intrinsic, its unit
+    axes dropped), else with the stage's innermost axes."""
+    wide = [iv for iv in s_axes if exts[iv] != 1]
+    if len(wide) == len(i_axes):
+        return list(zip(wide, i_axes))
+    return list(zip(s_axes[len(s_axes) - len(i_axes):], i_axes))
 
 
 def _region(s_t, tensor_map, s_expr, dom, reads_fn, name):

@@ -52,7 +52,7 @@ def footprint(gemm, v: dict) -> dict:
             "blocks": bm * bn}
 
 
-def default_config(gemm) -> dict:
+def default_config(gemm, output) -> dict:
     """A sound configuration: 64-row warp tiles of 32 columns where the shape allows, as many
     warps per block as fill about one wave of blocks over 132 SMs, 64-wide k-steps."""
     nb, rows, _ = (int(d.value) for d in gemm.shape)
@@ -70,7 +70,7 @@ def default_config(gemm) -> dict:
     chunk = 2 if (K // MMA_K) % 2 == 0 and _inner_channels(gemm) % 64 == 0 else 1
     cols = wn * pn * MMA_N
     return {"tile_m": [bm, wm, pm * MMA_M], "tile_n": [bn, wn, pn], "k_chunk": chunk,
-            "double_buffer": True, "vector": _widest_vector(gemm, cols)}
+            "double_buffer": True, "vector": _widest_vector(cols, output.dtype)}
 
 
 def _reduce_len(gemm) -> int:
@@ -84,8 +84,9 @@ def _inner_channels(gemm) -> int:
     return int(gemm.op.reduce_axis[-1].dom.extent.value)
 
 
-def _widest_vector(gemm, cols: int) -> int:
-    return max(v for v in (1, 2, 4, 8, 16) if cols % v == 0 and v <= 16)
+def _widest_vector(cols: int, dtype: str) -> int:
+    elem = max(1, bits(dtype) // 8)
+    return max(v for v in (1, 2, 4, 8, 16) if cols % v == 0 and v * elem <= 16)
 
 
 def check_config(gemm, output, v: dict) -> None:
@@ -125,7 +126,7 @@ def schedule_int8_gemm(outs, cfg=None):
     output = outs[0]
     s = te.create_schedule([t.op for t in outs])
     gemm, rows, nb = _gemm_of(output)
-    v = default_config(gemm)
+    v = default_config(gemm, output)
     if cfg:
         unknown = sorted(set(cfg) - set(v))
         if unknown:
