@@ -58,6 +58,7 @@ class Stage:
         self.attach_ivar: E.IterVar | None = None
         self.scope = ""
         self.double_buffer_ = False
+        self.pipeline_ = 0
         self.storage_align_: dict = {}
         self.is_output = False
 
@@ -287,6 +288,17 @@ class Stage:
         """Keep two copies of this (shared) buffer: fill the next while the current is read."""
         self._need_compute("double_buffer")
         self.double_buffer_ = True
+
+    def pipeline(self, stages: int):
+        """Keep ``stages`` copies of this shared buffer in a ring, filled ``stages - 1`` loop
+        iterations ahead with asynchronous copies (``cp.async`` on CUDA sm_80+); the stage must be
+        computed at a loop, its fill first in the loop's body."""
+        self._need_compute("pipeline")
+        if isinstance(stages, bool) or not isinstance(stages, int) or not 2 <= stages <= 8:
+            raise ScheduleError(f"pipeline of stage {self.name}: stages must be an int from 2 to 8, got {stages!r}")
+        if self.double_buffer_:
+            raise ScheduleError(f"pipeline of stage {self.name}: it is already double-buffered; use one of the two")
+        self.pipeline_ = stages
 
 
 class Schedule:

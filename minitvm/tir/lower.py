@@ -6,6 +6,7 @@ from ..te.tensor import ComputeOp, PlaceholderOp, Tensor
 from .functor import Visitor
 from .schedule_ops import NestBuilder
 from .stmt import Buffer, PrimFunc
+from .transform.async_pipeline import inject_async_copy, inject_pipeline
 from .transform.double_buffer import inject_double_buffer
 from .transform.flatten import flatten
 from .transform.lower_intrin import lower_if_then_else
@@ -50,9 +51,11 @@ def lower(sch, args, name: str = "main", simple_mode: bool = False, explicit_unr
     stmt = builder.build()
     stmt = flatten(stmt, sch, params)
     stmt = inject_double_buffer(stmt)
+    stmt = inject_pipeline(stmt)
     stmt = lower_if_then_else(stmt)
     stmt = simplify_stmt(stmt)
     stmt = vectorize_loops(stmt)
+    stmt = inject_async_copy(stmt)
     stmt = unroll_loops(stmt, explicit=explicit_unroll)
     stmt = simplify_stmt(stmt)
     shape_vars = []

@@ -50,6 +50,9 @@ class _Flatten(Mutator):
         if st is not None and st.double_buffer_:
             from .double_buffer import DOUBLE_BUFFER_SCOPE
             return AttrStmt(buf, DOUBLE_BUFFER_SCOPE, E.const(1), Allocate(buf, body))
+        if st is not None and st.pipeline_:
+            from .async_pipeline import PIPELINE_SCOPE
+            return AttrStmt(buf, PIPELINE_SCOPE, E.const(st.pipeline_), Allocate(buf, body))
         return Allocate(buf, body)
 
     def visit_Tensorized(self, node):

@@ -16,8 +16,9 @@ Thread variables of the same ``threadIdx`` tag are identified. Reads of reads an
 writes never conflict (a write-write race between threads is a bug of the schedule, as in TVM).
 A write marked ``AttrStmt(..., "double_buffer_write", ...)`` does not conflict with reads that
 follow it in the same iteration (the reads use the other half), only loop-carried. Buffers under
-``AttrStmt(buffer, "double_buffered", ...)`` (the output of
-:func:`~minitvm.tir.transform.double_buffer.inject_double_buffer`, which places their barriers
+``AttrStmt(buffer, "double_buffered", ...)`` or ``"pipelined"`` (the output of
+:func:`~minitvm.tir.transform.double_buffer.inject_double_buffer` or
+:func:`~minitvm.tir.transform.async_pipeline.inject_pipeline`, which place their barriers
 itself) are not analysed at all; the barriers that pass placed still count for other buffers.
 
 **Placement.** In each statement sequence, a barrier goes right before the first statement whose
@@ -115,7 +116,7 @@ class _KernelInfo(Visitor):
             self.local_data.add(buf.data)
 
     def visit_AttrStmt(self, node):
-        if node.attr_key == "double_buffered":
+        if node.attr_key in ("double_buffered", "pipelined"):
             self.prebarriered.add(getattr(node.node, "data", node.node))
         if node.attr_key == "thread_extent" and isinstance(node.node, E.IterVar):
             tag, var = node.node.thread_tag, node.node.var

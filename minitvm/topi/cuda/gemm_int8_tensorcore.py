@@ -4,7 +4,8 @@ One template serves the implicit-GEMM conv2d (NHWC) and dense: both compute the 
 ``gemm[N / 8, M, 8]``. A block computes a ``BM x BN`` tile of ``C``; its warps split it into
 ``WM x WN`` warp tiles (``threadIdx.y`` along rows, ``threadIdx.z`` along columns, 32 lanes on
 ``threadIdx.x``). Per k-step of ``BK`` (``k_chunk`` x 32) the block's threads copy the A tile
-(im2col rows, inlined) and the B tile (weights) to shared memory with 16-byte loads, rows padded
+(im2col rows, inlined) and the B tile (weights) to shared memory with 16-byte ``cp.async`` copies
+(a software pipeline of ``stages`` buffers; padding is the copies' zero fill), rows padded
 by 16 bytes so that ``ldmatrix`` is free of bank conflicts; each warp then loads 16 x 32 / 8 x 32
 fragments with ``ldmatrix`` and accumulates its ``WM/16 x WN/8`` tiles with
 ``mma.sync.m16n8k32``. The accumulators go to shared memory (``store_acc``) and the block writes
@@ -13,8 +14,9 @@ requantize, relu, residual add) on the way.
 
 Knobs: ``tile_m`` / ``tile_n`` — 3-way splits [blocks, warps, per warp] of the rows ``M`` (per
 warp a multiple of 16) and of the 8-column groups ``N / 8``; ``k_chunk`` — 32-wide k-slices per
-shared-memory stage; ``double_buffer`` — two shared stages, the next tile's loads overlapping
-the current tile's ``mma``; ``vector`` — output elements per store (a divisor of the block's
+shared-memory stage; ``stages`` — 1 (one shared buffer, plain loads) or 2 to 4: a ring of shared
+buffers filled that many k-steps minus one ahead with ``cp.async``, so the loads of later tiles
+overlap the current tile's ``mma``; ``vector`` — output elements per store (a divisor of the block's
 columns, at most 16 bytes).
 
 The tunable template is ``int8_gemm.cuda_tensorcore`` (args: the GEMM's ``(rows, N, K)`` and
@@ -44,7 +46,7 @@ def footprint(gemm, v: dict) -> dict:
     """Threads, accumulator registers per thread, shared bytes and blocks of knob values ``v``."""
     (bm, wm, pm), (bn, wn, pn) = v["tile_m"], v["tile_n"]
     kb = v["k_chunk"] * MMA_K
-    copies = 2 if v.get("double_buffer") else 1
+    copies = v["stages"]
     rows_b, cols_b = wm * pm, wn * pn * MMA_N
     stage = (rows_b + cols_b) * (kb + _ROW_PAD) * copies
     acc = rows_b * cols_b * 4
@@ -70,7 +72,7 @@ def default_config(gemm, output) -> dict:
     chunk = 2 if (K // MMA_K) % 2 == 0 and _inner_channels(gemm) % 64 == 0 else 1
     cols = wn * pn * MMA_N
     return {"tile_m": [bm, wm, pm * MMA_M], "tile_n": [bn, wn, pn], "k_chunk": chunk,
-            "double_buffer": True, "vector": _widest_vector(cols, output.dtype)}
+            "stages": 3, "vector": _widest_vector(cols, output.dtype)}
 
 
 def _reduce_len(gemm) -> int:
@@ -98,6 +100,8 @@ def check_config(gemm, output, v: dict) -> None:
             raise ScheduleError(f"knob {key}: {f} must be 3 positive factors of {total}")
     if v["tile_m"][2] % MMA_M:
         raise ScheduleError(f"knob tile_m: rows per warp ({v['tile_m'][2]}) must be a multiple of {MMA_M}")
+    if v["stages"] not in (1, 2, 3, 4):
+        raise ScheduleError(f"knob stages: {v['stages']} must be 1 (no pipeline) to 4")
     c = _inner_channels(gemm)
     if v["k_chunk"] < 1 or c % (v["k_chunk"] * MMA_K):
         raise ScheduleError(f"knob k_chunk: {v['k_chunk']} x {MMA_K} must divide the {c} input channels")
@@ -187,6 +191,8 @@ def schedule_int8_gemm(outs, cfg=None):
     rco, rcc = s[gemm].split(rc, factor=v["k_chunk"] * MMA_K)
     rcci, rc32 = s[gemm].split(rcc, factor=MMA_K)
     s[gemm].reorder(*outer_k, rco, rcci, g_nb, gi, gm16, g_ni, rc32)
+    # one loop over all k-steps (filter taps x channel chunks), so the pipeline spans all of them
+    rco = s[gemm].fuse(*outer_k, rco) if outer_k else rco
     for ax in (rcci, g_nb, gi):
         s[gemm].unroll(ax)
     s[gemm].tensorize(gm16, mma_s8())
@@ -199,8 +205,8 @@ def schedule_int8_gemm(outs, cfg=None):
         s[frag].unroll(fo)
         s[frag].tensorize(f16, intrin)
         s[shared].storage_align(s[shared].op.axis[0], 32, _ROW_PAD)
-        if v["double_buffer"]:
-            s[shared].double_buffer()
+        if v["stages"] > 1:
+            s[shared].pipeline(v["stages"])
         fused = s[shared].fuse(*s[shared].leaf_iter_vars)
         fused, lanes = s[shared].split(fused, factor=16)
         s[shared].vectorize(lanes)
