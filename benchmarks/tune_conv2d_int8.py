@@ -1,4 +1,5 @@
-"""Tune the int8 conv2d template (NCHW4c / OIHW4o4i, dp4a) on the GPU for ResNet-50's layers.
+"""Tune an int8 conv2d template on the GPU for ResNet-50's layers: dp4a (NCHW4c / OIHW4o4i) or,
+with ``--template tensorcore``, the int8 tensor-core implicit GEMM (NHWC / OHWI).
 
 For each distinct ResNet-50 convolution at the given batch: measure the template's default
 config, tune (``--tuner ga``, the genetic tuner, by default; ``--tuner model`` or ``random``;
@@ -39,8 +40,15 @@ from minitvm.runtime import cuda  # noqa: E402
 from minitvm.topi.workloads import resnet50_convs, unique  # noqa: E402
 
 
-def task_args(w):
-    """Template arguments of workload ``w`` (channels padded to a multiple of 4)."""
+TEMPLATES = {"dp4a": "conv2d_NCHWc_int8.cuda", "tensorcore": "conv2d_NHWC_int8_tensorcore.cuda"}
+
+
+def task_args(w, template: str = "dp4a"):
+    """Template arguments of workload ``w``: packed NCHW4c / OIHW4o4i shapes (channels padded to
+    a multiple of 4) for dp4a, NHWC / OHWI shapes (channels padded to 32) for the tensor cores."""
+    if template == "tensorcore":
+        c = -(-w.C // 32) * 32
+        return ((w.N, w.H, w.W, c), (w.O, w.K, w.kw, c), w.stride, w.padding, w.dilation, w.groups)
     return w.packed_shapes() + (w.stride, w.padding, w.dilation, w.groups)
 
 
@@ -104,6 +112,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tuner", choices=sorted(autotune.TUNERS), default="ga")
     p.add_argument("--log", default="tune_conv2d_int8.log")
+    p.add_argument("--template", choices=sorted(TEMPLATES), default="dp4a",
+                   help="dp4a (NCHW4c) or the int8 tensor-core implicit GEMM (NHWC; groups=1 layers)")
     p.add_argument("--history", action="append", default=[], help="earlier tuning log to start from "
                    "(repeatable)")
     p.add_argument("--no-progress", action="store_true")
@@ -113,6 +123,8 @@ def main():
         print("no CUDA device here:", cuda.unavailable_reason())
         return 0
     layers = select_layers(unique(resnet50_convs(args.batch)), args.layers)
+    if args.template == "tensorcore":
+        layers = [(w, n) for w, n in layers if w.groups == 1 and w.C >= 32]
     history = [rec for path in args.history for rec in autotune.record.load_records(path)]
     n_parallel = args.n_parallel or os.cpu_count() or 1
     print(f"tuning {len(layers)} distinct ResNet-50 int8 conv layers, batch {args.batch}, <= {args.trials} trials "
@@ -132,7 +144,7 @@ def main():
                    "t_def": None, "t_best": None, "note": ""}
             rows.append(row)
             try:
-                task = autotune.Task("conv2d_NCHWc_int8.cuda", task_args(w), target="cuda")
+                task = autotune.Task(TEMPLATES[args.template], task_args(w, args.template), target="cuda")
                 measure = autotune.create_measure_batch(task, option)
                 default = fallback_config(task)
                 # the default is measured (and logged) like any trial, so the best never loses to it

@@ -44,6 +44,8 @@ _BUILTIN_MODULES = {
     "conv2d_NCHWc_int8.cuda": "minitvm.topi.cuda.conv2d_int8",
     "conv2d_nchw.cuda": "minitvm.topi.cuda.conv2d",
     "dense.cuda": "minitvm.topi.cuda.dense",
+    "conv2d_NHWC_int8_tensorcore.cuda": "minitvm.topi.cuda.gemm_int8_tensorcore",
+    "dense_int8_tensorcore.cuda": "minitvm.topi.cuda.gemm_int8_tensorcore",
     "matmul.cpu": "minitvm.topi.cpu.matmul",
 }
 

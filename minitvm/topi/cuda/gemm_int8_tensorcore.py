@@ -19,16 +19,17 @@ buffers filled that many k-steps minus one ahead with ``cp.async``, so the loads
 overlap the current tile's ``mma``; ``vector`` — output elements per store (a divisor of the block's
 columns, at most 16 bytes).
 
-The tunable template is ``int8_gemm.cuda_tensorcore`` (args: the GEMM's ``(rows, N, K)`` and
-``BK``-relevant filter shape, see :func:`_workload_args`).
+The tunable templates are ``conv2d_NHWC_int8_tensorcore.cuda`` (args ``(data_shape, kernel_shape,
+stride, padding, dilation, groups, dtype, out_dtype)``) and ``dense_int8_tensorcore.cuda`` (args
+``(data_shape, weight_shape, dtype, out_dtype)``).
 """
 from __future__ import annotations
 
-from ... import te
+from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
 from ..nn.conv2d_gemm import GEMM_TAG, MMA_K, MMA_M, MMA_N
-from ..utils import find_op, inline_between
+from ..utils import conv_args, find_op, inline_between, resolve_config
 from .tensor_intrin import ldmatrix_a, ldmatrix_b, mma_s8, store_acc
 
 _MAX_THREADS = 1024
@@ -54,25 +55,31 @@ def footprint(gemm, v: dict) -> dict:
             "blocks": bm * bn}
 
 
+#: warp tiles (16-row tiles, 8-column tiles) and warps per block (rows, columns), most preferred
+#: first: :func:`default_config` takes the first that gives a full wave of blocks
+_DEFAULT_TILES = ((4, 4, 2, 4), (4, 4, 2, 2), (2, 4, 2, 2), (2, 2, 2, 2), (1, 2, 2, 2), (1, 1, 2, 2),
+                  (1, 1, 1, 2), (1, 1, 1, 1))
+_WAVE = 132                    # SMs of an H100 / H200: one block each is a full wave
+
+
 def default_config(gemm, output) -> dict:
-    """A sound configuration: 64-row warp tiles of 32 columns where the shape allows, as many
-    warps per block as fill about one wave of blocks over 132 SMs, 64-wide k-steps."""
+    """A sound configuration for any shape: the largest of :data:`_DEFAULT_TILES` (128 x 128
+    blocks of eight 64 x 32 warp tiles, down to one 16 x 8 warp tile) that divides the GEMM and
+    still gives a wave of blocks over the SMs (else half a wave, else the one with the most
+    blocks); 64-wide k-steps
+    where the channels allow, in a 3-stage cp.async pipeline; the widest output vector."""
     nb, rows, _ = (int(d.value) for d in gemm.shape)
-    K = _reduce_len(gemm)
-
-    def divisor(n, limit):
-        return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
-
-    pm = divisor(rows // MMA_M, 4) * MMA_M // MMA_M          # 16-row tiles per warp
-    pn = divisor(nb, 4)
-    wm = divisor(rows // (pm * MMA_M), 2)
-    wn = divisor(nb // pn, 2)
-    bm = rows // (wm * pm * MMA_M)
-    bn = nb // (wn * pn)
-    chunk = 2 if (K // MMA_K) % 2 == 0 and _inner_channels(gemm) % 64 == 0 else 1
-    cols = wn * pn * MMA_N
-    return {"tile_m": [bm, wm, pm * MMA_M], "tile_n": [bn, wn, pn], "k_chunk": chunk,
-            "stages": 3, "vector": _widest_vector(cols, output.dtype)}
+    fits = [(tm, tn, wm, wn) for tm, tn, wm, wn in _DEFAULT_TILES
+            if rows % (tm * MMA_M * wm) == 0 and nb % (tn * wn) == 0]
+    def blocks(t):
+        tm, tn, wm, wn = t
+        return rows // (tm * MMA_M * wm) * (nb // (tn * wn))
+    # a full wave, else half a wave of larger tiles rather than a full one of tiny tiles
+    full = [t for t in fits if blocks(t) >= _WAVE] or [t for t in fits if blocks(t) >= _WAVE // 2]
+    tm, tn, wm, wn = full[0] if full else max(fits, key=blocks)
+    chunk = 2 if _inner_channels(gemm) % (2 * MMA_K) == 0 else 1
+    return {"tile_m": [rows // (tm * MMA_M * wm), wm, tm * MMA_M], "tile_n": [nb // (tn * wn), wn, tn],
+            "k_chunk": chunk, "stages": 3, "vector": _widest_vector(wn * tn * MMA_N, output.dtype)}
 
 
 def _reduce_len(gemm) -> int:
@@ -123,19 +130,120 @@ def check_config(gemm, output, v: dict) -> None:
                             f"split into {f['threads']} threads of {vec} elements")
 
 
+_SPLITS = ("tile_m", "tile_n")
+_FLAGS = ("k_chunk", "stages", "vector")
+_MAX_ACC = 128                 # int32 accumulators per thread (more spill)
+
+
+def define_knobs(cfg, gemm, output) -> None:
+    """Declare the template's knobs for ``gemm`` on ``cfg`` (a ConfigSpace, entity or fallback);
+    a fallback gets :func:`default_config`'s values. The search skips configs that cannot run
+    (:func:`check_config`) and ones with over 128 accumulators per thread or 8 warps per block."""
+    nb_axis, m_axis, _ = gemm.op.axis
+    cfg.define_split("tile_m", m_axis, num_outputs=3,
+                     filter=lambda e: e.size[2] % MMA_M == 0 and e.size[2] <= 8 * MMA_M and e.size[1] <= 8)
+    cfg.define_split("tile_n", nb_axis, num_outputs=3, filter=lambda e: e.size[1] <= 8 and e.size[2] <= 8)
+    c = _inner_channels(gemm)
+    cfg.define_knob("k_chunk", [k for k in (1, 2, 4) if c % (k * MMA_K) == 0])
+    cfg.define_knob("stages", [1, 2, 3, 4])
+    elem = max(1, bits(output.dtype) // 8)
+    cfg.define_knob("vector", [v for v in (4, 8, 16) if v * elem <= 16] or [1])
+
+    def sound(c):
+        v = {k: c[k].size for k in _SPLITS}
+        v.update({k: c[k].val for k in _FLAGS})
+        if v["tile_m"][1] * v["tile_n"][1] > 8 or footprint(gemm, v)["acc_regs"] > _MAX_ACC:
+            return False
+        try:
+            check_config(gemm, output, v)
+        except ScheduleError:
+            return False
+        return True
+
+    cfg.multi_filter(sound)
+    if cfg.is_fallback:
+        cfg.fallback_with(default_config(gemm, output))
+
+
+def _workload(gemm) -> tuple:
+    """``(template name, *args)`` that declare ``gemm``: the key its tuned config is logged under."""
+    A, W = gemm.op.input_tensors
+    data = A.op.input_tensors[0]
+    shapes = (tuple(int(d.value) for d in data.shape), tuple(int(d.value) for d in W.shape))
+    a = gemm.op.attrs
+    if "stride" in a:
+        return ("conv2d_NHWC_int8_tensorcore.cuda",) + _conv_args(*shapes, a["stride"], a["padding"], a["dilation"])
+    return ("dense_int8_tensorcore.cuda",) + _dense_args(*shapes)
+
+
+def _conv_args(data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
+               out_dtype="int32"):
+    return conv_args(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype)
+
+
+def _dense_args(data_shape, weight_shape, dtype="int8", out_dtype="int32"):
+    return tuple(int(d) for d in data_shape), tuple(int(d) for d in weight_shape), str(dtype), str(out_dtype)
+
+
+def _conv_reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
+                    out_dtype="int32"):
+    """numpy NHWC / OHWI int8 conv2d of ``inputs = [data, kernel]`` (int64 sums)."""
+    import numpy as np
+
+    from ..testing import conv2d_nchw
+    data, kernel = inputs
+    (sh, sw), (dh, dw) = stride, dilation
+    if sh != sw or dh != dw:
+        raise ScheduleError("the NHWC int8 conv reference takes equal strides and dilations along h and w")
+    out = conv2d_nchw(data.transpose(0, 3, 1, 2), kernel.transpose(0, 3, 1, 2), sh, tuple(padding), dh)
+    return [np.ascontiguousarray(out.transpose(0, 2, 3, 1)).astype(out_dtype)]
+
+
+def _dense_reference(inputs, data_shape, weight_shape, dtype="int8", out_dtype="int32"):
+    """numpy ``data @ weight.T`` in int64."""
+    import numpy as np
+    data, weight = inputs
+    return [(data.astype(np.int64) @ weight.astype(np.int64).T).astype(out_dtype)]
+
+
+@autotune.template("conv2d_NHWC_int8_tensorcore.cuda", normalize=_conv_args, reference=_conv_reference)
+def conv2d_NHWC_int8_tensorcore(cfg, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1,
+                                dtype="int8", out_dtype="int32"):
+    """Tunable template: int8 conv2d, data NHWC and kernel OHWI, as an implicit GEMM on the int8
+    tensor cores. Returns ``(schedule, [data, kernel, out])``."""
+    from ..nn.conv2d_gemm import conv2d_NHWC_int8_gemm
+    if groups != 1:
+        raise ScheduleError(f"conv2d_NHWC_int8_tensorcore: groups={groups}; the tensor-core GEMM takes groups=1")
+    data = te.placeholder(data_shape, dtype, "data")
+    kernel = te.placeholder(kernel_shape, dtype, "kernel")
+    out = conv2d_NHWC_int8_gemm(data, kernel, stride, padding, dilation)
+    return schedule_int8_gemm(out, cfg=cfg), [data, kernel, out]
+
+
+@autotune.template("dense_int8_tensorcore.cuda", normalize=_dense_args, reference=_dense_reference)
+def dense_int8_tensorcore(cfg, data_shape, weight_shape, dtype="int8", out_dtype="int32"):
+    """Tunable template: int8 dense (``data @ weight.T``, int32) on the int8 tensor cores.
+    Returns ``(schedule, [data, weight, out])``."""
+    from ..nn.conv2d_gemm import dense_int8_gemm
+    data = te.placeholder(data_shape, dtype, "data")
+    weight = te.placeholder(weight_shape, dtype, "weight")
+    out = dense_int8_gemm(data, weight)
+    return schedule_int8_gemm(out, cfg=cfg), [data, weight, out]
+
+
 def schedule_int8_gemm(outs, cfg=None):
-    """Schedule the int8 tensor-core GEMM feeding ``outs`` (``cfg``: a dict of knob values
-    over :func:`default_config`)."""
+    """Schedule the int8 tensor-core GEMM feeding ``outs`` (its element-wise epilogue inlined).
+
+    ``cfg``: an autotune config (space, entity or fallback), a dict of knob values (missing ones
+    from :func:`default_config`), or ``None`` to ask the current dispatch context for the
+    workload's tuned config.
+    """
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     output = outs[0]
     s = te.create_schedule([t.op for t in outs])
     gemm, rows, nb = _gemm_of(output)
-    v = default_config(gemm, output)
-    if cfg:
-        unknown = sorted(set(cfg) - set(v))
-        if unknown:
-            raise ScheduleError(f"schedule_int8_gemm: unknown knobs {unknown}; known: {sorted(v)}")
-        v.update(cfg)
+    v = resolve_config(cfg, _workload(gemm), default_config(gemm, output),
+                       lambda c: define_knobs(c, gemm, output), _SPLITS + _FLAGS, "schedule_int8_gemm")
     check_config(gemm, output, v)
     (_, wm, pm), (_, wn, pn) = v["tile_m"], v["tile_n"]
     bm_rows, bn_cols = wm * pm, wn * pn * MMA_N
@@ -230,4 +338,5 @@ def _readers(output, op):
         stack.extend(t.op for t in cur.input_tensors)
 
 
-__all__ = ["schedule_int8_gemm", "default_config", "check_config", "footprint"]
+__all__ = ["schedule_int8_gemm", "default_config", "define_knobs", "check_config", "footprint",
+           "conv2d_NHWC_int8_tensorcore", "dense_int8_tensorcore"]
