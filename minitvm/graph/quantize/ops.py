@@ -40,8 +40,9 @@ import numpy as np
 from ...errors import GraphError
 from ...topi import testing as _topi_testing
 from ...topi.nn.elemwise import ROUNDING, quantize_multiplier
-from ..ir import TensorType
-from ..ops import REQUIRED, Attr, OpDef, _contig, get_op, register_op
+from ..types import TensorType
+from ..ops import REQUIRED, Attr, OpDef, get_op, register_op
+from ..ops.common import _contig
 
 __all__ = ["quantize_np", "dequantize_np", "requantize_np", "requantize_per_channel_np", "qadd_np",
            "qconcatenate_np", "round_shift", "multiplier_shift", "qadd_params", "QUANTIZE_OPS",

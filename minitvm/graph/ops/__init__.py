@@ -1,0 +1,12 @@
+"""The graph ops: the registry (:mod:`.registry`) and the op families that register into it on
+import (:mod:`.nn`, :mod:`.elemwise`, :mod:`.pool`, :mod:`.shape`, :mod:`.layout`). The quantized
+ops live in :mod:`minitvm.graph.quantize.ops`. See ``docs/graph.md``."""
+from . import elemwise, layout, nn, pool, shape  # noqa: F401  (each registers its ops)
+from .layout import layout_transform_np
+from .nn import conv2d_np, deformable_conv2d_np
+from .pool import pool2d_np
+from .registry import REQUIRED, Attr, InferContext, OpDef, get_op, list_ops, register_op
+from .shape import infer_reshape
+
+__all__ = ["Attr", "OpDef", "REQUIRED", "register_op", "get_op", "list_ops", "InferContext", "conv2d_np",
+           "deformable_conv2d_np", "pool2d_np", "infer_reshape", "layout_transform_np"]
