@@ -5,9 +5,13 @@ import math
 
 import numpy as np
 
+from ... import te
+from ...topi.nn import elemwise as topi_elemwise
+from ...topi.nn import injective as topi_injective
 from ..types import TensorType
 from .common import _cast, _contig, _float_only, _op, _same_dtype
 from .registry import REQUIRED, Attr
+from .strategy import register_compute
 
 
 # ====================================================================== element-wise
@@ -73,3 +77,14 @@ def _binary(name, fn, doc):
 _binary("add", np.add, "Element-wise lhs + rhs with numpy broadcasting.")
 _binary("sub", np.subtract, "Element-wise lhs - rhs with numpy broadcasting.")
 _binary("mul", np.multiply, "Element-wise lhs * rhs with numpy broadcasting.")
+
+
+# ====================================================================== computes (te)
+register_compute("relu", lambda node, ins, name: topi_elemwise.relu(ins[0], name=name))
+register_compute("clip", lambda node, ins, name: topi_injective.clip(ins[0], node.attrs["min"], node.attrs["max"]))
+register_compute("sigmoid", lambda node, ins, name: te.compute(ins[0].shape, lambda *i: te.sigmoid(ins[0](*i)),
+                                                               name=name, tag="injective,sigmoid"))
+register_compute("cast", lambda node, ins, name: topi_injective.cast(ins[0], node.type.dtype))
+register_compute("add", lambda node, ins, name: topi_injective.add(ins[0], ins[1]))
+register_compute("sub", lambda node, ins, name: topi_injective.subtract(ins[0], ins[1]))
+register_compute("mul", lambda node, ins, name: topi_injective.multiply(ins[0], ins[1]))

@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ShapeError
+from ...topi.nn.layout import layout_transform as topi_layout_transform
 from ..types import TensorType
 from .common import _contig, _op
 from .registry import REQUIRED, Attr
+from .strategy import register_compute
 
 
 # ====================================================================== layout_transform
@@ -75,3 +77,8 @@ def _lt_infer(ctx, types, attrs):
 
 
 _lt_infer.compute(lambda i, a, o: layout_transform_np(i[0], a["src_layout"], a["dst_layout"], a["extents"]))
+
+
+# ====================================================================== computes (te)
+register_compute("layout_transform", lambda node, ins, name: topi_layout_transform(
+    ins[0], node.attrs["src_layout"], node.attrs["dst_layout"], node.attrs.get("extents"), name=name))

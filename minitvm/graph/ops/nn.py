@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import te
 from ...errors import ShapeError
+from ...topi.nn import conv2d as topi_conv2d
+from ...topi.nn import deformable_conv2d as topi_deformable
+from ...topi.nn import dense as topi_dense
+from ...topi.nn import elemwise as topi_elemwise
+from ...topi.nn import injective as topi_injective
+from ...topi.nn.matmul import matmul as topi_matmul
+from ...topi.nn import softmax as topi_softmax
 from ..types import TensorType
 from .common import (_acc, _bcast_shape, _canon_axis, _cast, _check_layout, _conv_out, _float_only, _op, _out_layout,
                      _positive, _same_dtype)
 from .layout import layout_transform_np
 from .registry import Attr
+from .strategy import register_compute
 
 
 # ====================================================================== conv2d
@@ -369,3 +378,46 @@ def _softmax_np(i, a, o):
 
 _softmax_infer.compute(_softmax_np)
 
+
+# ====================================================================== computes (te)
+def _with_bias(out, bias, name, packed):
+    if bias is None:
+        return out
+    if packed:
+        if bias.ndim == 2:
+            return topi_elemwise.bias_add_NCHWc(out, bias, name=f"{name}_bias")
+        block = int(out.shape[4].value)
+        return te.compute(out.shape, lambda n, c, h, w, cb: out(n, c, h, w, cb) + bias[c * block + cb],
+                          name=f"{name}_bias", tag="injective,bias_add")
+    return te.compute(out.shape, lambda n, c, *r: out(n, c, *r) + bias[c], name=f"{name}_bias",
+                      tag="injective,bias_add")
+
+
+def _conv2d_te(node, ins, name):
+    a, (data, weight) = node.attrs, ins[:2]
+    if a.get("data_layout", "NCHW") == "NCHW" and a.get("kernel_layout", "OIHW") == "OIHW":
+        out = topi_conv2d.conv2d_nchw(data, weight, a["strides"], a["padding"], a["dilation"], a["groups"],
+                                      out_dtype=node.type.dtype, name=name)
+    else:
+        out = topi_conv2d.conv2d_NCHWc_int8(data, weight, a["strides"], a["padding"], a["dilation"], a["groups"],
+                                            out_dtype=node.type.dtype, name=name)
+    return _with_bias(out, ins[2] if len(ins) > 2 else None, name, packed=out.ndim == 5)
+
+
+def _deformable_conv2d_te(node, ins, name):
+    a = node.attrs
+    out = topi_deformable.deformable_conv2d_nchw(ins[0], ins[1], ins[2], a["strides"], a["padding"], a["dilation"],
+                                                 a["deformable_groups"], a["groups"])
+    return _with_bias(out, ins[3] if len(ins) > 3 else None, name, packed=False)
+
+
+register_compute("conv2d", _conv2d_te)
+register_compute("deformable_conv2d", _deformable_conv2d_te)
+register_compute("dense", lambda node, ins, name: topi_dense.dense(
+    ins[0], ins[1], ins[2] if len(ins) > 2 else None, out_dtype=node.type.dtype, name=name))
+register_compute("matmul", lambda node, ins, name: topi_matmul(ins[0], ins[1], out_dtype=node.type.dtype,
+                                                                      name=name))
+register_compute("batch_norm", lambda node, ins, name: topi_injective.batch_norm_inference(
+    ins[0], ins[1], ins[2], ins[3], ins[4], node.attrs["epsilon"], axis=node.attrs["axis"]))
+register_compute("bias_add", lambda node, ins, name: topi_injective.bias_add(ins[0], ins[1], axis=node.attrs["axis"]))
+register_compute("softmax", lambda node, ins, name: topi_softmax.softmax(ins[0], axis=node.attrs["axis"]))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...topi.nn import pooling as topi_pooling
 from ..types import TensorType
 from .common import _acc, _cast, _check_layout, _op, _pool_out
 from .registry import REQUIRED, Attr, OpDef, register_op
+from .strategy import register_compute
 
 
 # ====================================================================== pooling
@@ -111,3 +113,23 @@ register_op(OpDef("global_max_pool2d", ("data",), (), _global_pool_infer,
                   lambda i, a, o: _cast(i[0].max(axis=(2, 3), keepdims=True), o.dtype),
                   doc="Max over H and W -> [N, C, 1, 1]."))
 
+
+# ====================================================================== computes (te)
+def _max_pool2d_te(node, ins, name):
+    a = node.attrs
+    return topi_pooling.max_pool2d(ins[0], a["pool_size"], a["strides"], a["padding"], a["ceil_mode"],
+                                   layout=node.type.layout or "NCHW")
+
+
+def _avg_pool2d_te(node, ins, name):
+    a = node.attrs
+    return topi_pooling.avg_pool2d(ins[0], a["pool_size"], a["strides"], a["padding"], a["ceil_mode"],
+                                   a["count_include_pad"], layout=node.type.layout or "NCHW")
+
+
+register_compute("max_pool2d", _max_pool2d_te)
+register_compute("avg_pool2d", _avg_pool2d_te)
+register_compute("global_avg_pool2d", lambda node, ins, name: topi_pooling.global_avg_pool2d(
+    ins[0], layout=node.type.layout or "NCHW"))
+register_compute("global_max_pool2d", lambda node, ins, name: topi_pooling.global_max_pool2d(
+    ins[0], layout=node.type.layout or "NCHW"))

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import GraphError
+from ...topi.nn import conv2d as topi_conv2d
+from ...topi.nn import injective as topi_injective
 from ..types import TensorType
 from .common import _canon_axis, _cast, _contig, _op
 from .registry import REQUIRED, Attr
+from .strategy import register_compute
 
 
 # ====================================================================== shape ops
@@ -130,3 +134,23 @@ def _pad_np(i, a, o):
 
 _pad_infer.compute(_pad_np)
 
+
+# ====================================================================== computes (te)
+def _pad_te(node, ins, name):
+    a = node.attrs
+    if a.get("mode", "constant") != "constant":
+        raise GraphError(f"node {node.name!r} (pad): mode {a['mode']!r} is not supported by the compiler yet")
+    before = [p[0] for p in a["pad_width"]]
+    after = [p[1] for p in a["pad_width"]]
+    return topi_conv2d.pad(ins[0], before, after, a["value"], name=name)
+
+
+def _reshape_te(node, ins, name):
+    return topi_injective.reshape(ins[0], tuple(node.type.shape))
+
+
+register_compute("concatenate", lambda node, ins, name: topi_injective.concatenate(list(ins), node.attrs["axis"]))
+register_compute("flatten", _reshape_te)
+register_compute("reshape", _reshape_te)
+register_compute("transpose", lambda node, ins, name: topi_injective.transpose(ins[0], node.attrs["axes"]))
+register_compute("pad", _pad_te)
