@@ -415,8 +415,7 @@ register_compute("conv2d", _conv2d_te)
 register_compute("deformable_conv2d", _deformable_conv2d_te)
 register_compute("dense", lambda node, ins, name: topi_dense.dense(
     ins[0], ins[1], ins[2] if len(ins) > 2 else None, out_dtype=node.type.dtype, name=name))
-register_compute("matmul", lambda node, ins, name: topi_matmul(ins[0], ins[1], out_dtype=node.type.dtype,
-                                                                      name=name))
+register_compute("matmul", lambda node, ins, name: topi_matmul(ins[0], ins[1], out_dtype=node.type.dtype, name=name))
 register_compute("batch_norm", lambda node, ins, name: topi_injective.batch_norm_inference(
     ins[0], ins[1], ins[2], ins[3], ins[4], node.attrs["epsilon"], axis=node.attrs["axis"]))
 register_compute("bias_add", lambda node, ins, name: topi_injective.bias_add(ins[0], ins[1], axis=node.attrs["axis"]))

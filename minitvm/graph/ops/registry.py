@@ -17,6 +17,7 @@ Every op is an :class:`OpDef` with
 
 :func:`register_op` adds ops; the families in this package (:mod:`.nn`, :mod:`.elemwise`,
 :mod:`.pool`, :mod:`.shape`, :mod:`.layout`) and :mod:`minitvm.graph.quantize` register theirs.
+How the compiler lowers and schedules an op is its strategy (:mod:`.strategy`).
 """
 from __future__ import annotations
 
