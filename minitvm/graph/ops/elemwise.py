@@ -1,4 +1,5 @@
-"""Element-wise ops: ``relu``, ``clip``, ``sigmoid``, ``cast``, ``add``, ``sub``, ``mul``."""
+"""Element-wise ops: ``relu``, ``clip``, ``sigmoid``, ``cast``, ``add``, ``sub``, ``mul`` (declarations,
+numpy references, topi computes)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
-"""``layout_transform`` (NCHW <-> NCHW4c ...) and its numpy reference :func:`layout_transform_np`."""
+"""``layout_transform`` (NCHW <-> NCHW4c ...): its declaration, numpy reference
+(:func:`layout_transform_np`) and topi compute."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Network ops: ``conv2d``, ``deformable_conv2d``, ``dense``, ``matmul``, ``batch_norm``, ``bias_add``
-and ``softmax``, with their numpy references (:func:`conv2d_np`, :func:`deformable_conv2d_np`)."""
+and ``softmax``: declarations, numpy references (:func:`conv2d_np`, :func:`deformable_conv2d_np`) and
+the topi computes the compiler lowers them to."""
 from __future__ import annotations
 
 import numpy as np

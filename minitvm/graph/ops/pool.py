@@ -1,5 +1,5 @@
 """Pooling ops: ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``, ``global_max_pool2d``, and
-the numpy reference :func:`pool2d_np`."""
+the numpy reference :func:`pool2d_np`, and their topi computes."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Shape ops: ``concatenate``, ``flatten``, ``reshape`` (:func:`infer_reshape`), ``transpose``, ``pad``."""
+"""Shape ops: ``concatenate``, ``flatten``, ``reshape`` (:func:`infer_reshape`), ``transpose``, ``pad``
+(declarations, numpy references, topi computes)."""
 from __future__ import annotations
 
 import numpy as np

@@ -22,7 +22,7 @@ from typing import Callable
 
 from ...errors import GraphError
 
-__all__ = ["Implementation", "GENERIC", "register_compute", "register_schedule", "compute_of", "implementations",
+__all__ = ["Implementation", "GENERIC", "register_compute", "register_schedule", "compute_of",
            "select_implementation"]
 
 #: the op key of a target's fallback implementations (groups no op-specific schedule applies to)
@@ -76,11 +76,6 @@ def compute_of(node) -> Callable:
         return _COMPUTES[node.op]
     except KeyError:
         raise GraphError(f"node {node.name!r}: op {node.op!r} has no compiler lowering yet") from None
-
-
-def implementations(op: str, target) -> list:
-    """The implementations of op ``op`` (or :data:`GENERIC`) for ``target``, in registration order."""
-    return list(_IMPLEMENTATIONS.get((op, _target_kind(target)), ()))
 
 
 def select_implementation(op: str | None, target, attrs: dict, in_types: list) -> Implementation:
