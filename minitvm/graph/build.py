@@ -18,7 +18,7 @@ from ..errors import GraphError, ShapeError
 from ..runtime import ndarray as nd
 from ..runtime.module import TimeResult
 from ..tir.lower import lower
-from .lowering import _cname, lower_op, schedule_group
+from .lowering import c_name, lower_op, schedule_group
 from .passes import dead_code_elimination, fold_constant, simplify_inference
 from .passes.fuse_ops import fuse_ops
 
@@ -68,7 +68,7 @@ def lowered_groups(graph, kind: str):
             for i in node.inputs:
                 if i not in tensors:
                     t = graph.node(i).type
-                    tensors[i] = te.placeholder(tuple(t.shape), t.dtype, _cname(i))
+                    tensors[i] = te.placeholder(tuple(t.shape), t.dtype, c_name(i))
                     ext.append(i)
                 ins.append(tensors[i])
             try:
@@ -78,11 +78,9 @@ def lowered_groups(graph, kind: str):
             except Exception as exc:
                 raise GraphError(f"node {name!r} ({node.op}): cannot be compiled: {exc}") from exc
         out = tensors[grp.output]
-        anchor = graph.node(grp.anchor).op if grp.anchor else None
-        int8 = anchor in ("conv2d", "dense") and graph.input_types(grp.anchor)[0].dtype in ("int8", "uint8") \
-            and (anchor == "dense" or graph.node(grp.anchor).attrs.get("data_layout", "NCHW") != "NCHW")
+        anchor = graph.node(grp.anchor) if grp.anchor else None
         try:
-            s = schedule_group(anchor, out, kind, int8)
+            s = schedule_group(anchor, graph.input_types(grp.anchor) if anchor else [], out, kind)
         except Exception as exc:
             raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be scheduled: {exc}") from exc
         yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s)
@@ -100,7 +98,7 @@ def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=Non
     funcs, steps = [], []
     for g in lowered_groups(graph, kind):
         grp = g.group
-        fname = f"fused_{g.index}_{_cname(grp.anchor or grp.output)}"
+        fname = f"fused_{g.index}_{c_name(grp.anchor or grp.output)}"
         try:
             funcs.append(lower(g.schedule, g.params + [g.out], name=fname, explicit_unroll=(kind != "cuda")))
         except Exception as exc:

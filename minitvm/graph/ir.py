@@ -27,59 +27,10 @@ import networkx as nx
 import numpy as np
 
 from ..errors import GraphError, ShapeError
+from .ops import get_op
+from .types import TensorType
 
 __all__ = ["TensorType", "Node", "Graph"]
-
-
-@dataclass(frozen=True)
-class TensorType:
-    """The type of a tensor on an edge: a static shape, a numpy dtype name and a layout.
-
-    ``layout`` is ``""`` for the default layout (``NCHW`` for 4-D activations, ``OIHW`` for
-    convolution weights, row-major otherwise); a ``layout_transform`` sets it to its
-    ``dst_layout`` (``"NCHW4c"`` ...).
-    """
-
-    shape: tuple
-    dtype: str
-    layout: str = ""
-
-    def __post_init__(self):
-        try:
-            shape = tuple(int(d) for d in self.shape)
-        except (TypeError, ValueError):
-            raise ShapeError(f"tensor shape must be a sequence of ints, got {self.shape!r}") from None
-        if any(d < 0 for d in shape):
-            raise ShapeError(f"tensor shape must be non-negative, got {shape}")
-        object.__setattr__(self, "shape", shape)
-        try:
-            object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
-        except TypeError:
-            raise ShapeError(f"unknown dtype {self.dtype!r}") from None
-        object.__setattr__(self, "layout", str(self.layout or ""))
-
-    @property
-    def ndim(self) -> int:
-        """Number of dimensions."""
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def nbytes(self) -> int:
-        """Size in bytes of a dense tensor of this type."""
-        return self.size * np.dtype(self.dtype).itemsize
-
-    def with_layout(self, layout: str) -> "TensorType":
-        """The same type with another layout."""
-        return TensorType(self.shape, self.dtype, layout)
-
-    def __str__(self):
-        s = f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
-        return f"{s}@{self.layout}" if self.layout else s
 
 
 @dataclass
@@ -178,7 +129,6 @@ class Graph:
         that does not fit raises ``ShapeError``, both naming the node, the op and the culprit.
         Without ``name`` the node is called after its op type (``conv2d``, ``conv2d_1`` ...).
         """
-        from .ops import get_op
         opdef = get_op(op_type)
         name = self.unique_name(op_type) if name is None else name
         self._check_new_name(name)
@@ -251,7 +201,6 @@ class Graph:
 
     def macs(self) -> int:
         """Multiply-accumulates of one run (conv, dense, matmul ...; element-wise ops count 0)."""
-        from .ops import get_op
         total = 0
         for n in self.op_nodes():
             total += get_op(n.op).count_macs([self.node(i).type for i in n.inputs], n.type, n.attrs)
@@ -276,7 +225,6 @@ class Graph:
 
     def _reinfer(self, names) -> None:
         """Re-infer ``names`` and, when a type changes, everything downstream of it."""
-        from .ops import get_op
         order = nx.get_node_attributes(self._g, "order")
         todo = set(names)
         for n in list(todo):
@@ -296,7 +244,6 @@ class Graph:
 
     def infer_types(self) -> None:
         """Re-run type inference on every op node, in topological order."""
-        from .ops import get_op
         for n in self.topo_order():
             node = self.node(n)
             if node.kind == "op":
@@ -311,7 +258,6 @@ class Graph:
         Changing both at once matters when neither alone type-checks (e.g. a packed weight
         and the matching ``kernel_layout``). On any error the node is left as it was.
         """
-        from .ops import get_op
         node = self.node(name)
         if node.kind != "op":
             raise GraphError(f"node {name!r} is a {node.kind}, only op nodes have inputs and attributes")
@@ -417,7 +363,6 @@ class Graph:
         stored type equals a fresh inference (so no pass forgot to re-infer); constants match
         their types; inputs and outputs name existing nodes.
         """
-        from .ops import get_op
         if not nx.is_directed_acyclic_graph(self._g):
             raise GraphError(f"graph {self.name!r} has a cycle")
         for n in self.inputs + self.outputs:
@@ -453,7 +398,6 @@ class Graph:
 
         Attributes equal to their default are left out.
         """
-        from .ops import get_op
         n = self.node(name)
         if n.kind == "input":
             return f"%{n.name} : {n.type}  (input)"

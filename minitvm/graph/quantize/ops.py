@@ -39,9 +39,13 @@ import numpy as np
 
 from ...errors import GraphError
 from ...topi import testing as _topi_testing
+from ...topi.nn import elemwise as topi_elemwise
+from ...topi.nn import qnn as topi_qnn
 from ...topi.nn.elemwise import ROUNDING, quantize_multiplier
-from ..ir import TensorType
-from ..ops import REQUIRED, Attr, OpDef, _contig, get_op, register_op
+from ..types import TensorType
+from ..ops import REQUIRED, Attr, OpDef, get_op, register_op
+from ..ops.common import _contig
+from ..ops.strategy import register_compute
 
 __all__ = ["quantize_np", "dequantize_np", "requantize_np", "requantize_per_channel_np", "qadd_np",
            "qconcatenate_np", "round_shift", "multiplier_shift", "qadd_params", "QUANTIZE_OPS",
@@ -204,12 +208,14 @@ def _is_int(dtype):
     return np.dtype(dtype).kind in "iu"
 
 
-def _register(name, inputs, attrs, infer, compute, doc):
-    """Register (once: re-importing the module keeps the first registration)."""
+def _register(name, inputs, attrs, infer, compute, te_compute, doc):
+    """Register the op and its compute ``te_compute`` (once: re-importing the module keeps the first
+    registration)."""
     try:
         get_op(name)
     except GraphError:
         register_op(OpDef(name, tuple(inputs), tuple(attrs), infer, compute, doc=doc))
+        register_compute(name, te_compute)
 
 
 # ---------------------------------------------------------------------- quantize / dequantize
@@ -224,6 +230,7 @@ _register("quantize", ("data",),
           (Attr("scale", "float", REQUIRED, "real value of one integer step", check=_scale_check),
            _int_out()),
           _quantize_infer, lambda i, a, o: quantize_np(i[0], a["scale"], o.dtype),
+          lambda node, ins, name: topi_qnn.quantize(ins[0], node.attrs["scale"], node.type.dtype, name=name),
           "clip(rint(float32(x) / float32(scale)), out range): float -> int8 (round half to even).")
 
 
@@ -238,6 +245,7 @@ _register("dequantize", ("data",),
           (Attr("scale", "float", REQUIRED, "real value of one integer step", check=_scale_check),
            Attr("out_dtype", "dtype", "float32", "output float dtype", choices=("float32",))),
           _dequantize_infer, lambda i, a, o: dequantize_np(i[0], a["scale"], o.dtype),
+          lambda node, ins, name: topi_qnn.dequantize(ins[0], node.attrs["scale"], node.type.dtype, name=name),
           "float32(x) * float32(scale): int -> float32.")
 
 
@@ -255,6 +263,8 @@ _register("requantize", ("data",),
            _ROUNDING_ATTR, _int_out()),
           _requantize_infer,
           lambda i, a, o: requantize_np(i[0], a["multiplier"], a["shift"], a["rounding"], o.dtype),
+          lambda node, ins, name: topi_elemwise.requantize(ins[0], node.attrs["multiplier"], node.attrs["shift"],
+                                                           node.type.dtype, node.attrs["rounding"], name=name),
           "saturate(round(int64(x) * multiplier / 2**(31 + shift))): int32 -> int8 (topi.nn.elemwise.requantize).")
 
 
@@ -295,6 +305,9 @@ def _requantize_pc_compute(i, a, o):
 _register("requantize_per_channel", ("data", "multiplier", "shift"),
           (Attr("axis", "int", 1, "channel axis"), _ROUNDING_ATTR, _int_out()),
           _requantize_pc_infer, _requantize_pc_compute,
+          lambda node, ins, name: topi_qnn.requantize_per_channel(
+              ins[0], ins[1], ins[2], node.attrs["axis"], node.attrs["rounding"], node.type.dtype,
+              packed=ins[0].ndim == 5, name=name),
           "requantize with a (multiplier, shift) per channel along axis (int32 constants [C]).")
 
 
@@ -317,6 +330,14 @@ def _qadd_infer(ctx, types, attrs):
     return TensorType(shape, attrs["out_dtype"], layout)
 
 
+def _qadd_te(node, ins, name):
+    if [int(d.value) for d in ins[0].shape] != [int(d.value) for d in ins[1].shape]:
+        raise GraphError(f"node {node.name!r} (qadd): broadcasting operands are not supported by the compiler")
+    a = node.attrs
+    return topi_qnn.qadd(ins[0], ins[1], a["a_multiplier"], a["a_shift"], a["b_multiplier"], a["b_shift"],
+                         a["rounding"], node.type.dtype, name=name)
+
+
 _register("qadd", ("lhs", "rhs"),
           (Attr("a_multiplier", "int", REQUIRED, "Q31 multiplier of lhs (s_lhs / s_out)", check=_mult_check),
            Attr("a_shift", "int", REQUIRED, "shift of lhs", check=_shift_check),
@@ -326,6 +347,7 @@ _register("qadd", ("lhs", "rhs"),
           _qadd_infer,
           lambda i, a, o: qadd_np(i[0], i[1], a["a_multiplier"], a["a_shift"], a["b_multiplier"], a["b_shift"],
                                   a["rounding"], o.dtype),
+          _qadd_te,
           "int8 + int8 with different scales: one rounding of a*sa/so + b*sb/so in int64, saturated.")
 
 
@@ -349,4 +371,7 @@ _register("qconcatenate", ("*data",),
           _qconcat_infer,
           lambda i, a, o: qconcatenate_np(i, a["multipliers"], a["shifts"], a["axis"] % o.ndim, a["rounding"],
                                           o.dtype),
+          lambda node, ins, name: topi_qnn.qconcatenate(list(ins), node.attrs["multipliers"], node.attrs["shifts"],
+                                                        node.attrs["axis"], node.attrs["rounding"], node.type.dtype,
+                                                        name=name),
           "concatenate of int8 tensors, each requantized to the output scale first.")

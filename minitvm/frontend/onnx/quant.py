@@ -1,7 +1,7 @@
 """Pre-quantized ONNX models (onnxruntime's ``quantize_static``) onto minitvm's int8 ops.
 
-Imported by :mod:`minitvm.frontend.onnx`, which it extends: ``from_onnx`` of a quantized model
-needs nothing else. Two formats:
+Its :data:`CONVERTERS` are merged last by :mod:`.load`: they replace the float Conv, Gemm and
+MatMul converters (falling back to them outside a QDQ anchor) and wrap the pass-through ops. Two formats:
 
 * **QDQ** -- ``QuantizeLinear`` / ``DequantizeLinear`` around float ops. The anchors
   ``DQ(x) -> Conv | Gemm | MatMul -> Q`` (``x`` an 8-bit activation; weight ``DQ`` of an 8-bit
@@ -52,268 +52,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import GraphError, MiniTVMError
-from ..graph import quantize as _quantize_ops  # noqa: F401  (registers quantize, requantize, qadd ...)
-from ..graph.quantize.ops import multiplier_shift, qadd_params, requantize_np
-from . import onnx as _onnx
+from ...errors import GraphError, MiniTVMError
+from ...graph.quantize.ops import multiplier_shift, qadd_params
+from . import float_ops
+from .attrs import _onnx_dtype
+from .float_ops import conv_attrs
+from .importer import OnnxNode
+from .quant_blocks import (_ACT_DTYPES, _DQ, _act_zero_point, _anchor, _anchor_acc, _bcast, _dequantize, _emit, _i32,
+                           _int8, _int_bias, _out_suffix, _per_tensor, _quantize, _requantize, _requantize_zp,
+                           _rescale_np, _scale, _state, _weight_params, _zero_point)
+from .registry import ConverterTable
 
-__all__ = ["QUANT_OPS"]
+__all__ = ["CONVERTERS", "QUANT_OPS"]
+
+#: the quantized converters (merged after the float ones)
+CONVERTERS = ConverterTable()
 
 #: op types handled here (com.microsoft ones included)
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
              "QLinearMul", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearSigmoid",
              "QLinearLeakyRelu", "QLinearSoftmax")
 
-_FLOAT_CONV = _onnx._CONVERTERS["Conv"]
-_FLOAT_GEMM = _onnx._CONVERTERS["Gemm"]
-_FLOAT_MATMUL = _onnx._CONVERTERS["MatMul"]
-_BIAS_RTOL = 1e-5
-_ACT_DTYPES = ("int8", "uint8")
-_INT32 = (-2 ** 31, 2 ** 31 - 1)
+_FLOAT_CONV = float_ops.CONVERTERS.converters["Conv"]
+_FLOAT_GEMM = float_ops.CONVERTERS.converters["Gemm"]
+_FLOAT_MATMUL = float_ops.CONVERTERS.converters["MatMul"]
 _ADD_BITS = 16   # QLinearAdd: operands rescaled to 2**16 times the output scale (fewer when that overflows)
-
-
-class _DQ:
-    """What a ``DequantizeLinear`` output came from: ``src`` (ONNX name), constant ``q`` (or
-    None for a graph tensor), ``scale`` (float32 array), ``zp`` (array) and ``axis``."""
-
-    def __init__(self, src, q, scale, zp, axis):
-        self.src, self.q, self.scale, self.zp, self.axis = src, q, scale, zp, axis
-
-
-class _State:
-    """Per-import bookkeeping: consumers of every ONNX value, the DequantizeLinear outputs, the
-    QDQ anchors' int8 results and the int8 twins of uint8 tensors."""
-
-    def __init__(self, imp):
-        self.consumers: dict[str, list] = {}
-        for proto in imp.model.graph.node:
-            for i in proto.input:
-                if i:
-                    self.consumers.setdefault(i, []).append(proto)
-        self.dq: dict[str, _DQ] = {}
-        self.fused: dict[str, str] = {}   # QDQ anchor output -> its requantized int8 node
-        self.twin: dict[str, str] = {}    # uint8 ONNX value -> int8 graph node holding q - 128
-
-
-def _state(imp) -> _State:
-    st = getattr(imp, "_qstate", None)
-    if st is None:
-        st = imp._qstate = _State(imp)
-    return st
-
-
-# ====================================================================== quantization parameters
-def _scale(imp, node, idx, what):
-    s = np.asarray(imp.const(node, node.input(idx), what), np.float32)
-    if s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
-        raise node.error(f"input {what} ({node.input(idx)!r}) must hold positive finite scales, got {s}")
-    return s
-
-
-def _zero_point(imp, node, idx, what, default_dtype="uint8"):
-    if node.input(idx):
-        return np.asarray(imp.const(node, node.input(idx), what))
-    return np.zeros((), default_dtype)
-
-
-def _act_zero_point(node, tensor, zp, dtype) -> int:
-    """The zero point of 8-bit activation ``tensor`` on its int8 twin (uint8: ``zp - 128``);
-    GraphError for other dtypes and per-axis zero points."""
-    dtype = np.dtype(dtype).name
-    zp = np.asarray(zp)
-    if dtype not in _ACT_DTYPES:
-        shown = zp.reshape(-1)[0] if zp.size == 1 else zp.reshape(-1).tolist()
-        raise node.error(f"tensor {tensor!r} is quantized as {dtype} with zero point {shown}; minitvm's quantized "
-                         "ops take 8-bit activations only (int8 or uint8, any zero point)")
-    if zp.size != 1:
-        raise node.error(f"tensor {tensor!r}: per-axis zero points of an activation are not supported "
-                         f"({zp.size} zero points)")
-    z = int(zp.reshape(()))
-    lo, hi = (0, 255) if dtype == "uint8" else (-128, 127)
-    if not lo <= z <= hi:
-        raise node.error(f"tensor {tensor!r}: zero point {z} is out of the {dtype} range")
-    return z - 128 if dtype == "uint8" else z
-
-
-def _per_tensor(node, scale, tensor):
-    if scale.size != 1:
-        raise node.error(f"tensor {tensor!r}: per-axis quantization of an activation is not supported "
-                         f"({scale.size} scales)")
-    return float(scale.reshape(()))
-
-
-def _bcast(arr, ndim, axis):
-    arr = np.asarray(arr)
-    if arr.size == 1:
-        return arr.reshape(())
-    shape = [1] * ndim
-    shape[axis % ndim] = arr.size
-    return arr.reshape(shape)
-
-
-def _weight_params(node, q, scale, zp, axis, ch_axis, n_out, what):
-    """Check an 8-bit weight's quantization (per tensor or per output channel on ``ch_axis``);
-    returns its scales and zero points, one per output channel."""
-    if q.dtype not in (np.int8, np.uint8):
-        raise node.error(f"weight {what!r} must be int8 or uint8 to run in integers, got {q.dtype}")
-    zp = np.asarray(zp)
-    for nm, v in (("scales", scale), ("zero points", zp)):
-        if v.size != 1 and (v.size != n_out or axis % q.ndim != ch_axis % q.ndim):
-            raise node.error(f"weight {what!r}: {nm} must be per tensor or per output channel (axis {ch_axis}), "
-                             f"got {v.size} on axis {axis}")
-    return (np.broadcast_to(scale.astype(np.float64).reshape(-1), (n_out,)),
-            np.broadcast_to(zp.astype(np.int64).reshape(-1), (n_out,)))
-
-
-def _int_bias(node, b, what):
-    """An int32 bias (scale s_x * s_w[c] by the QOperator spec), flattened."""
-    if b.dtype != np.int32:
-        raise node.error(f"bias {what!r} must be int32, got {b.dtype}")
-    return b.reshape(-1)
-
-
-def _out_suffix(dtype):
-    """Name suffix of the int8 result: the ONNX output's own name unless a uint8 conversion follows."""
-    return "" if dtype == "int8" else ".int8"
-
-
-# ====================================================================== integer building blocks
-def _i32(imp, base, v):
-    """An int32 constant; GraphError if ``v`` does not fit."""
-    v = np.asarray(v, np.int64)
-    if v.min(initial=0) < _INT32[0] or v.max(initial=0) > _INT32[1]:
-        raise GraphError(f"constant {base!r} overflows int32")
-    return imp.new_const(base, v.astype(np.int32))
-
-
-def _op(imp, base, op, ins, attrs=None):
-    return imp.g.add_op(op, ins, attrs or {}, name=imp.g.unique_name(_onnx._clean(base)))
-
-
-def _int8(imp, node, name):
-    """The int8 graph node holding 8-bit ONNX tensor ``name``: itself (int8) or its twin
-    ``q - 128`` (uint8, made once)."""
-    _, dtype = imp.type(node, name)
-    if dtype != "uint8":
-        return imp.tensor(node, name)
-    st = _state(imp)
-    if name not in st.twin:
-        if imp.is_const(node, name):
-            q = imp.const(node, name, "input")
-            st.twin[name] = imp.new_const(f"{name}_int8", (q.astype(np.int16) - 128).astype(np.int8))
-        else:
-            x = imp.tensor(node, name)
-            c = _op(imp, f"{x}.int32", "cast", [x], {"dtype": "int32"})
-            a = _op(imp, f"{x}.minus128", "add", [c, _i32(imp, f"{x}.minus128_value", -128)])
-            st.twin[name] = _op(imp, f"{x}.int8", "cast", [a], {"dtype": "int8"})
-    return st.twin[name]
-
-
-def _emit(imp, node, y8, dtype):
-    """``node``'s ONNX output from its int8 result ``y8``: itself, or ``y8 + 128`` as uint8 (with
-    ``y8`` recorded as its twin)."""
-    if dtype == "int8":
-        return y8
-    c = imp.add(node, "cast", [y8], {"dtype": "int32"}, suffix=".int32")
-    a = imp.add(node, "add", [c, _i32(imp, f"{node.name}.128", 128)], suffix=".plus128")
-    _state(imp).twin[node.outputs[0]] = y8
-    return imp.add(node, "cast", [a], {"dtype": "uint8"})
-
-
-def _saturate_zp(imp, node, r, z, suffix):
-    """int8 ``saturate(r + z)`` of an int32 graph node."""
-    if z:
-        r = imp.add(node, "add", [r, _i32(imp, f"{node.name}.zero_point", z)], suffix=".add_zero_point")
-    r = imp.add(node, "clip", [r], {"min": -128.0, "max": 127.0}, suffix=".saturate")
-    return imp.add(node, "cast", [r], {"dtype": "int8"}, suffix=suffix)
-
-
-def _quantize(imp, node, x, s, z, suffix):
-    """int8 ``saturate(rint(x / s) + z)`` of a float graph node (ONNX QuantizeLinear on the twin)."""
-    if z == 0:
-        return imp.add(node, "quantize", [x], {"scale": s, "out_dtype": "int8"}, suffix=suffix)
-    # clipping to +-256 steps first keeps rint(x / s) in int32 and changes no result (|z| <= 128)
-    b = float(np.float32(s) * np.float32(256))
-    x = imp.add(node, "clip", [x], {"min": -b, "max": b}, suffix=".clip_range")
-    q = imp.add(node, "quantize", [x], {"scale": s, "out_dtype": "int32"}, suffix=".quantize")
-    return _saturate_zp(imp, node, q, z, suffix)
-
-
-def _dequantize(imp, node, x, z, s, suffix=""):
-    """float32 ``(x - z) * s`` of an integer graph node, as ONNX DequantizeLinear computes it."""
-    if z:
-        x = imp.add(node, "cast", [x], {"dtype": "int32"}, suffix=".int32")
-        x = imp.add(node, "sub", [x, _i32(imp, f"{node.name}.zero_point", z)], suffix=".centered")
-    return imp.add(node, "dequantize", [x], {"scale": s}, suffix=suffix)
-
-
-def _requantize(imp, node, acc, factors, suffix="_requantize", out_dtype="int8"):
-    """``requantize`` (one factor) or ``requantize_per_channel`` (axis 1) of int32 ``acc``."""
-    factors = np.asarray(factors, np.float64).reshape(-1)
-    ms = [multiplier_shift(f) for f in factors]
-    if len(set(ms)) == 1:
-        m, s = ms[0]
-        return imp.add(node, "requantize", [acc], {"multiplier": m, "shift": s, "out_dtype": out_dtype},
-                       suffix=suffix)
-    mult = imp.new_const(f"{node.name}.rq_multiplier", np.asarray([m for m, _ in ms], np.int32))
-    shift = imp.new_const(f"{node.name}.rq_shift", np.asarray([s for _, s in ms], np.int32))
-    return imp.add(node, "requantize_per_channel", [acc, mult, shift], {"axis": 1, "out_dtype": out_dtype},
-                   suffix=suffix)
-
-
-def _requantize_zp(imp, node, acc, factors, z, suffix):
-    """int8 ``saturate(round(acc * factors[c]) + z)`` of int32 accumulators ``acc``."""
-    if z == 0:
-        return _requantize(imp, node, acc, factors, suffix)
-    r = _requantize(imp, node, acc, factors, ".requantize", out_dtype="int32")
-    return _saturate_zp(imp, node, r, z, suffix)
-
-
-def _anchor_acc(imp, node, op, x_name, z_x, w, z_w, bias, attrs, acc_suffix, w_name=None):
-    """The int32 result of ``op`` (conv2d: OIHW ``w``; dense: [N, K] ``w``) of 8-bit activation
-    ``x_name`` (twin zero point ``z_x``) by the constant 8-bit weight ``w`` (zero points ``z_w``
-    per output channel) plus the int32 ``bias``, with every zero point taken out.
-    ``w_name``: the ONNX initializer holding ``w`` as is (reused when it fits)."""
-    attrs = dict(attrs, out_dtype="int32")
-    n_out = w.shape[0]
-    b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
-    x = _int8(imp, node, x_name)
-    if w.dtype == np.int8 and not np.any(z_w):
-        if z_x:   # sum((x - z_x) * w) = sum(x * w) - z_x * sum(w); the border is padded with z_x
-            b = b - z_x * w.reshape(n_out, -1).astype(np.int64).sum(axis=1)
-            if op == "conv2d" and any(attrs["padding"]):
-                t, left, bottom, right = attrs["padding"]
-                x = imp.add(node, "pad", [x], {"pad_width": ((0, 0), (0, 0), (t, bottom), (left, right)),
-                                               "value": float(z_x)}, suffix=".pad")
-                attrs["padding"] = (0, 0, 0, 0)
-        wn = imp.tensor(node, w_name) if w_name else imp.new_const(f"{node.name}.weight_int8", w)
-    else:         # asymmetric or uint8 weights: (x - z_x) * (w - z_w) in int32, exactly
-        x = imp.add(node, "cast", [x], {"dtype": "int32"}, suffix=".int32")
-        if z_x:
-            x = imp.add(node, "sub", [x, _i32(imp, f"{node.name}.x_zero_point", z_x)], suffix=".centered")
-        wc = w.astype(np.int64) - np.asarray(z_w, np.int64).reshape((n_out,) + (1,) * (w.ndim - 1))
-        wn = imp.new_const(f"{node.name}.weight_int32", wc.astype(np.int32))
-    ins = [x, wn]
-    if bias is not None or np.any(b):
-        if b.min() < _INT32[0] or b.max() > _INT32[1]:
-            raise node.error("the bias with the input zero point folded in overflows int32")
-        ins.append(imp.new_const(f"{node.name}.bias_int32", b.astype(np.int32)))
-    return imp.add(node, op, ins, attrs, suffix=acc_suffix)
-
-
-def _anchor(imp, node, op, x_name, z_x, w, z_w, bias, attrs, factors, z_y, acc_suffix, suffix, w_name=None):
-    """:func:`_anchor_acc` requantized by ``factors`` to int8 with zero point ``z_y``."""
-    acc = _anchor_acc(imp, node, op, x_name, z_x, w, z_w, bias, attrs, acc_suffix, w_name)
-    return _requantize_zp(imp, node, acc, factors, z_y, suffix)
-
-
-def _rescale_np(q, z, factor, z_y):
-    """int8 ``saturate(round((q - z) * factor) + z_y)`` of a constant (requantize semantics)."""
-    m, s = multiplier_shift(factor)
-    r = requantize_np(q.astype(np.int64) - z, m, s, out_dtype="int32").astype(np.int64)
-    return np.clip(r + z_y, -128, 127).astype(np.int8)
-
+_BIAS_RTOL = 1e-5
 
 # ====================================================================== QuantizeLinear / DequantizeLinear
 def _q_params(imp, node):
@@ -321,11 +85,11 @@ def _q_params(imp, node):
     scale = _scale(imp, node, 1, "y_scale")
     zp = _zero_point(imp, node, 2, "y_zero_point")
     if "output_dtype" in node.attrs and not node.input(2):
-        zp = np.zeros((), _onnx._onnx_dtype(node.get("output_dtype")))
+        zp = np.zeros((), _onnx_dtype(node.get("output_dtype")))
     return scale, zp
 
 
-@_onnx._converter("QuantizeLinear")
+@CONVERTERS.converter("QuantizeLinear")
 def _quantize_linear(imp, node):
     """ONNX QuantizeLinear: ``saturate(rint(x / scale) + zp)``; a graph tensor is quantized onto
     its int8 twin (``quantize``; with a zero point: ``quantize`` to int32, add, saturate)."""
@@ -348,7 +112,7 @@ def _quantize_linear(imp, node):
     return _emit(imp, node, y8, dtype)
 
 
-@_onnx._converter("DequantizeLinear")
+@CONVERTERS.converter("DequantizeLinear")
 def _dequantize_linear(imp, node):
     """ONNX DequantizeLinear: constants fold to float32; a graph 8-bit tensor becomes
     ``dequantize`` (after ``cast`` and ``sub`` of the zero point when it is not 0)."""
@@ -382,7 +146,7 @@ def _sole_quantize(imp, node):
     users = _state(imp).consumers.get(out, [])
     if out in imp.graph_outputs or len(users) != 1 or users[0].op_type != "QuantizeLinear":
         return None
-    q = _onnx._Node(users[0])
+    q = OnnxNode(users[0])
     if not imp.has(q.input(1)) or not imp.is_const(q, q.input(1)):
         return None
     if q.input(2) and (not imp.has(q.input(2)) or not imp.is_const(q, q.input(2))):
@@ -439,7 +203,7 @@ def _qdq_conv(imp, node):
         return _FLOAT_CONV(imp, node)
     dx, dw, s_x, z_x, s_w, z_w, bias, (s_out, z_out, _) = m
     xs, _ = imp.type(node, dx.src)
-    attrs = _onnx._conv_attrs(node, xs, dw.q.shape)
+    attrs = conv_attrs(node, xs, dw.q.shape)
     y = _anchor(imp, node, "conv2d", dx.src, z_x, dw.q, z_w, bias, attrs, s_x * s_w / s_out, z_out, "",
                 "_requantize", w_name=dw.src)
     return _fuse(imp, node, y)
@@ -471,9 +235,9 @@ def _qdq_matmul(imp, node):
                                     "", "_requantize"))
 
 
-_onnx._CONVERTERS["Conv"] = _qdq_conv
-_onnx._CONVERTERS["Gemm"] = _qdq_gemm
-_onnx._CONVERTERS["MatMul"] = _qdq_matmul
+CONVERTERS.converter("Conv")(_qdq_conv)
+CONVERTERS.converter("Gemm")(_qdq_gemm)
+CONVERTERS.converter("MatMul")(_qdq_matmul)
 
 
 # ====================================================================== ops that move 8-bit values
@@ -510,7 +274,7 @@ def _pass_through(base):
 
 
 for _name in _PASS_THROUGH:
-    _onnx._CONVERTERS[_name] = _pass_through(_onnx._CONVERTERS[_name])
+    CONVERTERS.converter(_name)(_pass_through(float_ops.CONVERTERS.converters[_name]))
 
 
 # ====================================================================== QOperator
@@ -540,7 +304,7 @@ def _q_weight(imp, node, idx, s_idx, zp_idx, axis, ch_axis, n_out_of):
     return w, s, z
 
 
-@_onnx._converter("QLinearConv")
+@CONVERTERS.converter("QLinearConv")
 def _qlinear_conv(imp, node):
     """QLinearConv -> conv2d (int8 x int8 -> int32, int32 bias; the input zero point folded in)
     + requantize[_per_channel] (+ the output zero point)."""
@@ -548,14 +312,14 @@ def _qlinear_conv(imp, node):
     w, s_w, z_w = _q_weight(imp, node, 3, 4, 5, 0, 0, lambda w: w.shape[0])
     s_y, z_y, dtype = _q_output(imp, node, 6, 7)
     xs, _ = imp.type(node, x)
-    attrs = _onnx._conv_attrs(node, xs, w.shape)
+    attrs = conv_attrs(node, xs, w.shape)
     bias = _int_bias(node, imp.const(node, node.input(8), "B"), node.input(8)) if node.input(8) else None
     y8 = _anchor(imp, node, "conv2d", x, z_x, w, z_w, bias, attrs, s_x * s_w / s_y, z_y, ".conv",
                  _out_suffix(dtype), w_name=node.input(3))
     return _emit(imp, node, y8, dtype)
 
 
-@_onnx._converter("QLinearMatMul")
+@CONVERTERS.converter("QLinearMatMul")
 def _qlinear_matmul(imp, node):
     """QLinearMatMul of a 2-D 8-bit activation by a constant 8-bit [K, N] -> dense + requantize."""
     a, s_a, z_a = _q_input(imp, node, 0, 1, 2, "a")
@@ -571,7 +335,7 @@ def _qlinear_matmul(imp, node):
     return _emit(imp, node, y8, dtype)
 
 
-@_onnx._converter("QGemm")
+@CONVERTERS.converter("QGemm")
 def _qgemm(imp, node):
     """com.microsoft QGemm (alpha folded into the rescale, transA = 0) -> dense + requantize (or a
     float32 output ``cast(acc) * s_a * s_b * alpha`` when it has no y_scale)."""
@@ -596,7 +360,7 @@ def _qgemm(imp, node):
     return imp.add(node, "mul", [f, k])
 
 
-@_onnx._converter("QLinearAdd")
+@CONVERTERS.converter("QLinearAdd")
 def _qlinear_add(imp, node):
     """com.microsoft QLinearAdd. With every zero point 0: ``qadd`` with
     ``qadd_params(s_a / s_c, s_b / s_c)``. Otherwise, with ``f = s / s_c`` per operand and
@@ -639,10 +403,10 @@ def _qlinear_add(imp, node):
     return _emit(imp, node, y8, dtype)
 
 
-_onnx._MS_CONVERTERS.update({"QGemm", "QLinearAdd"})
+CONVERTERS.ms_domain.update({"QGemm", "QLinearAdd"})
 
 
-@_onnx._converter("QLinearConcat")
+@CONVERTERS.converter("QLinearConcat")
 def _qlinear_concat(imp, node):
     """com.microsoft QLinearConcat (Y_scale, Y_zp, then X, X_scale, X_zp per input). With every
     zero point 0: ``qconcatenate`` with ``multiplier_shift(s_i / s_y)`` per input; otherwise each
@@ -677,7 +441,7 @@ def _qlinear_concat(imp, node):
     return _emit(imp, node, y8, dtype)
 
 
-@_onnx._converter("QLinearMul")
+@CONVERTERS.converter("QLinearMul")
 def _qlinear_mul(imp, node):
     """com.microsoft QLinearMul: ``saturate(round((a - z_a) * (b - z_b) * s_a * s_b / s_c) + z_c)``
     in int32 (the product of two centred 8-bit values fits in 17 bits) with one rounding, by the
@@ -718,47 +482,47 @@ def _nchw_only(node):
         raise node.error("= 1 is not supported", "channels_last")
 
 
-@_onnx._converter("QLinearGlobalAveragePool")
+@CONVERTERS.converter("QLinearGlobalAveragePool")
 def _qlinear_gap(imp, node):
     """com.microsoft QLinearGlobalAveragePool (NCHW) -> dequantize, float global_avg_pool2d, quantize."""
     _nchw_only(node)
     return _through_float(imp, node, lambda f: imp.add(node, "global_avg_pool2d", [f], suffix=".pool"))
 
 
-@_onnx._converter("QLinearAveragePool")
+@CONVERTERS.converter("QLinearAveragePool")
 def _qlinear_avg_pool(imp, node):
     """com.microsoft QLinearAveragePool (NCHW; AveragePool's attributes) -> dequantize, float
     avg_pool2d, quantize."""
     _nchw_only(node)
-    return _through_float(imp, node, lambda f: _onnx.pool(imp, node, "avg_pool2d", f, suffix=".pool"))
+    return _through_float(imp, node, lambda f: float_ops.pool(imp, node, "avg_pool2d", f, suffix=".pool"))
 
 
-@_onnx._converter("QLinearSigmoid")
+@CONVERTERS.converter("QLinearSigmoid")
 def _qlinear_sigmoid(imp, node):
     """com.microsoft QLinearSigmoid -> dequantize, float sigmoid, quantize."""
     return _through_float(imp, node, lambda f: imp.add(node, "sigmoid", [f], suffix=".sigmoid"))
 
 
-@_onnx._converter("QLinearLeakyRelu")
+@CONVERTERS.converter("QLinearLeakyRelu")
 def _qlinear_leaky_relu(imp, node):
     """com.microsoft QLinearLeakyRelu (``alpha``, default 0.01) -> dequantize, float leaky relu,
     quantize."""
     alpha = float(node.get("alpha", 0.01))
-    return _through_float(imp, node, lambda f: _onnx.leaky_relu(imp, node, f, alpha, ".leaky_relu"))
+    return _through_float(imp, node, lambda f: float_ops.leaky_relu(imp, node, f, alpha, ".leaky_relu"))
 
 
-@_onnx._converter("QLinearSoftmax")
+@CONVERTERS.converter("QLinearSoftmax")
 def _qlinear_softmax(imp, node):
     """com.microsoft QLinearSoftmax (``axis``; ``opset``: the Softmax semantics it stands for)
     -> dequantize, float softmax, quantize."""
     opset = node.get("opset")
     if opset is None:
         raise node.error("is required", "opset")
-    return _through_float(imp, node, lambda f: _onnx.softmax(imp, node, f, int(opset), ".softmax"))
+    return _through_float(imp, node, lambda f: float_ops.softmax(imp, node, f, int(opset), ".softmax"))
 
 
-_onnx._MS_CONVERTERS.update({"QLinearConcat", "QLinearGlobalAveragePool", "QLinearMul", "QLinearAveragePool",
+CONVERTERS.ms_domain.update({"QLinearConcat", "QLinearGlobalAveragePool", "QLinearMul", "QLinearAveragePool",
                              "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax"})
 # onnxruntime's tools write com.microsoft QuantizeLinear / DequantizeLinear (same inputs and
 # meaning as the standard ops, more dtypes) for 16-bit types or with UseQDQContribOps
-_onnx._MS_CONVERTERS.update({"QuantizeLinear", "DequantizeLinear"})
+CONVERTERS.ms_domain.update({"QuantizeLinear", "DequantizeLinear"})

@@ -1,0 +1,363 @@
+"""Converters of the float ONNX ops: Conv, Gemm, MatMul, element-wise ops, BatchNormalization,
+pooling, Softmax, ReduceMean/ReduceMax over the spatial axes, and the shape ops on graph tensors
+(Flatten, Reshape, Squeeze/Unsqueeze, Transpose, Concat, Pad)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .attrs import _auto_pad, _ints, _onnx_dtype, _pad_args, _reduce_axes, _reshape_target, _spatial_2d
+from .registry import ConverterTable
+
+__all__ = ["CONVERTERS", "conv_attrs", "pool", "leaky_relu", "softmax"]
+
+#: the float converters
+CONVERTERS = ConverterTable()
+
+
+# ====================================================================== conv / dense
+def conv_attrs(node, xs, ws) -> dict:
+    """conv2d attributes (strides, padding, dilation, groups) of an ONNX Conv-like node.
+
+    ``xs`` / ``ws`` are the data and weight shapes; shared by Conv and QLinearConv.
+    """
+    _spatial_2d(node, node.op, len(xs))
+    kernel = _ints(node, "kernel_shape", ws[2:])
+    if list(kernel) != list(ws[2:]):
+        raise node.error(f"= {kernel} differs from the weight's {list(ws[2:])}", "kernel_shape")
+    strides = _ints(node, "strides", [1, 1])
+    dil = _ints(node, "dilations", [1, 1])
+    pads = _auto_pad(node, xs[2:], kernel, strides, dil, _ints(node, "pads", [0, 0, 0, 0]))
+    if len(pads) != 4:
+        raise node.error(f"= {pads} must have 4 values for a 2-D conv", "pads")
+    return {"strides": strides, "padding": (pads[0], pads[1], pads[2], pads[3]), "dilation": dil,
+            "groups": int(node.get("group", 1))}
+
+
+@CONVERTERS.converter("Conv")
+def _conv(imp, node):
+    x = imp.tensor(node, node.input(0))
+    xs, _ = imp.type(node, node.input(0))
+    ws, _ = imp.type(node, node.input(1))
+    attrs = conv_attrs(node, xs, ws)
+    ins = [x, imp.tensor(node, node.input(1))]
+    if node.input(2):
+        ins.append(imp.tensor(node, node.input(2)))
+    return imp.add(node, "conv2d", ins, attrs)
+
+
+@CONVERTERS.converter("Gemm")
+def _gemm(imp, node):
+    alpha, beta = float(node.get("alpha", 1.0)), float(node.get("beta", 1.0))
+    ta, tb = int(node.get("transA", 0)), int(node.get("transB", 0))
+    a_name, b_name, c_name = node.input(0), node.input(1), node.input(2)
+    if ta:
+        if not imp.is_const(node, a_name):
+            raise node.error("= 1 is only supported when A is a constant", "transA")
+        a = imp.new_const(f"{a_name}_T", imp.const(node, a_name, "A").T)
+    else:
+        a = imp.tensor(node, a_name)
+    if imp.is_const(node, b_name):
+        b = imp.const(node, b_name, "B")
+        w = b if tb else b.T
+        if alpha != 1.0:
+            w = (w * alpha).astype(b.dtype)
+        units = w.shape[0]
+        if tb and alpha == 1.0:
+            ins = [a, imp.tensor(node, b_name)]
+        else:
+            ins = [a, imp.new_const(f"{b_name}_weight", w)]
+        extra = None
+        if c_name:
+            if imp.is_const(node, c_name):
+                c = imp.const(node, c_name, "C").astype(np.float64) * beta
+                if c.size == units and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1):
+                    ins.append(imp.new_const(f"{c_name}_bias", c.reshape(units).astype(b.dtype)))
+                elif c.size == 1:
+                    ins.append(imp.new_const(f"{c_name}_bias", np.full(units, c.reshape(()), b.dtype)))
+                else:
+                    extra = imp.new_const(f"{c_name}_scaled", c.astype(b.dtype))
+            else:
+                extra = _scaled(imp, node, imp.tensor(node, c_name), beta, ".beta")
+        y = imp.add(node, "dense", ins, suffix="" if extra is None else ".dense")
+        return y if extra is None else imp.add(node, "add", [y, extra])
+    b = imp.tensor(node, b_name)
+    y = imp.add(node, "dense" if tb else "matmul", [a, b], suffix=".mm")
+    if alpha != 1.0:
+        y = _scaled(imp, node, y, alpha, ".alpha")
+    if c_name:
+        c = imp.tensor(node, c_name)
+        if beta != 1.0:
+            c = _scaled(imp, node, c, beta, ".beta")
+        y = imp.add(node, "add", [y, c])
+    return y
+
+
+def _scaled(imp, node, x, factor, suffix):
+    dtype = imp.g.node(x).type.dtype
+    k = imp.new_const(f"{node.name}{suffix}", np.asarray(factor, dtype))
+    return imp.add(node, "mul", [x, k], suffix=suffix)
+
+
+@CONVERTERS.converter("MatMul")
+def _matmul(imp, node):
+    a_shape, _ = imp.type(node, node.input(0))
+    b_shape, _ = imp.type(node, node.input(1))
+    if len(a_shape) < 2 or len(b_shape) < 2:
+        raise node.error(f"1-D operands are not supported (shapes {list(a_shape)} and {list(b_shape)})")
+    a = imp.tensor(node, node.input(0))
+    if len(a_shape) == 2 and len(b_shape) == 2 and imp.is_const(node, node.input(1)):
+        w = imp.const(node, node.input(1), "B")
+        return imp.add(node, "dense", [a, imp.new_const(f"{node.input(1)}_T", w.T)])
+    return imp.add(node, "matmul", [a, imp.tensor(node, node.input(1))])
+
+
+# ====================================================================== element-wise
+def _binary_graph(imp, node, op):
+    a, b = node.input(0), node.input(1)
+    return imp.add(node, op, [imp.tensor(node, a), imp.tensor(node, b)])
+
+
+@CONVERTERS.converter("Add")
+def _add(imp, node):
+    return _binary_graph(imp, node, "add")
+
+
+@CONVERTERS.converter("Sub")
+def _sub(imp, node):
+    return _binary_graph(imp, node, "sub")
+
+
+@CONVERTERS.converter("Mul")
+def _mul(imp, node):
+    return _binary_graph(imp, node, "mul")
+
+
+@CONVERTERS.converter("Div")
+def _div(imp, node):
+    if not imp.is_const(node, node.input(1)):
+        raise node.error("division by a non-constant tensor is not supported (input B must be a constant)")
+    c = imp.const(node, node.input(1), "B")
+    if c.dtype.kind != "f":
+        raise node.error(f"integer division of a tensor ({c.dtype}) is not supported")
+    recip = imp.new_const(f"{node.input(1)}_reciprocal", (1.0 / c.astype(np.float64)).astype(c.dtype))
+    return imp.add(node, "mul", [imp.tensor(node, node.input(0)), recip])
+
+
+@CONVERTERS.converter("Relu")
+def _relu(imp, node):
+    return imp.add(node, "relu", [imp.tensor(node, node.input(0))])
+
+
+@CONVERTERS.converter("Sigmoid")
+def _sigmoid(imp, node):
+    return imp.add(node, "sigmoid", [imp.tensor(node, node.input(0))])
+
+
+def leaky_relu(imp, node, x, alpha, suffix=""):
+    """``relu(x) + alpha * min(x, 0)``: ONNX's ``x if x >= 0 else alpha * x`` exactly (one of
+    the two terms is 0), from ops the compiler fuses into one kernel."""
+    dtype = imp.g.node(x).type.dtype
+    pos = imp.add(node, "relu", [x], suffix=suffix + ".positive")
+    neg = imp.add(node, "clip", [x], {"min": -np.inf, "max": 0.0}, suffix=suffix + ".negative")
+    neg = imp.add(node, "mul", [neg, imp.new_const(f"{node.name}{suffix}.alpha", np.asarray(alpha, dtype))],
+                  suffix=suffix + ".scaled")
+    return imp.add(node, "add", [pos, neg], suffix=suffix)
+
+
+@CONVERTERS.converter("LeakyRelu")
+def _leakyrelu(imp, node):
+    return leaky_relu(imp, node, imp.tensor(node, node.input(0)), float(node.get("alpha", 0.01)))
+
+
+@CONVERTERS.converter("Clip")
+def _clip(imp, node):
+    if imp.opset >= 11:
+        lo = float(imp.const(node, node.input(1), "min")) if node.input(1) else -np.inf
+        hi = float(imp.const(node, node.input(2), "max")) if node.input(2) else np.inf
+    else:
+        lo, hi = float(node.get("min", -np.inf)), float(node.get("max", np.inf))
+    return imp.add(node, "clip", [imp.tensor(node, node.input(0))], {"min": lo, "max": hi})
+
+
+def _hard_sigmoid(imp, node, x, alpha, beta, suffix):
+    dtype = imp.g.node(x).type.dtype
+    y = imp.add(node, "mul", [x, imp.new_const(f"{node.name}{suffix}.alpha", np.asarray(alpha, dtype))],
+                suffix=suffix + ".mul")
+    y = imp.add(node, "add", [y, imp.new_const(f"{node.name}{suffix}.beta", np.asarray(beta, dtype))],
+                suffix=suffix + ".add")
+    return imp.add(node, "clip", [y], {"min": 0.0, "max": 1.0}, suffix=suffix)
+
+
+@CONVERTERS.converter("HardSigmoid")
+def _hardsigmoid(imp, node):
+    return _hard_sigmoid(imp, node, imp.tensor(node, node.input(0)), float(node.get("alpha", 0.2)),
+                         float(node.get("beta", 0.5)), "")
+
+
+@CONVERTERS.converter("HardSwish")
+def _hardswish(imp, node):
+    x = imp.tensor(node, node.input(0))
+    return imp.add(node, "mul", [x, _hard_sigmoid(imp, node, x, 1.0 / 6, 0.5, ".hardsigmoid")])
+
+
+@CONVERTERS.converter("Identity", "Dropout")
+def _identity(imp, node):
+    if node.op == "Dropout":
+        mode = node.input(2)
+        if mode and imp.is_const(node, mode) and bool(imp.const(node, mode, "training_mode")):
+            raise node.error("training_mode = true is not supported (inference only)")
+        if len(node.outputs) > 1 and node.outputs[1]:
+            x = imp.value(node, node.input(0))
+            shape, _ = imp.type(node, node.input(0))
+            return [x, np.ones(shape, bool)]
+    return imp.value(node, node.input(0))
+
+
+@CONVERTERS.converter("Cast")
+def _cast(imp, node):
+    dtype = np.dtype(_onnx_dtype(node.get("to"))).name
+    x = imp.tensor(node, node.input(0))
+    if imp.g.node(x).type.dtype == dtype:
+        return x
+    return imp.add(node, "cast", [x], {"dtype": dtype})
+
+
+# ====================================================================== normalization / pooling
+@CONVERTERS.converter("BatchNormalization")
+def _bn(imp, node):
+    if int(node.get("training_mode", 0)):
+        raise node.error("= 1 is not supported (inference only)", "training_mode")
+    if imp.opset < 9 and int(node.get("spatial", 1)) != 1:
+        raise node.error("= 0 is not supported", "spatial")
+    if len([o for o in node.outputs if o]) > 1:
+        raise node.error("the running mean/var outputs (training) are not supported")
+    ins = [imp.tensor(node, node.input(i)) for i in range(5)]
+    return imp.add(node, "batch_norm", ins, {"epsilon": float(node.get("epsilon", 1e-5)), "axis": 1})
+
+
+def pool(imp, node, op, x=None, suffix=""):
+    """``max_pool2d`` / ``avg_pool2d`` of ``x`` (default: the node's first input) with the ONNX
+    pooling attributes of ``node``."""
+    xs, _ = imp.type(node, node.input(0))
+    _spatial_2d(node, node.op, len(xs))
+    if len([o for o in node.outputs if o]) > 1:
+        raise node.error("the Indices output is not supported")
+    kernel = _ints(node, "kernel_shape")
+    if kernel is None or len(kernel) != 2:
+        raise node.error(f"= {kernel} must give 2 values", "kernel_shape")
+    strides = _ints(node, "strides", [1, 1])
+    dil = _ints(node, "dilations", [1, 1])
+    if any(d != 1 for d in dil):
+        raise node.error(f"= {dil} is not supported (only 1)", "dilations")
+    pads = _auto_pad(node, xs[2:], kernel, strides, dil, _ints(node, "pads", [0, 0, 0, 0]))
+    attrs = {"pool_size": kernel, "strides": strides, "padding": tuple(pads),
+             "ceil_mode": bool(node.get("ceil_mode", 0))}
+    if op == "avg_pool2d":
+        attrs["count_include_pad"] = bool(node.get("count_include_pad", 0))
+    x = imp.tensor(node, node.input(0)) if x is None else x
+    return imp.add(node, op, [x], attrs, suffix=suffix)
+
+
+@CONVERTERS.converter("MaxPool")
+def _maxpool(imp, node):
+    return pool(imp, node, "max_pool2d")
+
+
+@CONVERTERS.converter("AveragePool")
+def _avgpool(imp, node):
+    return pool(imp, node, "avg_pool2d")
+
+
+@CONVERTERS.converter("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(imp, node):
+    xs, _ = imp.type(node, node.input(0))
+    _spatial_2d(node, node.op, len(xs))
+    op = "global_avg_pool2d" if node.op == "GlobalAveragePool" else "global_max_pool2d"
+    return imp.add(node, op, [imp.tensor(node, node.input(0))])
+
+
+def softmax(imp, node, x, opset, suffix=""):
+    """ONNX Softmax of ``x`` (shaped like the node's first input) with ``node``'s ``axis`` as
+    opset ``opset`` defines it: one axis from 13 on, the 2-D coercion at ``axis`` before."""
+    xs, _ = imp.type(node, node.input(0))
+    if opset >= 13:
+        return imp.add(node, "softmax", [x], {"axis": int(node.get("axis", -1))}, suffix=suffix)
+    axis = int(node.get("axis", 1)) % len(xs)
+    if axis == len(xs) - 1:
+        return imp.add(node, "softmax", [x], {"axis": -1}, suffix=suffix)
+    flat = imp.add(node, "flatten", [x], {"axis": axis}, suffix=suffix + ".flatten")
+    y = imp.add(node, "softmax", [flat], {"axis": -1}, suffix=suffix + ".softmax")
+    return imp.add(node, "reshape", [y], {"newshape": list(xs)}, suffix=suffix)
+
+
+@CONVERTERS.converter("ReduceMean", "ReduceMax")
+def _reduce_spatial(imp, node):
+    """ReduceMean / ReduceMax of a graph tensor over the spatial axes of NCHW (what
+    ``x.mean((2, 3), keepdim=True)`` exports) -> global_avg_pool2d / global_max_pool2d, and a
+    reshape to [N, C] when ``keepdims`` is 0."""
+    xs, _ = imp.type(node, node.input(0))
+    _spatial_2d(node, node.op, len(xs))
+    axes = _reduce_axes(node, imp.const(node, node.input(1), "axes") if node.input(1) else None)
+    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+        raise node.error(f"= {None if axes is None else list(axes)} is not supported on a graph tensor (only the "
+                         "spatial axes [2, 3])", "axes")
+    op = "global_avg_pool2d" if node.op == "ReduceMean" else "global_max_pool2d"
+    x = imp.tensor(node, node.input(0))
+    if int(node.get("keepdims", 1)):
+        return imp.add(node, op, [x])
+    y = imp.add(node, op, [x], suffix=".pool")
+    return imp.add(node, "reshape", [y], {"newshape": list(xs[:2])})
+
+
+@CONVERTERS.converter("Softmax")
+def _softmax(imp, node):
+    return softmax(imp, node, imp.tensor(node, node.input(0)), imp.opset)
+
+
+# ====================================================================== shapes
+@CONVERTERS.converter("Flatten")
+def _flatten(imp, node):
+    xs, _ = imp.type(node, node.input(0))
+    axis = int(node.get("axis", 1))
+    if not -len(xs) <= axis <= len(xs):
+        raise node.error(f"= {axis} is out of range for a {len(xs)}-D input", "axis")
+    return imp.add(node, "flatten", [imp.tensor(node, node.input(0))], {"axis": axis % (len(xs) + 1)})
+
+
+@CONVERTERS.converter("Reshape")
+def _reshape(imp, node):
+    xs, _ = imp.type(node, node.input(0))
+    return imp.add(node, "reshape", [imp.tensor(node, node.input(0))],
+                   {"newshape": list(_reshape_target(imp, node, xs))})
+
+
+@CONVERTERS.converter("Unsqueeze", "Squeeze")
+def _squeeze_graph(imp, node):
+    xs, dtype = imp.type(node, node.input(0))
+    out = imp.table.const_evals[node.op](imp, node, [np.broadcast_to(np.zeros((), bool), xs)] + [
+        imp.value(node, i) if i else None for i in node.inputs[1:]]).shape
+    return imp.add(node, "reshape", [imp.tensor(node, node.input(0))], {"newshape": list(out)})
+
+
+@CONVERTERS.converter("Transpose")
+def _transpose(imp, node):
+    perm = _ints(node, "perm")
+    return imp.add(node, "transpose", [imp.tensor(node, node.input(0))], {"axes": perm})
+
+
+@CONVERTERS.converter("Concat")
+def _concat(imp, node):
+    ins = [imp.tensor(node, i) for i in node.inputs if i]
+    return imp.add(node, "concatenate", ins, {"axis": int(node.get("axis"))})
+
+
+@CONVERTERS.converter("Pad")
+def _pad(imp, node):
+    xs, dtype = imp.type(node, node.input(0))
+    mode = node.get("mode", "constant")
+    if mode not in ("constant", "edge", "reflect"):
+        raise node.error(f"= {mode!r} is not supported (constant, edge or reflect)", "mode")
+    pad_width, value = _pad_args(imp, node, len(xs))
+    return imp.add(node, "pad", [imp.tensor(node, node.input(0))],
+                   {"pad_width": pad_width, "value": value, "mode": mode})
+

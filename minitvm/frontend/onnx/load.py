@@ -1,0 +1,55 @@
+"""``from_onnx``: load a model, import it with every converter table merged."""
+from __future__ import annotations
+
+import os
+
+from ...errors import GraphError
+from . import const_eval, float_ops, quant
+from .importer import Importer
+from .registry import ConverterTable
+
+__all__ = ["from_onnx", "supported_ops", "CONVERTERS"]
+
+#: every converter; the quantized ones replace (and wrap) the float Conv, Gemm, MatMul and pass-through ops
+CONVERTERS = ConverterTable.merged(float_ops.CONVERTERS, const_eval.CONVERTERS, quant.CONVERTERS)
+
+
+def supported_ops() -> list[str]:
+    """ONNX op types the importer understands (some only on constant inputs)."""
+    return CONVERTERS.supported_ops()
+
+
+def _load(model_or_path):
+    import onnx
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    if isinstance(model_or_path, (bytes, bytearray)):
+        return onnx.load_from_string(bytes(model_or_path))
+    if isinstance(model_or_path, (str, os.PathLike)):
+        if not os.path.exists(model_or_path):
+            raise GraphError(f"from_onnx: no such file {os.fspath(model_or_path)!r}")
+        return onnx.load(os.fspath(model_or_path))
+    raise GraphError(f"from_onnx: expected an onnx.ModelProto, bytes or a path, got {type(model_or_path).__name__}")
+
+
+def from_onnx(model_or_path, shape=None):
+    """Import an ONNX model; returns ``(graph, params)``.
+
+    ``model_or_path`` is an ``onnx.ModelProto``, serialized bytes or a file path. ``shape``
+    fixes input shapes: a dict ``{input name: shape}`` or, for a one-input model, a shape;
+    it is required when the model has dynamic dimensions (e.g. a symbolic batch). ``params``
+    maps the graph's constant names to their arrays (the graph holds the same arrays).
+    """
+    try:
+        import onnx  # noqa: F401
+    except ImportError:  # pragma: no cover
+        raise GraphError("from_onnx needs the onnx package: pip install 'minitvm[onnx]'") from None
+    model = _load(model_or_path)
+    opset = None
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            opset = imp.version
+    if opset is None:
+        raise GraphError("from_onnx: the model imports no default-domain (ai.onnx) opset")
+    g = Importer(model, shape, opset, CONVERTERS).run()
+    return g, g.params()

@@ -1,0 +1,10 @@
+"""Conditions on an anchor node (``condition(attrs, in_types) -> bool``) that pick between a target's
+implementations of an op."""
+from __future__ import annotations
+
+__all__ = ["packed_int8_conv2d"]
+
+
+def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:
+    """An int8/uint8 conv2d on packed data (``NCHW[x]c``): the dp4a-style templates."""
+    return in_types[0].dtype in ("int8", "uint8") and attrs.get("data_layout", "NCHW") != "NCHW"

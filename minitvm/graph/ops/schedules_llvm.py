@@ -1,0 +1,21 @@
+"""The LLVM (CPU) implementations of the graph ops' strategies (target kind ``"llvm"``)."""
+from __future__ import annotations
+
+from ...topi.cpu import conv2d, dense, injective
+from .conditions import packed_int8_conv2d
+from .strategy import GENERIC, register_schedule
+
+KIND = "llvm"
+
+register_schedule(GENERIC, KIND, injective.schedule_injective, "injective.llvm")
+register_schedule("conv2d", KIND, conv2d.schedule_conv2d_nchw, "conv2d_nchw.llvm")
+register_schedule("conv2d", KIND, conv2d.schedule_conv2d_NCHWc_int8, "conv2d_NCHWc_int8.llvm",
+                  condition=packed_int8_conv2d, priority=10)
+register_schedule("deformable_conv2d", KIND, conv2d.schedule_deformable_conv2d_nchw, "deformable_conv2d_nchw.llvm")
+for _op in ("dense", "matmul"):
+    register_schedule(_op, KIND, dense.schedule_dense, "dense.llvm")
+for _op in ("max_pool2d", "avg_pool2d"):
+    register_schedule(_op, KIND, injective.schedule_pool, "pool.llvm")
+for _op in ("global_avg_pool2d", "global_max_pool2d"):
+    register_schedule(_op, KIND, injective.schedule_global_pool, "global_pool.llvm")
+register_schedule("softmax", KIND, injective.schedule_softmax, "softmax.llvm")
