@@ -161,11 +161,20 @@ __device__ __forceinline__ void mt_ldmatrix_b(void* b, const void* src, int stri
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];"
                : "=r"(r[0]), "=r"(r[1]) : "r"(mt_shared_addr(row)));
 }
+__device__ __forceinline__ void mt_ldmatrix_b16(void* b, const void* src, int stride) {
+  int lane = threadIdx.x & 31;
+  const signed char* row = (const signed char*)src + ((lane & 7) + (lane >> 4) * 8) * stride + ((lane >> 3) & 1) * 16;
+  unsigned int* r = (unsigned int*)b;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(mt_shared_addr(row)));
+}
 __device__ __forceinline__ void mt_mma_s8(void* c, const void* a, const void* b) {
   int* d = (int*)c;
   const unsigned int* x = (const unsigned int*)a;
   const unsigned int* y = (const unsigned int*)b;
-  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+  // not volatile: it touches registers only, so the compiler may interleave it with the next
+  // fragment loads (warp-level software pipelining)
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
                "{%8, %9}, {%0, %1, %2, %3};"
                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
                : "r"(x[0]), "r"(x[1]), "r"(x[2]), "r"(x[3]), "r"(y[0]), "r"(y[1]));
@@ -191,8 +200,8 @@ _HELPER_ORDER = ["half", "floordiv_i32", "floormod_i32", "floordiv_i64", "floorm
                  "dp4a_su", "shared_addr", "mma_s8", "cp_async"]
 # extern calls that the helpers above define, and the helpers each needs
 _EXTERN_HELPERS = {
-    **{f: ("shared_addr", "mma_s8") for f in ("mt_ldmatrix_a", "mt_ldmatrix_b", "mt_mma_s8", "mt_zero_acc",
-                                              "mt_store_acc")},
+    **{f: ("shared_addr", "mma_s8") for f in ("mt_ldmatrix_a", "mt_ldmatrix_b", "mt_ldmatrix_b16", "mt_mma_s8",
+                                              "mt_zero_acc", "mt_store_acc")},
     **{f: ("shared_addr", "cp_async") for f in ("mt_cp_async16", "mt_cp_async_commit", "mt_cp_async_wait")},
 }
 

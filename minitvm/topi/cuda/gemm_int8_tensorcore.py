@@ -30,7 +30,7 @@ from ...dtype import bits
 from ...errors import ScheduleError
 from ..nn.conv2d_gemm import GEMM_TAG, MMA_K, MMA_M, MMA_N
 from ..utils import conv_args, find_op, inline_between, resolve_config
-from .tensor_intrin import ldmatrix_a, ldmatrix_b, mma_s8, store_acc
+from .tensor_intrin import ldmatrix_a, ldmatrix_b, ldmatrix_b16, mma_s8, store_acc
 
 _MAX_THREADS = 1024
 _MAX_SHARED = 227 * 1024       # opt-in shared memory per block on sm_90
@@ -305,11 +305,13 @@ def schedule_int8_gemm(outs, cfg=None):
         s[gemm].unroll(ax)
     s[gemm].tensorize(gm16, mma_s8())
 
-    for shared, frag, intrin in ((AS, AF, ldmatrix_a()), (BS, BF, ldmatrix_b())):
+    # B fragments two n8 tiles per ldmatrix.x4 where the warp has an even number of them
+    b_rows, b_load = (2 * MMA_N, ldmatrix_b16()) if pn % 2 == 0 else (MMA_N, ldmatrix_b())
+    for shared, frag, intrin, rows_per_load in ((AS, AF, ldmatrix_a(), MMA_M), (BS, BF, b_load, b_rows)):
         s[shared].compute_at(s[gemm], rco)
         s[frag].compute_at(s[gemm], rcci)
         f0, *_ = s[frag].op.axis
-        fo, f16 = s[frag].split(f0, factor=MMA_M if intrin.name == "ldmatrix_a" else MMA_N)
+        fo, f16 = s[frag].split(f0, factor=rows_per_load)
         s[frag].unroll(fo)
         s[frag].tensorize(f16, intrin)
         s[shared].storage_align(s[shared].op.axis[0], 32, _ROW_PAD)

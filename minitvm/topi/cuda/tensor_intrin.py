@@ -100,6 +100,12 @@ def ldmatrix_b(name: str = "ldmatrix_b"):
     return _ldmatrix(MMA_N, "mt_ldmatrix_b", name)
 
 
+def ldmatrix_b16(name: str = "ldmatrix_b16"):
+    """Load two 8 x 32 int8 B tiles (16 rows n, contiguous k) from shared memory into two
+    consecutive warp fragments with one ``ldmatrix ... .x4``."""
+    return _ldmatrix(2 * MMA_N, "mt_ldmatrix_b16", name)
+
+
 def mma_s8(name: str = "mma_s8"):
     """``c[i, j] += sum_k a[i, k] * b[j, k]`` in int32 over a 16 x 8 x 32 tile, one warp-wide
     ``mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32``; its reset zeroes the accumulators."""
