@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .errors import BuildError
-from .tir.lower import lower as _lower
+from .lowering.pipeline import lower as _lower
 from .tir.stmt import PrimFunc
 
 
@@ -39,7 +39,7 @@ def build(inputs, args=None, target="llvm", name: str = "main"):
     else:
         if args is None:
             raise BuildError("build: pass the argument tensors: build(s, [A, B, C], target)")
-        from .tir.lower import lower as _low
+        from .lowering.pipeline import lower as _low
         funcs = [_low(inputs, args, name=name, explicit_unroll=(kind != "cuda"))]
     if kind == "llvm":
         from .codegen.llvm import build_llvm

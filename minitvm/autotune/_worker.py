@@ -111,7 +111,7 @@ def build_job(job):
                 arg_info = _arg_info(tensors)
             except Exception as exc:  # noqa: BLE001
                 return fail(E.INSTANTIATION_ERROR, exc)
-            from ..tir.lower import lower
+            from ..lowering.pipeline import lower
             try:
                 func = lower(sch, list(tensors), name="main", explicit_unroll=(kind != "cuda"))
                 if kind == "cuda":

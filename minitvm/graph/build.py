@@ -17,7 +17,7 @@ from .. import te
 from ..errors import GraphError, ShapeError
 from ..runtime import ndarray as nd
 from ..runtime.module import TimeResult
-from ..tir.lower import lower
+from ..lowering.pipeline import lower
 from .lowering import _cname, lower_op, schedule_group
 from .passes import dead_code_elimination, fold_constant, simplify_inference
 from .passes.fuse_ops import fuse_ops

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minitvm
+import minitvm.lowering.pipeline
 from minitvm import te, tir
 from minitvm.tir import expr as E
 from minitvm.tir import stmt as S
@@ -251,7 +252,7 @@ def test_unroll_keeps_for_when_not_explicit():
     s = te.create_schedule(c.op)
     xo, xi = s[c].split(c.op.axis[0], factor=3)
     s[c].unroll(xi)
-    f = minitvm.tir.lower.lower(s, [a, b, c], explicit_unroll=False)
+    f = minitvm.lowering.pipeline.lower(s, [a, b, c], explicit_unroll=False)
     assert "unrolled for (i.inner, 0, 3) {" in str(f)
 
 

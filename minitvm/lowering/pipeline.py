@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from ..errors import LoweringError
 from ..te.tensor import ComputeOp, PlaceholderOp, Tensor
-from .functor import Visitor
+from ..tir.functor import Visitor
 from .schedule_ops import NestBuilder
-from .stmt import Buffer, PrimFunc
-from .transform.double_buffer import inject_double_buffer
-from .transform.flatten import flatten
-from .transform.lower_intrin import lower_if_then_else
-from .transform.simplify import simplify_stmt
-from .transform.unroll import unroll_loops
-from .transform.vectorize import vectorize_loops
+from ..tir.stmt import Buffer, PrimFunc
+from ..tir.transform.double_buffer import inject_double_buffer
+from .flatten import flatten
+from ..tir.transform.lower_intrin import lower_if_then_else
+from ..tir.transform.simplify import simplify_stmt
+from ..tir.transform.unroll import unroll_loops
+from ..tir.transform.vectorize import vectorize_loops
 
 
 def lower(sch, args, name: str = "main", simple_mode: bool = False, explicit_unroll: bool = True):
