@@ -1,19 +1,10 @@
 """CUDA C code generation: lowered ``PrimFunc``s -> one CUDA source, launch plans, signatures.
 
-Per function:
-
-1. virtual threads are lowered (:func:`~minitvm.tir.transform.virtual_thread.inject_virtual_thread`);
-2. the body is split into host and device parts: each top-level subtree that starts with a
-   ``thread_extent`` attribute is one kernel ``<func>_kernel<k>``; top-level ``global``
-   allocations become workspaces of the launch plan; top-level lets are substituted; anything
-   else at the top level (a loop not bound to threads, a store) is a :class:`CodegenError`;
-3. per kernel, launch dimensions are collected from its ``thread_extent`` attributes (block
-   dimensions must be constants, grid dimensions may be expressions in the shape variables); a
-   binding whose extent is smaller than the launch dimension gets a guard
-   ``if (threadIdx.x < extent)``;
-4. shared-memory barriers are inserted
-   (:func:`~minitvm.tir.transform.thread_sync.insert_shared_sync`);
-5. CUDA C is printed.
+The input is what the CUDA pipeline (:func:`minitvm.lowering.pipeline.pipeline`) leaves: one
+:class:`~minitvm.tir.device.DeviceFunc` per function, already split into kernels with their
+launch dimensions, thread guards, barriers and shared-memory plan. This module only prints:
+each kernel becomes an ``extern "C" __global__`` function ``<func>_kernel<k>``, each function a
+launch plan (kernels, grid expressions over shape variables, workspace sizes).
 
 Value semantics match the CPU backend bit for bit on integers: arithmetic on 8- and 16-bit
 integers is cast back to its type (C would promote it to ``int``); ``FloorDiv``/``FloorMod``
@@ -41,22 +32,13 @@ from .. import dtype as dt
 from ..errors import CodegenError
 from .signature import signature_of
 from ..tir import expr as E
-from ..tir.functor import Mutator, Visitor, substitute
-from ..tir.stmt import (Allocate, AttrStmt, BufferStore, Evaluate, For, IfThenElse, LetStmt,
-                        PrimFunc, SeqStmt, Stmt, is_no_op)
-from ..tir.transform.thread_sync import insert_shared_sync
-from ..tir.transform.virtual_thread import inject_virtual_thread, is_vthread_attr
+from ..tir.device import DeviceFunc, DeviceKernel, scan_kernel
+from ..tir.functor import Visitor, substitute
+from ..tir.stmt import Allocate, AttrStmt, For, IfThenElse, LetStmt, PrimFunc, SeqStmt, is_no_op
+from ..tir.transform.shared_memory import const_size
+from ..tir.transform.virtual_thread import is_vthread_attr
 
 __all__ = ["codegen_cuda", "build_cuda"]
-
-STATIC_SHARED_LIMIT = 48 * 1024
-# opt-in dynamic shared memory per block, bytes (Ampere A100: 163 KB, consumer Ampere/Ada: 99 KB,
-# Hopper: 227 KB); architectures not listed are checked against 48 KB only at run time
-_MAX_SHARED = {"sm_80": 166912, "sm_86": 101376, "sm_87": 166912, "sm_89": 101376,
-               "sm_90": 232448, "sm_90a": 232448, "sm_100": 232448, "sm_120": 101376}
-_MAX_THREADS = 1024
-_BLOCK_LIMITS = {"x": 1024, "y": 1024, "z": 64}
-_GRID_LIMITS = {"x": 2**31 - 1, "y": 65535, "z": 65535}
 
 _CTYPE = {
     "bool": "bool", "int8": "signed char", "uint8": "unsigned char", "int16": "short",
@@ -149,16 +131,17 @@ _HELPER_ORDER = ["half", "floordiv_i32", "floormod_i32", "floordiv_i64", "floorm
 def codegen_cuda(funcs, arch: str = "sm_90"):
     """Generate CUDA C for ``funcs`` without compiling it.
 
-    ``funcs`` is a list of lowered :class:`~minitvm.tir.stmt.PrimFunc` (or one). Returns
+    ``funcs`` is a list of :class:`~minitvm.tir.device.DeviceFunc` (or one), lowered for CUDA by
+    ``minitvm.lower(..., target="cuda")`` or :func:`minitvm.lowering.pipeline.lower_device`. Returns
     ``(source, plans, signatures)``: the CUDA C text of all kernels, a dict function name ->
     :class:`~minitvm.runtime.cuda.LaunchPlan`, and a list of
     :class:`~minitvm.runtime.module.FunctionSignature` in the order of ``funcs``. ``arch`` only
-    bounds the shared memory a kernel may use. Raises :class:`~minitvm.errors.CodegenError` for
+    names the architecture in the source's first line. Raises :class:`~minitvm.errors.CodegenError` for
     IR the CUDA backend cannot express.
     """
     from ..runtime.cuda import KernelLaunch, LaunchPlan
 
-    if isinstance(funcs, PrimFunc):
+    if isinstance(funcs, (PrimFunc, DeviceFunc)):
         funcs = [funcs]
     funcs = list(funcs)
     names = [f.name for f in funcs]
@@ -168,15 +151,17 @@ def codegen_cuda(funcs, arch: str = "sm_90"):
     helpers: set = set()
     bodies, plans, signatures = [], {}, []
     for f in funcs:
-        if not isinstance(f, PrimFunc):
-            raise CodegenError(f"build_cuda expects lowered PrimFuncs, got {type(f).__name__}")
-        sig, shape_vars = _signature(f)
+        if isinstance(f, PrimFunc):
+            raise CodegenError(f"build_cuda: {f.name} is a PrimFunc; lower it for CUDA first "
+                               "(minitvm.lower(s, args, target=\"cuda\") or lowering.pipeline.lower_device)")
+        if not isinstance(f, DeviceFunc):
+            raise CodegenError(f"build_cuda expects functions lowered for CUDA, got {type(f).__name__}")
+        sig, shape_vars = signature_of(f, "cuda")
         signatures.append(sig)
-        host = _HostSplit(f)
         launches = []
-        for k, kernel_stmt in enumerate(host.kernels):
+        for k, kernel in enumerate(f.kernels):
             kname = f"{_c_ident(f.name)}_kernel{k}"
-            gen = _KernelGen(f, kname, kernel_stmt, host.workspaces, shape_vars, arch)
+            gen = _KernelGen(f, kname, kernel, shape_vars)
             bodies.append(gen.source)
             helpers |= gen.helpers
             if "mt_half" in gen.source:
@@ -184,7 +169,7 @@ def codegen_cuda(funcs, arch: str = "sm_90"):
             launches.append(KernelLaunch(kernel=kname, grid=gen.grid, block=gen.block,
                                          dynamic_shared_bytes=gen.dynamic_shared_bytes,
                                          args=gen.launch_args))
-        plans[f.name] = LaunchPlan(launches=tuple(launches), workspaces=tuple(host.workspace_sizes))
+        plans[f.name] = LaunchPlan(launches=tuple(launches), workspaces=_workspace_sizes(f))
     head = [f"// Generated by minitvm: CUDA C for {arch}."]
     for h in _HELPER_ORDER:
         if h in helpers:
@@ -196,7 +181,7 @@ def codegen_cuda(funcs, arch: str = "sm_90"):
 def build_cuda(funcs, arch: str = "sm_90"):
     """Generate CUDA C for ``funcs`` and compile it with NVRTC into a ``CUDAModule``.
 
-    ``funcs`` is a list of lowered PrimFuncs (or one); each becomes an entry point of the
+    ``funcs`` is a list of functions lowered for CUDA (or one); each becomes an entry point of the
     module callable by its name. Compilation happens here (a machine without a GPU still gets
     compile errors as :class:`~minitvm.errors.BuildError`); loading waits for the first run.
     """
@@ -207,116 +192,26 @@ def build_cuda(funcs, arch: str = "sm_90"):
 
 
 # ==========================================================================================
-# signatures and host/device split
+# launch plans: host expressions
 # ==========================================================================================
-def _signature(f: PrimFunc):
-    return signature_of(f, "cuda")
-
-
-class _HostSplit:
-    """Finds the kernels (top-level thread_extent subtrees) and workspaces of a function."""
-
-    def __init__(self, f: PrimFunc):
-        self.f = f
-        self.kernels: list = []
-        self.workspaces: list = []        # Buffers
-        self.workspace_sizes: list = []   # int or Python expression (str), bytes
-        self.shape_vars = set(f.attrs.get("shape_vars", ()) or ())
-        for b in f.params:
-            for s in b.shape:
-                if isinstance(s, E.Var):
-                    self.shape_vars.add(s)
-        body = inject_virtual_thread(f.body)
-        self.walk(body, [])
-        if not self.kernels:
-            raise CodegenError(
-                f"{f.name}: nothing in the function is bound to GPU threads, so there is no CUDA kernel "
-                "to generate; bind the outer axes of the output with "
-                "s[T].bind(axis, te.thread_axis(\"blockIdx.x\")) and s[T].bind(axis, te.thread_axis(\"threadIdx.x\"))")
-
-    def walk(self, s, allocs):
-        """Collect kernels under ``s``; ``allocs``: enclosing non-global Allocate buffers and attributes."""
-        if isinstance(s, SeqStmt):
-            for c in s.seq:
-                self.walk(c, allocs)
-        elif isinstance(s, Allocate) and s.buffer.scope == "global":
-            b = s.buffer
-            nbytes = dt.numpy_dtype(b.dtype).itemsize * dt.lanes_of(b.dtype)
-            size = E.const(1)
-            for x in b.shape:
-                size = size * x
-            if isinstance(size, E.IntImm):
-                self.workspace_sizes.append(int(size.value) * nbytes)
-            else:
-                self.workspace_sizes.append(f"({_py_expr(size, self.shape_vars, self.f.name)}) * {nbytes}")
-            self.workspaces.append(b)
-            self.walk(s.body, allocs)
-        elif isinstance(s, Allocate):
-            first = len(self.kernels)
-            self.walk(s.body, allocs + [s.buffer])
-            users = [k for k in self.kernels[first:] if s.buffer.data in _used_data(k)]
-            if len(users) > 1:
-                raise CodegenError(
-                    f"{self.f.name}: {s.buffer.scope} buffer {s.buffer.name} is allocated outside the thread "
-                    f"bindings and used by {len(users)} separate kernels; {s.buffer.scope} memory does not "
-                    "survive from one kernel to the next. Bind the common outer axis to blockIdx so that "
-                    "its producer and consumers form one kernel, or make the buffer global")
-        elif isinstance(s, LetStmt):
-            self.walk(substitute(s.body, {s.var: s.value}), allocs)
-        elif isinstance(s, AttrStmt) and s.attr_key == "thread_extent":
-            kernel = s
-            used = _used_data(s)
-            for outer in reversed(allocs):
-                if isinstance(outer, AttrStmt):   # e.g. pragma_auto_unroll_max_step around the kernel
-                    kernel = AttrStmt(outer.node, outer.attr_key, outer.value, kernel)
-                elif outer.data in used:
-                    kernel = Allocate(outer, kernel)
-            self.kernels.append(kernel)
-        elif isinstance(s, AttrStmt):
-            self.walk(s.body, allocs + [s])
-        elif isinstance(s, Evaluate) and is_no_op(s):
-            pass
+def _workspace_sizes(f: DeviceFunc) -> tuple:
+    """Bytes of each workspace of ``f``: an int, or a Python expression over shape variables."""
+    shape_vars = set(f.attrs.get("shape_vars", ()) or ())
+    for b in f.params:
+        for s in b.shape:
+            if isinstance(s, E.Var):
+                shape_vars.add(s)
+    sizes = []
+    for b in f.workspaces:
+        nbytes = dt.numpy_dtype(b.dtype).itemsize * dt.lanes_of(b.dtype)
+        size = E.const(1)
+        for x in b.shape:
+            size = size * x
+        if isinstance(size, E.IntImm):
+            sizes.append(int(size.value) * nbytes)
         else:
-            raise CodegenError(self.unbound_message(s))
-
-    def unbound_message(self, s) -> str:
-        written = []
-
-        class _V(Visitor):
-            def visit_BufferStore(self, n):
-                if n.buffer.name not in written:
-                    written.append(n.buffer.name)
-                self.generic_visit(n)
-
-        _V().visit(s)
-        target = written[0] if written else None
-        what = {For: f"the loop over {s.loop_var.name}" if isinstance(s, For) else "",
-                BufferStore: "a store", IfThenElse: "a branch", Evaluate: "a call"}.get(type(s), "code")
-        where = f" writing buffer {target}" if target else ""
-        name = target or "T"
-        return (f"{self.f.name}: {what or type(s).__name__}{where} is not bound to GPU threads and would "
-                f"run on the host; in CUDA code every loop nest must be bound to blockIdx/threadIdx: "
-                f"bind its axes with s[{name}].bind(axis, te.thread_axis(\"blockIdx.x\")) and "
-                f"s[{name}].bind(axis, te.thread_axis(\"threadIdx.x\"))")
-
-
-def _used_data(s) -> set:
-    out = set()
-
-    class _V(Visitor):
-        def visit_BufferLoad(self, n):
-            out.add(n.buffer.data)
-            self.generic_visit(n)
-
-        def visit_BufferStore(self, n):
-            out.add(n.buffer.data)
-            self.generic_visit(n)
-
-        def visit_Var(self, n):
-            out.add(n)
-
-    _V().visit(s)
-    return out
+            sizes.append(f"({_py_expr(size, shape_vars, f.name)}) * {nbytes}")
+    return tuple(sizes)
 
 
 def _py_expr(e, shape_vars, fname) -> str:
@@ -369,72 +264,6 @@ class _BufInfo:
     scope: str
 
 
-class _Scan(Visitor):
-    """Buffers read/written, vector-accessed buffers, variables used and bound in a kernel."""
-
-    def __init__(self):
-        self.read, self.written, self.vector = set(), set(), set()
-        self.used_vars, self.bound = set(), set()
-        self.thread_attrs = []
-        self.allocs = []
-
-    def visit_BufferLoad(self, n):
-        self.read.add(n.buffer.data)
-        if n.indices and dt.lanes_of(n.indices[-1].dtype) > 1:
-            self.vector.add(n.buffer.data)
-        self.generic_visit(n)
-        self.generic_buffer(n.buffer)
-
-    def visit_BufferStore(self, n):
-        self.written.add(n.buffer.data)
-        if n.indices and dt.lanes_of(n.indices[-1].dtype) > 1:
-            self.vector.add(n.buffer.data)
-        self.generic_visit(n)
-        self.generic_buffer(n.buffer)
-
-    def generic_buffer(self, b):
-        if b.elem_offset is not None and not E.is_const_int(b.elem_offset, 0):
-            self.visit(b.elem_offset)
-
-    def visit_Call(self, n):
-        for a in n.args:
-            if isinstance(a, E.Var) and a.dtype == "handle":
-                self.read.add(a)
-                self.written.add(a)
-            elif isinstance(a, E.BufferLoad) and n.op == "address_of":
-                self.written.add(a.buffer.data)
-        self.generic_visit(n)
-
-    def visit_Var(self, n):
-        self.used_vars.add(n)
-
-    visit_SizeVar = visit_Var
-
-    def visit_For(self, n):
-        self.bound.add(n.loop_var)
-        self.generic_visit(n)
-
-    def visit_LetStmt(self, n):
-        self.bound.add(n.var)
-        self.generic_visit(n)
-
-    def visit_Let(self, n):
-        self.bound.add(n.var)
-        self.generic_visit(n)
-
-    def visit_Allocate(self, n):
-        self.allocs.append(n)
-        self.generic_visit(n)
-
-    def visit_AttrStmt(self, n):
-        if n.attr_key == "thread_extent" and isinstance(n.node, E.IterVar):
-            self.thread_attrs.append(n)
-            self.bound.add(n.node.var)
-            self.visit(n.body)  # the extent is a launch dimension, evaluated on the host
-            return
-        self.generic_visit(n)
-
-
 def _steps(stmt):
     """Innermost iterations under ``stmt`` when every loop extent is constant, else None."""
     if isinstance(stmt, For):
@@ -459,28 +288,11 @@ def _steps(stmt):
     return 1
 
 
-class _GuardThreads(Mutator):
-    """Guard bindings whose extent is smaller than the launch dimension of their tag."""
-
-    def __init__(self, dims):
-        self.dims = dims
-
-    def visit_AttrStmt(self, n):
-        n = self.generic_visit(n)
-        if n.attr_key == "thread_extent" and isinstance(n.node, E.IterVar):
-            full = self.dims.get(n.node.thread_tag)
-            if isinstance(full, int) and isinstance(n.value, E.IntImm) and n.value.value < full:
-                var = n.node.var
-                guarded = IfThenElse(E.LT(var, E.const(n.value.value, var.dtype)), n.body)
-                return AttrStmt(n.node, n.attr_key, n.value, guarded)
-        return n
-
-
 class _KernelGen:
     """Analyses one kernel subtree and prints it as an ``extern "C" __global__`` function."""
 
-    def __init__(self, f: PrimFunc, kname: str, stmt: Stmt, workspaces, shape_vars, arch: str):
-        self.f, self.kname, self.arch = f, kname, arch
+    def __init__(self, f: DeviceFunc, kname: str, kernel: DeviceKernel, shape_vars):
+        self.f, self.kname = f, kname
         self.helpers: set = set()
         self.lines: list = []
         self.indent = 1
@@ -491,58 +303,41 @@ class _KernelGen:
         self.hoisted: dict = {}        # id(BufferLoad) -> (temp name, native vector?)
         self.auto_unroll = 0
         self.shape_var_set = set(shape_vars)
-
-        scan = _Scan()
-        scan.visit(stmt)
-        self._launch_dims(scan.thread_attrs)
-        stmt = _GuardThreads(self.dims).visit(stmt)
-        stmt = insert_shared_sync(stmt)
-        self.stmt = stmt
-        scan = _Scan()
-        scan.visit(stmt)
+        self.shared_offsets = kernel.shared.offsets
+        self.dynamic_shared_bytes = kernel.shared.dynamic_bytes
+        self.block = kernel.block
+        self.grid = tuple(g if isinstance(g, int) else _py_expr(g, self.shape_var_set, f.name)
+                          for g in kernel.grid)
+        scan = scan_kernel(kernel.body)
         self.scan = scan
 
         # parameters: tensors, workspaces, then symbolic dims
         params, args = [], []
-        used_data = scan.read | scan.written
-        for i, b in enumerate(f.params):
-            if b.data in used_data:
-                name = self.fresh(b.name)
-                const = "" if b.data in scan.written else "const "
-                ct = _CTYPE[dt.element_of(b.dtype)]
-                params.append(f"{const}{ct}* __restrict__ {name}")
-                args.append(f"param:{i}")
-                self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
-                self.names[b.data] = name
-        for j, b in enumerate(workspaces):
-            if b.data in used_data:
-                name = self.fresh(b.name)
-                ct = _CTYPE[dt.element_of(b.dtype)]
-                params.append(f"{ct}* __restrict__ {name}")
-                args.append(f"workspace:{j}")
-                self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
-                self.names[b.data] = name
-        local_allocs = {a.buffer.data for a in scan.allocs}
-        free = [v for v in scan.used_vars
-                if v not in scan.bound and v not in self.bufs and v not in local_allocs]
-        for v in free:
-            if v not in self.shape_var_set:
-                raise CodegenError(
-                    f"{f.name}: kernel {kname} uses the variable {v.name}, which is neither bound inside the "
-                    "kernel (loop, let, thread index) nor a symbolic dimension of a parameter")
-        for v in shape_vars:
-            if v in free:
-                if v.dtype not in ("int32",):
-                    raise CodegenError(f"{f.name}: symbolic dimension {v.name} has dtype {v.dtype}; "
-                                       "the CUDA runtime passes symbolic dimensions as int32")
-                name = self.fresh(v.name)
-                self.names[v] = name
-                self.nonneg.add(v)
-                params.append(f"int {name}")
-                args.append(f"var:{v.name}")
+        for i in kernel.params:
+            b = f.params[i]
+            name = self.fresh(b.name)
+            const = "" if b.data in scan.written else "const "
+            ct = _CTYPE[dt.element_of(b.dtype)]
+            params.append(f"{const}{ct}* __restrict__ {name}")
+            args.append(f"param:{i}")
+            self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
+            self.names[b.data] = name
+        for j in kernel.workspaces:
+            b = f.workspaces[j]
+            name = self.fresh(b.name)
+            ct = _CTYPE[dt.element_of(b.dtype)]
+            params.append(f"{ct}* __restrict__ {name}")
+            args.append(f"workspace:{j}")
+            self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
+            self.names[b.data] = name
+        for v in kernel.shape_vars:
+            name = self.fresh(v.name)
+            self.names[v] = name
+            self.nonneg.add(v)
+            params.append(f"int {name}")
+            args.append(f"var:{v.name}")
         self.launch_args = tuple(args)
 
-        self._plan_shared(scan.allocs)
         for a in scan.thread_attrs:
             tag = a.node.thread_tag
             self.names[a.node.var] = f"((int){tag})"
@@ -551,94 +346,10 @@ class _KernelGen:
         threads = self.block[0] * self.block[1] * self.block[2]
         if self.dynamic_shared_bytes:
             self.line("extern __shared__ __align__(16) unsigned char __dyn_shmem[];")
-        self.emit(stmt)
+        self.emit(kernel.body)
         header = (f"extern \"C\" __global__ void __launch_bounds__({threads}) "
                   f"{kname}({', '.join(params)}) {{")
         self.source = "\n".join([header] + self.lines + ["}"])
-
-    # ------------------------------------------------------------------ launch dimensions
-    def _launch_dims(self, attrs):
-        dims: dict = {}
-        for a in attrs:
-            tag = a.node.thread_tag
-            if tag.startswith("vthread"):
-                raise CodegenError(f"{self.f.name}: virtual thread {a.node.var.name} survived lowering")
-            m = re.fullmatch(r"(blockIdx|threadIdx)\.([xyz])", tag)
-            if not m:
-                raise CodegenError(
-                    f"{self.f.name}: unknown thread tag {tag!r} on {a.node.var.name}; use blockIdx.x/y/z, "
-                    "threadIdx.x/y/z or vthread")
-            ext = a.value
-            if m.group(1) == "threadIdx":
-                if not isinstance(ext, E.IntImm):
-                    raise CodegenError(
-                        f"{self.f.name}: {tag} ({a.node.var.name}) has the symbolic extent {ext}; block "
-                        "dimensions must be constants: split the axis by a constant factor before binding "
-                        "the inner part to threadIdx")
-                dims[tag] = max(dims.get(tag, 0), int(ext.value))
-            else:
-                prev = dims.get(tag)
-                if isinstance(ext, E.IntImm):
-                    if prev is None or isinstance(prev, int):
-                        dims[tag] = max(prev or 0, int(ext.value))
-                    else:
-                        raise CodegenError(f"{self.f.name}: {tag} is bound with extents {prev} and {ext}")
-                elif prev is None:
-                    dims[tag] = ext
-                elif isinstance(prev, int) or not _same(prev, ext):
-                    raise CodegenError(
-                        f"{self.f.name}: {tag} is bound with different extents {prev} and {ext} in one kernel")
-        self.dims = dims
-        grid, block = [], []
-        for axis in "xyz":
-            g = dims.get(f"blockIdx.{axis}", 1)
-            if isinstance(g, int):
-                if g > _GRID_LIMITS[axis]:
-                    raise CodegenError(f"{self.f.name}: grid dimension {axis} is {g}, above the CUDA limit "
-                                       f"{_GRID_LIMITS[axis]}")
-                grid.append(g)
-            else:
-                grid.append(_py_expr(g, self.shape_var_set, self.f.name))
-            b = dims.get(f"threadIdx.{axis}", 1)
-            if b > _BLOCK_LIMITS[axis]:
-                raise CodegenError(f"{self.f.name}: block dimension {axis} is {b}, above the CUDA limit "
-                                   f"{_BLOCK_LIMITS[axis]}")
-            block.append(b)
-        if block[0] * block[1] * block[2] > _MAX_THREADS:
-            raise CodegenError(f"{self.f.name}: kernel {self.kname} uses {block[0]}x{block[1]}x{block[2]} = "
-                               f"{block[0] * block[1] * block[2]} threads per block; CUDA allows at most 1024")
-        self.grid, self.block = tuple(grid), tuple(block)
-
-    # ------------------------------------------------------------------ shared memory
-    def _plan_shared(self, allocs):
-        nodes = [a for a in allocs if a.buffer.scope in ("shared", "shared.dyn")]
-        shared = [a.buffer for a in nodes]
-        total, self.shared_offsets = 0, {}
-        for a in nodes:
-            b = a.buffer
-            size = self._const_size(b)
-            nbytes = size * dt.numpy_dtype(b.dtype).itemsize * dt.lanes_of(b.dtype)
-            self.shared_offsets[id(a)] = total
-            total += (nbytes + 15) // 16 * 16
-        dynamic = total > STATIC_SHARED_LIMIT or any(b.scope == "shared.dyn" for b in shared)
-        self.dynamic_shared_bytes = total if dynamic else 0
-        limit = _MAX_SHARED.get(self.arch)
-        if limit is not None and total > limit:
-            names = ", ".join(f"{b.name} ({self._const_size(b) * dt.numpy_dtype(b.dtype).itemsize} B)"
-                              for b in shared)
-            raise CodegenError(f"{self.f.name}: kernel {self.kname} needs {total} bytes of shared memory "
-                               f"({names}); {self.arch} allows at most {limit} per block: use smaller tiles")
-
-    def _const_size(self, b) -> int:
-        size = 1
-        for s in b.shape:
-            if not isinstance(s, E.IntImm):
-                raise CodegenError(
-                    f"{self.f.name}: {b.scope} buffer {b.name} has the symbolic shape "
-                    f"({', '.join(str(x) for x in b.shape)}); {b.scope} buffers need constant sizes: "
-                    "split the axes they cover by constant factors")
-            size *= int(s.value)
-        return size
 
     # ------------------------------------------------------------------ printing helpers
     def line(self, text: str):
@@ -749,13 +460,13 @@ class _KernelGen:
         name = self.fresh(b.name)
         lanes = dt.lanes_of(b.dtype)
         if b.scope == "local":
-            size = self._const_size(b) * lanes
+            size = const_size(b, self.f.name) * lanes
             align = "__align__(16) " if b.data in self.scan.vector else ""
             self.line(f"{align}{ct} {name}[{size}];")
         elif b.scope in ("shared", "shared.dyn"):
-            size = self._const_size(b) * lanes
+            size = const_size(b, self.f.name) * lanes
             if self.dynamic_shared_bytes:
-                off = self.shared_offsets[id(s)]
+                off = self.shared_offsets[s]
                 self.line(f"{ct}* {name} = ({ct}*)(__dyn_shmem + {off});")
             else:
                 self.line(f"__shared__ __align__(16) {ct} {name}[{size}];")
@@ -1232,11 +943,6 @@ class _KernelGen:
 # ==========================================================================================
 # small helpers
 # ==========================================================================================
-def _same(a, b) -> bool:
-    from ..tir.functor import structural_equal
-    return structural_equal(a, b)
-
-
 def _contiguous(idx) -> bool:
     return isinstance(idx, E.Ramp) and E.is_const_int(idx.stride, 1)
 

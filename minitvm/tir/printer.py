@@ -114,3 +114,30 @@ def func_str(f) -> str:
     params = ", ".join(
         f"{b.name}: Buffer({b.dtype}, [{', '.join(expr_str(x) for x in b.shape)}])" for b in f.params)
     return f"primfn {f.name}({params}) {{\n{stmt_str(f.body, 1)}\n}}"
+
+
+def kernel_str(k, indent: int = 0) -> str:
+    """Text of a :class:`~minitvm.tir.device.DeviceKernel`: launch dimensions, parameters, body."""
+    pad = "  " * indent
+    grid = ", ".join(str(g) if isinstance(g, int) else expr_str(g) for g in k.grid)
+    block = ", ".join(str(b) for b in k.block)
+    shared = ""
+    if k.shared is not None and k.shared.dynamic_bytes:
+        shared = f", dynamic_shared = {k.shared.dynamic_bytes}"
+    uses = [f"param {i}" for i in k.params] + [f"workspace {j}" for j in k.workspaces]
+    uses += [v.name for v in k.shape_vars]
+    head = f"{pad}kernel {k.name}[grid = ({grid}), block = ({block}){shared}]({', '.join(uses)}) {{"
+    return f"{head}\n{stmt_str(k.body, indent + 1)}\n{pad}}}"
+
+
+def device_func_str(f) -> str:
+    """Text of a :class:`~minitvm.tir.device.DeviceFunc`: signature, workspaces, then each kernel."""
+    params = ", ".join(
+        f"{b.name}: Buffer({b.dtype}, [{', '.join(expr_str(x) for x in b.shape)}])" for b in f.params)
+    lines = [f"device_func {f.name}({params}) {{"]
+    for j, b in enumerate(f.workspaces):
+        shape = "*".join(expr_str(x) for x in b.shape)
+        lines.append(f"  workspace {j}: {b.name}[{b.dtype} * {shape}]")
+    lines += [kernel_str(k, 1) for k in f.kernels]
+    lines.append("}")
+    return "\n".join(lines)

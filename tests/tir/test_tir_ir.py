@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import minitvm
-import minitvm.lowering.pipeline
 from minitvm import te, tir
 from minitvm.tir import expr as E
 from minitvm.tir import stmt as S
@@ -247,12 +246,13 @@ def test_unrolled_loop_appears_as_copies():
 
 
 def test_unroll_keeps_for_when_not_explicit():
-    """Built for CUDA-style backends with explicit_unroll=False: the loop stays, marked unrolled."""
+    """Lowered for CUDA (no explicit unrolling): the loop stays, marked unrolled."""
     a, b, c = vector_add(12)
     s = te.create_schedule(c.op)
     xo, xi = s[c].split(c.op.axis[0], factor=3)
     s[c].unroll(xi)
-    f = minitvm.lowering.pipeline.lower(s, [a, b, c], explicit_unroll=False)
+    s[c].bind(xo, te.thread_axis("threadIdx.x"))
+    f = minitvm.lower(s, [a, b, c], target="cuda")
     assert "unrolled for (i.inner, 0, 3) {" in str(f)
 
 
