@@ -380,16 +380,7 @@ class _KernelGen:
             raise CodegenError(
                 f"{self.f.name}: access to {buf.name} has {len(indices)} indices; the CUDA backend needs "
                 "flattened buffers (one index per access)")
-        idx = indices[0]
-        if buf.elem_offset is not None and not E.is_const_int(buf.elem_offset, 0):
-            off = buf.elem_offset
-            if isinstance(idx, E.Ramp):
-                idx = E.Ramp(E.Add(idx.base, off), idx.stride, idx.lanes)
-            elif dt.lanes_of(idx.dtype) > 1:
-                idx = E.Add(idx, E.Broadcast(off, dt.lanes_of(idx.dtype)))
-            else:
-                idx = E.Add(idx, off)
-        return idx
+        return buf.offset_index(indices[0])
 
     # ------------------------------------------------------------------ statements
     def emit(self, s):

@@ -516,15 +516,7 @@ class _FunctionBuilder:
             raise CodegenError(
                 f"llvm codegen: buffer '{buf.name}' is accessed in {self.func_name} but is neither a "
                 "parameter nor allocated by an enclosing Allocate") from None
-        index = node.indices[0]
-        if not isinstance(buf.elem_offset, E.IntImm) or buf.elem_offset.value != 0:
-            off = buf.elem_offset
-            if isinstance(index, E.Ramp):
-                index = E.Ramp(E.Add(index.base, off), index.stride, index.lanes)
-            elif dt.lanes_of(index.dtype) > 1:
-                index = E.Add(index, E.Broadcast(off, dt.lanes_of(index.dtype)))
-            else:
-                index = E.Add(index, off)
+        index = buf.offset_index(node.indices[0])
         if dt.is_float(index.dtype) or dt.is_bool(index.dtype):
             raise CodegenError(f"llvm codegen: {what} of '{buf.name}' with a {index.dtype} index {index}")
         return ptr, index, buf.dtype

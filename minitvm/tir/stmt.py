@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-from .expr import PrimExpr, Var, _frozen, convert
+from .. import dtype as dt
+from .expr import Add, Broadcast, PrimExpr, Ramp, Var, _frozen, convert, is_const_int
 
 
 class Stmt:
@@ -56,6 +57,17 @@ class Buffer:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    def offset_index(self, index: PrimExpr) -> PrimExpr:
+        """The flat ``index`` of an access moved by ``elem_offset`` (lane by lane for a vector index)."""
+        off = self.elem_offset
+        if is_const_int(off, 0):
+            return index
+        if isinstance(index, Ramp):
+            return Ramp(Add(index.base, off), index.stride, index.lanes)
+        if dt.lanes_of(index.dtype) > 1:
+            return Add(index, Broadcast(off, dt.lanes_of(index.dtype)))
+        return Add(index, off)
 
     def __str__(self):
         return self.name
