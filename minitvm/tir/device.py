@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .. import dtype as dt
 from . import expr as E
 from .functor import Visitor
+from .printer import device_func_str, kernel_str
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +46,6 @@ class DeviceKernel:
     shared: SharedMemoryPlan | None = None
 
     def __str__(self):
-        from .printer import kernel_str
         return kernel_str(self)
 
     __repr__ = __str__
@@ -67,7 +67,6 @@ class DeviceFunc:
     kernels: tuple
 
     def __str__(self):
-        from .printer import device_func_str
         return device_func_str(self)
 
     __repr__ = __str__

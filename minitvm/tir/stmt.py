@@ -10,7 +10,8 @@ from dataclasses import field
 from typing import Any
 
 from .. import dtype as dt
-from .expr import Add, Broadcast, PrimExpr, Ramp, Var, _frozen, convert, is_const_int
+from .expr import Add, Broadcast, IntImm, PrimExpr, Ramp, Var, _frozen, convert, is_const_int
+from .printer import func_str, stmt_str
 
 
 class Stmt:
@@ -20,7 +21,6 @@ class Stmt:
     _children: tuple = ()
 
     def __str__(self):
-        from .printer import stmt_str
         return stmt_str(self)
 
     __repr__ = __str__
@@ -187,7 +187,6 @@ class PrimFunc:
     attrs: dict = field(default_factory=dict)
 
     def __str__(self):
-        from .printer import func_str
         return func_str(self)
 
     __repr__ = __str__
@@ -210,5 +209,4 @@ def seq(*stmts) -> Stmt:
 
 def is_no_op(s: Stmt) -> bool:
     """True for statements that do nothing (``Evaluate(constant)``)."""
-    from .expr import IntImm
     return isinstance(s, Evaluate) and isinstance(s.value, IntImm)
