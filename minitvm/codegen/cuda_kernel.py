@@ -78,7 +78,7 @@ def _hoistable_loads(value) -> list:
 
 
 class KernelPrinter(ExprPrinter):
-    """Analyses one kernel subtree and prints it as an ``extern "C" __global__`` function."""
+    """Prints one :class:`~minitvm.tir.device.DeviceKernel` as an ``extern "C" __global__`` function."""
 
     def __init__(self, f: DeviceFunc, kname: str, kernel: DeviceKernel, shape_vars):
         self.f, self.kname = f, kname
