@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 from .errors import BuildError
-from .tir.lower import lower as _lower
+from .lowering.lower import lower as _lower
+from .lowering.pipeline import lower_device
+from .tir.device import DeviceFunc
 from .tir.stmt import PrimFunc
 
 
-def lower(sch, args, name: str = "main", simple_mode: bool = False):
-    """Lower a schedule to a :class:`~minitvm.tir.PrimFunc`; ``print()`` it to read the loops."""
-    return _lower(sch, args, name=name, simple_mode=simple_mode)
+def lower(sch, args, name: str = "main", simple_mode: bool = False, target="llvm", dump: bool | None = None):
+    """Lower a schedule for ``target``; ``print()`` the result to read the loops.
+
+    A :class:`~minitvm.tir.PrimFunc` for ``llvm``; for ``cuda`` a
+    :class:`~minitvm.tir.device.DeviceFunc` (its kernels with launch dimensions). ``dump=True``
+    (or ``MINITVM_DUMP_IR=1``) prints the IR after every pass of the pipeline.
+    """
+    return _lower(sch, args, name=name, target=target, simple_mode=simple_mode, dump=dump)
 
 
 def parse_target(target) -> tuple[str, dict]:
@@ -26,29 +33,44 @@ def parse_target(target) -> tuple[str, dict]:
 
 
 def build(inputs, args=None, target="llvm", name: str = "main"):
-    """Compile a schedule (with its argument tensors) or lowered PrimFuncs into a module.
+    """Compile a schedule (with its argument tensors) or lowered functions into a module.
 
     ``target="llvm"`` JIT-compiles for this CPU; ``target="cuda"`` emits CUDA C, compiles it
     with NVRTC for the present GPU (``cuda -arch=sm_XY`` to choose; ``sm_90`` with no GPU).
     """
     kind, opts = parse_target(target)
-    if isinstance(inputs, PrimFunc):
+    ltarget = lowering_target(target)
+    lowered = (PrimFunc, DeviceFunc)
+    if isinstance(inputs, lowered):
         funcs = [inputs]
-    elif isinstance(inputs, (list, tuple)) and inputs and all(isinstance(f, PrimFunc) for f in inputs):
+    elif isinstance(inputs, (list, tuple)) and inputs and all(isinstance(f, lowered) for f in inputs):
         funcs = list(inputs)
     else:
         if args is None:
             raise BuildError("build: pass the argument tensors: build(s, [A, B, C], target)")
-        from .tir.lower import lower as _low
-        funcs = [_low(inputs, args, name=name, explicit_unroll=(kind != "cuda"))]
+        funcs = [_lower(inputs, args, name=name, target=ltarget)]
     if kind == "llvm":
         from .codegen.llvm import build_llvm
         return build_llvm(funcs, target=str(target))
     if kind == "cuda":
         from .codegen.cuda import build_cuda
-        arch = opts.get("arch")
-        if not arch:
-            from .runtime import cuda as _rt
-            arch = _rt.device_arch(0) if _rt.device_count() > 0 else "sm_90"
-        return build_cuda(funcs, arch=arch)
+        return build_cuda(lower_device(funcs, ltarget), arch=_cuda_arch(opts))
     raise BuildError(f"target {kind!r} is not supported yet")
+
+
+def lowering_target(target) -> str:
+    """``target`` with the architecture spelled out for ``cuda``: the CUDA pipeline bounds shared
+    memory by it."""
+    kind, opts = parse_target(target)
+    if kind != "cuda":
+        return target
+    return f"cuda -arch={_cuda_arch(opts)}"
+
+
+def _cuda_arch(opts) -> str:
+    """``-arch=`` if given, else the present GPU's architecture, else ``sm_90``."""
+    arch = opts.get("arch")
+    if not arch:
+        from .runtime import cuda as _rt
+        arch = _rt.device_arch(0) if _rt.device_count() > 0 else "sm_90"
+    return arch

@@ -111,12 +111,13 @@ def build_job(job):
                 arg_info = _arg_info(tensors)
             except Exception as exc:  # noqa: BLE001
                 return fail(E.INSTANTIATION_ERROR, exc)
-            from ..tir.lower import lower
+            from ..lowering.lower import lower
             try:
-                func = lower(sch, list(tensors), name="main", explicit_unroll=(kind != "cuda"))
+                arch = opts.get("arch") or "sm_90"
+                lowering_target = f"cuda -arch={arch}" if kind == "cuda" else target
+                func = lower(sch, list(tensors), name="main", target=lowering_target)
                 if kind == "cuda":
                     from ..codegen.cuda import codegen_cuda
-                    arch = opts.get("arch") or "sm_90"
                     source, plans, signatures = codegen_cuda([func], arch)
                 else:
                     from ..codegen.llvm import codegen_llvm

@@ -17,7 +17,7 @@ from .. import te
 from ..errors import GraphError, ShapeError
 from ..runtime import ndarray as nd
 from ..runtime.module import TimeResult
-from ..tir.lower import lower
+from ..lowering.lower import lower
 from .lowering import c_name, lower_op, schedule_group
 from .passes import dead_code_elimination, fold_constant, simplify_inference
 from .passes.fuse_ops import fuse_ops
@@ -91,7 +91,7 @@ def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=Non
 
     Tunable kernels take their configs from the current ``minitvm.autotune`` dispatch context
     (wrap the call in ``autotune.ApplyHistoryBest(log)`` to use tuned ones)."""
-    from ..driver import build as build_funcs, parse_target
+    from ..driver import build as build_funcs, lowering_target, parse_target
     kind, _ = parse_target(target)
     if optimize_graph:
         graph = optimize(graph)
@@ -100,7 +100,7 @@ def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=Non
         grp = g.group
         fname = f"fused_{g.index}_{c_name(grp.anchor or grp.output)}"
         try:
-            funcs.append(lower(g.schedule, g.params + [g.out], name=fname, explicit_unroll=(kind != "cuda")))
+            funcs.append(lower(g.schedule, g.params + [g.out], name=fname, target=lowering_target(target)))
         except Exception as exc:
             raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be compiled: {exc}") from exc
         steps.append(Step(fname, g.inputs, grp.output, grp.nodes))

@@ -2,7 +2,7 @@
 
 A stage starts with one loop per axis (data-parallel axes, then reduction axes). ``split``
 and ``fuse`` record relations between iteration variables; the current loop order is
-``leaf_iter_vars``. Nothing is lowered here: :mod:`minitvm.tir.lower` reads the schedule.
+``leaf_iter_vars``. Nothing is lowered here: :mod:`minitvm.lowering` reads the schedule.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import dtype as dt
 from ..errors import DtypeError
+from .printer import expr_str
 
 
 class PrimExpr:
@@ -118,7 +119,6 @@ class PrimExpr:
         return Cast(dtype, self)
 
     def __str__(self):
-        from .printer import expr_str
         return expr_str(self)
 
     def __repr__(self):

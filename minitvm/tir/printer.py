@@ -1,50 +1,55 @@
 """Readable text for expressions, statements and functions, in the style of TVM's printer."""
 from __future__ import annotations
 
-from . import expr as E
-from . import stmt as S
+
+
+def _isa(node, *names) -> bool:
+    """Is ``node`` an instance of an IR class called one of ``names``? (The printer sits below the
+    node modules, which print themselves through it, so it knows the classes by name.)"""
+    return any(c.__name__ in names for c in type(node).__mro__)
 
 
 def expr_str(e) -> str:
     """Text of an expression: ``((i*1024) + j)``."""
-    if isinstance(e, E.Var):
+    if _isa(e, "Var"):
         return e.name
-    if isinstance(e, E.IntImm):
+    if _isa(e, "IntImm"):
         if e.dtype == "int32":
             return str(e.value)
         if e.dtype == "bool":
             return "True" if e.value else "False"
         return f"{e.value}{_suffix(e.dtype)}"
-    if isinstance(e, E.FloatImm):
+    if _isa(e, "FloatImm"):
         return f"{e.value!r}f" if e.dtype == "float32" else f"{e.value!r}{_suffix(e.dtype)}"
-    if isinstance(e, E.StringImm):
+    if _isa(e, "StringImm"):
         return repr(e.value)
-    if isinstance(e, (E.Min, E.Max)):
+    if _isa(e, "Min", "Max"):
         return f"{e.symbol}({expr_str(e.a)}, {expr_str(e.b)})"
-    if isinstance(e, E.BinaryOp):
+    if _isa(e, "BinaryOp"):
         return f"({expr_str(e.a)} {e.symbol} {expr_str(e.b)})"
-    if isinstance(e, E.Not):
+    if _isa(e, "Not"):
         return f"!{expr_str(e.a)}"
-    if isinstance(e, E.Select):
+    if _isa(e, "Select"):
         return f"select({expr_str(e.condition)}, {expr_str(e.true_value)}, {expr_str(e.false_value)})"
-    if isinstance(e, E.Cast):
+    if _isa(e, "Cast"):
         return f"{e.dtype}({expr_str(e.value)})"
-    if isinstance(e, E.Call):
+    if _isa(e, "Call"):
         return f"{e.op}({', '.join(expr_str(a) for a in e.args)})"
-    if isinstance(e, E.Ramp):
+    if _isa(e, "Ramp"):
         return f"ramp({expr_str(e.base)}, {expr_str(e.stride)}, {e.lanes})"
-    if isinstance(e, E.Broadcast):
+    if _isa(e, "Broadcast"):
         return f"broadcast({expr_str(e.value)}, {e.lanes})"
-    if isinstance(e, E.Let):
+    if _isa(e, "Let"):
         return f"(let {e.var.name} = {expr_str(e.value)} in {expr_str(e.body)})"
-    if isinstance(e, E.BufferLoad):
+    if _isa(e, "BufferLoad"):
         return f"{e.buffer.name}[{', '.join(expr_str(i) for i in e.indices)}]"
-    if isinstance(e, E.ProducerLoad):
+    if _isa(e, "ProducerLoad"):
         return f"{e.producer.name}[{', '.join(expr_str(i) for i in e.indices)}]"
-    if isinstance(e, E.Reduce):
+    if _isa(e, "Reduce"):
         axes = ", ".join(f"{iv.var.name}" for iv in e.axis)
         src = ", ".join(expr_str(s) for s in e.source)
-        where = "" if E.is_const_int(e.condition, 1) else f", where={expr_str(e.condition)}"
+        always = _isa(e.condition, "IntImm") and e.condition.value == 1
+        where = "" if always else f", where={expr_str(e.condition)}"
         return f"reduce({e.combiner.name}, {src}, axis=[{axes}]{where})"
     return object.__repr__(e)
 
@@ -63,44 +68,44 @@ def stmt_str(s, indent: int = 0) -> str:
 
 def _stmt(s, ind, out):
     pad = "  " * ind
-    if isinstance(s, S.SeqStmt):
+    if _isa(s, "SeqStmt"):
         for x in s.seq:
             _stmt(x, ind, out)
-    elif isinstance(s, S.For):
+    elif _isa(s, "For"):
         kind = "" if s.kind == "serial" else f"{s.kind} "
         out.append(f"{pad}{kind}for ({s.loop_var.name}, {expr_str(s.min)}, {expr_str(s.extent)}) {{")
         _stmt(s.body, ind + 1, out)
         out.append(pad + "}")
-    elif isinstance(s, S.AttrStmt):
+    elif _isa(s, "AttrStmt"):
         node = s.node
-        if isinstance(node, E.IterVar):
+        if _isa(node, "IterVar"):
             node = f"iter_var({node.var.name}, {node.thread_tag or node.iter_type})"
         out.append(f"{pad}// attr [{node}] {s.attr_key} = {expr_str(s.value)}")
         _stmt(s.body, ind, out)
-    elif isinstance(s, S.Allocate):
+    elif _isa(s, "Allocate"):
         b = s.buffer
         shape = "*".join(expr_str(x) for x in b.shape)
         out.append(f"{pad}allocate {b.name}[{b.dtype} * {shape}], storage_scope = {b.scope}")
         _stmt(s.body, ind, out)
-    elif isinstance(s, S.BufferStore):
+    elif _isa(s, "BufferStore"):
         out.append(f"{pad}{s.buffer.name}[{', '.join(expr_str(i) for i in s.indices)}] = {expr_str(s.value)}")
-    elif isinstance(s, S.ProducerStore):
+    elif _isa(s, "ProducerStore"):
         out.append(f"{pad}{s.producer.name}[{', '.join(expr_str(i) for i in s.indices)}] = {expr_str(s.value)}")
-    elif isinstance(s, S.ProducerRealize):
+    elif _isa(s, "ProducerRealize"):
         bounds = ", ".join(f"[{expr_str(r.min)}, {expr_str(r.extent)}]" for r in s.bounds)
         out.append(f"{pad}realize {s.producer.name}({bounds}) in scope {s.scope} {{")
         _stmt(s.body, ind + 1, out)
         out.append(pad + "}")
-    elif isinstance(s, S.IfThenElse):
+    elif _isa(s, "IfThenElse"):
         out.append(f"{pad}if ({expr_str(s.condition)}) {{")
         _stmt(s.then_case, ind + 1, out)
         if s.else_case is not None:
             out.append(pad + "} else {")
             _stmt(s.else_case, ind + 1, out)
         out.append(pad + "}")
-    elif isinstance(s, S.Evaluate):
+    elif _isa(s, "Evaluate"):
         out.append(pad + expr_str(s.value))
-    elif isinstance(s, S.LetStmt):
+    elif _isa(s, "LetStmt"):
         out.append(f"{pad}{s.var.name} = {expr_str(s.value)}")
         _stmt(s.body, ind, out)
     else:
@@ -114,3 +119,30 @@ def func_str(f) -> str:
     params = ", ".join(
         f"{b.name}: Buffer({b.dtype}, [{', '.join(expr_str(x) for x in b.shape)}])" for b in f.params)
     return f"primfn {f.name}({params}) {{\n{stmt_str(f.body, 1)}\n}}"
+
+
+def kernel_str(k, indent: int = 0) -> str:
+    """Text of a :class:`~minitvm.tir.device.DeviceKernel`: launch dimensions, parameters, body."""
+    pad = "  " * indent
+    grid = ", ".join(str(g) if isinstance(g, int) else expr_str(g) for g in k.grid)
+    block = ", ".join(str(b) for b in k.block)
+    shared = ""
+    if k.shared is not None and k.shared.dynamic_bytes:
+        shared = f", dynamic_shared = {k.shared.dynamic_bytes}"
+    uses = [f"param {i}" for i in k.params] + [f"workspace {j}" for j in k.workspaces]
+    uses += [v.name for v in k.shape_vars]
+    head = f"{pad}kernel {k.name}[grid = ({grid}), block = ({block}){shared}]({', '.join(uses)}) {{"
+    return f"{head}\n{stmt_str(k.body, indent + 1)}\n{pad}}}"
+
+
+def device_func_str(f) -> str:
+    """Text of a :class:`~minitvm.tir.device.DeviceFunc`: signature, workspaces, then each kernel."""
+    params = ", ".join(
+        f"{b.name}: Buffer({b.dtype}, [{', '.join(expr_str(x) for x in b.shape)}])" for b in f.params)
+    lines = [f"device_func {f.name}({params}) {{"]
+    for j, b in enumerate(f.workspaces):
+        shape = "*".join(expr_str(x) for x in b.shape)
+        lines.append(f"  workspace {j}: {b.name}[{b.dtype} * {shape}]")
+    lines += [kernel_str(k, 1) for k in f.kernels]
+    lines.append("}")
+    return "\n".join(lines)

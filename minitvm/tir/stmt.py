@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-from .expr import PrimExpr, Var, _frozen, convert
+from .. import dtype as dt
+from .expr import Add, Broadcast, IntImm, PrimExpr, Ramp, Var, _frozen, convert, is_const_int
+from .printer import func_str, stmt_str
 
 
 class Stmt:
@@ -19,7 +21,6 @@ class Stmt:
     _children: tuple = ()
 
     def __str__(self):
-        from .printer import stmt_str
         return stmt_str(self)
 
     __repr__ = __str__
@@ -56,6 +57,17 @@ class Buffer:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    def offset_index(self, index: PrimExpr) -> PrimExpr:
+        """The flat ``index`` of an access moved by ``elem_offset`` (lane by lane for a vector index)."""
+        off = self.elem_offset
+        if is_const_int(off, 0):
+            return index
+        if isinstance(index, Ramp):
+            return Ramp(Add(index.base, off), index.stride, index.lanes)
+        if dt.lanes_of(index.dtype) > 1:
+            return Add(index, Broadcast(off, dt.lanes_of(index.dtype)))
+        return Add(index, off)
 
     def __str__(self):
         return self.name
@@ -175,7 +187,6 @@ class PrimFunc:
     attrs: dict = field(default_factory=dict)
 
     def __str__(self):
-        from .printer import func_str
         return func_str(self)
 
     __repr__ = __str__
@@ -198,5 +209,4 @@ def seq(*stmts) -> Stmt:
 
 def is_no_op(s: Stmt) -> bool:
     """True for statements that do nothing (``Evaluate(constant)``)."""
-    from .expr import IntImm
     return isinstance(s, Evaluate) and isinstance(s.value, IntImm)

@@ -3,8 +3,8 @@
 Every thread of a block is a Python generator that runs until its next ``syncthreads``; between
 barriers the threads run one after another in a random order. Any order is a legal CUDA
 schedule, so a missing barrier shows up as a wrong result for some seed, and a barrier reached
-by only part of the block raises :class:`Divergence`. The kernel is prepared exactly as the
-CUDA backend prepares it (virtual threads, guards, barriers) before it is interpreted.
+by only part of the block raises :class:`Divergence`. The kernel is prepared by the
+CUDA pipeline's device passes (virtual threads, host/device split, guards, barriers) first.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import random
 import numpy as np
 
 from minitvm import dtype as dt
+from minitvm.codegen.signature import signature_of
+from minitvm.lowering.pipeline import lower_device
 from minitvm.tir import expr as E
 from minitvm.tir.stmt import Allocate, AttrStmt, BufferStore, Evaluate, For, IfThenElse, LetStmt, SeqStmt
 from minitvm.tir.transform.thread_sync import is_sync
@@ -218,20 +220,19 @@ def run_kernel(stmt, grid, block, mem, shape_env, rng):
 
 
 def run_func(f, arrays, sizes=None, seed=0, arch="sm_90"):
-    """Run PrimFunc ``f`` through the CUDA codegen's kernel preparation and the interpreter."""
-    from minitvm.codegen.cuda import _HostSplit, _KernelGen, _signature
-    sig, shape_vars = _signature(f)
+    """Run PrimFunc ``f`` through the CUDA pipeline's device passes and the interpreter."""
+    (df,) = lower_device([f], f"cuda -arch={arch}")
+    sig, shape_vars = signature_of(df, "cuda")
     sizes = sizes or {}
-    host = _HostSplit(f)
     mem = {}
-    for b, a in zip(f.params, arrays):
+    for b, a in zip(df.params, arrays):
         mem[b.data] = a.reshape(-1)
-    for j, b in enumerate(host.workspaces):
+    for j, b in enumerate(df.workspaces):
         n = int(np.prod([int(x.value) if isinstance(x, E.IntImm) else sizes[x.name] for x in b.shape]))
         mem[b.data] = np.zeros(n, dt.numpy_dtype(b.dtype))
     shape_env = {v: np.int64(sizes[v.name]) for v in shape_vars if v.name in sizes}
+    host = Thread(mem, {}, dict(shape_env))
     rng = random.Random(seed)
-    for k, kst in enumerate(host.kernels):
-        gen = _KernelGen(f, f"k{k}", kst, host.workspaces, shape_vars, arch)
-        grid = tuple(g if isinstance(g, int) else eval(g, {"min": min, "max": max}, sizes) for g in gen.grid)
-        run_kernel(gen.stmt, grid, gen.block, mem, shape_env, rng)
+    for kernel in df.kernels:
+        grid = tuple(g if isinstance(g, int) else int(host.ev(g)) for g in kernel.grid)
+        run_kernel(kernel.body, grid, kernel.block, mem, shape_env, rng)

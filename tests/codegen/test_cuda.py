@@ -12,6 +12,7 @@ import pytest
 
 from minitvm.codegen.cuda import build_cuda, codegen_cuda
 from minitvm.errors import CodegenError
+from minitvm.lowering.pipeline import lower_device
 from minitvm.tir import expr as E
 from minitvm.tir.functor import Visitor
 from minitvm.tir.stmt import (Allocate, AttrStmt, Buffer, Evaluate, For, IfThenElse, PrimFunc,
@@ -39,7 +40,7 @@ needs_nvrtc = pytest.mark.skipif(not _nvrtc_available(), reason="NVRTC is not av
 
 
 def gen(*funcs, arch="sm_90"):
-    return codegen_cuda(list(funcs), arch)
+    return codegen_cuda(lower_device(list(funcs), f"cuda -arch={arch}"), arch)
 
 
 def compile_both(source):
@@ -344,7 +345,7 @@ def test_workspace_and_two_kernels():
 def test_several_functions_share_one_source_and_build_cuda():
     src, plans, sigs = gen(K.case_vadd().func, K.case_dense_dp4a().func)
     assert set(plans) == {"vadd", "dense_dp4a"} and [s.name for s in sigs] == ["vadd", "dense_dp4a"]
-    mod = build_cuda([K.case_vadd().func, K.case_dense_dp4a().func], "sm_80")
+    mod = build_cuda(lower_device([K.case_vadd().func, K.case_dense_dp4a().func], "cuda -arch=sm_80"), "sm_80")
     assert "vadd_kernel0" in mod.get_source() and "dense_dp4a_kernel0" in mod.get_source()
     assert set(mod.signatures) == {"vadd", "dense_dp4a"}
 
@@ -694,8 +695,8 @@ def test_kernels_are_race_free_under_random_thread_schedules(name):
 
 
 def test_the_interpreter_catches_missing_barriers(monkeypatch):
-    import minitvm.codegen.cuda as cg
-    monkeypatch.setattr(cg, "insert_shared_sync", lambda s: s)
+    import minitvm.lowering.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "insert_shared_sync", lambda s: s)
     assert not _interpret(_SMALL["matmul_shared"](), {}, 0)
     assert not _interpret(_SMALL["dynamic_shared"](), _SIZES["dynamic_shared"], 0)
     with pytest.raises(kernel_interp.Divergence):

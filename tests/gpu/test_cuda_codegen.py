@@ -15,6 +15,7 @@ import pytest
 
 import minitvm
 from minitvm.codegen.cuda import build_cuda
+from minitvm.lowering.pipeline import lower_device
 from minitvm.runtime import cuda as cuda_rt
 
 pytestmark = [
@@ -48,7 +49,7 @@ def _arch() -> str:
 def run_case(case, sizes=None, trials=2, seed=0):
     """Build ``case`` for this GPU, run it ``trials`` times on fresh inputs, compare with numpy."""
     dev = minitvm.cuda(0)
-    mod = build_cuda([case.func], _arch())
+    mod = build_cuda(lower_device([case.func], f"cuda -arch={_arch()}"), _arch())
     fn = mod[case.func.name]
     rng = np.random.default_rng(seed)
     sizes = sizes or case.sizes
@@ -85,7 +86,7 @@ def test_vadd_symbolic_sizes(n):
 def test_dp4a_dense_is_bit_exact_on_extreme_values():
     case = K.case_dense_dp4a()
     dev = minitvm.cuda(0)
-    fn = build_cuda([case.func], _arch())[case.func.name]
+    fn = build_cuda(lower_device([case.func], f"cuda -arch={_arch()}"), _arch())[case.func.name]
     M, N, K_ = 16, 32, 64
     for fill in (-128, 127):
         a = np.full((M, K_), fill, np.int8)

@@ -246,12 +246,13 @@ def test_unrolled_loop_appears_as_copies():
 
 
 def test_unroll_keeps_for_when_not_explicit():
-    """Built for CUDA-style backends with explicit_unroll=False: the loop stays, marked unrolled."""
+    """Lowered for CUDA (no explicit unrolling): the loop stays, marked unrolled."""
     a, b, c = vector_add(12)
     s = te.create_schedule(c.op)
     xo, xi = s[c].split(c.op.axis[0], factor=3)
     s[c].unroll(xi)
-    f = minitvm.tir.lower.lower(s, [a, b, c], explicit_unroll=False)
+    s[c].bind(xo, te.thread_axis("threadIdx.x"))
+    f = minitvm.lower(s, [a, b, c], target="cuda")
     assert "unrolled for (i.inner, 0, 3) {" in str(f)
 
 

@@ -1,17 +1,20 @@
 """Schedule -> loop nest: the statement tree of every stage, nested where it is attached.
 
 The result still speaks in tensors (``ProducerRealize``/``ProducerStore``/``ProducerLoad``);
-:mod:`minitvm.tir.transform.flatten` turns it into buffers and flat indices.
+:mod:`minitvm.lowering.flatten` turns it into buffers and flat indices.
 """
 from __future__ import annotations
+
+import dataclasses
 
 from ..errors import LoweringError, ScheduleError
 from ..schedule.bound import StageInfo
 from ..schedule.schedule import Split
 from ..te.tensor import ComputeOp
-from . import expr as E
-from .functor import Mutator, substitute
-from .stmt import AttrStmt, For, IfThenElse, ProducerRealize, ProducerStore, seq
+from ..tir import expr as E
+from ..tir.functor import Mutator, collect_vars, substitute
+from ..tir.stmt import AttrStmt, For, IfThenElse, ProducerRealize, ProducerStore, seq
+from .tensorize import make_tensorized, match
 
 
 class _Inliner(Mutator):
@@ -200,9 +203,6 @@ class NestBuilder:
     def _tensorize(self, st, k, intrin, first_reduce, mode=None):
         """The intrinsic call replacing ``st``'s loops from leaf ``k`` in; ``mode="reset"`` gives
         the call that initializes the output region (for a reduction split outside the call)."""
-        import dataclasses
-
-        from .tensorize import make_tensorized, match
         leaves = st.leaf_iter_vars
         for lv in leaves[k:]:
             if self.attached.get((st, lv)):
@@ -268,7 +268,6 @@ class NestBuilder:
         return conds
 
     def _uses_reduce(self, st, cond, leaf_value) -> bool:
-        from .functor import collect_vars
         used = collect_vars(cond)
         return any(lv.var in used for lv in st.leaf_iter_vars if lv.iter_type == E.REDUCE)
 

@@ -6,17 +6,17 @@ stage's innermost axes (data axes with data axes, reduction with reduction), che
 loop nest covers exactly the intrinsic's extents, that the expressions have the same structure
 and dtypes, and that every tensor is read with the same index pattern (up to an offset). The
 regions read and written are then handed to the intrinsic's ``lower_fn`` as
-:class:`BufferView`\\ s once storage is flattened (:mod:`minitvm.tir.transform.flatten`).
+:class:`BufferView`\\ s once storage is flattened (:mod:`minitvm.lowering.flatten`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..errors import TensorizeError
-from . import expr as E
-from .arith import Analyzer, expr_key
-from .functor import substitute
-from .stmt import BufferStore
+from ..tir import expr as E
+from ..tir.arith import Analyzer, expr_key
+from ..tir.functor import collect_vars, post_order_visit, substitute
+from ..tir.stmt import Buffer, BufferStore, For, Stmt, _frozen, seq
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,7 +169,6 @@ def _region(s_t, tensor_map, s_expr, dom, reads_fn, name):
         if isinstance(e, E.ProducerLoad) and e.producer == s_t:
             loads.append(e)
 
-    from .functor import post_order_visit
     post_order_visit(s_expr, collect)
     first = loads[0]
     mins, exts = [], []
@@ -236,7 +235,6 @@ def _check_pattern(a, b, an, name):
 
 
 def _vars_of(e):
-    from .functor import collect_vars
     return collect_vars(e)
 
 
@@ -252,9 +250,6 @@ def _has_intrin_var(idx, b):
 
 
 __all__ = ["BufferView", "TensorizeInfo", "TensorizeRegion", "match", "expr_key"]
-
-
-from .stmt import Stmt, _frozen  # noqa: E402
 
 
 @_frozen
@@ -281,7 +276,6 @@ def emit_intrinsic(node: Tensorized, lookup) -> Stmt:
 
     ``lookup(tensor) -> (buffer, realize_mins, strides)`` describes where a tensor lives.
     """
-    from .stmt import Buffer, For, seq
     info = node.info
     intrin = info.intrin
     regions = info.inputs + info.outputs
@@ -358,7 +352,6 @@ def emit_intrinsic(node: Tensorized, lookup) -> Stmt:
 
 def _reads_any(stmt, data_vars) -> bool:
     """Whether ``stmt`` loads from a buffer whose data variable is one of ``data_vars``."""
-    from .functor import post_order_visit
     found = []
     post_order_visit(stmt, lambda n: found.append(n) if isinstance(n, E.BufferLoad) and any(
         n.buffer.data is v for v in data_vars) else None)

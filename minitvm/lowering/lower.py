@@ -1,27 +1,26 @@
-"""``lower``: schedule -> ``PrimFunc`` (loop nest, flat buffers, simplified)."""
+"""``lower``: schedule -> loop nest -> flat buffers -> the target's pass pipeline."""
 from __future__ import annotations
 
 from ..errors import LoweringError
+from ..schedule.schedule import Schedule
 from ..te.tensor import ComputeOp, PlaceholderOp, Tensor
-from .functor import Visitor
+from ..tir.functor import Visitor
+from ..tir.stmt import Buffer, PrimFunc
+from .flatten import flatten
+from .pipeline import dump_requested, pipeline, print_step, run_passes
 from .schedule_ops import NestBuilder
-from .stmt import Buffer, PrimFunc
-from .transform.async_pipeline import inject_async_copy, inject_pipeline
-from .transform.double_buffer import inject_double_buffer
-from .transform.flatten import flatten
-from .transform.lower_intrin import lower_if_then_else
-from .transform.simplify import simplify_stmt
-from .transform.unroll import unroll_loops
-from .transform.vectorize import vectorize_loops
 
 
-def lower(sch, args, name: str = "main", simple_mode: bool = False, explicit_unroll: bool = True):
-    """Lower schedule ``sch`` to a :class:`PrimFunc` taking the tensors ``args`` in order.
+def lower(sch, args, name: str = "main", target="llvm", simple_mode: bool = False, dump: bool | None = None):
+    """Lower schedule ``sch`` for ``target`` into a function taking the tensors ``args`` in order.
 
     ``args`` must list every input placeholder and every output (symbolic dimensions are taken
-    from their shapes). ``simple_mode`` only affects how the result prints: the body alone.
+    from their shapes). The schedule becomes a loop nest with flat buffers, then runs the
+    target's pass list (:func:`~minitvm.lowering.pipeline.pipeline`): the result is a
+    :class:`~minitvm.tir.stmt.PrimFunc` for ``llvm`` and a :class:`~minitvm.tir.device.DeviceFunc`
+    (split kernels) for ``cuda``. ``simple_mode`` only affects how a PrimFunc prints: the body
+    alone. ``dump=True`` (or ``MINITVM_DUMP_IR=1``) prints the IR after every step.
     """
-    from ..schedule.schedule import Schedule
     if not isinstance(sch, Schedule):
         raise LoweringError(f"lower: expected a schedule from te.create_schedule, got {type(sch).__name__}")
     if not isinstance(args, (list, tuple)):
@@ -47,24 +46,21 @@ def lower(sch, args, name: str = "main", simple_mode: bool = False, explicit_unr
             raise LoweringError(f"lower: output {st.name} must be in the argument list")
         if isinstance(st.op, PlaceholderOp) and (st, 0) not in params and _is_read(sch, st):
             raise LoweringError(f"lower: input {st.name} is read but not in the argument list")
-    builder = NestBuilder(sch)
-    stmt = builder.build()
+    dump = dump_requested(dump)
+    stmt = NestBuilder(sch).build()
+    if dump:
+        print_step("schedule_ops", stmt)
     stmt = flatten(stmt, sch, params)
-    stmt = inject_double_buffer(stmt)
-    stmt = inject_pipeline(stmt)
-    stmt = lower_if_then_else(stmt)
-    stmt = simplify_stmt(stmt)
-    stmt = vectorize_loops(stmt)
-    stmt = inject_async_copy(stmt)
-    stmt = unroll_loops(stmt, explicit=explicit_unroll)
-    stmt = simplify_stmt(stmt)
+    if dump:
+        print_step("flatten", stmt)
     shape_vars = []
     for b in buffers:
         for s in b.shape:
             for v in _vars(s):
                 if v not in shape_vars:
                     shape_vars.append(v)
-    return PrimFunc(name, tuple(buffers), stmt, {"shape_vars": tuple(shape_vars), "simple_mode": simple_mode})
+    func = PrimFunc(name, tuple(buffers), stmt, {"shape_vars": tuple(shape_vars), "simple_mode": simple_mode})
+    return run_passes(func, pipeline(target), dump)
 
 
 def _is_read(sch, st) -> bool:

@@ -5,10 +5,14 @@ A realized region ``[min, min + extent)`` of a tensor is allocated with the regi
 """
 from __future__ import annotations
 
-from ...errors import LoweringError
-from .. import expr as E
-from ..functor import Mutator
-from ..stmt import Allocate, AttrStmt, Buffer, BufferStore
+from ..errors import LoweringError
+from ..tir import expr as E
+from ..tir.arith import simplify
+from ..tir.functor import Mutator
+from ..tir.stmt import Allocate, AttrStmt, Buffer, BufferStore
+from ..tir.transform.async_pipeline import PIPELINE_SCOPE
+from ..tir.transform.double_buffer import DOUBLE_BUFFER_SCOPE
+from .tensorize import Tensorized, emit_intrinsic
 
 
 class _Flatten(Mutator):
@@ -42,21 +46,17 @@ class _Flatten(Mutator):
         extents = [r.extent for r in node.bounds]
         strides = dense_strides(extents, self.align.get(st, {}))
         size = E.Mul(strides[0], extents[0]) if extents else E.const(1)
-        from ..arith import simplify
         size = simplify(size)
         buf = Buffer(node.producer.name, (size,), node.producer.dtype, node.scope)
         self.buffers[(st, node.producer.value_index)] = (buf, [r.min for r in node.bounds], strides)
         body = self.visit(node.body)
         if st is not None and st.double_buffer_:
-            from .double_buffer import DOUBLE_BUFFER_SCOPE
             return AttrStmt(buf, DOUBLE_BUFFER_SCOPE, E.const(1), Allocate(buf, body))
         if st is not None and st.pipeline_:
-            from .async_pipeline import PIPELINE_SCOPE
             return AttrStmt(buf, PIPELINE_SCOPE, E.const(st.pipeline_), Allocate(buf, body))
         return Allocate(buf, body)
 
     def visit_Tensorized(self, node):
-        from ..tensorize import Tensorized, emit_intrinsic
         node = Tensorized(node.info, tuple(self.visit(m) for m in node.mins))
         return emit_intrinsic(node, self._lookup)
 
@@ -71,7 +71,6 @@ class _Flatten(Mutator):
 
 def dense_strides(extents, align: dict | None = None) -> list:
     """Row-major strides of ``extents``; ``align[dim] = (factor, offset)`` pads that dim's stride."""
-    from ..arith import simplify
     strides = [None] * len(extents)
     acc = E.const(1)
     for k in reversed(range(len(extents))):
