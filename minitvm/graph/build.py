@@ -17,6 +17,7 @@ from .. import te
 from ..errors import GraphError, ShapeError
 from ..runtime import ndarray as nd
 from ..runtime.module import TimeResult
+from ..target import Target
 from ..tir.lower import lower
 from .lowering import _cname, lower_op, schedule_group
 from .passes import dead_code_elimination, fold_constant, simplify_inference
@@ -88,13 +89,15 @@ def lowered_groups(graph, kind: str):
         yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s)
 
 
-def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=None):
-    """Compile ``graph`` for ``target`` ("llvm" or "cuda") into a :class:`CompiledModel`.
+def build(graph, target="llvm", optimize_graph: bool = True, progress=None):
+    """Compile ``graph`` for ``target`` (a :class:`~minitvm.target.Target` or its string, such as
+    ``"llvm"`` or ``"cuda"``) into a :class:`CompiledModel`.
 
     Tunable kernels take their configs from the current ``minitvm.autotune`` dispatch context
     (wrap the call in ``autotune.ApplyHistoryBest(log)`` to use tuned ones)."""
-    from ..driver import build as build_funcs, parse_target
-    kind, _ = parse_target(target)
+    from ..driver import build as build_funcs
+    target = Target(target)
+    kind = target.kind
     if optimize_graph:
         graph = optimize(graph)
     funcs, steps = [], []

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..device_limits import cuda_limits
 from ..errors import BuildError, DeviceError, RuntimeError_, ShapeError
 from .module import FunctionSignature, Module
 
@@ -57,7 +58,6 @@ __all__ = [
 
 _DEBUG_ENV = "MINITVM_CUDA_DEBUG"
 _CACHE_ENV = "MINITVM_CACHE_DIR"
-_STATIC_SHARED_LIMIT = 48 * 1024
 _PARAM_SLOT = 8  # bytes per kernel-parameter slot in the ctypes parameter block
 
 
@@ -770,6 +770,7 @@ class CUDAModule(Module):
         signatures = list(signatures)
         super().__init__(signatures, source)
         self.arch = _normalize_arch(arch)
+        self.limits = cuda_limits(self.arch)
         self.debug = _env_flag(_DEBUG_ENV) if debug is None else bool(debug)
         self.options = tuple(str(o) for o in options)
         self.plans = dict(plans)
@@ -818,8 +819,9 @@ class CUDAModule(Module):
                     block = tuple(operator.index(b) for b in L.block)
                 except TypeError:
                     raise BuildError(f"{where}: block entries must be ints, got {L.block}") from None
-                if min(block) < 1 or block[0] * block[1] * block[2] > 1024:
-                    raise BuildError(f"{where}: block {block} is invalid (each entry >= 1, at most 1024 threads)")
+                threads = self.limits.max_threads_per_block
+                if min(block) < 1 or block[0] * block[1] * block[2] > threads:
+                    raise BuildError(f"{where}: block {block} is invalid (each entry >= 1, at most {threads} threads)")
                 shmem = operator.index(L.dynamic_shared_bytes)
                 if shmem < 0:
                     raise BuildError(f"{where}: dynamic_shared_bytes must be non-negative, got {shmem}")
@@ -875,7 +877,7 @@ class CUDAModule(Module):
             if err:
                 raise DeviceError(f"kernel {kernel!r} is not in the compiled module ({_err_name(err)}); "
                                   "is it declared extern \"C\" __global__?")
-            if shmem > _STATIC_SHARED_LIMIT:
+            if shmem > self.limits.max_static_shared_bytes:
                 optin = _attribute(dev, _drv.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
                 static = _check(_drv.cuFuncGetAttribute(
                     _drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, func),
