@@ -56,10 +56,10 @@ def main(argv=None) -> int:
         return 0
 
     import cuda.bindings as cb
-    driver = cuda._drv  # the driver binding the runtime uses (cuda.bindings.driver)
+    driver = cuda.device._drv  # the driver binding the runtime uses (cuda.bindings.driver)
 
     arch = cuda.device_arch(0)
-    drv_version = cuda._check(driver.cuDriverGetVersion(), "cuDriverGetVersion")
+    drv_version = cuda.device._check(driver.cuDriverGetVersion(), "cuDriverGetVersion")
     print(f"device: {cuda.device_name(0)} ({arch}), driver API {drv_version // 1000}.{drv_version % 1000 // 10}, "
           f"cuda-bindings {getattr(cb, '__version__', '?')}, NVRTC {'.'.join(map(str, cuda.nvrtc_version()))}, "
           f"Python {platform.python_version()}")

@@ -36,7 +36,7 @@ def _run(kernel: str, dtype: str, ops_per_inst: int) -> float:
     """Ops/second of ``kernel`` over all SMs (median of 5 timed launches)."""
     from cuda.bindings import driver
     cuda.require_device(0)
-    sms = cuda._check(driver.cuDeviceGetAttribute(
+    sms = cuda.device._check(driver.cuDeviceGetAttribute(
         driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0), "attribute")
     blocks, threads = int(sms) * 8, 256
     sig = FunctionSignature(kernel, (ParamSpec("out", (blocks * threads,), dtype),))

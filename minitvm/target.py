@@ -91,9 +91,9 @@ class Target:
                                  f"{', '.join(k + '=...' for k in known)}; {_ACCEPTED}")
             options[key] = value
         if kind == "cuda":
-            from .runtime.cuda import _normalize_arch
+            from .runtime.cuda import normalize_arch
             try:
-                arch = _normalize_arch(options["-arch"]) if "-arch" in options else _present_arch()
+                arch = normalize_arch(options["-arch"]) if "-arch" in options else _present_arch()
             except BuildError as exc:
                 raise BuildError(f"target {text!r}: {exc}; {_ACCEPTED}") from None
             return cls._make("cuda", arch=arch, features=_cuda_features(arch), limits=cuda_limits(arch))

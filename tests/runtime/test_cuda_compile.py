@@ -9,6 +9,7 @@ pytest.importorskip("cuda.bindings")
 
 from minitvm.errors import BuildError, DeviceError  # noqa: E402
 from minitvm.runtime import cuda  # noqa: E402
+from minitvm.runtime.cuda import compile as cuda_compile, device as cuda_device  # noqa: E402
 from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan  # noqa: E402
 from minitvm.runtime.module import FunctionSignature, ParamSpec  # noqa: E402
 
@@ -77,8 +78,8 @@ def no_driver(monkeypatch):
                 raise RuntimeError('"cuda" is an NVIDIA driver library and can only be found via system search')
             return fail
 
-    monkeypatch.setattr(cuda, "_drv", Missing())
-    monkeypatch.setattr(cuda, "_devices", cuda._DeviceState())
+    monkeypatch.setattr(cuda_device, "_drv", Missing())
+    monkeypatch.setattr(cuda_device, "_devices", cuda_device._DeviceState())
 
 
 def _vadd_module(**kw):
@@ -317,8 +318,8 @@ def test_plan_names_must_match_signatures():
 
 def test_sources_of_several_kernels_compile_in_parallel(cache_dir, monkeypatch):
     seen = []
-    real = cuda._nvrtc_compile
-    monkeypatch.setattr(cuda, "_nvrtc_compile", lambda src, opts, *a: seen.append(opts) or real(src, opts, *a))
+    real = cuda_compile._nvrtc_compile
+    monkeypatch.setattr(cuda_compile, "_nvrtc_compile", lambda src, opts, *a: seen.append(opts) or real(src, opts, *a))
     cuda.compile_cuda(VADD_SRC, "sm_90", cache=False)
     cubin = cuda.compile_cuda(VADD_SRC + DP4A_SRC, "sm_90", cache=False)
     assert "--split-compile=0" not in seen[0] and "--split-compile=0" in seen[1]
@@ -326,15 +327,15 @@ def test_sources_of_several_kernels_compile_in_parallel(cache_dir, monkeypatch):
 
 
 def test_nvrtc_without_split_compilation_still_compiles(cache_dir, monkeypatch):
-    real = cuda._nvrtc_compile
+    real = cuda_compile._nvrtc_compile
 
     def old_nvrtc(src, opts, *a):
         if "--split-compile=0" in opts:
             raise BuildError("NVRTC 12.0 failed to compile (NVRTC_ERROR_INVALID_OPTION)")
         return real(src, opts, *a)
 
-    monkeypatch.setattr(cuda, "_nvrtc_compile", old_nvrtc)
-    monkeypatch.setitem(cuda._split_compile, "supported", None)
+    monkeypatch.setattr(cuda_compile, "_nvrtc_compile", old_nvrtc)
+    monkeypatch.setitem(cuda_compile._split_compile, "supported", None)
     assert b"dot_dp4a" in cuda.compile_cuda(VADD_SRC + DP4A_SRC, "sm_90", cache=False)
-    assert cuda._split_compile["supported"] is False       # not tried again in this process
-    assert cuda._split_compile_options(VADD_SRC + DP4A_SRC) == ()
+    assert cuda_compile._split_compile["supported"] is False       # not tried again in this process
+    assert cuda_compile._split_compile_options(VADD_SRC + DP4A_SRC) == ()

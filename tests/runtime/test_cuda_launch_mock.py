@@ -17,6 +17,7 @@ from cuda.bindings import driver as real  # noqa: E402
 import minitvm  # noqa: E402
 from minitvm.errors import BuildError, DeviceError, DtypeError, ShapeError  # noqa: E402
 from minitvm.runtime import cuda  # noqa: E402
+from minitvm.runtime.cuda import device as cuda_device  # noqa: E402
 from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan  # noqa: E402
 from minitvm.runtime.module import FunctionSignature, ParamSpec  # noqa: E402
 
@@ -290,8 +291,8 @@ class FakeDriver:
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     drv = FakeDriver()
-    monkeypatch.setattr(cuda, "_drv", drv)
-    monkeypatch.setattr(cuda, "_devices", cuda._DeviceState())
+    monkeypatch.setattr(cuda_device, "_drv", drv)
+    monkeypatch.setattr(cuda_device, "_devices", cuda_device._DeviceState())
     monkeypatch.setenv("MINITVM_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("MINITVM_CUDA_DEBUG", raising=False)
     yield drv
@@ -492,8 +493,8 @@ def test_context_made_current_each_run(fake):
 
 def test_two_devices(monkeypatch, tmp_path):
     drv = FakeDriver(n_devices=2)
-    monkeypatch.setattr(cuda, "_drv", drv)
-    monkeypatch.setattr(cuda, "_devices", cuda._DeviceState())
+    monkeypatch.setattr(cuda_device, "_drv", drv)
+    monkeypatch.setattr(cuda_device, "_devices", cuda_device._DeviceState())
     monkeypatch.setenv("MINITVM_CACHE_DIR", str(tmp_path))
     mod = vadd_module()
     a = np.arange(10, dtype="float32")
@@ -509,8 +510,8 @@ def test_two_devices(monkeypatch, tmp_path):
 
 def test_arch_mismatch_is_clear(monkeypatch, tmp_path):
     drv = FakeDriver(cc=(8, 0))
-    monkeypatch.setattr(cuda, "_drv", drv)
-    monkeypatch.setattr(cuda, "_devices", cuda._DeviceState())
+    monkeypatch.setattr(cuda_device, "_drv", drv)
+    monkeypatch.setattr(cuda_device, "_devices", cuda_device._DeviceState())
     monkeypatch.setenv("MINITVM_CACHE_DIR", str(tmp_path))
     mod = vadd_module(arch="sm_90")
     A = minitvm.nd.array(np.ones(4, "float32"), minitvm.cuda())
