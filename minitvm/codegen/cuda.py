@@ -248,7 +248,7 @@ class _HostSplit:
             if isinstance(size, E.IntImm):
                 self.workspace_sizes.append(int(size.value) * nbytes)
             else:
-                self.workspace_sizes.append(f"({_py_expr(size, self.shape_vars, self.f.name)}) * {nbytes}")
+                self.workspace_sizes.append(_dim_expr(size, self.shape_vars, self.f.name) * nbytes)
             self.workspaces.append(b)
             self.walk(s.body, allocs)
         elif isinstance(s, Allocate):
@@ -319,28 +319,31 @@ def _used_data(s) -> set:
     return out
 
 
-def _py_expr(e, shape_vars, fname) -> str:
-    """A Python expression (over shape variable names) computing the integer ``e``."""
+def _dim_expr(e, shape_vars, fname):
+    """The launch plan's :class:`~minitvm.runtime.cuda.DimExpr` (over shape variable names) computing
+    the integer ``e`` on the host."""
+    from ..runtime.cuda import DimConst, DimOp, DimVar
+
     def go(x):
         if isinstance(x, E.IntImm):
-            return str(int(x.value))
+            return DimConst(int(x.value))
         if isinstance(x, E.Var):
             if x not in shape_vars:
                 raise CodegenError(
                     f"{fname}: a launch dimension or workspace size uses {x.name}, which is not a symbolic "
                     "dimension of the parameters; grid sizes may only depend on parameter shapes")
-            return x.name
+            return DimVar(x.name)
         if isinstance(x, (E.Min, E.Max)):
-            return f"{x.symbol}({go(x.a)}, {go(x.b)})"
+            return DimOp(x.symbol, (go(x.a), go(x.b)))
         ops = {E.Add: "+", E.Sub: "-", E.Mul: "*", E.FloorDiv: "//", E.FloorMod: "%"}
         if type(x) in ops:
-            return f"({go(x.a)} {ops[type(x)]} {go(x.b)})"
+            return DimOp(ops[type(x)], (go(x.a), go(x.b)))
         if isinstance(x, E.Cast) and dt.is_integer(x.dtype):
             return go(x.value)
         if isinstance(x, E.Select):
-            return f"({go(x.true_value)} if {go(x.condition)} else {go(x.false_value)})"
+            return DimOp("select", (go(x.condition), go(x.true_value), go(x.false_value)))
         if isinstance(x, E.CmpOp) and not isinstance(x, (E.And, E.Or)):
-            return f"({go(x.a)} {x.symbol} {go(x.b)})"
+            return DimOp(x.symbol, (go(x.a), go(x.b)))
         if isinstance(x, E.Call) and x.op == "likely":
             return go(x.args[0])
         raise CodegenError(f"{fname}: cannot evaluate the launch expression {e} on the host "
@@ -503,6 +506,7 @@ class _KernelGen:
         self.scan = scan
 
         # parameters: tensors, workspaces, then symbolic dims
+        from ..runtime.cuda import DimArg, ParamArg, WorkspaceArg
         params, args = [], []
         used_data = scan.read | scan.written
         for i, b in enumerate(f.params):
@@ -511,7 +515,7 @@ class _KernelGen:
                 const = "" if b.data in scan.written else "const "
                 ct = _CTYPE[dt.element_of(b.dtype)]
                 params.append(f"{const}{ct}* __restrict__ {name}")
-                args.append(f"param:{i}")
+                args.append(ParamArg(i))
                 self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
                 self.names[b.data] = name
         for j, b in enumerate(workspaces):
@@ -519,7 +523,7 @@ class _KernelGen:
                 name = self.fresh(b.name)
                 ct = _CTYPE[dt.element_of(b.dtype)]
                 params.append(f"{ct}* __restrict__ {name}")
-                args.append(f"workspace:{j}")
+                args.append(WorkspaceArg(j))
                 self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
                 self.names[b.data] = name
         local_allocs = {a.buffer.data for a in scan.allocs}
@@ -539,7 +543,7 @@ class _KernelGen:
                 self.names[v] = name
                 self.nonneg.add(v)
                 params.append(f"int {name}")
-                args.append(f"var:{v.name}")
+                args.append(DimArg(v.name))
         self.launch_args = tuple(args)
 
         self._plan_shared(scan.allocs)
@@ -598,7 +602,7 @@ class _KernelGen:
                                        f"{_GRID_LIMITS[axis]}")
                 grid.append(g)
             else:
-                grid.append(_py_expr(g, self.shape_var_set, self.f.name))
+                grid.append(_dim_expr(g, self.shape_var_set, self.f.name))
             b = dims.get(f"threadIdx.{axis}", 1)
             if b > _BLOCK_LIMITS[axis]:
                 raise CodegenError(f"{self.f.name}: block dimension {axis} is {b}, above the CUDA limit "

@@ -233,5 +233,5 @@ def run_func(f, arrays, sizes=None, seed=0, arch="sm_90"):
     rng = random.Random(seed)
     for k, kst in enumerate(host.kernels):
         gen = _KernelGen(f, f"k{k}", kst, host.workspaces, shape_vars, arch)
-        grid = tuple(g if isinstance(g, int) else eval(g, {"min": min, "max": max}, sizes) for g in gen.grid)
+        grid = tuple(g if isinstance(g, int) else g.evaluate(sizes) for g in gen.grid)
         run_kernel(gen.stmt, grid, gen.block, mem, shape_env, rng)

@@ -10,7 +10,8 @@ pytest.importorskip("cuda.bindings")
 from minitvm.errors import BuildError, DeviceError  # noqa: E402
 from minitvm.runtime import cuda  # noqa: E402
 from minitvm.runtime.cuda import compile as cuda_compile, device as cuda_device  # noqa: E402
-from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan  # noqa: E402
+from minitvm.runtime.cuda import (CUDAModule, DimArg, DimOp, DimVar, KernelLaunch, LaunchPlan, ParamArg,  # noqa: E402
+                                  WorkspaceArg)
 from minitvm.runtime.module import FunctionSignature, ParamSpec  # noqa: E402
 
 DP4A_SRC = r"""
@@ -85,8 +86,8 @@ def no_driver(monkeypatch):
 def _vadd_module(**kw):
     sig = FunctionSignature("vadd", (ParamSpec("A", ("n",), "float32"), ParamSpec("B", ("n",), "float32"),
                                      ParamSpec("C", ("n",), "float32")))
-    plan = LaunchPlan((KernelLaunch("vadd", ("(n + 255) // 256", 1, 1), (256, 1, 1), 0,
-                                    ("param:0", "param:1", "param:2", "var:n")),))
+    plan = LaunchPlan((KernelLaunch("vadd", ((DimVar("n") + 255) // 256, 1, 1), (256, 1, 1), 0,
+                                    (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("n"))),))
     return CUDAModule(VADD_SRC, [sig], {"vadd": plan}, **kw)
 
 
@@ -215,7 +216,7 @@ def test_compile_error_shows_log_and_source(cache_dir):
 
 def test_module_build_reports_compile_errors():
     sig = FunctionSignature("broken", (ParamSpec("A", ("n",), "float32"),))
-    plan = LaunchPlan((KernelLaunch("broken", (1, 1, 1), (32, 1, 1), 0, ("param:0", "var:n")),))
+    plan = LaunchPlan((KernelLaunch("broken", (1, 1, 1), (32, 1, 1), 0, (ParamArg(0), DimArg("n"))),))
     with pytest.raises(BuildError, match="undefined_thing"):
         CUDAModule(BAD_SRC, [sig], {"broken": plan})
 
@@ -289,17 +290,18 @@ SIG_N = FunctionSignature("f", (ParamSpec("A", ("n",), "float32"), ParamSpec("B"
 
 
 @pytest.mark.parametrize("launch,workspaces,match", [
-    (KernelLaunch("vadd", ("(m + 1) // 2", 1, 1), (64, 1, 1), 0, ("param:0",)), (),
+    (KernelLaunch("vadd", ((DimVar("m") + 1) // 2, 1, 1), (64, 1, 1), 0, (ParamArg(0),)), (),
      "uses m, which is not a symbolic dimension"),
-    (KernelLaunch("vadd", ("(n + 1) //", 1, 1), (64, 1, 1), 0, ("param:0",)), (), "not a valid Python expression"),
-    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ("param:2",)), (), "out of range"),
-    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ("workspace:0",)), (), "out of range"),
-    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ("var:k",)), (), "names no symbolic dimension"),
+    (KernelLaunch("vadd", (DimOp("**", (DimVar("n"), 2)), 1, 1), (64, 1, 1), 0, (ParamArg(0),)), (),
+     "unknown operator"),
+    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, (ParamArg(2),)), (), "out of range"),
+    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, (WorkspaceArg(0),)), (), "out of range"),
+    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, (DimArg("k"),)), (), "names no symbolic dimension"),
     (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ("tensor:0",)), (), "bad argument"),
     (KernelLaunch("vadd", (1, 1), (64, 1, 1), 0, ()), (), "3 entries"),
     (KernelLaunch("vadd", (1, 1, 1), (64, 32, 1), 0, ()), (), "at most 1024 threads"),
     (KernelLaunch("nope", (1, 1, 1), (64, 1, 1), 0, ()), (), "no kernel named 'nope'"),
-    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ()), ("4 * q",), "workspace 0 of f"),
+    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ()), (4 * DimVar("q"),), "workspace 0 of f"),
 ])
 def test_bad_plans_rejected_at_build(launch, workspaces, match):
     with pytest.raises(BuildError, match=match):

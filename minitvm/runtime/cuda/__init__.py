@@ -10,7 +10,10 @@ One module per job:
 * ``device``: loading the driver, devices and their primary contexts, driver error checking;
 * ``memory``: :class:`DeviceBuffer`;
 * ``compile``: :func:`compile_cuda` / :func:`compile_ptx` with NVRTC, and the cubin cache;
-* ``launch``: :class:`KernelLaunch`, :class:`LaunchPlan`, plan checking and the launch path;
+* ``plan``: launch plans as data (:class:`LaunchPlan`, :class:`KernelLaunch`, the kernel
+  arguments :class:`ParamArg` / :class:`WorkspaceArg` / :class:`DimArg`, size expressions
+  :class:`DimExpr`) and their checks;
+* ``launch``: the launch path (:class:`~minitvm.runtime.cuda.launch.PreparedFunction`);
 * ``module``: :class:`CUDAModule` (compiles when constructed, loads on first run);
 * ``stream``: :class:`Stream` and :class:`CUDAGraph`.
 
@@ -20,14 +23,16 @@ from .compile import (cache_dir, clear_memory_cache, compile_cuda, compile_ptx, 
                       normalize_arch, nvrtc_version, supported_archs)
 from .device import (compute_capability, device_arch, device_count, device_name, has_gpu,
                      require_device, synchronize, unavailable_reason)
-from .launch import KernelLaunch, LaunchPlan
 from .memory import DeviceBuffer
 from .module import CUDAModule
+from .plan import (DimArg, DimConst, DimExpr, DimOp, DimVar, KernelLaunch, LaunchPlan, ParamArg,
+                   WorkspaceArg)
 from .stream import CUDAGraph, Stream
 
 __all__ = [
     "device_count", "has_gpu", "unavailable_reason", "device_arch", "device_name", "compute_capability",
     "synchronize", "require_device", "DeviceBuffer", "compile_cuda", "compile_ptx", "nvrtc_version",
     "supported_archs", "normalize_arch", "cache_dir", "compile_stats", "clear_memory_cache", "KernelLaunch",
-    "LaunchPlan", "CUDAModule", "Stream", "CUDAGraph",
+    "LaunchPlan", "ParamArg", "WorkspaceArg", "DimArg", "DimExpr", "DimConst", "DimVar", "DimOp", "CUDAModule",
+    "Stream", "CUDAGraph",
 ]

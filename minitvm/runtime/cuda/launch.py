@@ -1,199 +1,38 @@
-"""Launch plans and the launch path.
+"""The launch path: running the checked launch plans of a module.
 
-A backend describes each entry point with a :class:`LaunchPlan` (plain data: which ``extern "C"
-__global__`` kernels to launch, in which order, with which grid, block and arguments).
-:func:`check_plans` validates the plans against the module's signatures and source at build
-time. :class:`PreparedFunction` does the per-(entry point, device) work once (function handles,
-decoded arguments, a ctypes parameter block per launch); per argument shapes it resolves grid
+:class:`PreparedFunction` does the per-(entry point, device) work once (function handles,
+argument slots, a ctypes parameter block per launch); per argument shapes it resolves grid
 sizes, workspaces and int32 dims once; per call it only fills the parameter blocks and calls
 ``cuLaunchKernel``.
 """
 from __future__ import annotations
 
 import ctypes
-import operator
-import re
 import sys
-from dataclasses import dataclass
 
-from ...errors import BuildError, DeviceError, ShapeError
-from ..module import FunctionSignature
+from ...errors import DeviceError, ShapeError
 from . import device
 from .device import _err_name
 from .memory import DeviceBuffer
+from .plan import DimArg, ParamArg, WorkspaceArg
 from .stream import _STREAM
 
-__all__ = ["KernelLaunch", "LaunchPlan", "check_plans", "PreparedFunction"]
+__all__ = ["PreparedFunction", "check_kernel_params"]
 
 _PARAM_SLOT = 8  # bytes per kernel-parameter slot in the ctypes parameter block
 assert sys.byteorder == "little", "the kernel-parameter block stores int32 values in 8-byte little-endian slots"
-
-_ARG_RE = re.compile(r"^(param|workspace|var):(.+)$")
-_EVAL_GLOBALS = {"__builtins__": {}, "min": min, "max": max}
-
-
-@dataclass(frozen=True)
-class KernelLaunch:
-    """One ``cuLaunchKernel`` of a plan.
-
-    ``kernel``: the ``extern "C" __global__`` function's name. ``grid``: 3 entries, each an int or a
-    Python expression (str) over the function's symbolic dim names, e.g. ``"(n + 31) // 32"``.
-    ``block``: 3 ints. ``dynamic_shared_bytes``: dynamic shared memory per block (the opt-in limit
-    is raised automatically above 48 KB). ``args``: the kernel's arguments in order, each
-    ``"param:<i>"`` (the i-th tensor parameter's device pointer), ``"workspace:<j>"`` (the j-th
-    workspace's pointer) or ``"var:<name>"`` (a symbolic dim's value as int32).
-    """
-
-    kernel: str
-    grid: tuple
-    block: tuple
-    dynamic_shared_bytes: int = 0
-    args: tuple = ()
-
-    def __post_init__(self):
-        object.__setattr__(self, "grid", tuple(self.grid))
-        object.__setattr__(self, "block", tuple(self.block))
-        object.__setattr__(self, "args", tuple(self.args))
-
-
-@dataclass(frozen=True)
-class LaunchPlan:
-    """How to run one entry point: ``launches`` in order on one stream, and the byte sizes of the
-    global scratch buffers (``workspaces``: int or expression over dim names) they share."""
-
-    launches: tuple
-    workspaces: tuple = ()
-
-    def __post_init__(self):
-        object.__setattr__(self, "launches", tuple(self.launches))
-        object.__setattr__(self, "workspaces", tuple(self.workspaces))
-
-
-def _signature_dims(sig: FunctionSignature) -> list:
-    dims = []
-    for p in sig.params:
-        for d in p.shape:
-            if isinstance(d, str) and d not in dims:
-                dims.append(d)
-    for d in sig.shape_vars:
-        if d not in dims:
-            dims.append(d)
-    return dims
-
-
-def _compile_expr(value, what: str, dims: list):
-    """An int stays an int; a str becomes a code object over ``dims`` (checked here)."""
-    if isinstance(value, str):
-        try:
-            code = compile(value, f"<{what}>", "eval")
-        except SyntaxError as exc:
-            raise BuildError(f"{what}: {value!r} is not a valid Python expression ({exc.msg})") from None
-        unknown = [n for n in code.co_names if n not in dims and n not in _EVAL_GLOBALS]
-        if unknown:
-            raise BuildError(f"{what}: {value!r} uses {', '.join(unknown)}, which "
-                             f"{'is not a symbolic dimension' if len(unknown) == 1 else 'are not symbolic dimensions'}"
-                             f" of the function (it has: {', '.join(dims) or 'none'})")
-        return code
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise BuildError(f"{what}: expected an int or a str expression, got {value!r}") from None
-    if v < 0:
-        raise BuildError(f"{what}: must be non-negative, got {v}")
-    return v
 
 
 def _evaluate(value, dims: dict, what: str) -> int:
     if isinstance(value, int):
         return value
     try:
-        result = eval(value, _EVAL_GLOBALS, dims)  # noqa: S307 - expressions come from codegen, names checked
-    except Exception as exc:  # noqa: BLE001
-        raise ShapeError(f"{what}: evaluating it with {dims} failed: {type(exc).__name__}: {exc}") from None
-    try:
-        return operator.index(result)
-    except TypeError:
-        raise ShapeError(f"{what}: evaluated to {result!r}, not an integer (use // for division)") from None
+        return value.evaluate(dims)
+    except Exception as exc:  # noqa: BLE001 - e.g. a division by zero for these shapes
+        raise ShapeError(f"{what}: evaluating {value} with {dims} failed: {type(exc).__name__}: {exc}") from None
 
 
-def check_plans(plans: dict, signatures: dict, source: str, max_threads: int) -> dict:
-    """Validate one :class:`LaunchPlan` per signature; returns name -> (checked launches, workspaces).
-
-    A checked launch is ``(KernelLaunch, grid, block, dynamic shared bytes, decoded args)``;
-    grid and workspace entries are ints or compiled expressions. Raises BuildError naming the
-    function, the launch and the entry at fault.
-    """
-    for name in plans:
-        if name not in signatures:
-            raise BuildError(f"launch plan for {name!r}, but the module has no function of that name "
-                             f"(it has {sorted(signatures)})")
-    checked = {}
-    for name, sig in signatures.items():
-        plan = plans.get(name)
-        if plan is None:
-            raise BuildError(f"function {name!r} has no launch plan")
-        if not isinstance(plan, LaunchPlan):
-            raise BuildError(f"the launch plan of {name!r} must be a LaunchPlan, got {type(plan).__name__}")
-        dims = _signature_dims(sig)
-        ws = tuple(_compile_expr(w, f"workspace {j} of {name}", dims) for j, w in enumerate(plan.workspaces))
-        launches = tuple(_check_launch(k, L, name, sig, plan, dims, source, max_threads)
-                         for k, L in enumerate(plan.launches))
-        checked[name] = (launches, ws)
-    return checked
-
-
-def _check_launch(k, L, name, sig, plan, dims, source, max_threads) -> tuple:
-    where = f"launch {k} (kernel {getattr(L, 'kernel', '?')}) of {name}"
-    if not isinstance(L, KernelLaunch):
-        raise BuildError(f"{where}: expected a KernelLaunch, got {type(L).__name__}")
-    if not re.search(r"\b" + re.escape(L.kernel) + r"\s*\(", source):
-        raise BuildError(f"{where}: the source defines no kernel named {L.kernel!r}")
-    if len(L.grid) != 3 or len(L.block) != 3:
-        raise BuildError(f"{where}: grid and block need 3 entries each, got grid={L.grid} block={L.block}")
-    grid = tuple(_compile_expr(g, f"grid[{a}] of {where}", dims) for a, g in enumerate(L.grid))
-    try:
-        block = tuple(operator.index(b) for b in L.block)
-    except TypeError:
-        raise BuildError(f"{where}: block entries must be ints, got {L.block}") from None
-    if min(block) < 1 or block[0] * block[1] * block[2] > max_threads:
-        raise BuildError(f"{where}: block {block} is invalid (each entry >= 1, at most {max_threads} threads)")
-    shmem = operator.index(L.dynamic_shared_bytes)
-    if shmem < 0:
-        raise BuildError(f"{where}: dynamic_shared_bytes must be non-negative, got {shmem}")
-    decoded = []
-    for arg in L.args:
-        m = _ARG_RE.match(arg) if isinstance(arg, str) else None
-        if not m:
-            raise BuildError(f"{where}: bad argument {arg!r}; expected 'param:<i>', "
-                             "'workspace:<j>' or 'var:<name>'")
-        kind, what = m.groups()
-        if kind == "var":
-            if what not in dims:
-                raise BuildError(f"{where}: argument {arg!r} names no symbolic dimension of "
-                                 f"{name} (it has: {', '.join(dims) or 'none'})")
-            decoded.append((kind, what))
-            continue
-        if not what.isdigit():
-            raise BuildError(f"{where}: bad argument {arg!r}; the index must be an int")
-        idx = int(what)
-        limit = len(sig.params) if kind == "param" else len(plan.workspaces)
-        if idx >= limit:
-            raise BuildError(f"{where}: argument {arg!r} is out of range: {name} has {limit} "
-                             f"{'tensor parameters' if kind == 'param' else 'workspaces'}")
-        decoded.append((kind, idx))
-    return (L, grid, block, shmem, tuple(decoded))
-
-
-def shared_bytes_per_kernel(checked: dict) -> dict:
-    """Kernel name -> the most dynamic shared memory any launch of it asks for."""
-    need: dict = {}
-    for launches, _ in checked.values():
-        for L, _g, _b, shmem, _a in launches:
-            need[L.kernel] = max(need.get(L.kernel, 0), shmem)
-    return need
-
-
-def check_kernel_params(kernel: str, func, decoded) -> None:
+def check_kernel_params(kernel: str, func, args) -> None:
     """Compare the plan's arguments with the kernel's parameters (cuFuncGetParamInfo, CUDA >= 12.4)."""
     drv = device._drv
     fn = getattr(drv, "cuFuncGetParamInfo", None)
@@ -210,36 +49,37 @@ def check_kernel_params(kernel: str, func, decoded) -> None:
                 return  # not supported here: nothing to check against
             break
         sizes.append(int(res[2]))
-    if len(sizes) != len(decoded):
+    if len(sizes) != len(args):
         raise DeviceError(f"kernel {kernel!r} takes {len(sizes)} parameters, but its launch plan passes "
-                          f"{len(decoded)} ({', '.join(f'{k}:{w}' for k, w in decoded) or 'none'})")
-    for i, ((kind, what), size) in enumerate(zip(decoded, sizes)):
-        want = 4 if kind == "var" else 8
+                          f"{len(args)} ({', '.join(str(a) for a in args) or 'none'})")
+    for i, (arg, size) in enumerate(zip(args, sizes)):
+        dim = isinstance(arg, DimArg)
+        want = 4 if dim else 8
         if size != want:
             raise DeviceError(f"kernel {kernel!r} parameter {i} is {size} bytes, but the plan passes "
-                              f"'{kind}:{what}' ({'an int32' if kind == 'var' else 'a pointer'}, {want} bytes)")
+                              f"'{arg}' ({'an int32' if dim else 'a pointer'}, {want} bytes)")
 
 
 class _LaunchState:
-    """Per (function, device, launch): the CUfunction, the decoded arguments and the parameter block."""
+    """Per (function, device, launch): the CUfunction, the argument slots and the parameter block."""
 
     __slots__ = ("kernel", "func", "grid", "block", "bx", "by", "bz", "shmem", "param_slots",
                  "ws_slots", "var_slots", "values", "pointers", "params_addr", "index")
 
     def __init__(self, index: int, checked: tuple, func):
-        L, grid, block, shmem, decoded = checked
+        L, grid, block, shmem, args = checked
         self.index, self.kernel, self.func = index, L.kernel, func
-        check_kernel_params(L.kernel, func, decoded)
+        check_kernel_params(L.kernel, func, args)
         self.grid, self.block, self.shmem = grid, block, shmem
         self.bx, self.by, self.bz = block
-        n = len(decoded)
+        n = len(args)
         self.values = (ctypes.c_uint64 * max(n, 1))()
         base = ctypes.addressof(self.values)
         self.pointers = (ctypes.c_void_p * max(n, 1))(*[base + _PARAM_SLOT * i for i in range(max(n, 1))])
         self.params_addr = ctypes.addressof(self.pointers) if n else 0
-        self.param_slots = tuple((i, idx) for i, (kind, idx) in enumerate(decoded) if kind == "param")
-        self.ws_slots = tuple((i, idx) for i, (kind, idx) in enumerate(decoded) if kind == "workspace")
-        self.var_slots = tuple((i, v) for i, (kind, v) in enumerate(decoded) if kind == "var")
+        self.param_slots = tuple((i, a.index) for i, a in enumerate(args) if isinstance(a, ParamArg))
+        self.ws_slots = tuple((i, a.index) for i, a in enumerate(args) if isinstance(a, WorkspaceArg))
+        self.var_slots = tuple((i, a.name) for i, a in enumerate(args) if isinstance(a, DimArg))
 
 
 class PreparedFunction:

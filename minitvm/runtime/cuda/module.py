@@ -16,8 +16,9 @@ from . import device
 from .compile import arch_number, compile_cuda, compile_ptx, normalize_arch
 from .device import (_attribute, _check, _env_flag, _err_name, device_arch, device_name, has_gpu,
                      require_device, synchronize, unavailable_reason)
-from .launch import PreparedFunction, check_plans, shared_bytes_per_kernel
+from .launch import PreparedFunction
 from .memory import DeviceBuffer
+from .plan import check_plans, shared_bytes_per_kernel
 
 __all__ = ["CUDAModule"]
 
