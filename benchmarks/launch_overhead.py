@@ -19,7 +19,7 @@ import numpy as np
 
 import minitvm
 from minitvm.runtime import cuda
-from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan
+from minitvm.runtime.cuda import CUDAModule, DimArg, DimVar, KernelLaunch, LaunchPlan, ParamArg
 from minitvm.runtime.module import FunctionSignature, ParamSpec
 
 SRC = r"""
@@ -56,18 +56,18 @@ def main(argv=None) -> int:
         return 0
 
     import cuda.bindings as cb
-    driver = cuda._drv  # the driver binding the runtime uses (cuda.bindings.driver)
+    driver = cuda.device._drv  # the driver binding the runtime uses (cuda.bindings.driver)
 
     arch = cuda.device_arch(0)
-    drv_version = cuda._check(driver.cuDriverGetVersion(), "cuDriverGetVersion")
+    drv_version = cuda.device._check(driver.cuDriverGetVersion(), "cuDriverGetVersion")
     print(f"device: {cuda.device_name(0)} ({arch}), driver API {drv_version // 1000}.{drv_version % 1000 // 10}, "
           f"cuda-bindings {getattr(cb, '__version__', '?')}, NVRTC {'.'.join(map(str, cuda.nvrtc_version()))}, "
           f"Python {platform.python_version()}")
 
     n = 1024
     sig = FunctionSignature("f", tuple(ParamSpec(x, ("n",), "float32") for x in "ABC"))
-    one = LaunchPlan((KernelLaunch("empty3", ("(n + 255) // 256", 1, 1), (256, 1, 1), 0,
-                                   ("param:0", "param:1", "param:2", "var:n")),))
+    one = LaunchPlan((KernelLaunch("empty3", ((DimVar("n") + 255) // 256, 1, 1), (256, 1, 1), 0,
+                                   (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("n"))),))
     four = LaunchPlan(one.launches * 4)
     sig4 = FunctionSignature("f4", sig.params)
     sig0 = FunctionSignature("g", ())

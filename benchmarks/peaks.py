@@ -58,11 +58,12 @@ def _run(kernel: str, dtype: str, ops_per_inst: int) -> float:
     """Ops/second of ``kernel`` over all SMs (median of 5 timed launches)."""
     from cuda.bindings import driver
     cuda.require_device(0)
-    sms = cuda._check(driver.cuDeviceGetAttribute(
+    sms = cuda.device._check(driver.cuDeviceGetAttribute(
         driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0), "attribute")
     blocks, threads = int(sms) * 8, 256
     sig = FunctionSignature(kernel, (ParamSpec("out", (blocks * threads,), dtype),))
-    plan = cuda.LaunchPlan((cuda.KernelLaunch(kernel + "_entry", (blocks, 1, 1), (threads, 1, 1), 0, ("param:0",)),))
+    plan = cuda.LaunchPlan((cuda.KernelLaunch(kernel + "_entry", (blocks, 1, 1), (threads, 1, 1), 0,
+                                              (cuda.ParamArg(0),)),))
     entry = (f'extern "C" __global__ void __launch_bounds__(256) {kernel}_entry('
              f'{"float" if dtype == "float32" else "int"}* __restrict__ out) {{\n'
              f'  {kernel}(out, {"1.0001f, 0.0001f" if dtype == "float32" else "0x01020304, 0x01010101"});\n}}\n')

@@ -10,11 +10,13 @@ import warnings
 import numpy as np
 
 
-def _pick_target(target: str) -> str:
-    if target != "auto":
-        return target
+def _pick_target(name: str):
+    """The Target of ``--target`` (``auto``: CUDA where a GPU is present, else LLVM)."""
+    from .target import Target
+    if name != "auto":
+        return Target(name)
     from .runtime import cuda
-    return "cuda" if cuda.device_count() > 0 else "llvm"
+    return Target("cuda" if cuda.device_count() > 0 else "llvm")
 
 
 def demo(args) -> int:
@@ -29,21 +31,21 @@ def demo(args) -> int:
     A = te.placeholder((n, n), "float32", "A")
     B = te.placeholder((n, n), "float32", "B")
     C = matmul(A, B)
-    s = (cuda if target == "cuda" else cpu).schedule_matmul(C)
+    s = (cuda if target.kind == "cuda" else cpu).schedule_matmul(C)
     t0 = time.perf_counter()
     mod = build(s, [A, B, C], target=target)
     build_s = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    dev = nd.cuda(0) if target == "cuda" else nd.cpu(0)
+    dev = nd.cuda(0) if target.kind == "cuda" else nd.cpu(0)
     ta, tb = nd.array(a, dev), nd.array(b, dev)
     tc = nd.array(np.full((n, n), np.nan, np.float32), dev)
     mod(ta, tb, tc)
     ref = a.astype(np.float64) @ b.astype(np.float64)
     err = float(np.linalg.norm(tc.numpy() - ref) / np.linalg.norm(ref))
     t = mod.time_evaluator(mod.entry_name, number=args.number, repeat=3)(ta, tb, tc).median
-    print(f"minitvm {target}: float32 matmul {n}x{n}x{n}")
+    print(f"minitvm {target.kind}: float32 matmul {n}x{n}x{n}")
     print(f"  build     {build_s * 1e3:8.1f} ms (lower + codegen + compile)")
     print(f"  run       {t * 1e3:8.3f} ms   {2 * n ** 3 / t / 1e9:8.1f} GFLOP/s")
     print(f"  rel. error vs float64 numpy: {err:.2e}")
@@ -112,7 +114,7 @@ def run(args) -> int:
 
     def progress(done, total):
         bar = "#" * int(30 * done / total)
-        print(f"\rcompiling {args.model} for {target}: [{bar:30s}] {done}/{total} kernels", end="", flush=True)
+        print(f"\rcompiling {args.model} for {target.kind}: [{bar:30s}] {done}/{total} kernels", end="", flush=True)
 
     show = progress if sys.stdout.isatty() or args.progress else None
     from .autotune import ApplyHistoryBest, FallbackConfigWarning
@@ -141,7 +143,7 @@ def run(args) -> int:
     outs = model.run(inputs)
     t = model.benchmark(number=args.number, repeat=3).median
     batch = graph.node(model.input_names[0]).type.shape[0]
-    print(f"latency {t * 1e3:.3f} ms per batch of {batch} ({t * 1e3 / batch:.3f} ms per image) on {target}")
+    print(f"latency {t * 1e3:.3f} ms per batch of {batch} ({t * 1e3 / batch:.3f} ms per image) on {target.kind}")
     print(f"memory: activations {model.peak_bytes / 2**20:.1f} MiB (planned), weights {model.weight_bytes / 2**20:.1f} MiB")
     for name, o in zip(model.output_names, outs):
         top = np.argsort(o.reshape(o.shape[0], -1)[0])[::-1][:5]

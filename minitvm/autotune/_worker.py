@@ -93,7 +93,7 @@ def _arg_info(tensors) -> tuple:
 
 def build_job(job):
     """Instantiate the template with config ``index`` and compile it for ``target``."""
-    from ..driver import parse_target
+    from ..target import Target
     from .measure import BuildResult, MeasureErrorNo as E
     task, index, target, timeout = job
     t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def build_job(job):
     def fail(code, exc):
         return BuildResult(None, (), code, _short(exc), time.perf_counter() - t0)
 
-    kind, opts = parse_target(target)
+    target = Target(target)
     try:
         with _alarm(timeout):
             try:
@@ -113,27 +113,26 @@ def build_job(job):
                 return fail(E.INSTANTIATION_ERROR, exc)
             from ..lowering.lower import lower
             try:
-                arch = opts.get("arch") or "sm_90"
-                lowering_target = f"cuda -arch={arch}" if kind == "cuda" else target
-                func = lower(sch, list(tensors), name="main", target=lowering_target)
-                if kind == "cuda":
+                func = lower(sch, list(tensors), name="main", target=target)
+                if target.kind == "cuda":
                     from ..codegen.cuda import codegen_cuda
-                    source, plans, signatures = codegen_cuda([func], arch)
+                    source, plans, signatures = codegen_cuda([func], target.arch)
                 else:
                     from ..codegen.llvm import codegen_llvm
                     from ..runtime import llvm as rt
-                    triple, layout = rt.target_info(rt.parse_target(target))
+                    options = rt.TargetOptions(target.mcpu, target.mattr, target.opt_level)
+                    triple, layout = rt.target_info(options)
                     artifact = codegen_llvm([func], triple, layout)
             except Exception as exc:  # noqa: BLE001
                 return fail(E.COMPILE_HOST, exc)
             try:
-                if kind == "cuda":
+                if target.kind == "cuda":
                     from ..runtime.cuda import CUDAModule
-                    artifact = CUDAModule(source, signatures, plans, arch)
+                    artifact = CUDAModule(source, signatures, plans, target.arch)
                 else:
-                    rt.compile_ir(artifact.ir, rt.parse_target(target))  # LLVM accepts it
+                    rt.compile_ir(artifact.ir, options)  # LLVM accepts it
             except Exception as exc:  # noqa: BLE001
-                return fail(E.COMPILE_DEVICE if kind == "cuda" else E.COMPILE_HOST, exc)
+                return fail(E.COMPILE_DEVICE if target.kind == "cuda" else E.COMPILE_HOST, exc)
     except _Timeout:
         return fail(E.BUILD_TIMEOUT, f"the build took longer than {timeout:g} s")
     return BuildResult(artifact, arg_info, E.NO_ERROR, "", time.perf_counter() - t0)
@@ -194,8 +193,8 @@ def prepare_job(job) -> bool:
     """Make the input data of a workload (and, when asked, its reference outputs) and keep them
     in this process; returns whether a reference exists."""
     task, target, arg_info, check, device = job
-    from ..driver import parse_target
-    kind, _ = parse_target(target)
+    from ..target import Target
+    kind = Target(target).kind
     key = data_key(task.workload_key, arg_info)
     rng = np.random.default_rng(zlib.crc32(key.encode()))
     host = []
@@ -257,8 +256,8 @@ def run_job(job):
     Returns ``(costs, error_no, message, fatal)``; ``fatal`` asks for a new process."""
     from .measure import MeasureErrorNo as E
     target, artifact, arg_info, key, number, repeat, min_repeat_ms, check, device = job
-    from ..driver import parse_target
-    kind, _ = parse_target(target)
+    from ..target import Target
+    kind = Target(target).kind
     d = _DATA.get(key)
     if d is None:
         return [], int(E.UNKNOWN_ERROR), "the runner lost the input data (restarted?)", False

@@ -15,8 +15,9 @@ import math
 import threading
 import warnings
 
+from ..target import Target
 from .space import ConfigError, FallbackConfig
-from .task import TaskError, target_kind, workload_key
+from .task import TaskError, workload_key
 
 __all__ = ["DispatchContext", "ApplyConfig", "ApplyHistoryBest", "FallbackContext", "FallbackConfigWarning"]
 
@@ -101,7 +102,7 @@ class FallbackContext(DispatchContext):
             config = tophub.context().lookup(target, workload)
             if config is not None:
                 return config
-        key = (target_kind(target), workload_key(workload))
+        key = (None if target is None else Target(target).kind, workload_key(workload))
         with self._lock:
             first = key not in self._warned
             self._warned.add(key)
@@ -189,8 +190,8 @@ class ApplyHistoryBest(DispatchContext):
         if target is None:
             return lst
         exact = [c for c in lst if c[1] == str(target)]
-        kind = target_kind(target)
-        same_kind = [c for c in lst if c[1] != str(target) and target_kind(c[1]) == kind]
+        kind = Target(target).kind
+        same_kind = [c for c in lst if c[1] != str(target) and Target(c[1]).kind == kind]
         return exact + same_kind
 
     def _query_inside(self, target, workload):

@@ -34,8 +34,8 @@ import weakref
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from ..target import Target
 from . import _worker
-from .task import target_kind
 
 __all__ = [
     "MeasureErrorNo", "MeasureInput", "BuildResult", "MeasureResult", "Builder", "Runner", "LocalBuilder",
@@ -352,7 +352,7 @@ class LocalRunner(Runner):
     def prepare(self, task, target) -> str:
         """Start the runner process for ``target`` (raises if the device is missing); for
         ``cuda`` without ``-arch=`` returns the target with the device's architecture."""
-        kind = target_kind(target) or "llvm"
+        kind = Target(target).kind
         with self._lock:
             self._ensure(kind)
             if kind == "cuda" and "-arch" not in str(target):
@@ -395,7 +395,7 @@ class LocalRunner(Runner):
         return out
 
     def _run_one(self, inp, br) -> MeasureResult:
-        kind = target_kind(inp.target) or "llvm"
+        kind = Target(inp.target).kind
         try:
             self._ensure(kind)
             data_id, has_ref = self._prepare_data(inp.task, inp.target, br.arg_info)

@@ -28,7 +28,7 @@ import threading
 from ..errors import MiniTVMError
 from .space import ConfigSpace
 
-__all__ = ["template", "Template", "Task", "TaskError", "get_template", "compute_flop", "target_kind"]
+__all__ = ["template", "Template", "Task", "TaskError", "get_template", "compute_flop"]
 
 
 class TaskError(MiniTVMError, ValueError):
@@ -48,14 +48,6 @@ _BUILTIN_MODULES = {
     "dense_int8_tensorcore.cuda": "minitvm.topi.cuda.gemm_int8_tensorcore",
     "matmul.cpu": "minitvm.topi.cpu.matmul",
 }
-
-
-def target_kind(target) -> str | None:
-    """``"cuda -arch=sm_90"`` -> ``"cuda"``; ``None`` stays ``None``."""
-    if target is None:
-        return None
-    words = str(target).split()
-    return words[0] if words else None
 
 
 def _default_target(name: str) -> str | None:

@@ -12,9 +12,9 @@ import math
 import random
 import time
 
+from ..target import Target
 from .measure import MeasureInput, create_measure_batch
 from .space import ConfigError
-from .task import target_kind
 
 __all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS"]
 
@@ -71,7 +71,7 @@ class Tuner:
         measure = create_measure_batch(self.task, measure_option)
         n_parallel = max(1, int(measure.n_parallel))
         if pipeline is None:
-            pipeline = target_kind(measure.target) == "cuda"
+            pipeline = Target(measure.target).kind == "cuda"
         stop_after = early_stopping if early_stopping is not None else math.inf
         t0 = time.perf_counter()
         done = 0
@@ -164,10 +164,10 @@ class _SamplingTuner(Tuner):
         again and are passed to :meth:`update`, so the genetic and model-based tuners breed
         and learn from them. The best config stays what this run measures. Returns how many
         records were used."""
-        kind = target_kind(self.task.target)
+        kind = Target(self.task.target).kind
         inputs, results = [], []
         for inp, res in records:
-            if inp.task.workload != self.task.workload or target_kind(inp.target) != kind:
+            if inp.task.workload != self.task.workload or Target(inp.target).kind != kind:
                 continue
             try:
                 config = self.space.get(self.space.index_of(inp.config.values, fill_missing=True))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .. import dtype as dt
 from ..errors import CodegenError
+from ..runtime.cuda.plan import DimArg, ParamArg, WorkspaceArg
 from ..tir import expr as E
 from ..tir.device import DeviceFunc, DeviceKernel, scan_kernel
 from ..tir.functor import Visitor
@@ -19,7 +20,7 @@ from ..tir.stmt import Allocate, AttrStmt, For, IfThenElse, LetStmt, SeqStmt, is
 from ..tir.transform.shared_memory import const_size
 from ..tir.transform.virtual_thread import is_vthread_attr
 from .cuda_expr import ExprPrinter
-from .cuda_launch import _py_expr
+from .cuda_launch import dim_expr
 from .cuda_text import CTYPE, WORD, bare, c_ident, contiguous, member, paren, vec_type
 
 
@@ -95,7 +96,7 @@ class KernelPrinter(ExprPrinter):
         self.shared_offsets = kernel.shared.offsets
         self.dynamic_shared_bytes = kernel.shared.dynamic_bytes
         self.block = kernel.block
-        self.grid = tuple(g if isinstance(g, int) else _py_expr(g, self.shape_var_set, f.name)
+        self.grid = tuple(g if isinstance(g, int) else dim_expr(g, self.shape_var_set, f.name)
                           for g in kernel.grid)
         scan = scan_kernel(kernel.body)
         self.scan = scan
@@ -108,7 +109,7 @@ class KernelPrinter(ExprPrinter):
             const = "" if b.data in scan.written else "const "
             ct = CTYPE[dt.element_of(b.dtype)]
             params.append(f"{const}{ct}* __restrict__ {name}")
-            args.append(f"param:{i}")
+            args.append(ParamArg(i))
             self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
             self.names[b.data] = name
         for j in kernel.workspaces:
@@ -116,7 +117,7 @@ class KernelPrinter(ExprPrinter):
             name = self.fresh(b.name)
             ct = CTYPE[dt.element_of(b.dtype)]
             params.append(f"{ct}* __restrict__ {name}")
-            args.append(f"workspace:{j}")
+            args.append(WorkspaceArg(j))
             self.bufs[b.data] = _BufInfo(name, dt.element_of(b.dtype), "global")
             self.names[b.data] = name
         for v in kernel.shape_vars:
@@ -124,7 +125,7 @@ class KernelPrinter(ExprPrinter):
             self.names[v] = name
             self.nonneg.add(v)
             params.append(f"int {name}")
-            args.append(f"var:{v.name}")
+            args.append(DimArg(v.name))
         self.launch_args = tuple(args)
 
         for a in scan.thread_attrs:

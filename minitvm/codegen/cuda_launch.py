@@ -1,4 +1,5 @@
-"""Launch plans' host side: grid and workspace sizes as Python expressions over shape variables."""
+"""Launch plans' host side: grid and workspace sizes as :class:`~minitvm.runtime.cuda.DimExpr` trees
+over shape variables."""
 from __future__ import annotations
 
 from .. import dtype as dt
@@ -8,7 +9,7 @@ from ..tir.device import DeviceFunc
 
 
 def workspace_sizes(f: DeviceFunc) -> tuple:
-    """Bytes of each workspace of ``f``: an int, or a Python expression over shape variables."""
+    """Bytes of each workspace of ``f``: an int, or a ``DimExpr`` over shape variables."""
     shape_vars = set(f.attrs.get("shape_vars", ()) or ())
     for b in f.params:
         for s in b.shape:
@@ -23,32 +24,35 @@ def workspace_sizes(f: DeviceFunc) -> tuple:
         if isinstance(size, E.IntImm):
             sizes.append(int(size.value) * nbytes)
         else:
-            sizes.append(f"({_py_expr(size, shape_vars, f.name)}) * {nbytes}")
+            sizes.append(dim_expr(size, shape_vars, f.name) * nbytes)
     return tuple(sizes)
 
 
-def _py_expr(e, shape_vars, fname) -> str:
-    """A Python expression (over shape variable names) computing the integer ``e``."""
+def dim_expr(e, shape_vars, fname):
+    """The launch plan's :class:`~minitvm.runtime.cuda.DimExpr` (over shape variable names) computing
+    the integer ``e`` on the host."""
+    from ..runtime.cuda import DimConst, DimOp, DimVar
+
     def go(x):
         if isinstance(x, E.IntImm):
-            return str(int(x.value))
+            return DimConst(int(x.value))
         if isinstance(x, E.Var):
             if x not in shape_vars:
                 raise CodegenError(
                     f"{fname}: a launch dimension or workspace size uses {x.name}, which is not a symbolic "
                     "dimension of the parameters; grid sizes may only depend on parameter shapes")
-            return x.name
+            return DimVar(x.name)
         if isinstance(x, (E.Min, E.Max)):
-            return f"{x.symbol}({go(x.a)}, {go(x.b)})"
+            return DimOp(x.symbol, (go(x.a), go(x.b)))
         ops = {E.Add: "+", E.Sub: "-", E.Mul: "*", E.FloorDiv: "//", E.FloorMod: "%"}
         if type(x) in ops:
-            return f"({go(x.a)} {ops[type(x)]} {go(x.b)})"
+            return DimOp(ops[type(x)], (go(x.a), go(x.b)))
         if isinstance(x, E.Cast) and dt.is_integer(x.dtype):
             return go(x.value)
         if isinstance(x, E.Select):
-            return f"({go(x.true_value)} if {go(x.condition)} else {go(x.false_value)})"
+            return DimOp("select", (go(x.condition), go(x.true_value), go(x.false_value)))
         if isinstance(x, E.CmpOp) and not isinstance(x, (E.And, E.Or)):
-            return f"({go(x.a)} {x.symbol} {go(x.b)})"
+            return DimOp(x.symbol, (go(x.a), go(x.b)))
         if isinstance(x, E.Call) and x.op == "likely":
             return go(x.args[0])
         raise CodegenError(f"{fname}: cannot evaluate the launch expression {e} on the host "

@@ -18,6 +18,7 @@ from ..errors import GraphError, ShapeError
 from ..runtime import ndarray as nd
 from ..runtime.module import TimeResult
 from ..lowering.lower import lower
+from ..target import Target
 from .lowering import c_name, lower_op, schedule_group
 from .passes import dead_code_elimination, fold_constant, simplify_inference
 from .passes.fuse_ops import fuse_ops
@@ -86,13 +87,15 @@ def lowered_groups(graph, kind: str):
         yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s)
 
 
-def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=None):
-    """Compile ``graph`` for ``target`` ("llvm" or "cuda") into a :class:`CompiledModel`.
+def build(graph, target="llvm", optimize_graph: bool = True, progress=None):
+    """Compile ``graph`` for ``target`` (a :class:`~minitvm.target.Target` or its string, such as
+    ``"llvm"`` or ``"cuda"``) into a :class:`CompiledModel`.
 
     Tunable kernels take their configs from the current ``minitvm.autotune`` dispatch context
     (wrap the call in ``autotune.ApplyHistoryBest(log)`` to use tuned ones)."""
-    from ..driver import build as build_funcs, lowering_target, parse_target
-    kind, _ = parse_target(target)
+    from ..driver import build as build_funcs
+    target = Target(target)
+    kind = target.kind
     if optimize_graph:
         graph = optimize(graph)
     funcs, steps = [], []
@@ -100,7 +103,7 @@ def build(graph, target: str = "llvm", optimize_graph: bool = True, progress=Non
         grp = g.group
         fname = f"fused_{g.index}_{c_name(grp.anchor or grp.output)}"
         try:
-            funcs.append(lower(g.schedule, g.params + [g.out], name=fname, target=lowering_target(target)))
+            funcs.append(lower(g.schedule, g.params + [g.out], name=fname, target=target))
         except Exception as exc:
             raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be compiled: {exc}") from exc
         steps.append(Step(fname, g.inputs, grp.output, grp.nodes))

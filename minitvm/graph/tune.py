@@ -22,7 +22,7 @@ from .. import autotune
 from ..autotune import tophub
 from ..autotune.dispatch import DispatchContext
 from ..autotune.space import FallbackConfig
-from ..autotune.task import target_kind
+from ..target import Target
 
 __all__ = ["extract_tasks", "tune_graph"]
 
@@ -45,9 +45,8 @@ def extract_tasks(graph, target: str = "cuda", optimize_graph: bool = True, coun
     With ``counts=True`` returns ``[(task, n)]``: ``n`` is how many kernels of the model share
     the task's workload (its weight when summing tuned time over the model).
     """
-    from ..driver import parse_target
     from .build import lowered_groups, optimize
-    kind, _ = parse_target(target)
+    kind = Target(target).kind
     if optimize_graph:
         graph = optimize(graph)
     recorder = _TaskRecorder()
@@ -95,13 +94,13 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
                                                  autotune.LocalRunner(check_correctness=True))
     records = autotune.load_records(log) if os.path.exists(log) else []
     earlier = [rec for path in history for rec in autotune.load_records(path)]
-    logged = collections.Counter((target_kind(inp.target), inp.task.workload_key) for inp, _ in records)
+    logged = collections.Counter((Target(inp.target).kind, inp.task.workload_key) for inp, _ in records)
     best_logged = autotune.ApplyHistoryBest(records)
     results = []
     for k, task in enumerate(tasks):
         best = best_logged.best(task.workload, task.target)
         before = best[0] if best else math.inf
-        left = n_trial - logged[(target_kind(target), task.workload_key)]
+        left = n_trial - logged[(Target(target).kind, task.workload_key)]
         if left <= 0:
             results.append((task, before))
             continue

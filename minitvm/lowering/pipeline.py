@@ -12,6 +12,7 @@ import os
 from functools import partial
 
 from ..errors import LoweringError
+from ..target import Target
 from ..tir.device import DeviceFunc
 from ..tir.stmt import PrimFunc
 from ..tir.transform.async_pipeline import inject_async_copy, inject_pipeline
@@ -30,17 +31,9 @@ DUMP_ENV = "MINITVM_DUMP_IR"
 
 
 def target_kind_arch(target) -> tuple:
-    """(kind, arch or None) of ``target``: a string such as ``"cuda -arch=sm_90"`` or an object
-    with ``.kind`` and ``.arch``."""
-    if target is None:
-        return "llvm", None
-    if hasattr(target, "kind"):
-        return target.kind, getattr(target, "arch", None)
-    parts = str(target).split()
-    if not parts:
-        raise LoweringError(f"lower: empty target {target!r}; use 'llvm' or 'cuda'")
-    arch = next((p.split("=", 1)[1] for p in parts[1:] if p.startswith("-arch=")), None)
-    return parts[0], arch
+    """(kind, arch or None) of ``target``: a :class:`~minitvm.target.Target` or its string."""
+    t = Target(target if target is not None else "llvm")
+    return t.kind, t.arch
 
 
 def pipeline(target) -> list:

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import dtype as dt
 from ..errors import BuildError, DtypeError, RuntimeError_
+from .cpu_features import cpu_features
 from .module import Module
 from .ndarray import NDArray
 
@@ -80,27 +81,13 @@ def parse_target(target="llvm") -> TargetOptions:
     return TargetOptions(cpu, features, opt)
 
 
-_CPU_PROBE = """
-import sys, llvmlite.binding as llvm
-llvm.initialize_native_target(); llvm.initialize_native_asmprinter()
-tm = llvm.Target.from_default_triple().create_target_machine(cpu=sys.argv[1])
-m = llvm.parse_assembly("define i32 @f(i32 %x) { ret i32 %x }")
-tm.emit_object(m)
-"""
-
-
 def _check_cpu(cpu: str, text: str) -> None:
-    """Reject a -mcpu LLVM does not know: LLVM aborts the process instead of reporting it,
-    so the name is tried once in a child process."""
-    import subprocess
-    import sys
-    if cpu in _llvm_state.setdefault("good_cpus", set()):
-        return
-    proc = subprocess.run([sys.executable, "-c", _CPU_PROBE, cpu], capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0 or "not a recognized processor" in proc.stderr:
-        raise BuildError(f"target {text!r}: LLVM does not know the CPU {cpu!r} "
-                         f"({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'rejected'})")
-    _llvm_state["good_cpus"].add(cpu)
+    """Reject a -mcpu LLVM does not know (tried once, in a child process: LLVM aborts the process
+    instead of reporting it)."""
+    try:
+        cpu_features(cpu)
+    except BuildError as exc:
+        raise BuildError(f"target {text!r}: {exc}") from None
 
 
 def _llvm():

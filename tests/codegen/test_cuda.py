@@ -13,6 +13,7 @@ import pytest
 from minitvm.codegen.cuda import build_cuda, codegen_cuda
 from minitvm.errors import CodegenError
 from minitvm.lowering.pipeline import lower_device
+from minitvm.runtime.cuda import DimArg, DimExpr, ParamArg, WorkspaceArg
 from minitvm.tir import expr as E
 from minitvm.tir.functor import Visitor
 from minitvm.tir.stmt import (Allocate, AttrStmt, Buffer, Evaluate, For, IfThenElse, PrimFunc,
@@ -95,9 +96,9 @@ def test_vadd_guard_symbolic_grid_and_signature():
     (launch,) = plans["vadd"].launches
     assert launch.kernel == "vadd_kernel0"
     assert launch.block == (128, 1, 1)
-    assert isinstance(launch.grid[0], str) and eval(launch.grid[0], {}, {"n": 1000}) == 8
+    assert isinstance(launch.grid[0], DimExpr) and launch.grid[0].evaluate({"n": 1000}) == 8
     assert launch.grid[1:] == (1, 1)
-    assert launch.args == ("param:0", "param:1", "param:2", "var:n")
+    assert launch.args == (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("n"))
     assert launch.dynamic_shared_bytes == 0
     (sig,) = sigs
     assert sig.name == "vadd" and sig.shape_vars == ("n",)
@@ -253,8 +254,8 @@ def test_dynamic_shared_memory_above_48kb():
     assert "float* S = (float*)(__dyn_shmem + 0);" in src
     assert "__shared__ __align__(16) float S[" not in src
     assert src.count("__syncthreads();") == 1
-    assert eval(launch.grid[0], {}, {"n": 65536}) == 4
-    assert launch.args == ("param:0", "param:1")   # n is only used by the grid
+    assert launch.grid[0].evaluate({"n": 65536}) == 4
+    assert launch.args == (ParamArg(0), ParamArg(1))   # n is only used by the grid
     compile_both(src)
 
 
@@ -334,9 +335,9 @@ def test_workspace_and_two_kernels():
     src, plans, _ = gen(f)
     plan = plans["two"]
     assert [L.kernel for L in plan.launches] == ["two_kernel0", "two_kernel1"]
-    assert plan.launches[0].args == ("param:0", "workspace:0", "var:n")
-    assert plan.launches[1].args == ("param:1", "workspace:0", "var:n")
-    assert eval(plan.workspaces[0], {}, {"n": 10}) == 40
+    assert plan.launches[0].args == (ParamArg(0), WorkspaceArg(0), DimArg("n"))
+    assert plan.launches[1].args == (ParamArg(1), WorkspaceArg(0), DimArg("n"))
+    assert plan.workspaces[0].evaluate({"n": 10}) == 40
     assert "float* __restrict__ T_ws" in kernel_text(src, "two_kernel0")
     compile_both(src)
 

@@ -12,7 +12,8 @@ pytest.importorskip("cuda.bindings")
 import minitvm  # noqa: E402
 from minitvm.errors import DeviceError  # noqa: E402
 from minitvm.runtime import cuda  # noqa: E402
-from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan  # noqa: E402
+from minitvm.runtime.cuda import (CUDAModule, DimArg, DimVar, KernelLaunch, LaunchPlan, ParamArg,  # noqa: E402
+                                  WorkspaceArg)
 from minitvm.runtime.module import FunctionSignature, ParamSpec  # noqa: E402
 
 pytestmark = [
@@ -74,15 +75,16 @@ def module(**kw):
         FunctionSignature("reverse", vec("A", "Out")),
     ]
     plans = {
-        "vadd": LaunchPlan((KernelLaunch("vadd", ("(n + 255) // 256", 1, 1), (256, 1, 1), 0,
-                                         ("param:0", "param:1", "param:2", "var:n")),)),
+        "vadd": LaunchPlan((KernelLaunch("vadd", ((DimVar("n") + 255) // 256, 1, 1), (256, 1, 1), 0,
+                                         (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("n"))),)),
         "fused": LaunchPlan(
-            (KernelLaunch("scale2", ("(n + 127) // 128", 1, 1), (128, 1, 1), 0, ("param:0", "workspace:0", "var:n")),
-             KernelLaunch("add_ws", ("(n + 255) // 256", 1, 1), (256, 1, 1), 0,
-                          ("workspace:0", "param:1", "param:2", "var:n"))),
-            workspaces=("4 * n",)),
-        "reverse": LaunchPlan((KernelLaunch("reverse_chunks", ("(n + 16383) // 16384", 1, 1), (512, 1, 1),
-                                            65536, ("param:0", "param:1", "var:n")),)),
+            (KernelLaunch("scale2", ((DimVar("n") + 127) // 128, 1, 1), (128, 1, 1), 0,
+                          (ParamArg(0), WorkspaceArg(0), DimArg("n"))),
+             KernelLaunch("add_ws", ((DimVar("n") + 255) // 256, 1, 1), (256, 1, 1), 0,
+                          (WorkspaceArg(0), ParamArg(1), ParamArg(2), DimArg("n")))),
+            workspaces=(4 * DimVar("n"),)),
+        "reverse": LaunchPlan((KernelLaunch("reverse_chunks", ((DimVar("n") + 16383) // 16384, 1, 1), (512, 1, 1),
+                                            65536, (ParamArg(0), ParamArg(1), DimArg("n"))),)),
     }
     return CUDAModule(SRC, sigs, plans, arch=cuda.device_arch(0), **kw)
 
@@ -92,8 +94,8 @@ def dot_module():
     sig = FunctionSignature("dot", (ParamSpec("A", ("rows", "k4", 4), "int8"),
                                     ParamSpec("B", ("rows", "k4", 4), "int8"),
                                     ParamSpec("Out", ("rows",), "int32")))
-    plan = LaunchPlan((KernelLaunch("dot_rows_dp4a", ("(rows + 63) // 64", 1, 1), (64, 1, 1), 0,
-                                    ("param:0", "param:1", "param:2", "var:rows", "var:k4")),))
+    plan = LaunchPlan((KernelLaunch("dot_rows_dp4a", ((DimVar("rows") + 63) // 64, 1, 1), (64, 1, 1), 0,
+                                    (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("rows"), DimArg("k4"))),))
     return CUDAModule(SRC, [sig], {"dot": plan}, arch=cuda.device_arch(0))
 
 
@@ -217,12 +219,12 @@ def test_debug_mode_names_faulting_kernel(tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np, minitvm
         from minitvm.runtime import cuda
-        from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan
+        from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan, ParamArg
         from minitvm.runtime.module import FunctionSignature, ParamSpec
         from minitvm.errors import DeviceError
         src = {SRC!r}
         sig = FunctionSignature("f", (ParamSpec("A", ("n",), "float32"),))
-        plan = LaunchPlan((KernelLaunch("boom", (1, 1, 1), (32, 1, 1), 0, ("param:0",)),))
+        plan = LaunchPlan((KernelLaunch("boom", (1, 1, 1), (32, 1, 1), 0, (ParamArg(0),)),))
         m = CUDAModule(src, [sig], {{"f": plan}}, arch=cuda.device_arch(0), debug=True)
         try:
             m(minitvm.nd.empty((4,), "float32", minitvm.cuda()))
@@ -238,7 +240,7 @@ def test_debug_mode_names_faulting_kernel(tmp_path):
 def test_launch_config_error_names_kernel(mod):
     sig = FunctionSignature("f", vec("A", "B", "C"))
     plan = LaunchPlan((KernelLaunch("vadd", (1, 70000, 1), (256, 1, 1), 0,
-                                    ("param:0", "param:1", "param:2", "var:n")),))  # grid.y > 65535
+                                    (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("n"))),))  # grid.y > 65535
     bad = CUDAModule(SRC, [sig], {"f": plan}, arch=cuda.device_arch(0))
     A = minitvm.nd.array(np.ones(16, "float32"), minitvm.cuda())
     with pytest.raises(DeviceError, match="cuLaunchKernel failed for kernel 'vadd'.*CUDA_ERROR_INVALID_VALUE"):
@@ -249,7 +251,7 @@ def test_launch_config_error_names_kernel(mod):
 
 def test_plan_argument_count_checked(mod):
     sig = FunctionSignature("f", vec("A", "B", "C"))
-    plan = LaunchPlan((KernelLaunch("vadd", (1, 1, 1), (256, 1, 1), 0, ("param:0", "param:1", "param:2")),))
+    plan = LaunchPlan((KernelLaunch("vadd", (1, 1, 1), (256, 1, 1), 0, (ParamArg(0), ParamArg(1), ParamArg(2))),))
     bad = CUDAModule(SRC, [sig], {"f": plan}, arch=cuda.device_arch(0))
     A = minitvm.nd.array(np.ones(16, "float32"), minitvm.cuda())
     with pytest.raises(DeviceError, match="takes 4 parameters, but its launch plan passes 3"):
@@ -268,7 +270,8 @@ def test_wrong_arch_is_clear():
     major = int(cuda.device_arch(0)[3:]) // 10
     other = "sm_80" if major != 8 else "sm_90"
     sig = FunctionSignature("vadd", vec("A", "B", "C"))
-    plan = LaunchPlan((KernelLaunch("vadd", (1, 1, 1), (256, 1, 1), 0, ("param:0", "param:1", "param:2", "var:n")),))
+    plan = LaunchPlan((KernelLaunch("vadd", (1, 1, 1), (256, 1, 1), 0,
+                                    (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("n"))),))
     m = CUDAModule(SRC, [sig], {"vadd": plan}, arch=other)
     A = minitvm.nd.array(np.ones(16, "float32"), minitvm.cuda())
     with pytest.raises(DeviceError, match=f"compiled for {other}"):

@@ -9,7 +9,9 @@ pytest.importorskip("cuda.bindings")
 
 from minitvm.errors import BuildError, DeviceError  # noqa: E402
 from minitvm.runtime import cuda  # noqa: E402
-from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan  # noqa: E402
+from minitvm.runtime.cuda import compile as cuda_compile, device as cuda_device  # noqa: E402
+from minitvm.runtime.cuda import (CUDAModule, DimArg, DimOp, DimVar, KernelLaunch, LaunchPlan, ParamArg,  # noqa: E402
+                                  WorkspaceArg)
 from minitvm.runtime.module import FunctionSignature, ParamSpec  # noqa: E402
 
 DP4A_SRC = r"""
@@ -77,15 +79,15 @@ def no_driver(monkeypatch):
                 raise RuntimeError('"cuda" is an NVIDIA driver library and can only be found via system search')
             return fail
 
-    monkeypatch.setattr(cuda, "_drv", Missing())
-    monkeypatch.setattr(cuda, "_devices", cuda._DeviceState())
+    monkeypatch.setattr(cuda_device, "_drv", Missing())
+    monkeypatch.setattr(cuda_device, "_devices", cuda_device._DeviceState())
 
 
 def _vadd_module(**kw):
     sig = FunctionSignature("vadd", (ParamSpec("A", ("n",), "float32"), ParamSpec("B", ("n",), "float32"),
                                      ParamSpec("C", ("n",), "float32")))
-    plan = LaunchPlan((KernelLaunch("vadd", ("(n + 255) // 256", 1, 1), (256, 1, 1), 0,
-                                    ("param:0", "param:1", "param:2", "var:n")),))
+    plan = LaunchPlan((KernelLaunch("vadd", ((DimVar("n") + 255) // 256, 1, 1), (256, 1, 1), 0,
+                                    (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("n"))),))
     return CUDAModule(VADD_SRC, [sig], {"vadd": plan}, **kw)
 
 
@@ -214,7 +216,7 @@ def test_compile_error_shows_log_and_source(cache_dir):
 
 def test_module_build_reports_compile_errors():
     sig = FunctionSignature("broken", (ParamSpec("A", ("n",), "float32"),))
-    plan = LaunchPlan((KernelLaunch("broken", (1, 1, 1), (32, 1, 1), 0, ("param:0", "var:n")),))
+    plan = LaunchPlan((KernelLaunch("broken", (1, 1, 1), (32, 1, 1), 0, (ParamArg(0), DimArg("n"))),))
     with pytest.raises(BuildError, match="undefined_thing"):
         CUDAModule(BAD_SRC, [sig], {"broken": plan})
 
@@ -288,17 +290,18 @@ SIG_N = FunctionSignature("f", (ParamSpec("A", ("n",), "float32"), ParamSpec("B"
 
 
 @pytest.mark.parametrize("launch,workspaces,match", [
-    (KernelLaunch("vadd", ("(m + 1) // 2", 1, 1), (64, 1, 1), 0, ("param:0",)), (),
+    (KernelLaunch("vadd", ((DimVar("m") + 1) // 2, 1, 1), (64, 1, 1), 0, (ParamArg(0),)), (),
      "uses m, which is not a symbolic dimension"),
-    (KernelLaunch("vadd", ("(n + 1) //", 1, 1), (64, 1, 1), 0, ("param:0",)), (), "not a valid Python expression"),
-    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ("param:2",)), (), "out of range"),
-    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ("workspace:0",)), (), "out of range"),
-    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ("var:k",)), (), "names no symbolic dimension"),
+    (KernelLaunch("vadd", (DimOp("**", (DimVar("n"), 2)), 1, 1), (64, 1, 1), 0, (ParamArg(0),)), (),
+     "unknown operator"),
+    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, (ParamArg(2),)), (), "out of range"),
+    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, (WorkspaceArg(0),)), (), "out of range"),
+    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, (DimArg("k"),)), (), "names no symbolic dimension"),
     (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ("tensor:0",)), (), "bad argument"),
     (KernelLaunch("vadd", (1, 1), (64, 1, 1), 0, ()), (), "3 entries"),
     (KernelLaunch("vadd", (1, 1, 1), (64, 32, 1), 0, ()), (), "at most 1024 threads"),
     (KernelLaunch("nope", (1, 1, 1), (64, 1, 1), 0, ()), (), "no kernel named 'nope'"),
-    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ()), ("4 * q",), "workspace 0 of f"),
+    (KernelLaunch("vadd", (1, 1, 1), (64, 1, 1), 0, ()), (4 * DimVar("q"),), "workspace 0 of f"),
 ])
 def test_bad_plans_rejected_at_build(launch, workspaces, match):
     with pytest.raises(BuildError, match=match):
@@ -317,8 +320,8 @@ def test_plan_names_must_match_signatures():
 
 def test_sources_of_several_kernels_compile_in_parallel(cache_dir, monkeypatch):
     seen = []
-    real = cuda._nvrtc_compile
-    monkeypatch.setattr(cuda, "_nvrtc_compile", lambda src, opts, *a: seen.append(opts) or real(src, opts, *a))
+    real = cuda_compile._nvrtc_compile
+    monkeypatch.setattr(cuda_compile, "_nvrtc_compile", lambda src, opts, *a: seen.append(opts) or real(src, opts, *a))
     cuda.compile_cuda(VADD_SRC, "sm_90", cache=False)
     cubin = cuda.compile_cuda(VADD_SRC + DP4A_SRC, "sm_90", cache=False)
     assert "--split-compile=0" not in seen[0] and "--split-compile=0" in seen[1]
@@ -326,15 +329,15 @@ def test_sources_of_several_kernels_compile_in_parallel(cache_dir, monkeypatch):
 
 
 def test_nvrtc_without_split_compilation_still_compiles(cache_dir, monkeypatch):
-    real = cuda._nvrtc_compile
+    real = cuda_compile._nvrtc_compile
 
     def old_nvrtc(src, opts, *a):
         if "--split-compile=0" in opts:
             raise BuildError("NVRTC 12.0 failed to compile (NVRTC_ERROR_INVALID_OPTION)")
         return real(src, opts, *a)
 
-    monkeypatch.setattr(cuda, "_nvrtc_compile", old_nvrtc)
-    monkeypatch.setitem(cuda._split_compile, "supported", None)
+    monkeypatch.setattr(cuda_compile, "_nvrtc_compile", old_nvrtc)
+    monkeypatch.setitem(cuda_compile._split_compile, "supported", None)
     assert b"dot_dp4a" in cuda.compile_cuda(VADD_SRC + DP4A_SRC, "sm_90", cache=False)
-    assert cuda._split_compile["supported"] is False       # not tried again in this process
-    assert cuda._split_compile_options(VADD_SRC + DP4A_SRC) == ()
+    assert cuda_compile._split_compile["supported"] is False       # not tried again in this process
+    assert cuda_compile._split_compile_options(VADD_SRC + DP4A_SRC) == ()

@@ -17,7 +17,9 @@ from cuda.bindings import driver as real  # noqa: E402
 import minitvm  # noqa: E402
 from minitvm.errors import BuildError, DeviceError, DtypeError, ShapeError  # noqa: E402
 from minitvm.runtime import cuda  # noqa: E402
-from minitvm.runtime.cuda import CUDAModule, KernelLaunch, LaunchPlan  # noqa: E402
+from minitvm.runtime.cuda import device as cuda_device  # noqa: E402
+from minitvm.runtime.cuda import (CUDAModule, DimArg, DimVar, KernelLaunch, LaunchPlan, ParamArg,  # noqa: E402
+                                  WorkspaceArg)
 from minitvm.runtime.module import FunctionSignature, ParamSpec  # noqa: E402
 
 OK = real.CUresult.CUDA_SUCCESS
@@ -290,8 +292,8 @@ class FakeDriver:
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     drv = FakeDriver()
-    monkeypatch.setattr(cuda, "_drv", drv)
-    monkeypatch.setattr(cuda, "_devices", cuda._DeviceState())
+    monkeypatch.setattr(cuda_device, "_drv", drv)
+    monkeypatch.setattr(cuda_device, "_devices", cuda_device._DeviceState())
     monkeypatch.setenv("MINITVM_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("MINITVM_CUDA_DEBUG", raising=False)
     yield drv
@@ -303,8 +305,8 @@ def vec(*names, dtype="float32", dim="n"):
 
 def vadd_module(**kw):
     sig = FunctionSignature("vadd", vec("A", "B", "C"))
-    plan = LaunchPlan((KernelLaunch("vadd", ("(n + 127) // 128", 1, 1), (128, 1, 1), 0,
-                                    ("param:0", "param:1", "param:2", "var:n")),))
+    plan = LaunchPlan((KernelLaunch("vadd", ((DimVar("n") + 127) // 128, 1, 1), (128, 1, 1), 0,
+                                    (ParamArg(0), ParamArg(1), ParamArg(2), DimArg("n"))),))
     return CUDAModule(SRC, [sig], {"vadd": plan}, **kw)
 
 
@@ -384,10 +386,11 @@ def test_zero_size_grid_skips_launch(fake):
 def test_workspace_and_two_kernels(fake):
     sig = FunctionSignature("f", vec("A", "B", "C"))
     plan = LaunchPlan(
-        (KernelLaunch("scale2", ("(n + 63) // 64", 1, 1), (64, 1, 1), 0, ("param:0", "workspace:0", "var:n")),
-         KernelLaunch("add_ws", ("(n + 255) // 256", 1, 1), (256, 1, 1), 0,
-                      ("workspace:0", "param:1", "param:2", "var:n"))),
-        workspaces=("4 * n",))
+        (KernelLaunch("scale2", ((DimVar("n") + 63) // 64, 1, 1), (64, 1, 1), 0,
+                      (ParamArg(0), WorkspaceArg(0), DimArg("n"))),
+         KernelLaunch("add_ws", ((DimVar("n") + 255) // 256, 1, 1), (256, 1, 1), 0,
+                      (WorkspaceArg(0), ParamArg(1), ParamArg(2), DimArg("n")))),
+        workspaces=(4 * DimVar("n"),))
     mod = CUDAModule(SRC, [sig], {"f": plan})
     dev = minitvm.cuda()
     rng = np.random.default_rng(1)
@@ -404,11 +407,11 @@ def test_workspace_and_two_kernels(fake):
 
 def test_plan_param_count_checked_against_kernel(fake):
     sig = FunctionSignature("f", vec("A"))
-    plan = LaunchPlan((KernelLaunch("two_params", (1, 1, 1), (32, 1, 1), 0, ("param:0",)),))
+    plan = LaunchPlan((KernelLaunch("two_params", (1, 1, 1), (32, 1, 1), 0, (ParamArg(0),)),))
     mod = CUDAModule(SRC, [sig], {"f": plan})
     with pytest.raises(DeviceError, match="takes 2 parameters, but its launch plan passes 1"):
         mod(minitvm.nd.empty((4,), "float32", minitvm.cuda()))
-    plan = LaunchPlan((KernelLaunch("two_params", (1, 1, 1), (32, 1, 1), 0, ("param:0", "param:0")),))
+    plan = LaunchPlan((KernelLaunch("two_params", (1, 1, 1), (32, 1, 1), 0, (ParamArg(0), ParamArg(0))),))
     mod = CUDAModule(SRC, [sig], {"f": plan})
     with pytest.raises(DeviceError, match="parameter 1 is 4 bytes"):
         mod(minitvm.nd.empty((4,), "float32", minitvm.cuda()))
@@ -416,7 +419,7 @@ def test_plan_param_count_checked_against_kernel(fake):
 
 def test_large_dynamic_shared_memory_opt_in(fake):
     sig = FunctionSignature("f", vec("A"))
-    plan = LaunchPlan((KernelLaunch("big_shared", (1, 1, 1), (256, 1, 1), 100 * 1024, ("param:0", "var:n")),))
+    plan = LaunchPlan((KernelLaunch("big_shared", (1, 1, 1), (256, 1, 1), 100 * 1024, (ParamArg(0), DimArg("n"))),))
     mod = CUDAModule(SRC, [sig], {"f": plan})
     mod(minitvm.nd.empty((256,), "float32", minitvm.cuda()))
     assert fake.launches[-1][3] == 100 * 1024
@@ -426,7 +429,7 @@ def test_large_dynamic_shared_memory_opt_in(fake):
 
 def test_debug_mode_names_faulting_kernel(fake):
     sig = FunctionSignature("f", vec("A"))
-    plan = LaunchPlan((KernelLaunch("fault", (1, 1, 1), (1, 1, 1), 0, ("param:0",)),))
+    plan = LaunchPlan((KernelLaunch("fault", (1, 1, 1), (1, 1, 1), 0, (ParamArg(0),)),))
     A = minitvm.nd.empty((4,), "float32", minitvm.cuda())
     quiet = CUDAModule(SRC, [sig], {"f": plan}, debug=False)
     quiet(A)  # asynchronous: no error yet
@@ -492,8 +495,8 @@ def test_context_made_current_each_run(fake):
 
 def test_two_devices(monkeypatch, tmp_path):
     drv = FakeDriver(n_devices=2)
-    monkeypatch.setattr(cuda, "_drv", drv)
-    monkeypatch.setattr(cuda, "_devices", cuda._DeviceState())
+    monkeypatch.setattr(cuda_device, "_drv", drv)
+    monkeypatch.setattr(cuda_device, "_devices", cuda_device._DeviceState())
     monkeypatch.setenv("MINITVM_CACHE_DIR", str(tmp_path))
     mod = vadd_module()
     a = np.arange(10, dtype="float32")
@@ -509,8 +512,8 @@ def test_two_devices(monkeypatch, tmp_path):
 
 def test_arch_mismatch_is_clear(monkeypatch, tmp_path):
     drv = FakeDriver(cc=(8, 0))
-    monkeypatch.setattr(cuda, "_drv", drv)
-    monkeypatch.setattr(cuda, "_devices", cuda._DeviceState())
+    monkeypatch.setattr(cuda_device, "_drv", drv)
+    monkeypatch.setattr(cuda_device, "_devices", cuda_device._DeviceState())
     monkeypatch.setenv("MINITVM_CACHE_DIR", str(tmp_path))
     mod = vadd_module(arch="sm_90")
     A = minitvm.nd.array(np.ones(4, "float32"), minitvm.cuda())
@@ -522,9 +525,10 @@ def test_arch_mismatch_is_clear(monkeypatch, tmp_path):
 
 def test_bad_grid_expression_value(fake):
     sig = FunctionSignature("f", vec("A"))
-    plan = LaunchPlan((KernelLaunch("two_params", ("n / 2", 1, 1), (32, 1, 1), 0, ("param:0", "var:n")),))
+    plan = LaunchPlan((KernelLaunch("two_params", (DimVar("n") // 0, 1, 1), (32, 1, 1), 0,
+                                    (ParamArg(0), DimArg("n"))),))
     mod = CUDAModule(SRC, [sig], {"f": plan})
-    with pytest.raises(ShapeError, match="not an integer"):
+    with pytest.raises(ShapeError, match="evaluating .* failed: ZeroDivisionError"):
         mod(minitvm.nd.empty((4,), "float32", minitvm.cuda()))
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ...errors import GraphError
+from ...target import Target
 
 __all__ = ["Implementation", "GENERIC", "register_compute", "register_schedule", "compute_of",
            "select_implementation"]
@@ -47,8 +48,8 @@ class Implementation:
 
 
 def _target_kind(target) -> str:
-    """The kind (``"cuda"``, ``"llvm"``) of a target object or target string (the one place it is read)."""
-    return target.kind if hasattr(target, "kind") else str(target).split()[0]
+    """The kind (``"cuda"``, ``"llvm"``) of a :class:`~minitvm.target.Target` or its string."""
+    return Target(target).kind
 
 
 def register_compute(op: str, compute: Callable) -> Callable:

@@ -32,11 +32,12 @@ from __future__ import annotations
 from ... import autotune, te
 from ...dtype import bits
 from ...te.tensor import ComputeOp
+from ...target import cuda_limits
 from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, conv_args,
                      conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,
                      largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
-from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 
+_LIMITS = cuda_limits()  # what a block may ask for; every config filter respects it
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
 _MAX_LOCAL = 128            # accumulators per thread
@@ -70,7 +71,7 @@ def default_config(conv) -> dict:
     tx = largest_divisor(OW, 8)
     ty = largest_divisor(OH, max(1, 64 // tx))
     ni = largest_divisor(N, 2)
-    tn = largest_divisor(N // ni, max(1, min(MAX_THREADS_Z // tf, 64 // (tx * ty))))
+    tn = largest_divisor(N // ni, max(1, min(_LIMITS.max_block_dims[2] // tf, 64 // (tx * ty))))
 
     def blocks():
         return (N // (tn * ni)) * (O // (tf * fi)) * (OH // ty) * (OW // tx)
@@ -151,8 +152,8 @@ def define_knobs(cfg, conv) -> None:
 
     def sound(c):
         f = _footprint(conv, {k: c[k].size for k, _ in _KNOB_SPLITS})
-        return (min_threads <= f["threads"] <= MAX_THREADS and f["threads_z"] <= MAX_THREADS_Z
-                and f["shared"] <= MAX_STATIC_SHARED and f["local"] <= max_local
+        return (min_threads <= f["threads"] <= _LIMITS.max_threads_per_block
+                and f["threads_z"] <= _LIMITS.max_block_dims[2] and f["shared"] <= _LIMITS.max_static_shared_bytes and f["local"] <= max_local
                 and f["local"] * f["threads"] <= max(_MAX_LOCAL_REGS, d["local"] * d["threads"])
                 and f["vthreads"] <= _MAX_VTHREADS and f["blocks"] >= min_blocks and unroll_compiles_fast(c))
 

@@ -33,12 +33,13 @@ from __future__ import annotations
 from ... import autotune, te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
+from ...target import cuda_limits
 from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, conv_args,
                      conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,
                      largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
-from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 from .tensor_intrin import dp4a
 
+_LIMITS = cuda_limits()  # what a block may ask for; every config filter respects it
 
 def default_config(conv) -> dict:
     """A sound configuration for ``conv`` (a conv2d_NCHWc_int8 tensor)."""
@@ -148,8 +149,9 @@ def define_knobs(cfg, conv) -> None:
         meaningful = (v["cache_data"] or v["cache_weight"] or not v["double_buffer"]) \
             and (v["cache_weight"] or v["vector_weight"] == 4) \
             and (v["vector_data"] == 4 or (v["cache_data"] and _block_columns(v) % 4 == 0))
-        return (min_threads <= threads <= MAX_THREADS and tz <= MAX_THREADS_Z and local <= _MAX_LOCAL
-                and smem <= MAX_STATIC_SHARED and vthreads <= _MAX_VTHREADS and blocks >= min_blocks
+        return (min_threads <= threads <= _LIMITS.max_threads_per_block and tz <= _LIMITS.max_block_dims[2]
+                and local <= _MAX_LOCAL and smem <= _LIMITS.max_static_shared_bytes
+                and vthreads <= _MAX_VTHREADS and blocks >= min_blocks
                 and meaningful and unroll_compiles_fast(c))
 
     cfg.multi_filter(sound)

@@ -27,12 +27,13 @@ from __future__ import annotations
 from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
+from ...target import cuda_limits
 from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, cooperative_fetch,
                      define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
                      unroll_compiles_fast)
-from .limits import MAX_STATIC_SHARED, MAX_THREADS
 from .tensor_intrin import dp4a
 
+_LIMITS = cuda_limits()  # what a block may ask for; every config filter respects it
 _KNOB_SPLITS = (("tile_y", 3), ("tile_x", 3), ("tile_k", 2))
 _MAX_K_TILE = 256
 _MAX_LOCAL = 128             # accumulators per thread
@@ -129,7 +130,8 @@ def define_knobs(cfg, dense) -> None:
 
     def sound(c):
         f = _footprint(dense, {key: c[key].size for key, _ in _KNOB_SPLITS})
-        return (min_threads <= f["threads"] <= MAX_THREADS and f["shared"] <= MAX_STATIC_SHARED
+        return (min_threads <= f["threads"] <= _LIMITS.max_threads_per_block
+                and f["shared"] <= _LIMITS.max_static_shared_bytes
                 and f["local"] <= max_local and f["local"] * f["threads"] <= max_regs
                 and f["blocks"] >= min_blocks and unroll_compiles_fast(c))
 
