@@ -14,8 +14,8 @@ from __future__ import annotations
 from ... import te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from ..cuda.injective import inline_injective
-from ..cuda.tensor_intrin import dp4a
+from ..generic.injective import inline_injective
+from ..generic.tensor_intrin import dp4a
 from ..utils import largest_divisor
 
 

@@ -37,7 +37,7 @@ from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, che
                      conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,
                      largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
-from .tensor_intrin import dp4a
+from ..generic.tensor_intrin import dp4a
 
 
 def default_config(conv) -> dict:

@@ -31,7 +31,7 @@ from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, che
                      define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
                      unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS
-from .tensor_intrin import dp4a
+from ..generic.tensor_intrin import dp4a
 
 _KNOB_SPLITS = (("tile_y", 3), ("tile_x", 3), ("tile_k", 2))
 _MAX_K_TILE = 256
