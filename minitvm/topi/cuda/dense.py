@@ -25,6 +25,7 @@ object, a plain dict of knob values (merged over the default), or nothing: then 
 from __future__ import annotations
 
 from ... import autotune, te
+from .. import testing
 from ...dtype import bits
 from ...errors import ScheduleError
 from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, cooperative_fetch,
@@ -155,11 +156,9 @@ def _workload_args(dense) -> tuple:
 
 def reference(inputs, data_shape, weight_shape, dtype="float32", out_dtype=None):
     """numpy ``data @ weight.T`` of ``inputs = [data, weight]`` (int64 / float64 sums)."""
-    import numpy as np
     data, weight = inputs
     out_dtype = _dense_args(data_shape, weight_shape, dtype, out_dtype)[3]
-    wide = np.int64 if np.dtype(data.dtype).kind in "iu" else np.float64
-    return [(data.astype(wide) @ weight.astype(wide).T).astype(out_dtype)]
+    return [testing.dense(data, weight).astype(out_dtype)]
 
 
 @autotune.template("dense.cuda", normalize=_dense_args, reference=reference)
