@@ -12,8 +12,9 @@ import math
 import random
 import time
 
-from .measure import MeasureInput, create_measure_batch
-from .space import ConfigError
+from .measure import create_measure_batch
+from .result import MeasureInput
+from .knob import ConfigError
 from .task import target_kind
 
 __all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS"]
