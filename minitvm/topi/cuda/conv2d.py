@@ -37,6 +37,7 @@ from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, che
                      conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,
                      largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
+from ..nn.conv2d import conv2d_nchw
 
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
                 ("tile_rc", 2), ("tile_ry", 2), ("tile_rx", 2))
@@ -188,7 +189,6 @@ def conv2d_nchw_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, dilatio
     Returns ``(schedule, [data, kernel, out])``. Called without ``cfg``
     (``conv2d_nchw_cuda(data_shape, kernel_shape, ...)``) it uses the dispatch context.
     """
-    from ..nn.conv2d import conv2d_nchw
     data = te.placeholder(data_shape, dtype, "data")
     kernel = te.placeholder(kernel_shape, dtype, "kernel")
     out = conv2d_nchw(data, kernel, stride, padding, dilation, groups, out_dtype)

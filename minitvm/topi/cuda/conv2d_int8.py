@@ -39,6 +39,7 @@ from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, che
                      largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS, MAX_THREADS_Z
 from ..generic.tensor_intrin import dp4a
+from ..nn.conv2d import conv2d_NCHWc_int8
 
 
 def default_config(conv) -> dict:
@@ -186,7 +187,6 @@ def conv2d_NCHWc_int8_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, d
     Returns ``(schedule, [data, kernel, out])``. Called without ``cfg``
     (``conv2d_NCHWc_int8_cuda(data_shape, kernel_shape, ...)``) it uses the dispatch context.
     """
-    from ..nn.conv2d import conv2d_NCHWc_int8
     data = te.placeholder(data_shape, dtype, "data")
     kernel = te.placeholder(kernel_shape, dtype, "kernel")
     out = conv2d_NCHWc_int8(data, kernel, stride, padding, dilation, groups, out_dtype)

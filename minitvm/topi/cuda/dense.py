@@ -33,6 +33,7 @@ from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, che
                      unroll_compiles_fast)
 from .limits import MAX_STATIC_SHARED, MAX_THREADS
 from ..generic.tensor_intrin import dp4a
+from ..nn.dense import dense, dense_int8
 
 _KNOB_SPLITS = (("tile_y", 3), ("tile_x", 3), ("tile_k", 2))
 _MAX_K_TILE = 256
@@ -169,7 +170,6 @@ def dense_cuda(cfg, data_shape, weight_shape, dtype="float32", out_dtype=None):
     Returns ``(schedule, [data, weight, out])``. Called without ``cfg``
     (``dense_cuda(data_shape, weight_shape, dtype)``) it uses the dispatch context.
     """
-    from ..nn.dense import dense, dense_int8
     out_dtype = _dense_args(data_shape, weight_shape, dtype, out_dtype)[3]
     data = te.placeholder(data_shape, dtype, "data")
     weight = te.placeholder(weight_shape, dtype, "weight")
