@@ -9,23 +9,28 @@
     with autotune.ApplyHistoryBest("mm.log"):
         s, args = matmul_template(512, 512, 512, "float32")   # the best config found
 
-Pieces: ``space`` (knobs and configs), ``task`` (templates, tasks, workloads), ``measure``
-(parallel builder, isolated runner, error codes), ``tuner`` (random, grid, genetic,
-model-based), ``record`` (the JSON-lines log), ``dispatch`` (which config a template uses
-outside tuning; ``tophub``, the shipped tuned configs), ``callback`` (progress bar, logging).
+Pieces, lowest first: ``knob`` (one knob's values), ``space`` (a template's configs), ``task`` (tasks, workloads, the template
+registry), ``result`` (measure inputs, results, error codes), ``record`` (the JSON-lines log),
+``history`` (the best logged config per workload), ``tophub`` (the shipped tuned configs),
+``dispatch`` (which config a template uses outside tuning), ``template`` (``@template``),
+``measure`` (parallel builder, isolated runner), ``tuner`` (random, grid, genetic,
+model-based), ``callback`` (progress bar, logging).
 See ``docs/autotune.md``.
 """
-from .space import (  # noqa: F401
-    AnnotateEntity, AnnotateSpace, ConfigEntity, ConfigError, ConfigSpace, FallbackConfig, OtherOptionEntity,
-    OtherOptionSpace, ReorderEntity, ReorderSpace, SplitEntity, SplitSpace,
+from .knob import (  # noqa: F401
+    AnnotateEntity, AnnotateSpace, ConfigError, OtherOptionEntity, OtherOptionSpace, ReorderEntity, ReorderSpace,
+    SplitEntity, SplitSpace,
 )
-from .task import Task, TaskError, Template, compute_flop, get_template, template  # noqa: F401
+from .space import ConfigEntity, ConfigSpace, FallbackConfig  # noqa: F401
+from .task import Task, TaskError, compute_flop, get_template  # noqa: F401
+from .template import Template, template  # noqa: F401
+from .history import TuningHistory  # noqa: F401
 from .dispatch import (  # noqa: F401
     ApplyConfig, ApplyHistoryBest, DispatchContext, FallbackConfigWarning, FallbackContext,
 )
+from .result import BuildResult, MeasureErrorNo, MeasureInput, MeasureResult  # noqa: F401
 from .measure import (  # noqa: F401
-    BuildResult, Builder, LocalBuilder, LocalRunner, MeasureErrorNo, MeasureInput, MeasureOption, MeasureResult,
-    Runner, create_measure_batch, measure_option,
+    Builder, LocalBuilder, LocalRunner, MeasureOption, Runner, create_measure_batch, measure_option,
 )
 from .record import decode, encode, load_records, pick_best, save_records  # noqa: F401
 from .tuner import TUNERS, GATuner, GridSearchTuner, ModelTuner, RandomTuner, Tuner  # noqa: F401
@@ -34,7 +39,7 @@ from .callback import log_to_file, progress_bar  # noqa: F401
 __all__ = [
     "ConfigSpace", "ConfigEntity", "FallbackConfig", "ConfigError", "SplitSpace", "OtherOptionSpace", "ReorderSpace",
     "AnnotateSpace", "SplitEntity", "OtherOptionEntity", "ReorderEntity", "AnnotateEntity",
-    "template", "Template", "Task", "TaskError", "get_template", "compute_flop",
+    "template", "Template", "Task", "TaskError", "get_template", "compute_flop", "TuningHistory",
     "DispatchContext", "ApplyConfig", "ApplyHistoryBest", "FallbackContext", "FallbackConfigWarning",
     "MeasureErrorNo", "MeasureInput", "MeasureResult", "BuildResult", "Builder", "Runner", "LocalBuilder",
     "LocalRunner", "MeasureOption", "measure_option", "create_measure_batch",

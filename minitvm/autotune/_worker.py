@@ -16,6 +16,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .result import BuildResult, MeasureErrorNo
+
 _MAX_MSG = 512
 
 
@@ -94,7 +96,6 @@ def _arg_info(tensors) -> tuple:
 def build_job(job):
     """Instantiate the template with config ``index`` and compile it for ``target``."""
     from ..target import Target
-    from .measure import BuildResult, MeasureErrorNo as E
     task, index, target, timeout = job
     t0 = time.perf_counter()
 
@@ -110,7 +111,7 @@ def build_job(job):
                 sch, tensors = task.instantiate(config)
                 arg_info = _arg_info(tensors)
             except Exception as exc:  # noqa: BLE001
-                return fail(E.INSTANTIATION_ERROR, exc)
+                return fail(MeasureErrorNo.INSTANTIATION_ERROR, exc)
             from ..lowering.lower import lower
             try:
                 func = lower(sch, list(tensors), name="main", target=target)
@@ -124,7 +125,7 @@ def build_job(job):
                     triple, layout = rt.target_info(options)
                     artifact = codegen_llvm([func], triple, layout)
             except Exception as exc:  # noqa: BLE001
-                return fail(E.COMPILE_HOST, exc)
+                return fail(MeasureErrorNo.COMPILE_HOST, exc)
             try:
                 if target.kind == "cuda":
                     from ..runtime.cuda import CUDAModule
@@ -132,10 +133,10 @@ def build_job(job):
                 else:
                     rt.compile_ir(artifact.ir, options)  # LLVM accepts it
             except Exception as exc:  # noqa: BLE001
-                return fail(E.COMPILE_DEVICE if target.kind == "cuda" else E.COMPILE_HOST, exc)
+                return fail(MeasureErrorNo.COMPILE_DEVICE if target.kind == "cuda" else MeasureErrorNo.COMPILE_HOST, exc)
     except _Timeout:
-        return fail(E.BUILD_TIMEOUT, f"the build took longer than {timeout:g} s")
-    return BuildResult(artifact, arg_info, E.NO_ERROR, "", time.perf_counter() - t0)
+        return fail(MeasureErrorNo.BUILD_TIMEOUT, f"the build took longer than {timeout:g} s")
+    return BuildResult(artifact, arg_info, MeasureErrorNo.NO_ERROR, "", time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,19 +255,18 @@ def _compare(got: np.ndarray, want: np.ndarray) -> str:
 def run_job(job):
     """Load one built candidate, run it once (checking it if asked), then time it.
     Returns ``(costs, error_no, message, fatal)``; ``fatal`` asks for a new process."""
-    from .measure import MeasureErrorNo as E
     target, artifact, arg_info, key, number, repeat, min_repeat_ms, check, device = job
     from ..target import Target
     kind = Target(target).kind
     d = _DATA.get(key)
     if d is None:
-        return [], int(E.UNKNOWN_ERROR), "the runner lost the input data (restarted?)", False
+        return [], int(MeasureErrorNo.UNKNOWN_ERROR), "the runner lost the input data (restarted?)", False
     args = d["args"]
 
     def device_failure(exc):
         msg = _short(exc)
         fatal = kind == "cuda" and (any(s in msg for s in _STICKY) or not _context_alive(device))
-        return [], int(E.RUNTIME_DEVICE), msg, fatal
+        return [], int(MeasureErrorNo.RUNTIME_DEVICE), msg, fatal
 
     try:
         if kind == "cuda":
@@ -275,7 +275,8 @@ def run_job(job):
             from ..runtime import llvm as rt
             mod = rt.LLVMModule(artifact, target)
     except Exception as exc:  # noqa: BLE001
-        return [], int(E.COMPILE_DEVICE if kind == "cuda" else E.COMPILE_HOST), _short(exc), False
+        code = MeasureErrorNo.COMPILE_DEVICE if kind == "cuda" else MeasureErrorNo.COMPILE_HOST
+        return [], int(code), _short(exc), False
     try:
         for i in d["out"]:
             if kind == "cuda":
@@ -291,14 +292,15 @@ def run_job(job):
     if check and d["ref"] is not None:
         outs = [args[i].numpy() if kind == "cuda" else args[i] for i in d["out"]]
         if len(outs) != len(d["ref"]):
-            return [], int(E.WRONG_ANSWER), f"{len(outs)} outputs but the reference gave {len(d['ref'])}", False
+            return ([], int(MeasureErrorNo.WRONG_ANSWER), f"{len(outs)} outputs but the reference gave {len(d['ref'])}",
+                    False)
         for k, (got, want) in enumerate(zip(outs, d["ref"])):
             why = _compare(np.asarray(got), want)
             if why:
-                return [], int(E.WRONG_ANSWER), _short(f"output {k}: {why}"), False
+                return [], int(MeasureErrorNo.WRONG_ANSWER), _short(f"output {k}: {why}"), False
     try:
         res = mod.time_evaluator(mod.entry_name, number=number, repeat=repeat, min_repeat_ms=min_repeat_ms)(*args)
     except Exception as exc:  # noqa: BLE001
         return device_failure(exc)
-    return [float(c) for c in res.results], int(E.NO_ERROR), "", False
+    return [float(c) for c in res.results], int(MeasureErrorNo.NO_ERROR), "", False
 

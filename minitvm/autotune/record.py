@@ -22,7 +22,7 @@ import math
 import os
 import warnings
 
-from .measure import MeasureErrorNo, MeasureInput, MeasureResult
+from .result import MeasureErrorNo, MeasureInput, MeasureResult
 from .task import Task, workload_key
 
 __all__ = ["encode", "decode", "load_records", "save_records", "append_record", "pick_best", "LoggedConfig"]

@@ -1,25 +1,13 @@
-"""Tunable templates and tuning tasks.
+"""Tuning tasks and the registry of templates (:mod:`minitvm.autotune.template` defines them).
 
-A template is a function ``(cfg, *args) -> (schedule, arg_tensors)`` registered under a name::
-
-    @autotune.template("matmul.cpu")
-    def matmul(cfg, M, N, K, dtype="float32"):
-        ...declare the compute, cfg.define_* the knobs, schedule with cfg[...]...
-        return s, [A, B, C]
-
-``args`` are plain, serializable values (shapes, dtypes, strides ...). Calling the registered
-template without a config — ``matmul(512, 512, 512)`` — takes the config from the current
-dispatch context (:class:`~minitvm.autotune.dispatch.ApplyHistoryBest`, or the template's
-fallback); ``matmul(512, 512, 512, cfg=c)`` applies ``c``.
-
-A :class:`Task` is a template plus its arguments plus a target. Its ``workload`` — the
-template name followed by the arguments, as a tuple — is the key that logs and
+A :class:`Task` is a registered template plus its arguments plus a target. Its ``workload`` —
+the template name followed by the arguments, as a tuple — is the key that logs and
 ``ApplyHistoryBest`` use; its ``config_space`` is built by running the template once with a
-:class:`~minitvm.autotune.space.ConfigSpace` as ``cfg``.
+:class:`~minitvm.autotune.space.ConfigSpace` as ``cfg``. Template arguments are plain,
+serializable values (shapes, dtypes, strides ...).
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import numbers
@@ -28,7 +16,7 @@ import threading
 from ..errors import MiniTVMError
 from .space import ConfigSpace
 
-__all__ = ["template", "Template", "Task", "TaskError", "get_template", "compute_flop"]
+__all__ = ["Task", "TaskError", "register", "get_template", "compute_flop", "workload_key"]
 
 
 class TaskError(MiniTVMError, ValueError):
@@ -50,12 +38,13 @@ _BUILTIN_MODULES = {
 }
 
 
-def _default_target(name: str) -> str | None:
+def default_target(name: str) -> str | None:
+    """The target kind a template name's suffix names (``.cuda``, ``.cpu`` ...), or None."""
     suffix = name.rsplit(".", 1)[-1] if "." in name else ""
     return {"cuda": "cuda", "gpu": "cuda", "cpu": "llvm", "llvm": "llvm", "x86": "llvm"}.get(suffix)
 
 
-def _normalize_arg(value, where: str):
+def normalize_arg(value, where: str):
     """Plain, hashable, JSON-serializable form of one task argument (lists become tuples)."""
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -64,74 +53,18 @@ def _normalize_arg(value, where: str):
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, (list, tuple)):
-        return tuple(_normalize_arg(v, where) for v in value)
+        return tuple(normalize_arg(v, where) for v in value)
     raise TaskError(f"{where}: task arguments must be plain values (ints, floats, strs, bools, None and "
                     f"tuples of them: shapes, dtypes, strides ...), got {type(value).__name__} {value!r}")
 
 
-class Template:
-    """A registered schedule template; call it like the function it wraps, without ``cfg``.
-
-    ``name``: the registry key (also the task name); ``func``: ``(cfg, *args) -> (s, tensors)``;
-    ``target``: the target kind it is written for (from the name suffix ``.cuda``/``.cpu`` unless
-    given); ``normalize``: optional ``(*args) -> tuple`` putting arguments in canonical form;
-    ``reference``: optional ``(inputs, *args) -> outputs`` computing the expected outputs from
-    the input arrays with numpy (used by ``LocalRunner(check_correctness=True)``).
-    """
-
-    def __init__(self, name: str, func, target=None, normalize=None, reference=None):
-        self.name = name
-        self.func = func
-        self.target = target if target is not None else _default_target(name)
-        self.normalize = normalize
-        self.reference = reference
-        self.module = getattr(func, "__module__", None)
-        functools.update_wrapper(self, func)
-
-    def canonical_args(self, args) -> tuple:
-        """The arguments in canonical (normalized, hashable) form."""
-        args = tuple(args)
-        if self.normalize is not None:
-            args = tuple(self.normalize(*args))
-        return tuple(_normalize_arg(a, f"task {self.name!r}") for a in args)
-
-    def workload(self, args) -> tuple:
-        """``(name, *canonical args)``: the key of this template applied to ``args``."""
-        return (self.name,) + self.canonical_args(args)
-
-    def __call__(self, *args, cfg=None, target=None):
-        """Instantiate: ``cfg`` given -> apply it; else ask the current dispatch context."""
-        if cfg is None:
-            from .dispatch import DispatchContext
-            cfg = DispatchContext.current().query(target or self.target, self.workload(args))
-        return self.func(cfg, *args)
-
-    def __reduce__(self):
-        return (get_template, (self.name, self.module))
-
-    def __repr__(self):
-        return f"<autotune template {self.name!r} target={self.target}>"
+def register(tmpl) -> None:
+    """Register template ``tmpl`` under its name (replacing an earlier one of that name)."""
+    with _lock:
+        _TEMPLATES[tmpl.name] = tmpl
 
 
-def template(name: str, target=None, normalize=None, reference=None):
-    """Decorator registering ``func(cfg, *args) -> (schedule, arg_tensors)`` as template ``name``.
-
-    See :class:`Template` for the options. Re-registering a name (e.g. re-running a script)
-    replaces the earlier template.
-    """
-    if not isinstance(name, str) or not name:
-        raise TaskError(f"template: the name must be a non-empty string, got {name!r}")
-
-    def decorate(func):
-        tmpl = Template(name, func, target=target, normalize=normalize, reference=reference)
-        with _lock:
-            _TEMPLATES[name] = tmpl
-        return tmpl
-
-    return decorate
-
-
-def get_template(name: str, module: str | None = None) -> Template:
+def get_template(name: str, module: str | None = None):
     """The template registered as ``name``; imports ``module`` (or the built-in module that
     defines it) first when it is not registered yet."""
     tmpl = _TEMPLATES.get(name)
@@ -174,15 +107,15 @@ class Task:
                 tmpl = None  # resolved lazily (e.g. a task read back from a log)
         self._template = tmpl
         self.args = tmpl.canonical_args(args) if tmpl is not None else \
-            tuple(_normalize_arg(a, f"task {name!r}") for a in args)
-        default = tmpl.target if tmpl is not None else _default_target(name)
+            tuple(normalize_arg(a, f"task {name!r}") for a in args)
+        default = tmpl.target if tmpl is not None else default_target(name)
         self.target = str(target if target is not None else (default or "llvm"))
         self._space = None
         self._flop = None
         self._lock = threading.Lock()
 
     @property
-    def template(self) -> Template:
+    def template(self):
         """The registered template (looked up on first use)."""
         if self._template is None:
             self._template = get_template(self.name)

@@ -13,8 +13,9 @@ import random
 import time
 
 from ..target import Target
-from .measure import MeasureInput, create_measure_batch
-from .space import ConfigError
+from .knob import ConfigError
+from .measure import create_measure_batch
+from .result import MeasureInput
 
 __all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS"]
 

@@ -4,14 +4,32 @@ from __future__ import annotations
 import numpy as np
 
 
+def _pair(v) -> tuple:
+    """``v`` or ``(h, w)`` -> ``(h, w)``."""
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _pad4(pad) -> tuple:
+    """``p``, ``(ph, pw)`` or ``(top, left, bottom, right)`` -> ``(top, left, bottom, right)``."""
+    if isinstance(pad, int):
+        return (pad,) * 4
+    return tuple(pad) * 2 if len(pad) == 2 else tuple(pad)
+
+
 def conv2d_nchw(x, w, stride=1, pad=0, dilation=1, groups=1, acc_dtype=np.int64):
-    """Direct convolution, data NCHW and weights OIHW, accumulated in ``acc_dtype``."""
+    """Direct convolution, data NCHW and weights OIHW, accumulated (and returned) in ``acc_dtype``.
+
+    ``stride``, ``dilation``: ``s`` or ``(sh, sw)``; ``pad``: ``p``, ``(ph, pw)`` or
+    ``(top, left, bottom, right)``.
+    """
     N, C, H, W = x.shape
     O, I, KH, KW = w.shape
-    pt, pl, pb, pr = (pad,) * 4 if isinstance(pad, int) else pad
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    pt, pl, pb, pr = _pad4(pad)
     xp = np.pad(x.astype(acc_dtype), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    OH = (H + pt + pb - ((KH - 1) * dilation + 1)) // stride + 1
-    OW = (W + pl + pr - ((KW - 1) * dilation + 1)) // stride + 1
+    OH = (H + pt + pb - ((KH - 1) * dh + 1)) // sh + 1
+    OW = (W + pl + pr - ((KW - 1) * dw + 1)) // sw + 1
     out = np.zeros((N, O, OH, OW), acc_dtype)
     og = O // groups
     for g in range(groups):
@@ -19,10 +37,17 @@ def conv2d_nchw(x, w, stride=1, pad=0, dilation=1, groups=1, acc_dtype=np.int64)
         ws = w[g * og:(g + 1) * og].astype(acc_dtype)
         for ry in range(KH):
             for rx in range(KW):
-                y0, x0 = ry * dilation, rx * dilation
-                patch = xs[:, :, y0:y0 + stride * (OH - 1) + 1:stride, x0:x0 + stride * (OW - 1) + 1:stride]
+                y0, x0 = ry * dh, rx * dw
+                patch = xs[:, :, y0:y0 + sh * (OH - 1) + 1:sh, x0:x0 + sw * (OW - 1) + 1:sw]
                 out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, ry, rx])
     return out
+
+
+def dense(x, w, acc_dtype=None):
+    """``x @ w.T`` (weight ``[units, in]``) accumulated in ``acc_dtype`` (default int64 for
+    integers, float64 for floats) and returned in it."""
+    acc_dtype = acc_dtype or (np.int64 if np.dtype(x.dtype).kind in "iu" else np.float64)
+    return x.astype(acc_dtype) @ w.astype(acc_dtype).T
 
 
 def pack_nchwc(x, factor=4):
@@ -51,6 +76,12 @@ def pack_oihw(w, o_factor=4, i_factor=4):
         wp.reshape(Op // o_factor, o_factor, Ip // i_factor, i_factor, KH, KW).transpose(0, 2, 4, 5, 1, 3))
 
 
+def unpack_oihw(w):
+    """OIHW[o]o[i]i -> OIHW (padded channels kept)."""
+    Oc, Ic, KH, KW, o, i = w.shape
+    return np.ascontiguousarray(w.transpose(0, 4, 1, 5, 2, 3).reshape(Oc * o, Ic * i, KH, KW))
+
+
 def requantize(acc, multiplier, shift, rounding="TONEAREST", out_dtype=np.int8):
     """Reference of ``topi.nn.elemwise.requantize``."""
     p = acc.astype(np.int64) * multiplier
@@ -77,15 +108,9 @@ def pool2d_nchw(x, kind, pool_size, strides, padding=0, ceil_mode=False, count_i
     in the dtype; avg sums exactly and rounds half away from zero, back to the input dtype.
     """
     N, C, H, W = x.shape
-    kh, kw = (pool_size, pool_size) if isinstance(pool_size, int) else pool_size
-    sh, sw = (strides, strides) if isinstance(strides, int) else strides
-    if isinstance(padding, int):
-        pt = pl = pb = pr = padding
-    elif len(padding) == 2:
-        pt, pl = padding
-        pb, pr = padding
-    else:
-        pt, pl, pb, pr = padding
+    kh, kw = _pair(pool_size)
+    sh, sw = _pair(strides)
+    pt, pl, pb, pr = _pad4(padding)
 
     def out_size(n, k, s, p0, p1):
         if ceil_mode:
@@ -171,14 +196,9 @@ def deformable_conv2d_nchw(x, offset, w, stride=1, padding=0, dilation=1, deform
     """
     N, C, H, W = x.shape
     O, I, KH, KW = w.shape
-    sh, sw = (stride, stride) if isinstance(stride, int) else stride
-    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
-    if isinstance(padding, int):
-        pt = pl = pb = pr = padding
-    elif len(padding) == 2:
-        (pt, pl), (pb, pr) = padding, padding
-    else:
-        pt, pl, pb, pr = padding
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    pt, pl, pb, pr = _pad4(padding)
     OH = (H + pt + pb - dh * (KH - 1) - 1) // sh + 1
     OW = (W + pl + pr - dw * (KW - 1) - 1) // sw + 1
     cpg = C // deformable_groups

@@ -2,8 +2,10 @@
 cooperative shared-memory fetching, template arguments and configs."""
 from __future__ import annotations
 
+from .. import autotune, te
 from ..errors import ScheduleError
 from ..te.tensor import ComputeOp
+from .nn.conv2d import normalize_padding
 
 
 def as_list(outs) -> list:
@@ -100,7 +102,6 @@ def cooperative_fetch(s, load, threads, vector: int = 1):
 
     Returns that remaining outer loop.
     """
-    from ..te import thread_axis
     stage = s[load]
     axes = list(stage.leaf_iter_vars)
     vector = int(vector)
@@ -115,7 +116,7 @@ def cooperative_fetch(s, load, threads, vector: int = 1):
         if int(extent) < 1:
             raise ScheduleError(f"cooperative_fetch of {load.name}: thread counts must be positive, got {extent}")
         fused, inner = stage.split(fused, factor=int(extent))
-        stage.bind(inner, thread_axis(axis) if isinstance(axis, str) else axis)
+        stage.bind(inner, te.thread_axis(axis) if isinstance(axis, str) else axis)
     return fused
 
 
@@ -132,7 +133,6 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False, vectorize_block: boo
     the loop to compute the accumulating stage at, and the ``(count, thread axis)`` pairs
     innermost first (for :func:`cooperative_fetch`).
     """
-    from .. import te
     n, f, y, x, *rest = s[output].op.axis
     for key, ax in (("tile_n", n), ("tile_f", f), ("tile_y", y), ("tile_x", x)):
         check_split(cfg, key, int(ax.dom.extent.value), 4)
@@ -172,7 +172,6 @@ def tile_conv_output(s, output, cfg, fuse_yx: bool = False, vectorize_block: boo
 
 def conv_args(data_shape, kernel_shape, stride, padding, dilation, groups, dtype, out_dtype) -> tuple:
     """A conv template's arguments in canonical form: int tuples, (h, w) pairs, 4-tuple padding."""
-    from .nn.conv2d import normalize_padding
 
     def pair(v):
         return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
@@ -205,7 +204,6 @@ def resolve_config(cfg, workload: tuple, default: dict, define_knobs, knobs, wha
     declares the template's knobs first.
     """
     if cfg is None:
-        from .. import autotune
         cfg = autotune.DispatchContext.current().query(target, workload)
     if isinstance(cfg, dict):
         unknown = [k for k in cfg if k not in knobs]

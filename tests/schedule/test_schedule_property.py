@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from minitvm import te
 from minitvm.testing import build_run, rand
+from minitvm.topi import testing
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FACTORS = st.sampled_from([1, 2, 3, 4, 5, 7, 8, 16, 32])
@@ -112,21 +113,7 @@ def conv2d(data, weight, stride, pad, dil, groups):
 
 
 def conv2d_ref(d, w, stride, pad, dil, groups):
-    n, cin, h, wd = d.shape
-    cout, cin_g, kh, kw = w.shape
-    cout_g = cout // groups
-    oh = (h + 2 * pad - dil * (kh - 1) - 1) // stride + 1
-    ow = (wd + 2 * pad - dil * (kw - 1) - 1) // stride + 1
-    xp = np.pad(d.astype("float64"), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    out = np.zeros((n, cout, oh, ow))
-    for f in range(cout):
-        g = f // cout_g
-        for ry in range(kh):
-            for rx in range(kw):
-                patch = xp[:, g * cin_g:(g + 1) * cin_g, ry * dil: ry * dil + stride * (oh - 1) + 1: stride,
-                           rx * dil: rx * dil + stride * (ow - 1) + 1: stride]
-                out[:, f] += np.einsum("ncyx,c->nyx", patch, w[f, :, ry, rx])
-    return out
+    return testing.conv2d_nchw(d, w, stride, pad, dil, groups, "float64")
 
 
 @st.composite

@@ -6,7 +6,7 @@ import minitvm
 from minitvm import te
 from minitvm.errors import TensorizeError
 from minitvm.tir import expr as E
-from minitvm.topi.cuda.tensor_intrin import dp4a
+from minitvm.topi.generic.tensor_intrin import dp4a
 
 rng = np.random.default_rng(7)
 

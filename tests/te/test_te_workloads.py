@@ -7,6 +7,7 @@ import pytest
 import minitvm
 from minitvm import te
 from minitvm.testing import build_run, poison, rand
+from minitvm.topi import testing
 
 
 # ----------------------------------------------------------------------------------------
@@ -99,27 +100,8 @@ def conv2d_nchw(data, weight, stride, padding, dilation, groups, out_dtype=None)
 
 
 def conv2d_ref(data, weight, stride, padding, dilation, groups, acc_dtype=None):
-    """Straightforward numpy reference (loops over groups and kernel taps)."""
-    acc_dtype = acc_dtype or data.dtype
-    n, cin, h, w = data.shape
-    cout, cin_g, kh, kw = weight.shape
-    sh, sw = stride
-    ph, pw = padding
-    dh, dw = dilation
-    cout_g = cout // groups
-    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    xp = np.pad(data.astype(acc_dtype), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    out = np.zeros((n, cout, oh, ow), acc_dtype)
-    for g in range(groups):
-        wg = weight[g * cout_g:(g + 1) * cout_g].astype(acc_dtype)            # [cout_g, cin_g, kh, kw]
-        for ry in range(kh):
-            for rx in range(kw):
-                patch = xp[:, g * cin_g:(g + 1) * cin_g,
-                           ry * dh: ry * dh + sh * (oh - 1) + 1: sh,
-                           rx * dw: rx * dw + sw * (ow - 1) + 1: sw]          # [n, cin_g, oh, ow]
-                out[:, g * cout_g:(g + 1) * cout_g] += np.einsum("ncyx,fc->nfyx", patch, wg[:, :, ry, rx])
-    return out
+    """The numpy reference (``topi.testing``), accumulated in the data's dtype by default."""
+    return testing.conv2d_nchw(data, weight, stride, padding, dilation, groups, acc_dtype or data.dtype)
 
 
 CONV_CASES = [

@@ -9,7 +9,7 @@ from minitvm import te
 from minitvm.errors import ShapeError
 from minitvm.topi import testing
 from minitvm.topi.cuda.conv2d_int8 import schedule_conv2d_NCHWc_int8
-from minitvm.topi.cuda.tensor_intrin import dp4a
+from minitvm.topi.generic.tensor_intrin import dp4a
 from minitvm.topi.nn.conv2d import conv2d_NCHWc_int8
 from minitvm.topi.nn.elemwise import quantize_multiplier, relu, requantize
 from minitvm.topi.nn.layout import layout_transform

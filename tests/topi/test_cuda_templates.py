@@ -19,7 +19,7 @@ import minitvm  # noqa: E402
 from minitvm import autotune, te  # noqa: E402
 from minitvm.autotune import MeasureErrorNo, MeasureInput, MeasureResult  # noqa: E402
 from minitvm.autotune.record import append_record  # noqa: E402
-from minitvm.autotune.space import ConfigError  # noqa: E402
+from minitvm.autotune.knob import ConfigError  # noqa: E402
 from minitvm.dtype import bits  # noqa: E402
 from minitvm.errors import ScheduleError  # noqa: E402
 from minitvm.tir.functor import Visitor  # noqa: E402

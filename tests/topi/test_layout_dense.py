@@ -6,7 +6,7 @@ import minitvm
 from minitvm import te
 from minitvm.errors import DtypeError, ShapeError
 from minitvm.topi import testing
-from minitvm.topi.cuda.tensor_intrin import dp4a
+from minitvm.topi.generic.tensor_intrin import dp4a
 from minitvm.topi.nn.dense import dense, dense_int8
 from minitvm.topi.nn.layout import Layout, layout_transform
 

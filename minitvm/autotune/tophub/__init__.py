@@ -14,6 +14,8 @@ import os
 import threading
 from pathlib import Path
 
+from ..history import TuningHistory
+
 __all__ = ["log_files", "context", "enabled", "shipped_config"]
 
 _lock = threading.Lock()
@@ -31,12 +33,11 @@ def enabled() -> bool:
 
 
 def context():
-    """One :class:`~minitvm.autotune.ApplyHistoryBest` over the shipped logs (loaded once)."""
+    """One :class:`~minitvm.autotune.history.TuningHistory` over the shipped logs (loaded once)."""
     global _context
     with _lock:
         if _context is None:
-            from ..dispatch import ApplyHistoryBest
-            _context = ApplyHistoryBest(log_files())
+            _context = TuningHistory(log_files())
         return _context
 
 

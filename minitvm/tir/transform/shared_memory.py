@@ -9,15 +9,11 @@ from __future__ import annotations
 import dataclasses
 
 from ... import dtype as dt
+from ...device_limits import cuda_limits
 from ...errors import CodegenError
 from .. import expr as E
 from ..device import DeviceKernel, SharedMemoryPlan, scan_kernel
 
-STATIC_SHARED_LIMIT = 48 * 1024
-# opt-in dynamic shared memory per block, bytes (Ampere A100: 163 KB, consumer Ampere/Ada: 99 KB,
-# Hopper: 227 KB); architectures not listed are checked against 48 KB only at run time
-_MAX_SHARED = {"sm_80": 166912, "sm_86": 101376, "sm_87": 166912, "sm_89": 101376,
-               "sm_90": 232448, "sm_90a": 232448, "sm_100": 232448, "sm_120": 101376}
 
 
 def plan_shared_memory(kernel: DeviceKernel, fname: str, arch: str | None) -> DeviceKernel:
@@ -31,8 +27,9 @@ def plan_shared_memory(kernel: DeviceKernel, fname: str, arch: str | None) -> De
         nbytes = size * dt.numpy_dtype(b.dtype).itemsize * dt.lanes_of(b.dtype)
         offsets[a] = total
         total += (nbytes + 15) // 16 * 16
-    dynamic = total > STATIC_SHARED_LIMIT or any(b.scope == "shared.dyn" for b in shared)
-    limit = _MAX_SHARED.get(arch)
+    limits = cuda_limits(arch)
+    dynamic = total > limits.max_static_shared_bytes or any(b.scope == "shared.dyn" for b in shared)
+    limit = limits.max_shared_bytes_per_block
     if limit is not None and total > limit:
         names = ", ".join(f"{b.name} ({const_size(b, fname) * dt.numpy_dtype(b.dtype).itemsize} B)"
                           for b in shared)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 
+from ...device_limits import cuda_limits
 from ...errors import CodegenError
 from .. import expr as E
 from ..device import DeviceFunc, DeviceKernel, scan_kernel
 from ..functor import Visitor, collect_vars, structural_equal, substitute
 from ..stmt import Allocate, AttrStmt, BufferStore, Evaluate, For, IfThenElse, LetStmt, PrimFunc, SeqStmt, is_no_op
 
-_MAX_THREADS = 1024
-_BLOCK_LIMITS = {"x": 1024, "y": 1024, "z": 64}
-_GRID_LIMITS = {"x": 2**31 - 1, "y": 65535, "z": 65535}
+_LIMITS = cuda_limits()
+_BLOCK_LIMITS = dict(zip("xyz", _LIMITS.max_block_dims))
+_GRID_LIMITS = dict(zip("xyz", _LIMITS.max_grid_dims))
 
 
 def split_host_device(f: PrimFunc) -> DeviceFunc:
@@ -202,7 +203,8 @@ def _launch_dims(f, kname, attrs):
             raise CodegenError(f"{f.name}: block dimension {axis} is {b}, above the CUDA limit "
                                f"{_BLOCK_LIMITS[axis]}")
         block.append(b)
-    if block[0] * block[1] * block[2] > _MAX_THREADS:
+    if block[0] * block[1] * block[2] > _LIMITS.max_threads_per_block:
         raise CodegenError(f"{f.name}: kernel {kname} uses {block[0]}x{block[1]}x{block[2]} = "
-                           f"{block[0] * block[1] * block[2]} threads per block; CUDA allows at most 1024")
+                           f"{block[0] * block[1] * block[2]} threads per block; CUDA allows at most "
+                           f"{_LIMITS.max_threads_per_block}")
     return tuple(grid), tuple(block)

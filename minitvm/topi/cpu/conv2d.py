@@ -21,8 +21,8 @@ from ... import te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
 from ..utils import as_list, find_op, largest_divisor
-from ..cuda.injective import inline_injective
-from ..cuda.tensor_intrin import dp4a
+from ..generic.injective import inline_injective
+from ..generic.tensor_intrin import dp4a
 
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 from ... import te
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
-from ..cuda.injective import inline_injective
-from ..cuda.tensor_intrin import dp4a
+from ..generic.injective import inline_injective
+from ..generic.tensor_intrin import dp4a
 from ..utils import largest_divisor
+from ...tir import expr as E
+from ...tir.functor import Visitor
 
 
 
@@ -41,8 +43,6 @@ def _find(out):
 
 def _reads_k_major(op) -> bool:
     """Does ``op`` read its second input as ``[k, j]`` (matmul) rather than ``[j, k]`` (dense)?"""
-    from ...tir import expr as E
-    from ...tir.functor import Visitor
     k = op.reduce_axis[0].var
     second = op.input_tensors[1] if len(op.input_tensors) > 1 else None
     found = []

@@ -19,7 +19,7 @@ from ... import dtype as dt
 from ..utils import as_list, find_op
 from ... import te
 from ...errors import ScheduleError
-from ..cuda.injective import inline_injective
+from ..generic.injective import inline_injective
 from ..nn.layout import _const
 
 VECTOR_BYTES = 32   # AVX2

@@ -1,10 +1,17 @@
 """A blocked, vectorized CPU schedule for ``topi.nn.matmul``."""
 from __future__ import annotations
 
+import numpy as np
+
+from ... import autotune, te
+from ...errors import ShapeError
+from ...tir import expr as E
+from ..nn.matmul import matmul
+from ..utils import largest_divisor
+
 
 def schedule_matmul(C, bn: int = 32, kfactor: int = 4, vector: int = 16, parallel: bool = True):
     """Tile C in ``bn x bn`` blocks accumulated in a local buffer, vectorize the inner columns."""
-    from ... import te
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")
     i, j = s[C].op.axis
@@ -27,14 +34,8 @@ def schedule_matmul(C, bn: int = 32, kfactor: int = 4, vector: int = 16, paralle
 # --------------------------------------------------------------------------------------------
 # The tunable template (minitvm.autotune)
 # --------------------------------------------------------------------------------------------
-from ... import autotune  # noqa: E402
-from ..utils import largest_divisor  # noqa: E402
-
-
-
 def _matmul_reference(inputs, M, N, K, dtype="float32"):
     """numpy ``A @ B`` (accumulated in float64 / int64) for ``check_correctness``."""
-    import numpy as np
     a, b = inputs
     wide = "float64" if np.dtype(dtype).kind == "f" else "int64"
     return [(a.astype(wide) @ b.astype(wide)).astype(dtype)]
@@ -50,8 +51,6 @@ def matmul_cpu(cfg, M: int, N: int, K: int, dtype: str = "float32"):
     config) is ``schedule_matmul``'s 32 x 32 tiles, k split by 4, vectorized.
     Call ``matmul_cpu(M, N, K, dtype)`` to use the current dispatch context's config.
     """
-    from ... import te
-    from ..nn.matmul import matmul
 
     A = te.placeholder((M, K), dtype, "A")
     B = te.placeholder((K, N), dtype, "B")
@@ -86,9 +85,6 @@ def matmul_cpu(cfg, M: int, N: int, K: int, dtype: str = "float32"):
 def matmul_packed(A, B, bn: int = 16, name: str = "C"):
     """``A @ B`` with B first repacked into ``[ceil(N/bn), K, bn]`` panels (zero-padded), so the
     innermost loop reads one contiguous row of a panel. Returns ``(C, packed_B)``."""
-    from ... import te
-    from ...errors import ShapeError
-    from ...tir import expr as E
     if A.ndim != 2 or B.ndim != 2:
         raise ShapeError(f"matmul_packed: {A.name} and {B.name} must be 2-D")
     if bn < 1:
@@ -107,7 +103,6 @@ def matmul_packed(A, B, bn: int = 16, name: str = "C"):
 def schedule_matmul_packed(C, PB, mr: int = 4, kunroll: int = 16, parallel: bool = False):
     """Register blocking for :func:`matmul_packed`: an ``mr x bn`` tile of C accumulates in a
     local buffer over all of k (k unrolled by ``kunroll``), B panels stay cached across row tiles."""
-    from ... import te
     nr = int(PB.shape[2].value)
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")

@@ -30,12 +30,14 @@ with a one-time warning).
 from __future__ import annotations
 
 from ... import autotune, te
+from .. import testing
 from ...dtype import bits
 from ...te.tensor import ComputeOp
 from ...target import cuda_limits
 from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, conv_args,
                      conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,
                      largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
+from ..nn.conv2d import conv2d_nchw
 
 _LIMITS = cuda_limits()  # what a block may ask for; every config filter respects it
 _KNOB_SPLITS = (("tile_n", 4), ("tile_f", 4), ("tile_y", 4), ("tile_x", 4),
@@ -176,25 +178,8 @@ def _workload_args(conv) -> tuple:
 def reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
               out_dtype="float32"):
     """numpy conv2d_nchw of ``inputs = [data, kernel]``, accumulated in float64."""
-    import numpy as np
     data, kernel = inputs
-    (sh, sw), (pt, pl, pb, pr), (dh, dw) = stride, padding, dilation
-    N, C, H, W = data.shape
-    O, I, KH, KW = kernel.shape
-    xp = np.pad(data.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    w = kernel.astype(np.float64)
-    OH = (H + pt + pb - (KH - 1) * dh - 1) // sh + 1
-    OW = (W + pl + pr - (KW - 1) * dw - 1) // sw + 1
-    og = O // groups
-    out = np.zeros((N, O, OH, OW), np.float64)
-    for g in range(groups):
-        xs = xp[:, g * I:(g + 1) * I]
-        wg = w[g * og:(g + 1) * og]
-        for ry in range(KH):
-            for rx in range(KW):
-                patch = xs[:, :, ry * dh:ry * dh + (OH - 1) * sh + 1:sh, rx * dw:rx * dw + (OW - 1) * sw + 1:sw]
-                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, wg[:, :, ry, rx], optimize=True)
-    return [out.astype(out_dtype)]
+    return [testing.conv2d_nchw(data, kernel, stride, padding, dilation, groups, "float64").astype(out_dtype)]
 
 
 @autotune.template("conv2d_nchw.cuda", normalize=_conv_args, reference=reference)
@@ -205,7 +190,6 @@ def conv2d_nchw_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, dilatio
     Returns ``(schedule, [data, kernel, out])``. Called without ``cfg``
     (``conv2d_nchw_cuda(data_shape, kernel_shape, ...)``) it uses the dispatch context.
     """
-    from ..nn.conv2d import conv2d_nchw
     data = te.placeholder(data_shape, dtype, "data")
     kernel = te.placeholder(kernel_shape, dtype, "kernel")
     out = conv2d_nchw(data, kernel, stride, padding, dilation, groups, out_dtype)

@@ -31,13 +31,15 @@ over the default), or nothing: then the current ``minitvm.autotune`` dispatch co
 from __future__ import annotations
 
 from ... import autotune, te
+from .. import testing
 from ...errors import ScheduleError
 from ...te.tensor import ComputeOp
 from ...target import cuda_limits
 from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, conv_args,
                      conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,
                      largest_divisor, resolve_config, tile_conv_output, unroll_compiles_fast)
-from .tensor_intrin import dp4a
+from ..generic.tensor_intrin import dp4a
+from ..nn.conv2d import conv2d_NCHWc_int8
 
 _LIMITS = cuda_limits()  # what a block may ask for; every config filter respects it
 
@@ -172,32 +174,11 @@ def _workload_args(conv) -> tuple:
 
 def reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
               out_dtype="int32"):
-    """numpy conv2d_NCHWc_int8 of ``inputs = [data, kernel]`` (exact: float64 sums of int8 products)."""
-    import numpy as np
+    """numpy conv2d_NCHWc_int8 of ``inputs = [data, kernel]`` (exact: int64 sums), packed like the output."""
     data, kernel = inputs
-    (sh, sw), (pt, pl, pb, pr), (dh, dw) = stride, padding, dilation
-    N, ICc, H, W, ib = data.shape
-    OCc, ICg, KH, KW, ob, _ = kernel.shape
-    x = data.astype(np.float64).transpose(0, 1, 4, 2, 3).reshape(N, ICc * ib, H, W)
-    w = kernel.astype(np.float64).transpose(0, 4, 1, 5, 2, 3).reshape(OCc * ob, ICg * ib, KH, KW)
-    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    OH = (H + pt + pb - (KH - 1) * dh - 1) // sh + 1
-    OW = (W + pl + pr - (KW - 1) * dw - 1) // sw + 1
-    O, I = w.shape[:2]
-    og = O // groups
-    out = np.empty((N, O, OH, OW), np.float64)
-    for g in range(groups):
-        xs = xp[:, g * I:(g + 1) * I]
-        cols = np.empty((N, I, KH, KW, OH, OW), np.float64)
-        for ry in range(KH):
-            for rx in range(KW):
-                cols[:, :, ry, rx] = xs[:, :, ry * dh:ry * dh + (OH - 1) * sh + 1:sh,
-                                        rx * dw:rx * dw + (OW - 1) * sw + 1:sw]
-        wg = w[g * og:(g + 1) * og].reshape(og, I * KH * KW)
-        out[:, g * og:(g + 1) * og] = np.einsum("ok,nkp->nop", wg, cols.reshape(N, I * KH * KW, OH * OW),
-                                                 optimize=True).reshape(N, og, OH, OW)
-    res = out.reshape(N, OCc, ob, OH, OW).transpose(0, 1, 3, 4, 2)
-    return [np.ascontiguousarray(res).astype(out_dtype)]
+    out = testing.conv2d_nchw(testing.unpack_nchwc(data), testing.unpack_oihw(kernel), stride, padding, dilation,
+                              groups)
+    return [testing.pack_nchwc(out, kernel.shape[4]).astype(out_dtype)]
 
 
 @autotune.template("conv2d_NCHWc_int8.cuda", normalize=_conv_args, reference=reference)
@@ -208,7 +189,6 @@ def conv2d_NCHWc_int8_cuda(cfg, data_shape, kernel_shape, stride=1, padding=0, d
     Returns ``(schedule, [data, kernel, out])``. Called without ``cfg``
     (``conv2d_NCHWc_int8_cuda(data_shape, kernel_shape, ...)``) it uses the dispatch context.
     """
-    from ..nn.conv2d import conv2d_NCHWc_int8
     data = te.placeholder(data_shape, dtype, "data")
     kernel = te.placeholder(kernel_shape, dtype, "kernel")
     out = conv2d_NCHWc_int8(data, kernel, stride, padding, dilation, groups, out_dtype)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from ... import te
 from ...errors import ScheduleError
-from .injective import inline_injective, schedule_injective_from_existing
+from ..generic.injective import inline_injective
+from .injective import schedule_injective_from_existing
 from ..utils import find_op
 from .reduction import split_fuse_threads
 

@@ -25,13 +25,15 @@ object, a plain dict of knob values (merged over the default), or nothing: then 
 from __future__ import annotations
 
 from ... import autotune, te
+from .. import testing
 from ...dtype import bits
 from ...errors import ScheduleError
 from ...target import cuda_limits
 from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, cooperative_fetch,
                      define_unroll_knobs, find_op, inline_between, largest_divisor, resolve_config,
                      unroll_compiles_fast)
-from .tensor_intrin import dp4a
+from ..generic.tensor_intrin import dp4a
+from ..nn.dense import dense, dense_int8
 
 _LIMITS = cuda_limits()  # what a block may ask for; every config filter respects it
 _KNOB_SPLITS = (("tile_y", 3), ("tile_x", 3), ("tile_k", 2))
@@ -157,11 +159,9 @@ def _workload_args(dense) -> tuple:
 
 def reference(inputs, data_shape, weight_shape, dtype="float32", out_dtype=None):
     """numpy ``data @ weight.T`` of ``inputs = [data, weight]`` (int64 / float64 sums)."""
-    import numpy as np
     data, weight = inputs
     out_dtype = _dense_args(data_shape, weight_shape, dtype, out_dtype)[3]
-    wide = np.int64 if np.dtype(data.dtype).kind in "iu" else np.float64
-    return [(data.astype(wide) @ weight.astype(wide).T).astype(out_dtype)]
+    return [testing.dense(data, weight).astype(out_dtype)]
 
 
 @autotune.template("dense.cuda", normalize=_dense_args, reference=reference)
@@ -172,7 +172,6 @@ def dense_cuda(cfg, data_shape, weight_shape, dtype="float32", out_dtype=None):
     Returns ``(schedule, [data, weight, out])``. Called without ``cfg``
     (``dense_cuda(data_shape, weight_shape, dtype)``) it uses the dispatch context.
     """
-    from ..nn.dense import dense, dense_int8
     out_dtype = _dense_args(data_shape, weight_shape, dtype, out_dtype)[3]
     data = te.placeholder(data_shape, dtype, "data")
     weight = te.placeholder(weight_shape, dtype, "weight")

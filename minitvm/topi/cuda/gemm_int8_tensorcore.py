@@ -25,15 +25,18 @@ stride, padding, dilation, groups, dtype, out_dtype)``) and ``dense_int8_tensorc
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
+from ...device_limits import cuda_limits
 from ..nn.conv2d_gemm import GEMM_TAG, MMA_K, MMA_M, MMA_N
+from .. import testing
 from ..utils import conv_args, find_op, inline_between, resolve_config
 from .tensor_intrin import ldmatrix_a, ldmatrix_b, ldmatrix_b16, mma_s8, store_acc
 
-_MAX_THREADS = 1024
-_MAX_SHARED = 227 * 1024       # opt-in shared memory per block on sm_90
+_LIMITS = cuda_limits("sm_90")   # the template's filter bounds blocks by the largest (Hopper) limits
 _ROW_PAD = 16                  # bytes added to each shared row: conflict-free ldmatrix
 
 
@@ -113,12 +116,12 @@ def check_config(gemm, output, v: dict) -> None:
     if v["k_chunk"] < 1 or c % (v["k_chunk"] * MMA_K):
         raise ScheduleError(f"knob k_chunk: {v['k_chunk']} x {MMA_K} must divide the {c} input channels")
     f = footprint(gemm, v)
-    if f["threads"] > _MAX_THREADS or v["tile_n"][1] > 64:
-        raise ScheduleError(f"knobs tile_m/tile_n: {f['threads']} threads per block (at most {_MAX_THREADS}, "
-                            "64 warps along threadIdx.z)")
-    if f["shared"] > _MAX_SHARED:
+    if f["threads"] > _LIMITS.max_threads_per_block or v["tile_n"][1] > _LIMITS.max_block_dims[2]:
+        raise ScheduleError(f"knobs tile_m/tile_n: {f['threads']} threads per block (at most "
+                            f"{_LIMITS.max_threads_per_block}, {_LIMITS.max_block_dims[2]} warps along threadIdx.z)")
+    if f["shared"] > _LIMITS.max_shared_bytes_per_block:
         raise ScheduleError(f"knobs tile_m/tile_n/k_chunk: {f['shared']} bytes of shared memory per block "
-                            f"(at most {_MAX_SHARED})")
+                            f"(at most {_LIMITS.max_shared_bytes_per_block})")
     cols = v["tile_n"][1] * v["tile_n"][2] * MMA_N
     vec = v["vector"]
     elem = max(1, bits(output.dtype) // 8)
@@ -188,22 +191,14 @@ def _dense_args(data_shape, weight_shape, dtype="int8", out_dtype="int32"):
 def _conv_reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
                     out_dtype="int32"):
     """numpy NHWC / OHWI int8 conv2d of ``inputs = [data, kernel]`` (int64 sums)."""
-    import numpy as np
-
-    from ..testing import conv2d_nchw
     data, kernel = inputs
-    (sh, sw), (dh, dw) = stride, dilation
-    if sh != sw or dh != dw:
-        raise ScheduleError("the NHWC int8 conv reference takes equal strides and dilations along h and w")
-    out = conv2d_nchw(data.transpose(0, 3, 1, 2), kernel.transpose(0, 3, 1, 2), sh, tuple(padding), dh)
+    out = testing.conv2d_nchw(data.transpose(0, 3, 1, 2), kernel.transpose(0, 3, 1, 2), stride, padding, dilation)
     return [np.ascontiguousarray(out.transpose(0, 2, 3, 1)).astype(out_dtype)]
 
 
 def _dense_reference(inputs, data_shape, weight_shape, dtype="int8", out_dtype="int32"):
     """numpy ``data @ weight.T`` in int64."""
-    import numpy as np
-    data, weight = inputs
-    return [(data.astype(np.int64) @ weight.astype(np.int64).T).astype(out_dtype)]
+    return [testing.dense(*inputs).astype(out_dtype)]
 
 
 @autotune.template("conv2d_NHWC_int8_tensorcore.cuda", normalize=_conv_args, reference=_conv_reference)

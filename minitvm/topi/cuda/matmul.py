@@ -8,10 +8,11 @@ overlaps loading the next k-tile with computing on the current one.
 """
 from __future__ import annotations
 
+from ... import te
+
 
 def schedule_matmul_naive(C, threads: int = 16):
     """One thread per output element, 2-D blocks of ``threads x threads``."""
-    from ... import te
     s = te.create_schedule(C.op)
     i, j = s[C].op.axis
     by, ty = s[C].split(i, factor=threads)
@@ -26,7 +27,6 @@ def schedule_matmul_naive(C, threads: int = 16):
 
 def schedule_matmul(C, block: int = 64, thread_tile: int = 4, k_tile: int = 8, double_buffer: bool = False):
     """Shared-memory tiles of A and B per block, a ``thread_tile``² register tile per thread."""
-    from ... import te
     s = te.create_schedule(C.op)
     A, B = C.op.input_tensors
     AA = s.cache_read(A, "shared", [C])
@@ -69,7 +69,6 @@ def schedule_matmul_vthread(C, scale: int = 8, num_thread: int = 8, k_tile: int 
     """Block tile ``scale*num_thread`` square; each thread owns ``scale``² outputs spread over
     ``vthread``² virtual threads (so neighbouring threads touch neighbouring elements), operands
     staged through shared memory with vector loads and then through registers."""
-    from ... import te
     s = te.create_schedule(C.op)
     A, B = C.op.input_tensors
     AA = s.cache_read(A, "shared", [C])

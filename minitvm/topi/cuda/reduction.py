@@ -20,7 +20,8 @@ from ... import te
 from ..utils import as_list, find_op
 from ...errors import ScheduleError
 from ..nn.layout import _const
-from .injective import MAX_THREADS, inline_injective
+from ..generic.injective import inline_injective
+from .injective import MAX_THREADS
 
 _POOL_TAGS = ("pool_max", "pool_sum")
 _GLOBAL_POOL_TAGS = ("pool_global_max", "pool_global_sum")

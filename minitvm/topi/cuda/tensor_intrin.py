@@ -1,32 +1,13 @@
-"""Tensor intrinsics for int8 kernels: ``dp4a`` (4-wide int8 dot product into int32)."""
+"""CUDA-only tensor intrinsics: the int8 tensor cores (``mma.sync.aligned.m16n8k32`` and the
+``ldmatrix`` fragment loads and accumulator stores around it). ``dp4a``, which the CPU backend
+lowers too, is in :mod:`minitvm.topi.generic.tensor_intrin`.
+"""
 from __future__ import annotations
 
 from ... import te
+from ...errors import TensorizeError
 from ...tir import expr as E
-
-
-def dp4a(name: str = "dp4a"):
-    """``z[0] += sum_k int32(x[k]) * int32(y[k])`` over 4 int8 lanes, one ``__dp4a``.
-
-    Each operand must be 4 adjacent int8 values (read as one 32-bit word); the LLVM backend
-    lowers the same call to vector multiplies and a horizontal add, so int8 templates run
-    (and are tested) on the CPU too.
-    """
-    x = te.placeholder((4,), "int8", "x")
-    y = te.placeholder((4,), "int8", "y")
-    k = te.reduce_axis((0, 4), "rc")
-    z = te.compute((1,), lambda i: te.sum(x[k].astype("int32") * y[k].astype("int32"), axis=[k]), name="z")
-
-    def lower_fn(ins, outs):
-        xv, yv = ins[0].vload([0], 4), ins[1].vload([0], 4)
-        out = outs[0]
-        body = out.store(E.Call("int32", "dp4a", (xv, yv, E.const(0))))
-        reset = out.store(E.const(0))
-        update = out.store(E.Call("int32", "dp4a", (xv, yv, out.load())))
-        return body, reset, update
-
-    return te.decl_tensor_intrin(z.op, lower_fn, name=name)
-
+from ...tir.stmt import Buffer, Evaluate, seq
 
 # ------------------------------------------------------------------------------------------
 # int8 tensor cores (sm_80+): mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32
@@ -37,9 +18,6 @@ def dp4a(name: str = "dp4a"):
 # fragments: ldmatrix fills A and B from shared memory, mma accumulates, store_acc writes C out.
 # Each fragment tile must be contiguous in its buffer (the lane's slice is elem_offset / 32).
 # ------------------------------------------------------------------------------------------
-from ...errors import TensorizeError  # noqa: E402
-from ...tir.stmt import Buffer, Evaluate, seq  # noqa: E402
-
 MMA_M, MMA_N, MMA_K = 16, 8, 32
 
 

@@ -1,9 +1,12 @@
 """Element-wise epilogues that fuse into the producing kernel: bias, relu, add, requantize."""
 from __future__ import annotations
 
+import math
+
 from ... import te
 from ...errors import DtypeError, ShapeError
 from ...tir import expr as E
+from .fixed_point import round_shift, saturate
 
 
 def bias_add_NCHWc(x, bias, name="bias_add"):
@@ -52,10 +55,8 @@ def requantize(x, multiplier: int, shift: int, out_dtype: str = "int8", rounding
         raise DtypeError(f"{name}: out_dtype must be int8, uint8 or int32, got {out_dtype!r}")
     mult = E.const(multiplier, "int64")
 
-    from .qnn import _saturate, round_shift
-
     def f(*i):
-        return _saturate(round_shift(x(*i).astype("int64") * mult, E.const(total, "int64"), rounding), out_dtype)
+        return saturate(round_shift(x(*i).astype("int64") * mult, E.const(total, "int64"), rounding), out_dtype)
 
     return te.compute(x.shape, f, name=name, tag="injective,requantize",
                       attrs={"multiplier": multiplier, "shift": shift, "rounding": rounding})
@@ -63,7 +64,6 @@ def requantize(x, multiplier: int, shift: int, out_dtype: str = "int8", rounding
 
 def quantize_multiplier(scale: float) -> tuple[int, int]:
     """``(multiplier, shift)`` with ``multiplier / 2**31 / 2**shift == scale`` as closely as int32 allows."""
-    import math
     if scale <= 0:
         raise DtypeError(f"quantize_multiplier: scale must be positive, got {scale}")
     mant, exp = math.frexp(scale)  # scale = mant * 2**exp, mant in [0.5, 1)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from ... import te
 from ...errors import ShapeError
+from ...tir.arith import simplify
+from ...tir import expr as E
 
 
 def matmul(A, B, out_dtype: str | None = None, name: str = "C"):
     """``A @ B`` for 2-D tensors; inputs are widened to ``out_dtype`` (default: A's dtype) first."""
     if A.ndim != 2 or B.ndim != 2:
         raise ShapeError(f"matmul: {A.name} and {B.name} must be 2-D, got {A.ndim}-D and {B.ndim}-D")
-    from ...tir.arith import simplify
     if not _same(A.shape[1], B.shape[0], simplify):
         raise ShapeError(f"matmul: inner dimensions differ: {A.name} has {A.shape[1]} columns, "
                          f"{B.name} has {B.shape[0]} rows")
@@ -21,6 +22,5 @@ def matmul(A, B, out_dtype: str | None = None, name: str = "C"):
 
 
 def _same(a, b, simplify) -> bool:
-    from ...tir import expr as E
     d = simplify(a - b)
     return isinstance(d, E.IntImm) and d.value == 0 or a is b

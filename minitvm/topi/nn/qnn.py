@@ -11,51 +11,14 @@ from __future__ import annotations
 from ... import te
 from ...errors import DtypeError
 from ...tir import expr as E
-
-_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int32": (-2 ** 31, 2 ** 31 - 1)}
-
-
-def _i64(v):
-    return E.const(int(v), "int64")
-
-
-def _shr(p, t):
-    """``p >> t`` (arithmetic) for int64 ``p`` and int64 ``t`` (a constant or an expression)."""
-    if isinstance(t, E.IntImm):
-        return p // _i64(1 << t.value)
-    return E.Call("int64", "shift_right", (p, t))
-
-
-def _shl(p, t):
-    if isinstance(t, E.IntImm):
-        return p * _i64(1 << t.value)
-    return E.Call("int64", "shift_left", (p, t))
-
-
-def _let(value, name, fbody):
-    """``let v = value in fbody(v)``: a value used several times is computed (and walked) once."""
-    v = E.Var(name, value.dtype)
-    return E.Let(v, value, fbody(v))
-
-
-def round_shift(p, t, rounding: str):
-    """``p / 2**t`` rounded once (int64); ``t`` >= 1."""
-    t = t if isinstance(t, E.PrimExpr) else _i64(t)
-    half = _shl(_i64(1), t - _i64(1)) if not isinstance(t, E.IntImm) else _i64(1 << (t.value - 1))
-    if rounding == "UPWARD":
-        return _shr(p + half, t)
-    return _let(p, "rq_p", lambda pv: _let(_shr(te.abs(pv) + half, t), "rq_q",
-                                          lambda qv: te.select(pv < _i64(0), _i64(0) - qv, qv)))
-
-
-def _saturate(q, out_dtype):
-    lo, hi = _RANGE[out_dtype]
-    return _let(q, "sat", lambda v: te.min(te.max(v, _i64(lo)), _i64(hi)).astype(out_dtype))
+from .elemwise import requantize
+from .fixed_point import RANGE, i64, round_shift, saturate
+from .injective import concatenate
 
 
 def quantize(x, scale: float, out_dtype: str = "int8", name: str = "quantize"):
     """``clip(rint(float32(x) / float32(scale)))`` as ``out_dtype``."""
-    lo, hi = _RANGE[out_dtype]
+    lo, hi = RANGE[out_dtype]
 
     def f(*i):
         q = te.round(x(*i).astype("float32") / E.const(float(scale), "float32"))
@@ -82,7 +45,7 @@ def requantize_per_channel(acc, multiplier, shift, axis: int = 1, rounding: str 
     def f(*i):
         ch = i[1] * block + i[4] if packed else i[axis % len(i)]
         p = acc(*i).astype("int64") * multiplier[ch].astype("int64")
-        return _saturate(round_shift(p, shift[ch].astype("int64") + _i64(31), rounding), out_dtype)
+        return saturate(round_shift(p, shift[ch].astype("int64") + i64(31), rounding), out_dtype)
 
     return te.compute(acc.shape, f, name=name, tag="injective,requantize")
 
@@ -93,19 +56,17 @@ def qadd(a, b, a_multiplier, a_shift, b_multiplier, b_shift, rounding="TONEAREST
     T = max(ta, tb)
 
     def f(*i):
-        pa = a(*i).astype("int64") * _i64(a_multiplier) * _i64(1 << (T - ta))
-        pb = b(*i).astype("int64") * _i64(b_multiplier) * _i64(1 << (T - tb))
-        return _saturate(round_shift(pa + pb, _i64(T), rounding), out_dtype)
+        pa = a(*i).astype("int64") * i64(a_multiplier) * i64(1 << (T - ta))
+        pb = b(*i).astype("int64") * i64(b_multiplier) * i64(1 << (T - tb))
+        return saturate(round_shift(pa + pb, i64(T), rounding), out_dtype)
 
     return te.compute(a.shape, f, name=name, tag="injective,qadd")
 
 
 def qconcatenate(xs, multipliers, shifts, axis: int = 1, rounding="TONEAREST", out_dtype="int8", name="qconcat"):
     """Each input rescaled with requantize semantics, then joined along ``axis``."""
-    from .injective import concatenate
-    from .elemwise import requantize as _rq
     parts = []
     for k, (x, m, s) in enumerate(zip(xs, multipliers, shifts)):
         xi = te.compute(x.shape, lambda *i, x=x: x(*i).astype("int32"), name=f"{name}_in{k}", tag="injective,cast")
-        parts.append(_rq(xi, int(m), int(s), out_dtype, rounding, name=f"{name}_rq{k}"))
+        parts.append(requantize(xi, int(m), int(s), out_dtype, rounding, name=f"{name}_rq{k}"))
     return concatenate(parts, axis)
