@@ -1,11 +1,11 @@
 """A small SIMT interpreter of CUDA kernel IR, for testing barrier placement and warp code on the CPU.
 
-Every thread of a block is a Python generator that runs until its next synchronization point: a
-``syncthreads`` barrier, a warp-collective call, or its end. Between synchronization points the
-threads run one after another in a random order. Any order is a legal CUDA schedule, so a
-missing barrier shows up as a wrong result for some seed, and a barrier reached by only part of
-the block raises :class:`Divergence`. The kernel is prepared exactly as the CUDA backend
-prepares it (virtual threads, guards, barriers) before it is interpreted.
+Every thread of a block is a Python generator that runs until it stops: at a ``syncthreads``
+barrier, at a warp-collective call, or at its end. Between barriers the threads run one after
+another in a random order. Any order is a legal CUDA schedule, so a missing barrier shows up as
+a wrong result for some seed, and a barrier reached by only part of the block raises
+:class:`Divergence`. The kernel is prepared exactly as the CUDA backend prepares it (virtual
+threads, guards, barriers) before it is interpreted.
 
 Warps. Thread ``tx + bdx * (ty + bdy * tz)`` of a block is lane ``linear % 32`` of warp
 ``linear // 32``. A ``warp``-scope buffer of ``S`` elements belongs to one warp and is held as a
@@ -15,9 +15,10 @@ read of an unwritten register shows. Fragments are opaque: only the ``mt_*`` cal
 them, through byte views (int8 fragment bytes are little-endian 32-bit registers).
 ``Evaluate(call_extern("mt_..."))`` statements are the tensor-core operations of the CUDA
 templates, emulated exactly with ``warp_ops.py``. The collective ones (``mt_ldmatrix_a``,
-``mt_ldmatrix_b``, ``mt_mma_s8``) run once per warp when all 32 lanes have reached the same
-statement; lanes that reach it unevenly (others at a barrier, finished, or at another call)
-raise :class:`Divergence`. ``mt_zero_acc`` and ``mt_store_acc`` act on the calling lane alone.
+``mt_ldmatrix_b``, ``mt_mma_s8``) run once for the warp as soon as all 32 lanes have stopped at
+the same statement, whatever the other warps are doing; the lanes then rejoin the random order.
+Lanes that reach one unevenly (others at a barrier, finished, or at another call) raise
+:class:`Divergence`. ``mt_zero_acc`` and ``mt_store_acc`` act on the calling lane alone.
 
 Asynchronous copies. ``mt_cp_async16`` reads its 16 source bytes when it is issued and writes
 them only when a later ``mt_cp_async_wait(n)`` of the same thread completes its group
@@ -475,32 +476,28 @@ def _where(event, call) -> str:
     return f"another {event.name} call" if event.name == call.name else event.name
 
 
-def _run_collectives(events, rng) -> list:
-    """Run each collective call that all lanes of a warp wait at; the threads it releases, in order.
+def _run_collective(events, w, nthreads) -> list:
+    """Run the collective call warp ``w`` waits at, once all its lanes have stopped; the threads released.
 
-    ``events`` maps every thread of the block to where it stopped. A warp in which some lanes wait
-    at a collective call and others stopped elsewhere raises :class:`Divergence`.
+    ``events`` maps each stopped thread to where it stopped. None are released when the warp's
+    lanes stopped at barriers or the end; a warp in which some lanes wait at a collective call and
+    others stopped elsewhere raises :class:`Divergence`.
     """
-    ready = []
-    for w in range(0, len(events), WARP):
-        lanes = [events[k] for k in range(w, min(w + WARP, len(events)))]
-        calls = [e for e in lanes if isinstance(e, _Collective)]
-        if not calls:
-            continue
-        call = calls[0]
-        if len(lanes) < WARP:
-            raise Divergence(f"{call.name}: warp {w // WARP} has only {len(lanes)} threads; a collective call "
-                             f"needs all {WARP} lanes")
-        for lane, e in enumerate(lanes):
-            if not (isinstance(e, _Collective) and e.stmt is call.stmt):
-                raise Divergence(f"warp {w // WARP}: {len(calls)} lanes wait at {call.name} but lane {lane} "
-                                 f"reached {_where(e, call)}")
-        ready.append(w)
-    rng.shuffle(ready)
-    for w in ready:
-        name = events[w].name
-        _COLLECTIVE[name][1](name, [events[k].args for k in range(w, w + WARP)])
-    return sorted(k for w in ready for k in range(w, w + WARP))
+    first = w * WARP
+    lanes = [events[k] for k in range(first, min(first + WARP, nthreads))]
+    calls = [e for e in lanes if isinstance(e, _Collective)]
+    if not calls:
+        return []
+    call = calls[0]
+    if len(lanes) < WARP:
+        raise Divergence(f"{call.name}: warp {w} has only {len(lanes)} threads; a collective call needs all "
+                         f"{WARP} lanes")
+    for lane, e in enumerate(lanes):
+        if not (isinstance(e, _Collective) and e.stmt is call.stmt):
+            raise Divergence(f"warp {w}: {len(calls)} lanes wait at {call.name} but lane {lane} reached "
+                             f"{_where(e, call)}")
+    _COLLECTIVE[call.name][1](call.name, [e.args for e in lanes])
+    return list(range(first, first + WARP))
 
 
 def _release_barrier(events) -> list:
@@ -511,18 +508,36 @@ def _release_barrier(events) -> list:
 
 
 def _run_block(threads, rng):
-    """Run one block's thread generators to their ends, in a random order between synchronization points."""
+    """Run one block's thread generators to their ends, in a random order between synchronization points.
+
+    Each round runs the threads released by the last barrier in a random order, each up to its
+    next stop. A warp whose lanes all stopped at a collective call runs it at once and its lanes
+    rejoin the round at random places, so warps advance independently between barriers.
+    """
+    nthreads = len(threads)
     events = {}
-    live = list(range(len(threads)))
+    live = list(range(nthreads))
     while live:
-        order = live[:]
-        rng.shuffle(order)
-        for k in order:
+        queue = live[:]
+        rng.shuffle(queue)
+        queued = [0] * -(-nthreads // WARP)          # per warp: lanes still in the queue
+        for k in queue:
+            queued[k // WARP] += 1
+        pos = 0
+        while pos < len(queue):
+            k = queue[pos]
+            pos += 1
             try:
                 events[k] = next(threads[k])
             except StopIteration:
                 events[k] = _DONE
-        live = _run_collectives(events, rng) or _release_barrier(events)
+            w = k // WARP
+            queued[w] -= 1
+            if not queued[w]:
+                for lane in _run_collective(events, w, nthreads):
+                    queue.insert(rng.randint(pos, len(queue)), lane)
+                    queued[w] += 1
+        live = _release_barrier(events)
 
 
 def run_kernel(stmt, grid, block, mem, shape_env, rng):
