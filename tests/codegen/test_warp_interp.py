@@ -214,13 +214,21 @@ def test_lanes_reaching_a_collective_call_unevenly_raise_divergence(nthreads, br
 
 
 def test_misused_warp_calls_name_the_culprit():
-    C = Buffer("C", (16, 8), "int32")
+    C, G = Buffer("C", (16, 8), "int32"), Buffer("G", (1024,), "int8")
+    S = Buffer("S", (1024,), "int8", "shared")
     acc = Buffer("acc", (128,), "int32", "warp")
+    a_frag = Buffer("a_frag", (512,), "int8", "warp")
     tx = thread("threadIdx.x")
-    arrays = {C: np.zeros((16, 8), np.int32)}
+    arrays = {C: np.zeros((16, 8), np.int32), G: np.zeros(1024, np.int8)}
 
     def run(stmt):
-        interpret(bind(tx, 32, Allocate(acc, stmt)), arrays, (32, 1, 1))
+        interpret(Allocate(S, bind(tx, 32, Allocate(acc, Allocate(a_frag, stmt)))), arrays, (32, 1, 1))
+    with pytest.raises(WarpError, match="mt_ldmatrix_a: row stride 40 is not a multiple of 16"):
+        run(mt("mt_ldmatrix_a", addr(a_frag, 0), addr(S, 0), 40))
+    with pytest.raises(WarpError, match="mt_ldmatrix_a: lane 1 passes S\\[32\\]"):
+        run(mt("mt_ldmatrix_a", addr(a_frag, 0), addr(S, tx.var * 32), 32))
+    with pytest.raises(WarpError, match="mt_cp_async16: byte 8 of S is not 16-byte aligned"):
+        run(mt("mt_cp_async16", addr(S, 8), addr(G, 0), 16))
     with pytest.raises(NotImplementedError, match="call_extern 'mt_shuffle'"):
         run(mt("mt_shuffle", addr(acc, 0)))
     with pytest.raises(WarpError, match="acc indexed at 4; a fragment index is 32 x the slot"):
