@@ -33,6 +33,7 @@ def addr(buf, i):
 
 
 def barrier():
+    """``__syncthreads()``."""
     return Evaluate(E.Call("int32", "syncthreads", ()))
 
 
@@ -44,6 +45,7 @@ def interpret(kernel, arrays, block, seed=0):
 
 
 def int8s(rng, shape):
+    """Fresh random int8 over the full range."""
     return rng.integers(-128, 128, shape, dtype=np.int8)
 
 
