@@ -15,10 +15,11 @@ read of an unwritten register shows. Fragments are opaque: only the ``mt_*`` cal
 them, through byte views (int8 fragment bytes are little-endian 32-bit registers).
 ``Evaluate(call_extern("mt_..."))`` statements are the tensor-core operations of the CUDA
 templates, emulated exactly with ``warp_ops.py``. The collective ones (``mt_ldmatrix_a``,
-``mt_ldmatrix_b``, ``mt_mma_s8``) run once for the warp as soon as all 32 lanes have stopped at
-the same statement, whatever the other warps are doing; the lanes then rejoin the random order.
-Lanes that reach one unevenly (others at a barrier, finished, or at another call) raise
-:class:`Divergence`. ``mt_zero_acc`` and ``mt_store_acc`` act on the calling lane alone.
+``mt_ldmatrix_b``, ``mt_ldmatrix_b16``, ``mt_mma_s8``) run once for the warp as soon as all 32
+lanes have stopped at the same statement, whatever the other warps are doing; the lanes then
+rejoin the random order. Lanes that reach one unevenly (others at a barrier, finished, or at
+another call) raise :class:`Divergence`. ``mt_zero_acc`` and ``mt_store_acc`` act on the
+calling lane alone.
 
 Asynchronous copies. ``mt_cp_async16`` reads its 16 source bytes when it is issued and writes
 them only when a later ``mt_cp_async_wait(n)`` of the same thread completes its group
@@ -381,6 +382,9 @@ def _store_acc(th, call, dst, stride, c):
     idx = dst.index + rows[th.lane] * stride + cols[th.lane]
     if np.any(idx < 0) or np.any(idx >= dst.array.size):
         raise IndexError(f"{call}: store {dst.buffer.name}[{idx}] out of bounds ({dst.array.size})")
+    if np.any(idx[::2] % 2):            # two int2 stores
+        raise WarpError(f"{call}: the int2 stores at {dst.buffer.name}[{idx[::2]}] are not 8-byte aligned "
+                        "(the destination index and row stride must be even)")
     dst.array[idx] = c.lane_int32(call, th.lane, 4)
 
 
@@ -451,6 +455,7 @@ _PER_LANE = {
 _COLLECTIVE = {
     "mt_ldmatrix_a": (("fragment", "shared", "int"), partial(_ldmatrix, rows=16, load=warp_ops.ldmatrix_a)),
     "mt_ldmatrix_b": (("fragment", "shared", "int"), partial(_ldmatrix, rows=8, load=warp_ops.ldmatrix_b)),
+    "mt_ldmatrix_b16": (("fragment", "shared", "int"), partial(_ldmatrix, rows=16, load=warp_ops.ldmatrix_b16)),
     "mt_mma_s8": (("fragment", "fragment", "fragment"), _mma_s8),
 }
 

@@ -65,48 +65,51 @@ def copy_async(dst, src, nbytes, linear, nthreads):
     return For(i, E.const(0), E.const(-(-chunks // nthreads)), "serial", copy)
 
 
-def gemm_kernel(warps=1, k_steps=1, wait=True, sync=True):
-    """C = A B^T, one 16x8 tile per warp, K = 32 k_steps: A (16 warps, K), B (8, K) int8, C int32.
+def gemm_kernel(warps=1, k_steps=1, wide=False, wait=True, sync=True):
+    """C = A B^T, one warp tile per warp, K = 32 k_steps: A (16 warps, K), B (N, K) int8, C int32.
 
     The block (32, warps) stages A and B in shared memory with cp.async, then warp ``ty`` loads
-    its rows of A and all of B with ldmatrix, one m16n8k32 mma per k-step into one accumulator.
+    its 16 rows of A and all of B with ldmatrix, one m16n8k32 mma per 8 columns and k-step into
+    its accumulators. ``wide``: N = 16, B loaded as two fragments by one ``mt_ldmatrix_b16``.
     """
-    M, K = 16 * warps, 32 * k_steps
-    A, B, C = Buffer("A", (M, K), "int8"), Buffer("B", (8, K), "int8"), Buffer("C", (M, 8), "int32")
+    tiles = 2 if wide else 1
+    M, N, K = 16 * warps, 8 * tiles, 32 * k_steps
+    A, B, C = Buffer("A", (M, K), "int8"), Buffer("B", (N, K), "int8"), Buffer("C", (M, N), "int32")
     As = Buffer("A_shared", (M * K,), "int8", "shared")
-    Bs = Buffer("B_shared", (8 * K,), "int8", "shared")
+    Bs = Buffer("B_shared", (N * K,), "int8", "shared")
     a_frag = Buffer("a_frag", (32 * 16,), "int8", "warp")
-    b_frag = Buffer("b_frag", (32 * 8,), "int8", "warp")
-    acc = Buffer("acc", (32 * 4,), "int32", "warp")
+    b_frag = Buffer("b_frag", (32 * 8 * tiles,), "int8", "warp")
+    acc = Buffer("acc", (32 * 4 * tiles,), "int32", "warp")
     ty, tx = thread("threadIdx.y"), thread("threadIdx.x")
     linear, nthreads = tx.var + ty.var * 32, 32 * warps
     ks = E.Var("ks")
+    b_load = "mt_ldmatrix_b16" if wide else "mt_ldmatrix_b"
     body = seq(
         copy_async(As, A, M * K, linear, nthreads),
-        copy_async(Bs, B, 8 * K, linear, nthreads),
+        copy_async(Bs, B, N * K, linear, nthreads),
         mt("mt_cp_async_commit"),
         *([mt("mt_cp_async_wait", 0)] if wait else []),
         *([barrier()] if sync else []),
-        mt("mt_zero_acc", addr(acc, 0)),
+        *(mt("mt_zero_acc", addr(acc, 128 * j)) for j in range(tiles)),
         For(ks, E.const(0), E.const(k_steps), "serial", seq(
             mt("mt_ldmatrix_a", addr(a_frag, 0), addr(As, ty.var * (16 * K) + ks * 32), K),
-            mt("mt_ldmatrix_b", addr(b_frag, 0), addr(Bs, ks * 32), K),
-            mt("mt_mma_s8", addr(acc, 0), addr(a_frag, 0), addr(b_frag, 0)),
+            mt(b_load, addr(b_frag, 0), addr(Bs, ks * 32), K),
+            *(mt("mt_mma_s8", addr(acc, 128 * j), addr(a_frag, 0), addr(b_frag, 256 * j)) for j in range(tiles)),
         )),
-        mt("mt_store_acc", addr(C, ty.var * (16 * 8)), 8, addr(acc, 0)),
+        *(mt("mt_store_acc", addr(C, ty.var * (16 * N) + 8 * j), N, addr(acc, 128 * j)) for j in range(tiles)),
     )
     frags = Allocate(a_frag, Allocate(b_frag, Allocate(acc, body)))
     kernel = Allocate(As, Allocate(Bs, bind(ty, warps, bind(tx, 32, frags))))
     return kernel, (A, B, C), (32, warps, 1)
 
 
-def run_gemm(warps=1, k_steps=1, wait=True, sync=True, seed=0):
+def run_gemm(warps=1, k_steps=1, wide=False, wait=True, sync=True, seed=0):
     """(C the kernel computed, A B^T) on fresh random inputs."""
-    kernel, (A, B, C), block = gemm_kernel(warps, k_steps, wait, sync)
+    kernel, (A, B, C), block = gemm_kernel(warps, k_steps, wide, wait, sync)
     rng = np.random.default_rng(seed)
-    a, b = int8s(rng, (16 * warps, 32 * k_steps)), int8s(rng, (8, 32 * k_steps))
-    c = np.full((16 * warps, 8), 0x5EED, np.int32)
-    out = interpret(kernel, {A: a, B: b, C: c}, block, seed)
+    shape_c = [int(d.value) for d in C.shape]
+    a, b = int8s(rng, [int(d.value) for d in A.shape]), int8s(rng, [int(d.value) for d in B.shape])
+    out = interpret(kernel, {A: a, B: b, C: np.full(shape_c, 0x5EED, np.int32)}, block, seed)
     return out[C], matmul_nt(a, b)
 
 
@@ -122,6 +125,11 @@ def test_one_tile_cp_async_ldmatrix_mma_store_equals_a_times_b_transposed(seed):
 @pytest.mark.parametrize("seed", range(2))
 def test_four_k_steps_accumulate_and_two_warps_compute_their_own_tiles(seed):
     got, want = run_gemm(warps=2, k_steps=4, seed=seed)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_ldmatrix_b16_loads_two_b_fragments_for_two_mma_per_k_step():
+    got, want = run_gemm(warps=2, k_steps=2, wide=True)
     np.testing.assert_array_equal(got, want)
 
 
@@ -231,6 +239,8 @@ def test_misused_warp_calls_name_the_culprit():
         run(mt("mt_ldmatrix_a", addr(a_frag, 0), addr(S, tx.var * 32), 32))
     with pytest.raises(WarpError, match="mt_cp_async16: byte 8 of S is not 16-byte aligned"):
         run(mt("mt_cp_async16", addr(S, 8), addr(G, 0), 16))
+    with pytest.raises(WarpError, match="mt_store_acc: the int2 stores at C.* are not 8-byte aligned"):
+        run(mt("mt_store_acc", addr(C, 0), 7, addr(acc, 0)))
     with pytest.raises(NotImplementedError, match="call_extern 'mt_shuffle'"):
         run(mt("mt_shuffle", addr(acc, 0)))
     with pytest.raises(WarpError, match="acc indexed at 4; a fragment index is 32 x the slot"):
@@ -284,14 +294,19 @@ def test_mma_emulation_matches_the_per_element_fragment_layout():
 
 def test_ldmatrix_emulations_match_the_per_lane_addresses_and_give_the_mma_fragments():
     rng = np.random.default_rng(3)
-    ta, tb = int8s(rng, (16, 32)), int8s(rng, (8, 32))
+    ta, tb, tb16 = int8s(rng, (16, 32)), int8s(rng, (8, 32)), int8s(rng, (16, 32))
     want_a = ldmatrix_by_loops(ta, 4, lambda lane: (lane % 8 + 8 * ((lane // 8) % 2), 16 * (lane // 16)))
     want_b = ldmatrix_by_loops(tb, 2, lambda lane: (lane % 8, 16 * (lane // 8)))
+    want_b16 = ldmatrix_by_loops(tb16, 4, lambda lane: (lane % 8 + 8 * (lane // 16), 16 * ((lane // 8) % 2)))
     np.testing.assert_array_equal(warp_ops.ldmatrix_a(ta), want_a)
     np.testing.assert_array_equal(warp_ops.ldmatrix_b(tb), want_b)
-    fa, fb, _ = fragments_by_loops(ta, tb.T, np.zeros((16, 8), np.int32))
+    np.testing.assert_array_equal(warp_ops.ldmatrix_b16(tb16), want_b16)
+    zeros = np.zeros((16, 8), np.int32)
+    fa, fb, _ = fragments_by_loops(ta, tb.T, zeros)
     np.testing.assert_array_equal(want_a, fa)           # ldmatrix .x4 of A is mma's A fragment
     np.testing.assert_array_equal(want_b, fb)           # ldmatrix .x2 of B^T is mma's B fragment
+    halves = [fragments_by_loops(ta, tb16[8 * h:8 * h + 8].T, zeros)[1] for h in (0, 1)]
+    np.testing.assert_array_equal(want_b16, np.concatenate(halves, axis=1))   # two B fragments
 
 
 def test_the_accumulator_wraps_around_in_int32():

@@ -97,3 +97,14 @@ def ldmatrix_b(tile) -> np.ndarray:
     """
     t = np.asarray(tile, np.int8)
     return _ldmatrix([t[:, 0:16], t[:, 16:32]])
+
+
+def ldmatrix_b16(tile) -> np.ndarray:
+    """``ldmatrix .x4`` of a 16x32 int8 tile ``T[n][k]`` into two consecutive B fragments, (32, 16) int8.
+
+    The four 8x8 b16 matrices are bytes 0-15 and 16-31 of rows 0-7, then of rows 8-15 (lane l
+    supplies the address of row (l % 8) + 8 (l // 16), byte 16 ((l // 8) % 2)), so bytes 0-7 of a
+    lane are its B fragment of rows 0-7 (``ldmatrix_b(T[:8])``) and bytes 8-15 that of rows 8-15.
+    """
+    t = np.asarray(tile, np.int8)
+    return _ldmatrix([t[0:8, 0:16], t[0:8, 16:32], t[8:16, 0:16], t[8:16, 16:32]])
