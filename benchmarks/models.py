@@ -83,7 +83,8 @@ def main():
             for dtype in args.dtypes.split(","):
                 graph = fgraph
                 if dtype == "int8":
-                    graph = quantize_for_target(fgraph, np.random.default_rng(0), 0, args.int8_first_conv)
+                    graph = quantize_for_target(fgraph, np.random.default_rng(0), 0, args.int8_first_conv,
+                                                target="cuda")
                 ctx = contextlib.nullcontext()
                 if dtype == "int8" and args.tuning_log:
                     from minitvm.autotune import ApplyHistoryBest

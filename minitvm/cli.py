@@ -64,8 +64,9 @@ def _load_model(model: str, batch: int, image_size):
     return graph
 
 
-def quantize_for_target(graph, rng, n_images: int = 4, first_conv: bool = False):
-    """int8 graph with packed int8 layouts: max calibration on ``n_images`` random inputs
+def quantize_for_target(graph, rng, n_images: int = 4, first_conv: bool = False, target=None):
+    """int8 graph in the layouts ``target``'s int8 templates read (NHWC for the tensor cores
+    on sm_80+, else NCHW4c for dp4a): max calibration on ``n_images`` random inputs
     (``n_images=0``: a global scale, no calibration run — for timing only). The first conv
     stays float (the usual recipe: it is the most sensitive layer) unless ``first_conv``."""
     from .graph.passes.alter_layout import alter_layout
@@ -75,7 +76,7 @@ def quantize_for_target(graph, rng, n_images: int = 4, first_conv: bool = False)
              for n in inputs} for _ in range(n_images)]
     skip = {} if not first_conv else {"skip_conv_layers": []}
     with qconfig(calibrate_mode="max" if n_images else "global_scale", **skip):
-        return alter_layout(quantize_graph(graph, data or None))
+        return alter_layout(quantize_graph(graph, data or None), target=target)
 
 
 def _is_quantized(graph) -> bool:
@@ -84,15 +85,15 @@ def _is_quantized(graph) -> bool:
                and graph.input_types(n)[0].dtype in ("int8", "uint8") for n in graph.topo_order())
 
 
-def _prepare(graph, dtype: str, rng, n_images: int, first_conv: bool = False):
-    """The graph to compile: a pre-quantized model gets its int8 layers packed (NCHW4c, dp4a);
-    a float one is quantized first when ``dtype`` is int8."""
+def _prepare(graph, dtype: str, rng, n_images: int, first_conv: bool = False, target=None):
+    """The graph to compile for ``target``: a pre-quantized model gets its int8 layers laid out
+    for the int8 templates; a float one is quantized first when ``dtype`` is int8."""
     from .graph.passes.alter_layout import alter_layout
     if _is_quantized(graph):
-        print("pre-quantized model: its int8 layers run as they are, packed to NCHW4c")
-        return alter_layout(graph)
+        print("pre-quantized model: its int8 layers run as they are, laid out for the int8 templates")
+        return alter_layout(graph, target=target)
     if dtype == "int8":
-        return quantize_for_target(graph, rng, n_images, first_conv)
+        return quantize_for_target(graph, rng, n_images, first_conv, target=target)
     return graph
 
 
@@ -109,7 +110,7 @@ def run(args) -> int:
     target = _pick_target(args.target)
     graph = _load_model(args.model, args.batch, args.image_size)
     rng = np.random.default_rng(args.seed)
-    graph = _prepare(graph, args.dtype, rng, args.calibration_images, args.int8_first_conv)
+    graph = _prepare(graph, args.dtype, rng, args.calibration_images, args.int8_first_conv, target)
     t0 = time.perf_counter()
 
     def progress(done, total):
@@ -159,7 +160,8 @@ def tune(args) -> int:
     from .runtime import cuda
     graph = _load_model(args.model, args.batch, args.image_size)
     # the kernels' shapes do not depend on the scales: no calibration needed to find them
-    graph = _prepare(graph, args.dtype, np.random.default_rng(args.seed), 0, args.int8_first_conv)
+    target = _pick_target("cuda")   # the present GPU, else sm_90: the layouts its templates read
+    graph = _prepare(graph, args.dtype, np.random.default_rng(args.seed), 0, args.int8_first_conv, target)
     tasks = extract_tasks(graph, "cuda", counts=True)
     print(f"{args.model} ({args.dtype}, batch {args.batch}): {len(tasks)} tunable tasks, "
           f"{sum(n for _, n in tasks)} kernels")

@@ -32,10 +32,12 @@ def optimize(graph):
 
 
 class Step:
-    """One kernel call: the function name and the graph values it reads and writes."""
+    """One kernel call: the function name, the graph values it reads and writes, and the op
+    strategy implementation (template) that scheduled it."""
 
-    def __init__(self, func: str, inputs: list, output: str, nodes: list):
+    def __init__(self, func: str, inputs: list, output: str, nodes: list, implementation: str = ""):
         self.func, self.inputs, self.output, self.nodes = func, inputs, output, nodes
+        self.implementation = implementation
 
     def __repr__(self):
         return f"{self.func}({', '.join(self.inputs)}) -> {self.output}"
@@ -45,7 +47,7 @@ class Step:
 class LoweredGroup:
     """One fused group as tensor expressions: its position (``index`` of ``total``), the group,
     the names of the graph values it reads (``inputs``) and their placeholders (``params``),
-    its output tensor and its schedule."""
+    its output tensor, its schedule and the implementation (template) that made it."""
     index: int
     total: int
     group: object
@@ -53,12 +55,13 @@ class LoweredGroup:
     params: list
     out: object
     schedule: object
+    implementation: str = ""
 
 
-def lowered_groups(graph, kind: str):
+def lowered_groups(graph, target):
     """Yield a :class:`LoweredGroup` per fused group of ``graph`` (already optimized), scheduled
-    for ``kind`` ("llvm" or "cuda"). Schedule templates ask the current autotune dispatch
-    context for their configs here."""
+    for ``target`` (a :class:`~minitvm.target.Target` or its string). Schedule templates ask the
+    current autotune dispatch context for their configs here."""
     groups = fuse_ops(graph)
     for k, grp in enumerate(groups):
         tensors: dict = {}
@@ -81,10 +84,10 @@ def lowered_groups(graph, kind: str):
         out = tensors[grp.output]
         anchor = graph.node(grp.anchor) if grp.anchor else None
         try:
-            s = schedule_group(anchor, graph.input_types(grp.anchor) if anchor else [], out, kind)
+            s, impl = schedule_group(anchor, graph.input_types(grp.anchor) if anchor else [], out, target)
         except Exception as exc:
             raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be scheduled: {exc}") from exc
-        yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s)
+        yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s, impl)
 
 
 def build(graph, target="llvm", optimize_graph: bool = True, progress=None):
@@ -99,14 +102,14 @@ def build(graph, target="llvm", optimize_graph: bool = True, progress=None):
     if optimize_graph:
         graph = optimize(graph)
     funcs, steps = [], []
-    for g in lowered_groups(graph, kind):
+    for g in lowered_groups(graph, target):
         grp = g.group
         fname = f"fused_{g.index}_{c_name(grp.anchor or grp.output)}"
         try:
             funcs.append(lower(g.schedule, g.params + [g.out], name=fname, target=target))
         except Exception as exc:
             raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be compiled: {exc}") from exc
-        steps.append(Step(fname, g.inputs, grp.output, grp.nodes))
+        steps.append(Step(fname, g.inputs, grp.output, grp.nodes, g.implementation))
         if progress:
             progress(g.index + 1, g.total)
     module = build_funcs(funcs, target=target)
@@ -279,7 +282,7 @@ class CompiledModel:
         """Kernels, fused groups and memory use."""
         lines = [f"{len(self.steps)} kernels for {sum(len(s.nodes) for s in self.steps)} ops on {self.kind}"]
         for st in self.steps:
-            lines.append(f"  {st.func}: {' -> '.join(self.graph.node(n).op for n in st.nodes)}")
+            lines.append(f"  {st.func}: {' -> '.join(self.graph.node(n).op for n in st.nodes)}  [{st.implementation}]")
         lines.append(f"activation memory {self.peak_bytes / 2**20:.1f} MiB (planned, reused), "
                      f"weights {self.weight_bytes / 2**20:.1f} MiB")
         return "\n".join(lines)

@@ -17,9 +17,9 @@ def c_name(name: str) -> str:
 
 
 def schedule_group(anchor, in_types: list, out, target):
-    """A schedule for the fused group computing ``out`` on ``target``: the implementation the
-    strategy of the ``anchor`` node's op selects (``anchor`` None, or no fitting implementation:
-    the target's generic one). ``in_types`` are the anchor's input types."""
+    """``(schedule, implementation name)`` for the fused group computing ``out`` on ``target``: the
+    implementation the strategy of the ``anchor`` node's op selects (``anchor`` None, or no fitting
+    implementation: the target's generic one). ``in_types`` are the anchor's input types."""
     impl = strategy.select_implementation(anchor.op if anchor else None, target, anchor.attrs if anchor else {},
                                           in_types)
-    return impl.schedule(out)
+    return impl.schedule(out), impl.name

@@ -2,9 +2,15 @@
 implementations of an op."""
 from __future__ import annotations
 
-__all__ = ["packed_int8_conv2d"]
+__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d"]
 
 
 def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:
     """An int8/uint8 conv2d on packed data (``NCHW[x]c``): the dp4a-style templates."""
-    return in_types[0].dtype in ("int8", "uint8") and attrs.get("data_layout", "NCHW") != "NCHW"
+    layout = attrs.get("data_layout", "NCHW")
+    return in_types[0].dtype in ("int8", "uint8") and layout.startswith("NCHW") and layout.endswith("c")
+
+
+def nhwc_int8_conv2d(attrs: dict, in_types: list) -> bool:
+    """An int8 conv2d on NHWC data (OHWI weights): the implicit GEMM on the int8 tensor cores."""
+    return in_types[0].dtype == "int8" and attrs.get("data_layout") == "NHWC"

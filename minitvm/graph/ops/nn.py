@@ -8,6 +8,7 @@ import numpy as np
 from ... import te
 from ...errors import ShapeError
 from ...topi.nn import conv2d as topi_conv2d
+from ...topi.nn.conv2d_gemm import conv2d_NHWC_int8_gemm
 from ...topi.nn import deformable_conv2d as topi_deformable
 from ...topi.nn import dense as topi_dense
 from ...topi.nn import elemwise as topi_elemwise
@@ -396,6 +397,14 @@ def _with_bias(out, bias, name, packed):
 
 def _conv2d_te(node, ins, name):
     a, (data, weight) = node.attrs, ins[:2]
+    if a.get("data_layout") == "NHWC":
+        # int8 on the tensor cores: an implicit GEMM (alter_layout picks NHWC only for that)
+        out = conv2d_NHWC_int8_gemm(data, weight, a["strides"], a["padding"], a["dilation"], name=name)
+        bias = ins[2] if len(ins) > 2 else None
+        if bias is None:
+            return out
+        return te.compute(out.shape, lambda n, h, w, c: out(n, h, w, c) + bias[c], name=f"{name}_bias",
+                          tag="injective,bias_add")
     if a.get("data_layout", "NCHW") == "NCHW" and a.get("kernel_layout", "OIHW") == "OIHW":
         out = topi_conv2d.conv2d_nchw(data, weight, a["strides"], a["padding"], a["dilation"], a["groups"],
                                       out_dtype=node.type.dtype, name=name)

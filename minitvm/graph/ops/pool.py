@@ -23,21 +23,29 @@ _POOL_ATTRS = (
 def _pool_infer(ctx, types, attrs, packed_ok=False):
     t = types[0]
     packed = packed_ok and t.ndim == 5 and t.layout.startswith("NCHW") and t.layout.endswith("c")
+    nhwc = packed_ok and t.ndim == 4 and t.layout == "NHWC"
     if t.ndim != 4 and not packed:
-        raise ctx.shape_error(f"data must be 4-D NCHW{' or 5-D NCHW[x]c' if packed_ok else ''}, got {t}")
-    if not packed:
+        raise ctx.shape_error(f"data must be 4-D NCHW{' (or NHWC) or 5-D NCHW[x]c' if packed_ok else ''}, got {t}")
+    if not packed and not nhwc:
         _check_layout(ctx, t, "NCHW", "data")
     kh, kw = attrs["pool_size"]
     sh, sw = attrs["strides"]
     pt, pl, pb, pr = attrs["padding"]
-    N, C, H, W = t.shape[:4]
+    if nhwc:
+        N, H, W, C = t.shape
+    else:
+        N, C, H, W = t.shape[:4]
     OH = _pool_out(ctx, H, kh, sh, pt, pb, attrs["ceil_mode"], "height")
     OW = _pool_out(ctx, W, kw, sw, pl, pr, attrs["ceil_mode"], "width")
+    if nhwc:
+        return TensorType((N, OH, OW, C), t.dtype, t.layout)
     return TensorType((N, C, OH, OW) + tuple(t.shape[4:]), t.dtype, t.layout)
 
 
-def _packed_pool_np(x, fn):
-    """Apply an NCHW pooling ``fn`` to an NCHW or NCHW[x]c array (channel blocks pooled alike)."""
+def _packed_pool_np(x, fn, layout="NCHW"):
+    """Apply an NCHW pooling ``fn`` to an NCHW, NHWC or NCHW[x]c array (channel blocks pooled alike)."""
+    if layout == "NHWC":
+        return fn(x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
     if x.ndim == 4:
         return fn(x)
     N, Cc, H, W, c = x.shape
@@ -78,13 +86,14 @@ def pool2d_np(x, kind, pool_size, strides, padding, out_hw, count_include_pad=Fa
 
 
 @_op("max_pool2d", ("data",), _POOL_ATTRS,
-     doc="2-D max pooling (NCHW, or packed NCHW[x]c after layout rewriting); padding never wins.")
+     doc="2-D max pooling (NCHW, or NHWC / packed NCHW[x]c after layout rewriting); padding never wins.")
 def _maxpool_infer(ctx, types, attrs):
     return _pool_infer(ctx, types, attrs, packed_ok=True)
 
 
 _maxpool_infer.compute(lambda i, a, o: _cast(_packed_pool_np(
-    i[0], lambda x: pool2d_np(x, "max", a["pool_size"], a["strides"], a["padding"], o.shape[2:4])), o.dtype))
+    i[0], lambda x: pool2d_np(x, "max", a["pool_size"], a["strides"], a["padding"],
+                              o.shape[1:3] if o.layout == "NHWC" else o.shape[2:4]), o.layout), o.dtype))
 
 
 @_op("avg_pool2d", ("data",),

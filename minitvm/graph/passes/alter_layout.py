@@ -1,34 +1,49 @@
-"""Layout rewriting: int8 convolutions move to packed ``NCHW[x]c`` / ``OIHW[x]o[x]i`` layouts.
+"""Layout rewriting: int8 convolutions move to the layouts their CUDA templates read.
 
-The dp4a templates read 4 input channels as one 32-bit word, so int8 conv2d runs on data in
-``NCHW4c`` and weights in ``OIHW4o4i``. This pass rewrites every int8 NCHW conv2d to the packed
-layouts, lets the element-wise ops and max pools that follow it (relu, requantize, int8
-adds, casts, also with one-element constants such as zero points) and constant padding over H
-and W work on packed tensors too, and inserts ``layout_transform`` only where a value
-crosses into an op that needs plain NCHW. Transforms of constants (the weights) are folded, so
-weights are packed once at build time, and back-to-back transforms that undo each other cancel.
-In an int8 ResNet the only transforms left are at the model's input and output boundaries.
+Two layouts, one per template family:
+
+- **NHWC / OHWI** for the implicit GEMM on the int8 tensor cores, where the target has them
+  (``Target.features`` has ``mma_s8_m16n8k32``: sm_80 and up) and the conv fits it (groups 1,
+  input channels a multiple of 32, output channels of 8);
+- **NCHW[x]c / OIHW[x]o[x]i** (``x`` = ``factor``, 4) for the ``dp4a`` templates, which read 4 input
+  channels as one 32-bit word: every other int8 conv (older GPUs, the CPU, grouped convs).
+
+The pass rewrites each int8 NCHW conv2d to its layout, lets the element-wise ops and max pools that
+follow it (relu, requantize, int8 adds, casts, also with one-element constants such as zero
+points; per-channel requantize on the channel axis) and constant padding over H and W work in that
+layout too, and inserts ``layout_transform`` only where a value crosses into an op that needs
+another layout. Transforms of constants (the weights) are folded, so weights are packed once at
+build time, and back-to-back transforms that undo each other cancel. In an int8 ResNet the only
+transforms left are at the model's input and output boundaries.
 """
 from __future__ import annotations
 
+from ...target import Target
 from .fold_constant import fold_constant
 
 # ops that compute element by element (or window by window over H, W) and so work unchanged
 # on a packed tensor; their output keeps the input's layout
 LAYOUT_AGNOSTIC = {"relu", "clip", "cast", "requantize", "qadd", "add", "sub", "mul", "max_pool2d",
                    "quantize", "dequantize"}
+NHWC, OHWI = "NHWC", "OHWI"
+TENSOR_CORE_FEATURE = "mma_s8_m16n8k32"
 
 
 def _is_int8(t) -> bool:
     return t.dtype in ("int8", "uint8")
 
 
-def alter_layout(graph, factor: int = 4):
-    """Rewrite int8 conv2d and its neighbours to ``NCHW{factor}c``; return a new graph."""
+def alter_layout(graph, factor: int = 4, target=None):
+    """Rewrite int8 conv2d and its neighbours to their templates' layouts for ``target`` (a
+    :class:`~minitvm.target.Target` or its string; None: the current target, else the dp4a
+    layouts only); return a new graph."""
     from ..ir import Graph
-    data_layout, kernel_layout = f"NCHW{factor}c", f"OIHW{factor}o{factor}i"
+    target = Target(target) if target is not None else Target.current()
+    tensor_cores = target is not None and TENSOR_CORE_FEATURE in target.features
+    packed, kernel_packed = f"NCHW{factor}c", f"OIHW{factor}o{factor}i"
+    altered = (packed, NHWC)
     g = Graph(graph.name)
-    channels: dict = {}   # packed value -> its true channel count
+    channels: dict = {}   # value in an altered layout -> its true channel count
     twin: dict = {}       # (value, layout) -> the value converted to that layout
 
     def convert(v, layout):
@@ -39,11 +54,11 @@ def alter_layout(graph, factor: int = 4):
         key = (v, layout)
         if key not in twin:
             attrs = {"src_layout": cur, "dst_layout": layout}
-            if layout == "NCHW":
+            if cur == packed:
                 attrs["extents"] = {"C": channels[v]}
             twin[key] = g.add_op("layout_transform", [v], attrs, name=g.unique_name(f"{v}_{layout}"))
-            if layout == data_layout:
-                channels[twin[key]] = t.shape[1]
+            if layout in altered:
+                channels[twin[key]] = channels.get(v, t.shape[1] if cur == "NCHW" else t.shape[3])
         return twin[key]
 
     for name in graph.topo_order():
@@ -56,42 +71,55 @@ def alter_layout(graph, factor: int = 4):
             continue
         in_types = [g.node(i).type for i in node.inputs]
         attrs = dict(node.attrs)
-        if node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW" \
-                and _packable(in_types, attrs, factor):
-            w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": kernel_layout},
-                         name=g.unique_name(f"{node.inputs[1]}_{kernel_layout}"))
-            attrs.update(data_layout=data_layout, kernel_layout=kernel_layout)
-            g.add_op("conv2d", [convert(node.inputs[0], data_layout), w] + list(node.inputs[2:]), attrs, name=name)
-            channels[name] = in_types[1].shape[0]
-            continue
-        if node.op == "requantize_per_channel" and in_types[0].layout == data_layout \
-                and attrs.get("axis", 1) % 4 == 1:
+        if node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW":
+            if tensor_cores and _fits_tensor_cores(in_types, attrs):
+                layouts = (NHWC, OHWI)
+            elif _packable(in_types, attrs, factor):
+                layouts = (packed, kernel_packed)
+            else:
+                layouts = None
+            if layouts is not None:
+                w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": layouts[1]},
+                             name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
+                attrs.update(data_layout=layouts[0], kernel_layout=layouts[1])
+                g.add_op("conv2d", [convert(node.inputs[0], layouts[0]), w] + list(node.inputs[2:]), attrs, name=name)
+                channels[name] = in_types[1].shape[0]
+                continue
+        layout_in = [t.layout if t.layout in altered else None for t in in_types]
+        first = next((lay for lay in layout_in if lay), None)
+        if node.op == "requantize_per_channel" and first and attrs.get("axis", 1) % 4 == 1:
+            if first == NHWC:
+                attrs["axis"] = 3                                     # the channel axis of NHWC
             g.add_op(node.op, list(node.inputs), attrs, name=name)   # per-channel constants stay [C]
             channels[name] = channels.get(node.inputs[0], in_types[0].shape[1] * factor)
             continue
-        packed_in = [t.layout == data_layout for t in in_types]
         scalar = [g.node(i).is_const and g.node(i).type.size == 1 for i in node.inputs]
-        if any(packed_in) and node.op in LAYOUT_AGNOSTIC and \
+        if first and node.op in LAYOUT_AGNOSTIC and \
                 all(sc or (t.ndim in (4, 5) and not g.node(i).is_const)
                     for i, t, sc in zip(node.inputs, in_types, scalar)):
             # a one-element constant (a zero point, a scale) broadcasts the same in any layout
-            ins = [i if sc else convert(i, data_layout) for i, sc in zip(node.inputs, scalar)]
+            ins = [i if sc else convert(i, first) for i, sc in zip(node.inputs, scalar)]
             g.add_op(node.op, ins, attrs, name=name)
-            channels[name] = max(channels.get(i, g.node(i).type.shape[1] * factor)
-                                 for i, sc in zip(ins, scalar) if not sc)
+            channels[name] = max(channels[i] for i, sc in zip(ins, scalar) if not sc)
             continue
-        if node.op == "pad" and packed_in[0] and attrs.get("mode", "constant") == "constant" \
+        if node.op == "pad" and first and attrs.get("mode", "constant") == "constant" \
                 and all(tuple(p) == (0, 0) for p in attrs["pad_width"][:2]):
-            # padding over H and W only: the packed channel block gets no padding
-            attrs["pad_width"] = tuple(tuple(p) for p in attrs["pad_width"]) + ((0, 0),)
+            # padding over H and W only: the channels get no padding
+            pw = tuple(tuple(p) for p in attrs["pad_width"])
+            attrs["pad_width"] = pw + ((0, 0),) if first == packed else (pw[0], pw[2], pw[3], pw[1])
             g.add_op(node.op, [node.inputs[0]], attrs, name=name)
             channels[name] = channels[node.inputs[0]]
             continue
-        g.add_op(node.op, [convert(i, "NCHW") if t.layout == data_layout else i
-                           for i, t in zip(node.inputs, in_types)], attrs, name=name)
+        g.add_op(node.op, [convert(i, "NCHW") if lay else i for i, lay in zip(node.inputs, layout_in)], attrs,
+                 name=name)
     for o in graph.outputs:
-        g.mark_output(convert(o, "NCHW") if g.node(o).type.layout == data_layout else o)
+        g.mark_output(convert(o, "NCHW") if g.node(o).type.layout in altered else o)
     return cancel_transforms(fold_constant(g))
+
+
+def _fits_tensor_cores(in_types, attrs) -> bool:
+    O, I = in_types[1].shape[0], in_types[1].shape[1]
+    return attrs.get("groups", 1) == 1 and in_types[0].dtype == "int8" and I % 32 == 0 and O % 8 == 0
 
 
 def _packable(in_types, attrs, factor) -> bool:

@@ -273,12 +273,14 @@ def _requantize_pc_infer(ctx, types, attrs):
     if t.dtype != "int32":
         raise ctx.dtype_error(f"data must be int32 accumulators, got {t.dtype}")
     packed = t.ndim == 5 and t.layout.startswith("NCHW") and t.layout.endswith("c")
-    if t.layout and not packed:
-        raise ctx.shape_error(f"data has layout {t.layout}; requantize_per_channel takes NCHW or NCHW[x]c")
+    if t.layout and not packed and t.layout != "NHWC":
+        raise ctx.shape_error(f"data has layout {t.layout}; requantize_per_channel takes NCHW, NHWC or NCHW[x]c")
     if not -t.ndim <= attrs["axis"] < t.ndim:
         raise ctx.attr_error("axis", f"= {attrs['axis']} is out of range for a {t.ndim}-D input")
     if packed and attrs["axis"] % t.ndim != 1:
         raise ctx.attr_error("axis", "must be the channel axis (1) for packed NCHW[x]c data")
+    if t.layout == "NHWC" and attrs["axis"] % t.ndim != 3:
+        raise ctx.attr_error("axis", "must be the channel axis (3) for NHWC data")
     c = t.shape[1] * t.shape[4] if packed else t.shape[attrs["axis"] % t.ndim]
     for nm, x in (("multiplier", mt), ("shift", st)):
         if x.shape != (c,):

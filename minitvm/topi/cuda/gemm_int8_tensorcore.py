@@ -31,7 +31,7 @@ from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
 from ...device_limits import cuda_limits
-from ..nn.conv2d_gemm import GEMM_TAG, MMA_K, MMA_M, MMA_N
+from ..nn.conv2d_gemm import GEMM_TAG, MMA_K, MMA_M, MMA_N, gemm_reader
 from .. import testing
 from ..utils import conv_args, find_op, inline_between, resolve_config
 from .tensor_intrin import ldmatrix_a, ldmatrix_b, ldmatrix_b16, mma_s8, store_acc
@@ -81,8 +81,10 @@ def default_config(gemm, output) -> dict:
     full = [t for t in fits if blocks(t) >= _WAVE] or [t for t in fits if blocks(t) >= _WAVE // 2]
     tm, tn, wm, wn = full[0] if full else max(fits, key=blocks)
     chunk = 2 if _inner_channels(gemm) % (2 * MMA_K) == 0 else 1
-    return {"tile_m": [rows // (tm * MMA_M * wm), wm, tm * MMA_M], "tile_n": [nb // (tn * wn), wn, tn],
-            "k_chunk": chunk, "stages": 3, "vector": _widest_vector(wn * tn * MMA_N, output.dtype)}
+    block_rows, cols = wm * tm * MMA_M, wn * tn * MMA_N
+    return {"tile_m": [rows // block_rows, wm, tm * MMA_M], "tile_n": [nb // (tn * wn), wn, tn],
+            "k_chunk": chunk, "stages": 3,
+            "vector": _widest_vector(cols, block_rows * cols // (32 * wm * wn), output.dtype)}
 
 
 def _reduce_len(gemm) -> int:
@@ -96,9 +98,10 @@ def _inner_channels(gemm) -> int:
     return int(gemm.op.reduce_axis[-1].dom.extent.value)
 
 
-def _widest_vector(cols: int, dtype: str) -> int:
+def _widest_vector(cols: int, per_thread: int, dtype: str) -> int:
+    """The widest store (at most 16 bytes) that divides a tile row and a thread's share of the tile."""
     elem = max(1, bits(dtype) // 8)
-    return max(v for v in (1, 2, 4, 8, 16) if cols % v == 0 and v * elem <= 16)
+    return max(v for v in (1, 2, 4, 8, 16) if cols % v == 0 and per_thread % v == 0 and v * elem <= 16)
 
 
 def check_config(gemm, output, v: dict) -> None:
@@ -243,7 +246,7 @@ def schedule_int8_gemm(outs, cfg=None):
     (_, wm, pm), (_, wn, pn) = v["tile_m"], v["tile_n"]
     bm_rows, bn_cols = wm * pm, wn * pn * MMA_N
 
-    remap = next(op for op in _readers(output, gemm.op))
+    remap = gemm_reader(output, gemm)
     inline_between(s, remap.output(0), output, "schedule_int8_gemm")
     if remap is not output.op:
         s[remap].compute_inline()
@@ -320,19 +323,6 @@ def schedule_int8_gemm(outs, cfg=None):
             s[shared].bind(inner, axis)
         s[shared].unroll(fused)
     return s
-
-
-def _readers(output, op):
-    """Operations between ``op`` and ``output`` that read ``op`` (the GEMM's output stage)."""
-    stack, seen = [output.op], set()
-    while stack:
-        cur = stack.pop()
-        if cur in seen or not hasattr(cur, "input_tensors"):
-            continue
-        seen.add(cur)
-        if any(t.op is op for t in cur.input_tensors):
-            yield cur
-        stack.extend(t.op for t in cur.input_tensors)
 
 
 __all__ = ["schedule_int8_gemm", "default_config", "define_knobs", "check_config", "footprint",
