@@ -7,6 +7,10 @@ own ``ApplyHistoryBest`` is asked first; ``MINITVM_TOPHUB=0`` turns the shipped 
 ``cuda_resnet50_int8_b16_h200.log``: ResNet-50's 23 distinct int8 convs
 (``conv2d_NCHWc_int8.cuda``) at batch 16 on an NVIDIA H200, each the faster of two
 genetic-search results (see ``docs/autotune.md``).
+
+``cuda_resnet50_int8_tensorcore_h200.log``: ResNet-50's 44 distinct int8 convs on the tensor cores
+(``conv2d_NHWC_int8_tensorcore.cuda``) at batch 1 and 16 on an NVIDIA H200, the best of 48-64
+genetic-search trials each (the raw trials: ``benchmarks/logs/resnet50_int8_tensorcore_b1_b16_h200_trials.log.gz``).
 """
 from __future__ import annotations
 
