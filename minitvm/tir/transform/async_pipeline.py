@@ -9,7 +9,7 @@ loop body) becomes a ring of ``n`` copies of its buffer::
         wait until at most n-2 groups are pending;  sync
         if k + n-1 < K: fill slot (k + n-1) % n for k + n-1;  commit
         compute on slot k % n
-    wait for all
+    wait for all;  sync
 
 Each thread keeps ``n - 1`` tiles in flight while the block computes on the oldest. One barrier
 per iteration suffices: the slot filled in iteration ``k`` was last read in iteration ``k - 1``,
@@ -89,7 +89,10 @@ class _InjectPipeline(Mutator):
             rest = _Redirect(buf, ring, E.Mul(E.FloorMod(k, E.const(depth)), buf.shape[0]), True, False).visit(rest)
         loop_body = seq(_extern("mt_cp_async_wait", E.const(depth - 2)), sync_stmt(),
                         IfThenElse(E.LT(ahead, ext), fill(ahead)), commit, rest)
-        out = seq(*prologue, For(k, node.min, ext, node.kind, loop_body), _extern("mt_cp_async_wait", E.const(0)))
+        # after the loop: no copy left in flight, and every thread done with the ring (so what
+        # follows may reuse its bytes: the shared-memory plan overlaps buffers a barrier separates)
+        out = seq(*prologue, For(k, node.min, ext, node.kind, loop_body), _extern("mt_cp_async_wait", E.const(0)),
+                  sync_stmt())
         for buf, n in reversed(allocs):
             if n:
                 out = AttrStmt(rings[buf], PIPELINED, E.const(1), Allocate(rings[buf], out))
