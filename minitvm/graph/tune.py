@@ -46,12 +46,11 @@ def extract_tasks(graph, target: str = "cuda", optimize_graph: bool = True, coun
     the task's workload (its weight when summing tuned time over the model).
     """
     from .build import lowered_groups, optimize
-    target = Target(target)
     if optimize_graph:
         graph = optimize(graph)
     recorder = _TaskRecorder()
     with recorder:
-        for _ in lowered_groups(graph, target):
+        for _ in lowered_groups(graph, Target(target)):
             pass
     seen = collections.Counter(recorder.workloads)
     tasks, done = [], set()

@@ -2,6 +2,7 @@
 import numpy as np
 
 from minitvm.graph import Graph
+from minitvm.graph import quantize  # noqa: F401  (registers the quantized ops)
 from minitvm.graph.build import build
 from minitvm.graph.passes.alter_layout import alter_layout
 from minitvm.graph.reference import run_reference
@@ -52,3 +53,62 @@ def test_channels_not_divisible_by_4_are_padded():
     a = alter_layout(g)
     x = rng.integers(-128, 128, (2, 6, 10, 10), dtype=np.int8)
     np.testing.assert_array_equal(run_reference(a, {"x": x})[0], run_reference(g, {"x": x})[0])
+
+
+# ---------------------------------------------------------------- the int8 tensor-core layout
+def _tc_net(groups=1):
+    """Two int8 convs (32 channels: the tensor cores' k-step), a per-channel requantize, a residual
+    add, a max pool, then float."""
+    g = Graph("qtc")
+    x = g.add_input("x", (1, 32, 9, 9), "int8")
+    w1 = g.add_const("w1", rng.integers(-8, 8, (32, 32 // groups, 3, 3), dtype=np.int8))
+    w2 = g.add_const("w2", rng.integers(-8, 8, (32, 32, 1, 1), dtype=np.int8))
+    c1 = g.add_op("conv2d", [x, w1], {"padding": (1, 1, 1, 1), "out_dtype": "int32", "groups": groups}, name="c1")
+    m = g.add_const("m", rng.integers(2**29, 2**30, (32,), dtype=np.int32))
+    s = g.add_const("s", np.full((32,), 3, np.int32))
+    q1 = g.add_op("requantize_per_channel", [c1, m, s], {"out_dtype": "int8"}, name="q1")
+    r1 = g.add_op("relu", [q1], name="r1")
+    c2 = g.add_op("conv2d", [r1, w2], {"out_dtype": "int32"}, name="c2")
+    q2 = g.add_op("cast", [c2], {"dtype": "int8"}, name="q2")
+    a = g.add_op("add", [q2, r1], name="res")
+    p = g.add_op("max_pool2d", [a], {"pool_size": (2, 2), "strides": (2, 2)}, name="pool")
+    g.mark_output(g.add_op("cast", [p], {"dtype": "float32"}, name="f"))
+    return g
+
+
+def test_int8_convs_take_the_tensor_core_layout_where_the_target_has_tensor_cores():
+    g = _tc_net()
+    for target, layout in (("cuda -arch=sm_90", "NHWC"), ("cuda -arch=sm_80", "NHWC"),
+                           ("cuda -arch=sm_75", "NCHW4c"), ("llvm", "NCHW4c"), (None, "NCHW4c")):
+        a = alter_layout(g, target=target)
+        assert {n.attrs["data_layout"] for n in a.op_nodes("conv2d")} == {layout}, target
+    a = alter_layout(g, target="cuda -arch=sm_90")
+    assert all(n.attrs["kernel_layout"] == "OHWI" for n in a.op_nodes("conv2d"))
+    assert [n.attrs["axis"] for n in a.op_nodes("requantize_per_channel")] == [3]
+    assert a.node("pool").type.layout == "NHWC"          # the max pool follows the layout
+    assert {n.attrs["dst_layout"] for n in a.op_nodes("layout_transform")} == {"NHWC", "NCHW"}
+    x = rng.integers(-128, 128, (1, 32, 9, 9), dtype=np.int8)
+    np.testing.assert_array_equal(run_reference(a, {"x": x})[0], run_reference(g, {"x": x})[0])
+
+
+def test_a_grouped_conv_keeps_the_dp4a_layout_beside_tensor_core_convs():
+    g = _tc_net(groups=4)
+    a = alter_layout(g, target="cuda -arch=sm_90")
+    layouts = {n.name: n.attrs["data_layout"] for n in a.op_nodes("conv2d")}
+    assert layouts == {"c1": "NCHW4c", "c2": "NHWC"}
+    x = rng.integers(-128, 128, (1, 32, 9, 9), dtype=np.int8)
+    np.testing.assert_array_equal(run_reference(a, {"x": x})[0], run_reference(g, {"x": x})[0])
+
+
+def test_the_tensor_core_layout_compiles_on_the_cpu_to_the_same_bits():
+    g = _tc_net()
+    x = rng.integers(-128, 128, (1, 32, 9, 9), dtype=np.int8)
+    want = build(alter_layout(g, target="llvm"), "llvm").run({"x": x})[0]
+    got = build(alter_layout(g, target="cuda -arch=sm_90"), "llvm").run({"x": x})[0]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_compiled_summary_names_the_tensor_core_template():
+    model = build(alter_layout(_tc_net(), target="cuda -arch=sm_90"), "cuda -arch=sm_90")
+    lines = [ln for ln in model.summary().splitlines() if "conv2d" in ln]
+    assert lines and all("[conv2d_NHWC_int8_tensorcore.cuda]" in ln for ln in lines)
