@@ -145,6 +145,9 @@ def run(args) -> int:
     t = model.benchmark(number=args.number, repeat=3).median
     batch = graph.node(model.input_names[0]).type.shape[0]
     print(f"latency {t * 1e3:.3f} ms per batch of {batch} ({t * 1e3 / batch:.3f} ms per image) on {target.kind}")
+    if args.profile:
+        from .graph.profile import format_profile
+        print(format_profile(model.profile(number=args.number), replay_seconds=t))
     print(f"memory: activations {model.peak_bytes / 2**20:.1f} MiB (planned), weights {model.weight_bytes / 2**20:.1f} MiB")
     for name, o in zip(model.output_names, outs):
         top = np.argsort(o.reshape(o.shape[0], -1)[0])[::-1][:5]
@@ -214,6 +217,8 @@ def main(argv=None) -> int:
                    help="quantize the first conv too (by default it stays float, the usual recipe)")
     r.add_argument("--tuning-log", help="JSON-lines tuning log to take the best configs from")
     r.add_argument("--input", help=".npy file with the input (default: random)")
+    r.add_argument("--profile", action="store_true",
+                   help="time each kernel alone and print its share of the total, TOPS or GB/s, and template")
     r.add_argument("--number", type=int, default=10)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--progress", action="store_true", help="show compile progress even when not on a terminal")

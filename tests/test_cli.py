@@ -74,3 +74,9 @@ def test_tune_accepts_every_registered_tuner(capsys):
     for name in autotune.TUNERS:
         assert main(["tune", "resnet18", "--image-size", "32", "--tuner", name, "--list"]) == 0
     capsys.readouterr()
+
+
+def test_run_profile_prints_each_kernel(capsys):
+    assert main(["run", "resnet18", "--target", "llvm", "--image-size", "32", "--number", "1", "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d_nchw.llvm" in out and "kernels, summed" in out and "against the sum" in out

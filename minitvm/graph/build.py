@@ -278,6 +278,16 @@ class CompiledModel:
                 results.append((time.perf_counter() - t0) / number)
         return TimeResult(tuple(results))
 
+    def profile(self, number: int = 10, repeat: int = 3) -> list:
+        """Each kernel timed alone on the current inputs: a list of
+        :class:`~minitvm.graph.profile.KernelProfile` (time, share of the total, achieved TOPS or
+        GB/s, template); ``minitvm.graph.profile.format_profile`` prints it as a table."""
+        from .profile import profile_model
+        if self._values is None:
+            raise ShapeError("profile: call run(inputs) or set_inputs first")
+        self.execute()
+        return profile_model(self, number, repeat)
+
     def summary(self) -> str:
         """Kernels, fused groups and memory use."""
         lines = [f"{len(self.steps)} kernels for {sum(len(s.nodes) for s in self.steps)} ops on {self.kind}"]

@@ -116,3 +116,25 @@ def test_scalar_constants_keep_their_zero_dimensions():
     m = build(g, "llvm", optimize_graph=False)
     xv = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_array_equal(m.run({"x": xv})[0], xv + np.float32(2.5))
+
+
+def test_profile_times_every_kernel_and_names_its_template():
+    from minitvm.graph.profile import format_profile
+    g, _ = zoo.get_model("resnet18", batch=1, image_size=32)
+    model = build(g, "llvm")
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype("float32")
+    model.run({model.input_names[0]: x})
+    rows = model.profile(number=1, repeat=1)
+    assert [r.func for r in rows] == [s.func for s in model.steps]
+    assert all(r.seconds > 0 for r in rows) and abs(sum(r.share for r in rows) - 1) < 1e-9
+    convs = [r for r in rows if r.ops.startswith("conv2d")]
+    assert convs and all(r.macs > 0 and r.tops > 0 and r.implementation == "conv2d_nchw.llvm" for r in convs)
+    assert all(r.macs == 0 and r.gbps > 0 for r in rows if "pool" in r.ops)
+    table = format_profile(rows, replay_seconds=sum(r.seconds for r in rows))
+    assert "conv2d_nchw.llvm" in table and f"{len(rows)} kernels" in table
+
+
+def test_profile_needs_inputs():
+    g, _ = zoo.get_model("resnet18", batch=1, image_size=32)
+    with pytest.raises(ShapeError, match="profile: call run"):
+        build(g, "llvm").profile()
