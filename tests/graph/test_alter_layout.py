@@ -112,3 +112,18 @@ def test_the_compiled_summary_names_the_tensor_core_template():
     model = build(alter_layout(_tc_net(), target="cuda -arch=sm_90"), "cuda -arch=sm_90")
     lines = [ln for ln in model.summary().splitlines() if "conv2d" in ln]
     assert lines and all("[conv2d_NHWC_int8_tensorcore.cuda]" in ln for ln in lines)
+
+
+def test_input_channels_are_padded_to_whole_tensor_core_k_steps():
+    g = Graph("q80")
+    x = g.add_input("x", (1, 80, 7, 7), "int8")                       # Inception's Conv2d_4a: 80 channels
+    w = g.add_const("w", rng.integers(-8, 8, (48, 80, 3, 3), dtype=np.int8))
+    c = g.add_op("conv2d", [x, w], {"padding": (1, 1, 1, 1), "out_dtype": "int32"}, name="c")
+    g.mark_output(g.add_op("cast", [c], {"dtype": "float32"}, name="f"))
+    a = alter_layout(g, target="cuda -arch=sm_90")
+    (conv,) = a.op_nodes("conv2d")
+    assert conv.attrs["data_layout"] == "NHWC" and a.input_types(conv.name)[0].shape[3] == 96
+    assert a.node(conv.inputs[1]).is_const and a.node(conv.inputs[1]).type.shape == (48, 3, 3, 96)
+    x_ = rng.integers(-128, 128, (1, 80, 7, 7), dtype=np.int8)
+    np.testing.assert_array_equal(run_reference(a, {"x": x_})[0], run_reference(g, {"x": x_})[0])
+    np.testing.assert_array_equal(build(a, "llvm").run({"x": x_})[0], run_reference(g, {"x": x_})[0])

@@ -4,7 +4,7 @@ Two layouts, one per template family:
 
 - **NHWC / OHWI** for the implicit GEMM on the int8 tensor cores, where the target has them
   (``Target.features`` has ``mma_s8_m16n8k32``: sm_80 and up) and the conv fits it (groups 1,
-  input channels a multiple of 32, output channels of 8);
+  at least 16 input channels, zero-padded to a multiple of 32, output channels a multiple of 8);
 - **NCHW[x]c / OIHW[x]o[x]i** (``x`` = ``factor``, 4) for the ``dp4a`` templates, which read 4 input
   channels as one 32-bit word: every other int8 conv (older GPUs, the CPU, grouped convs).
 
@@ -27,6 +27,7 @@ LAYOUT_AGNOSTIC = {"relu", "clip", "cast", "requantize", "qadd", "add", "sub", "
                    "quantize", "dequantize"}
 NHWC, OHWI = "NHWC", "OHWI"
 TENSOR_CORE_FEATURE = "mma_s8_m16n8k32"
+TENSOR_CORE_K = 32      # input channels per k-step of mma.m16n8k32: NHWC convs pad theirs to a multiple
 
 
 def _is_int8(t) -> bool:
@@ -61,6 +62,16 @@ def alter_layout(graph, factor: int = 4, target=None):
                 channels[twin[key]] = channels.get(v, t.shape[1] if cur == "NCHW" else t.shape[3])
         return twin[key]
 
+    def pad_channels(v):
+        """``v`` (NHWC or OHWI) with its last axis zero-padded to a multiple of the k-step."""
+        t = g.node(v).type
+        extra = -t.shape[3] % TENSOR_CORE_K
+        key = (v, "pad")
+        if key not in twin:
+            twin[key] = g.add_op("pad", [v], {"pad_width": ((0, 0), (0, 0), (0, 0), (0, extra))},
+                                 name=g.unique_name(f"{v}_pad{t.shape[3] + extra}"))
+        return twin[key]
+
     for name in graph.topo_order():
         node = graph.node(name)
         if node.is_input:
@@ -81,8 +92,12 @@ def alter_layout(graph, factor: int = 4, target=None):
             if layouts is not None:
                 w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": layouts[1]},
                              name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
+                data = convert(node.inputs[0], layouts[0])
+                if layouts[0] == NHWC and in_types[1].shape[1] % TENSOR_CORE_K:
+                    # channels padded with zeros to whole k-steps, on the data and (folded) on the weights
+                    data, w = pad_channels(data), pad_channels(w)
                 attrs.update(data_layout=layouts[0], kernel_layout=layouts[1])
-                g.add_op("conv2d", [convert(node.inputs[0], layouts[0]), w] + list(node.inputs[2:]), attrs, name=name)
+                g.add_op("conv2d", [data, w] + list(node.inputs[2:]), attrs, name=name)
                 channels[name] = in_types[1].shape[0]
                 continue
         layout_in = [t.layout if t.layout in altered else None for t in in_types]
@@ -118,8 +133,10 @@ def alter_layout(graph, factor: int = 4, target=None):
 
 
 def _fits_tensor_cores(in_types, attrs) -> bool:
+    """groups 1, int8 data, output channels a multiple of 8 and at least 16 input channels (fewer
+    would be mostly padding: the 3-channel first conv stays on dp4a)."""
     O, I = in_types[1].shape[0], in_types[1].shape[1]
-    return attrs.get("groups", 1) == 1 and in_types[0].dtype == "int8" and I % 32 == 0 and O % 8 == 0
+    return attrs.get("groups", 1) == 1 and in_types[0].dtype == "int8" and I >= 16 and O % 8 == 0
 
 
 def _packable(in_types, attrs, factor) -> bool:
