@@ -764,7 +764,10 @@ def _shared_reads(first_write):
     F = Buffer("frag", (1024,), "int8", "warp")
     O = Buffer("o", (32,), "int8")
     tx = thread("threadIdx.x")
-    ldm = lambda f, s: _extern("mt_ldmatrix_a", E.address_of(ld(F, f), "w"), E.address_of(ld(S, s), "r"), 48)  # noqa: E731
+
+    def ldm(f, s):
+        return _extern("mt_ldmatrix_a", E.address_of(ld(F, f), "w"), E.address_of(ld(S, s), "r"), 48)
+
     body = seq(first_write(S, tx.var), ldm(0, 0), ldm(512, 16 * 48), st(O, tx.var, ld(S, tx.var * 3)))
     return bind(tx, 32, Allocate(S, Allocate(F, body)))
 
@@ -801,7 +804,7 @@ def test_address_of_write_then_plain_read_gets_a_barrier():
     body = bind(tx, 32, Allocate(S, seq(write(S, tx.var), st(O, tx.var, ld(S, tx.var * 3)))))
     placed = insert_shared_sync(body)
     assert _syncs_before(placed) == [False, True]
-    reads = lambda S, tx: _extern("mt_ldmatrix_b", E.address_of(ld(Buffer("f", (256,), "int8", "warp"), 0), "w"),  # noqa: E731
-                                  E.address_of(ld(S, tx * 16), "r"), 32)
-    body = bind(tx, 32, Allocate(S, seq(reads(S, tx.var), st(O, tx.var, ld(S, tx.var * 3)))))
+    frag = Buffer("f", (256,), "int8", "warp")
+    read = _extern("mt_ldmatrix_b", E.address_of(ld(frag, 0), "w"), E.address_of(ld(S, tx.var * 16), "r"), 32)
+    body = bind(tx, 32, Allocate(S, seq(read, st(O, tx.var, ld(S, tx.var * 3)))))
     assert count_syncs(insert_shared_sync(body)) == 0

@@ -9,7 +9,7 @@ from minitvm.tir import expr as E
 from minitvm.tir.arith import Analyzer
 
 
-def _pixels_of_fused_tile(factor, monkeypatch=None):
+def _pixels_of_fused_tile(factor):
     """``C[n, h, w] = 2 * P[(n * H + h) * W + w]``, C's axes fused and split by ``factor``, P computed
     per tile: the lowered text and the result on random data."""
     N, H, W = 2, 3, 5
