@@ -712,3 +712,99 @@ def test_the_interpreter_catches_missing_barriers(monkeypatch):
         f2 = PrimFunc(f.name, f.params, bind(f.body.node, f.body.value, Allocate(
             f.body.body.buffer, AttrStmt(tx_attr.node, "thread_extent", tx_attr.value, synced))), f.attrs)
         kernel_interp.run_func(f2, case.make_inputs(np.random.default_rng(0), {}), {}, seed=0)
+
+
+# ------------------------------------------------------------------------------------------
+# warp fragments, address_of and the mt_* helpers
+# ------------------------------------------------------------------------------------------
+def _extern(name, *args):
+    return Evaluate(call("int32", "call_extern", E.StringImm(name), *args))
+
+
+def _frag_kernel(frag_size, body_of):
+    """One warp of 32 lanes; ``body_of(frag, out)`` the statements on a warp fragment of ``frag_size`` int32."""
+    out = Buffer("out", (32,), "int32")
+    frag = Buffer("acc", (frag_size,), "int32", "warp")
+    tx = thread("threadIdx.x")
+    body = bind(tx, 32, Allocate(frag, body_of(frag, out, tx.var)))
+    return PrimFunc("frag", (out,), body, {"shape_vars": ()})
+
+
+def _zero_and_store(frag, out, tx):
+    return seq(_extern("mt_zero_acc", E.address_of(ld(frag, 128), "w")),
+               _extern("mt_store_acc", E.address_of(ld(out, 0), "w"), 8, E.address_of(ld(frag, 128), "r")))
+
+
+def test_warp_fragment_not_a_multiple_of_32_is_an_error_naming_it():
+    with pytest.raises(CodegenError, match="warp fragment acc has 48 elements, not a multiple of the 32 lanes"):
+        gen(_frag_kernel(48, _zero_and_store))
+
+
+def test_address_of_a_warp_fragment_is_a_per_lane_register_offset():
+    src = gen(_frag_kernel(256, _zero_and_store))[0]
+    body = kernel_text(src, "frag_kernel0")
+    assert "__align__(16) int acc[8];" in body              # 256 elements: 8 registers a lane
+    assert "mt_zero_acc((acc + (128) / 32));" in body
+    assert "mt_store_acc((out + 0), 8, (acc + (128) / 32));" in body
+
+
+def test_mt_helpers_are_included_only_when_used():
+    plain = gen(K.case_vadd().func)[0]
+    assert "mt_" not in plain and "ldmatrix" not in plain and "cp.async" not in plain
+    mma = gen(_frag_kernel(256, _zero_and_store))[0]
+    assert "mt_shared_addr" in mma and "mt_cp_async_wait" not in mma
+
+
+# ------------------------------------------------------------------------------------------
+# barriers around address_of accesses
+# ------------------------------------------------------------------------------------------
+def _shared_reads(first_write):
+    """A shared tile written by ``first_write`` (per thread), then read by two ldmatrix calls."""
+    S = Buffer("tile", (64 * 48,), "int8", "shared")
+    F = Buffer("frag", (1024,), "int8", "warp")
+    O = Buffer("o", (32,), "int8")
+    tx = thread("threadIdx.x")
+
+    def ldm(f, s):
+        return _extern("mt_ldmatrix_a", E.address_of(ld(F, f), "w"), E.address_of(ld(S, s), "r"), 48)
+
+    body = seq(first_write(S, tx.var), ldm(0, 0), ldm(512, 16 * 48), st(O, tx.var, ld(S, tx.var * 3)))
+    return bind(tx, 32, Allocate(S, Allocate(F, body)))
+
+
+def _syncs_before(stmt):
+    """For each statement of the kernel's sequence: whether a barrier precedes it."""
+    seq_ = stmt
+    while not isinstance(seq_, SeqStmt):
+        seq_ = seq_.body
+    out, sync = [], False
+    for s in seq_.seq:
+        if is_sync(s):
+            sync = True
+            continue
+        out.append(sync)
+        sync = False
+    return out
+
+
+def test_ldmatrix_reads_get_no_barrier_between_them():
+    write = lambda S, tx: st(S, tx, E.const(1, "int8"))  # noqa: E731
+    placed = insert_shared_sync(_shared_reads(write))
+    assert _syncs_before(placed) == [False, True, False, False]
+    assert count_syncs(placed) == 1
+
+
+def test_address_of_write_then_plain_read_gets_a_barrier():
+    """A write through ``address_of(..., "w")`` (a cp.async here) orders the plain read after it."""
+    write = lambda S, tx: _extern("mt_cp_async16", E.address_of(ld(S, tx * 16), "w"),  # noqa: E731
+                                  E.address_of(ld(Buffer("g", (512,), "int8"), tx * 16), "r"), 16)
+    S = Buffer("tile", (512,), "int8", "shared")
+    O = Buffer("o", (32,), "int8")
+    tx = thread("threadIdx.x")
+    body = bind(tx, 32, Allocate(S, seq(write(S, tx.var), st(O, tx.var, ld(S, tx.var * 3)))))
+    placed = insert_shared_sync(body)
+    assert _syncs_before(placed) == [False, True]
+    frag = Buffer("f", (256,), "int8", "warp")
+    read = _extern("mt_ldmatrix_b", E.address_of(ld(frag, 0), "w"), E.address_of(ld(S, tx.var * 16), "r"), 32)
+    body = bind(tx, 32, Allocate(S, seq(read, st(O, tx.var, ld(S, tx.var * 3)))))
+    assert count_syncs(insert_shared_sync(body)) == 0

@@ -265,3 +265,26 @@ def test_simplify_preserves_value(e, xs, ys, bind_x):
     for xv, yv in zip(xs, ys):
         env = {X: xv, Y: yv}
         assert _eval(s, env) == _eval(e, env), (str(e), str(s), env)
+
+
+def test_div_mod_merge_runs_to_a_fixpoint(v):
+    """A pixel index split into (n, oh, ow) and recombined is the pixel index again."""
+    p = v["f"]
+    out = Analyzer().simplify((p // 49) * 49 + (p // 7 % 7) * 7 + p % 7)
+    assert out is p
+
+
+def test_div_mod_fixpoint_merge_keeps_other_terms(v):
+    p, x = v["f"], v["x"]
+    out = Analyzer().simplify(x * 3 + (p // 12) * 24 + (p // 4 % 3) * 8 + (p % 4) * 2 + 5)
+    assert same(out, Analyzer().simplify(x * 3 + p * 2 + 5))
+
+
+def test_div_mod_with_mismatched_coefficients_does_not_merge(v):
+    """``(p // 7) * 6 + p % 7`` is not ``p`` (6 is not 7 * 1): both terms stay."""
+    p = v["f"]
+    out = Analyzer().simplify((p // 7) * 6 + p % 7)
+    text = str(out)
+    assert "7" in text and "6" in text and not same(out, p)
+    for pv in (0, 6, 7, 50):
+        assert Analyzer().simplify(tir.substitute(out, {p: E.const(pv)})).value == (pv // 7) * 6 + pv % 7
