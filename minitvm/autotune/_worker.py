@@ -80,7 +80,7 @@ def _cached_task(task):
 
 
 def _arg_info(tensors) -> tuple:
-    from ..te.tensor import PlaceholderOp
+    from ..tensor import PlaceholderOp
     info = []
     for t in tensors:
         shape = []

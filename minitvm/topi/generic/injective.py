@@ -2,7 +2,7 @@
 what may be inlined, and inlining it into the ops that read it."""
 from __future__ import annotations
 
-from ...te.tensor import ComputeOp
+from ...tensor import ComputeOp
 
 
 def is_injective_op(op) -> bool:
