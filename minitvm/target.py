@@ -88,7 +88,8 @@ class Target:
         for w in words[1:]:
             key, eq, value = w.partition("=")
             if key not in known or not eq or not value:
-                raise BuildError(f"target {text!r}: bad option {w!r}; {kind} takes "
+                why = f"unknown option {key!r}" if key not in known else "it needs a value"
+                raise BuildError(f"target {text!r}: bad option {w!r} ({why}); {kind} takes "
                                  f"{', '.join(k + '=...' for k in known)}; {_ACCEPTED}")
             options[key] = value
         if kind == "cuda":
