@@ -41,4 +41,4 @@ def build(inputs, args=None, target=None, name: str = "main"):
         from .codegen.cuda import build_cuda
         return build_cuda(lower_device(funcs, target), arch=target.arch)
     from .codegen.llvm import build_llvm
-    return build_llvm(funcs, target=str(target))
+    return build_llvm(funcs, target=target)

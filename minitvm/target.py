@@ -13,6 +13,7 @@ import threading
 
 from .device_limits import DeviceLimits, cuda_limits
 from .errors import BuildError
+from .runtime.cpu_features import cpu_features
 
 __all__ = ["Target", "DeviceLimits", "cuda_limits"]
 
@@ -35,7 +36,7 @@ def _cuda_features(arch: str) -> frozenset:
 
 
 def _present_arch() -> str:
-    from .runtime import cuda
+    from .runtime import cuda  # the CUDA bindings load when a CUDA target is parsed, not on import
     return cuda.device_arch(0) if cuda.device_count() > 0 else "sm_90"
 
 
@@ -87,11 +88,12 @@ class Target:
         for w in words[1:]:
             key, eq, value = w.partition("=")
             if key not in known or not eq or not value:
-                raise BuildError(f"target {text!r}: bad option {w!r}; {kind} takes "
+                why = f"unknown option {key!r}" if key not in known else "it needs a value"
+                raise BuildError(f"target {text!r}: bad option {w!r} ({why}); {kind} takes "
                                  f"{', '.join(k + '=...' for k in known)}; {_ACCEPTED}")
             options[key] = value
         if kind == "cuda":
-            from .runtime.cuda import normalize_arch
+            from .runtime.cuda import normalize_arch  # see _present_arch
             try:
                 arch = normalize_arch(options["-arch"]) if "-arch" in options else _present_arch()
             except BuildError as exc:
@@ -100,7 +102,6 @@ class Target:
         opt = options.get("-opt-level", "3")
         if opt not in ("0", "1", "2", "3"):
             raise BuildError(f"target {text!r}: bad option '-opt-level={opt}'; it must be 0..3")
-        from .runtime.cpu_features import cpu_features
         mcpu, mattr = options.get("-mcpu", ""), options.get("-mattr", "")
         try:
             features = cpu_features(mcpu, mattr)

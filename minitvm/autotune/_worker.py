@@ -80,7 +80,7 @@ def _cached_task(task):
 
 
 def _arg_info(tensors) -> tuple:
-    from ..te.tensor import PlaceholderOp
+    from ..tensor import PlaceholderOp
     info = []
     for t in tensors:
         shape = []
@@ -119,9 +119,9 @@ def build_job(job):
                     from ..codegen.cuda import codegen_cuda
                     source, plans, signatures = codegen_cuda([func], target.arch)
                 else:
-                    from ..codegen.llvm import codegen_llvm
+                    from ..codegen.llvm import codegen_llvm, target_options
                     from ..runtime import llvm as rt
-                    options = rt.TargetOptions(target.mcpu, target.mattr, target.opt_level)
+                    options = target_options(target)
                     triple, layout = rt.target_info(options)
                     artifact = codegen_llvm([func], triple, layout)
             except Exception as exc:  # noqa: BLE001
@@ -272,8 +272,9 @@ def run_job(job):
         if kind == "cuda":
             mod = artifact
         else:
+            from ..codegen.llvm import target_options
             from ..runtime import llvm as rt
-            mod = rt.LLVMModule(artifact, target)
+            mod = rt.LLVMModule(artifact, target_options(target))
     except Exception as exc:  # noqa: BLE001
         code = MeasureErrorNo.COMPILE_DEVICE if kind == "cuda" else MeasureErrorNo.COMPILE_HOST
         return [], int(code), _short(exc), False

@@ -189,7 +189,7 @@ def compute_flop(tensors) -> float:
     """Arithmetic operations to compute ``tensors`` (and the computes they read), counting each
     add, multiply, min/max ... of values once per point; index arithmetic, comparisons and
     branches (e.g. padding) count nothing. A multiply-add in a reduction counts 2."""
-    from ..te.tensor import ComputeOp
+    from ..tensor import ComputeOp
     from ..tir import expr as E
 
     arith = (E.Add, E.Sub, E.Mul, E.Div, E.FloorDiv, E.FloorMod, E.Min, E.Max)

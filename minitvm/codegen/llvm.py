@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import CodegenError
+from ..errors import BuildError, CodegenError
+from ..target import Target
 from ..tir import stmt as S
 from .llvm_stmt import FunctionBuilder
 from .llvm_types import const_literal, elem_size, global_name, llvm_type, sanitize
@@ -117,18 +118,29 @@ def codegen_llvm(funcs, triple: str = "", data_layout: str = "") -> LLVMSource:
     return LLVMSource(mod.text(header), tuple(sigs), written, svtypes)
 
 
-def build_llvm(funcs, target: str = "llvm"):
+def target_options(target):
+    """The runtime's :class:`~minitvm.runtime.llvm.TargetOptions` for an LLVM ``target``
+    (a :class:`~minitvm.target.Target` or its string)."""
+    from ..runtime import llvm as rt
+
+    target = Target(target)
+    if target.kind != "llvm":
+        raise BuildError(f"target {str(target)!r} is not an LLVM CPU target; use 'llvm' (or build it for 'cuda')")
+    return rt.TargetOptions(target.mcpu, target.mattr, target.opt_level)
+
+
+def build_llvm(funcs, target="llvm"):
     """Compile lowered ``PrimFunc`` s for the host CPU; returns a callable ``LLVMModule``.
 
-    ``target`` is ``"llvm"``, optionally with ``-mcpu=<name>``, ``-mattr=<features>`` and
-    ``-opt-level=<0..3>`` (TVM's spelling).
+    ``target`` is an LLVM :class:`~minitvm.target.Target` or its string: ``"llvm"``, optionally
+    with ``-mcpu=<name>``, ``-mattr=<features>`` and ``-opt-level=<0..3>`` (TVM's spelling).
     """
     from ..runtime import llvm as rt
 
-    options = rt.parse_target(target)
+    options = target_options(target)
     triple, layout = rt.target_info(options)
     source = codegen_llvm(funcs, triple, layout)
     return rt.LLVMModule(source, options)
 
 
-__all__ = ["build_llvm", "codegen_llvm", "llvm_type", "const_literal", "LLVMSource"]
+__all__ = ["build_llvm", "codegen_llvm", "target_options", "llvm_type", "const_literal", "LLVMSource"]

@@ -113,15 +113,19 @@ def build(graph, target="llvm", optimize_graph: bool = True, progress=None):
         if progress:
             progress(g.index + 1, g.total)
     module = build_funcs(funcs, target=target)
-    return CompiledModel(graph, module, steps, kind)
+    return CompiledModel(graph, module, steps, target)
 
 
 class CompiledModel:
-    """A compiled graph: ``run(inputs) -> outputs`` and ``benchmark()``."""
+    """A compiled graph: ``run(inputs) -> outputs`` and ``benchmark()``.
 
-    def __init__(self, graph, module, steps, kind: str, device_index: int = 0):
-        self.graph, self.module, self.steps, self.kind = graph, module, steps, kind
-        self.device = nd.cuda(device_index) if kind == "cuda" else nd.cpu()
+    ``target`` is the :class:`~minitvm.target.Target` it was built for; ``kind`` is its kind."""
+
+    def __init__(self, graph, module, steps, target, device_index: int = 0):
+        self.graph, self.module, self.steps = graph, module, steps
+        self.target = Target(target)
+        self.kind = self.target.kind
+        self.device = nd.cuda(device_index) if self.kind == "cuda" else nd.cpu()
         self.input_names = [n for n in graph.topo_order() if graph.node(n).is_input]
         self.output_names = list(graph.outputs)
         self._values: dict | None = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import LoweringError
 from ..schedule.schedule import Schedule
-from ..te.tensor import ComputeOp, PlaceholderOp, Tensor
+from ..tensor import ComputeOp, PlaceholderOp, Tensor
 from ..tir.functor import Visitor
 from ..tir.stmt import Buffer, PrimFunc
 from .flatten import flatten

@@ -10,7 +10,7 @@ import dataclasses
 from ..errors import LoweringError, ScheduleError
 from ..schedule.bound import StageInfo
 from ..schedule.schedule import Split
-from ..te.tensor import ComputeOp
+from ..tensor import ComputeOp
 from ..tir import expr as E
 from ..tir.functor import Mutator, collect_vars, substitute
 from ..tir.stmt import AttrStmt, For, IfThenElse, ProducerRealize, ProducerStore, seq

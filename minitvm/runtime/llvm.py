@@ -27,7 +27,6 @@ import numpy as np
 
 from .. import dtype as dt
 from ..errors import BuildError, DtypeError, RuntimeError_
-from .cpu_features import cpu_features
 from .module import Module
 from .ndarray import NDArray
 
@@ -46,48 +45,15 @@ _llvm_state: dict = {}
 # ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TargetOptions:
-    """What ``llvm -mcpu=... -mattr=... -opt-level=...`` asks for (empty cpu = the host's)."""
+    """What ``llvm -mcpu=... -mattr=... -opt-level=...`` asks for (empty cpu = the host's).
+
+    Plain data: :func:`minitvm.codegen.llvm.target_options` makes it from a parsed
+    :class:`~minitvm.target.Target`, which sits above the runtime.
+    """
 
     cpu: str = ""
     features: str = ""
     opt_level: int = 3
-
-
-def parse_target(target="llvm") -> TargetOptions:
-    """Parse a target string such as ``"llvm"`` or ``"llvm -mcpu=skylake -opt-level=2"``."""
-    if isinstance(target, TargetOptions):
-        return target
-    text = str(target if target is not None else "llvm").strip()
-    words = text.split()
-    if not words or words[0] not in ("llvm", "cpu"):
-        raise BuildError(f"target {text!r} is not an LLVM CPU target; use 'llvm' (or build it for 'cuda')")
-    cpu, features, opt = "", "", 3
-    for w in words[1:]:
-        key, _, value = w.partition("=")
-        if key == "-mcpu":
-            cpu = value
-        elif key == "-mattr":
-            features = value
-        elif key in ("-opt-level", "-O"):
-            if value not in ("0", "1", "2", "3"):
-                raise BuildError(f"target {text!r}: -opt-level must be 0..3, got {value!r}")
-            opt = int(value)
-        elif key in ("-keys", "-device", "-libs", "-mtriple"):
-            continue
-        else:
-            raise BuildError(f"target {text!r}: unknown option {w!r}; known: -mcpu, -mattr, -opt-level")
-    if cpu:
-        _check_cpu(cpu, text)
-    return TargetOptions(cpu, features, opt)
-
-
-def _check_cpu(cpu: str, text: str) -> None:
-    """Reject a -mcpu LLVM does not know (tried once, in a child process: LLVM aborts the process
-    instead of reporting it)."""
-    try:
-        cpu_features(cpu)
-    except BuildError as exc:
-        raise BuildError(f"target {text!r}: {exc}") from None
 
 
 def _llvm():
@@ -230,8 +196,7 @@ class LLVMModule(Module):
 
     type_key = "llvm"
 
-    def __init__(self, source, options: TargetOptions | str = TargetOptions()):
-        options = parse_target(options)
+    def __init__(self, source, options: TargetOptions = TargetOptions()):
         super().__init__(list(source.signatures), source.ir)
         self.options = options
         llvm = _llvm()
@@ -442,5 +407,5 @@ _PARALLEL_FOR = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64
     _parallel_for_impl)
 
 
-__all__ = ["LLVMModule", "TargetOptions", "parse_target", "target_info", "host_cpu", "compile_ir",
+__all__ = ["LLVMModule", "TargetOptions", "target_info", "host_cpu", "compile_ir",
            "num_threads", "set_num_threads"]

@@ -9,7 +9,7 @@ indices are relaxed for them; global buffers relax block indices too.
 from __future__ import annotations
 
 from ..errors import LoweringError
-from ..te.tensor import ComputeOp
+from ..tensor import ComputeOp
 from ..tir import expr as E
 from ..tir.arith import Analyzer
 from ..tir.functor import Visitor, substitute

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ScheduleError
-from ..te.tensor import ComputeOp, Operation, PlaceholderOp, Tensor, compute
+from ..tensor import ComputeOp, Operation, PlaceholderOp, Tensor, compute
 from ..tir import expr as E
 from ..tir.functor import Mutator, substitute
 from ..tir.stmt import SCOPES
+from .tensor_intrin import TensorIntrin
 
 
 @dataclass(eq=False)
@@ -223,7 +224,6 @@ class Stage:
 
     def tensorize(self, ivar, intrin):
         """Replace the loop nest under ``ivar`` with the tensor intrinsic ``intrin``."""
-        from .tensor_intrin import TensorIntrin
         self._need_compute("tensorize")
         self._leaf(ivar, "tensorize")
         if not isinstance(intrin, TensorIntrin):

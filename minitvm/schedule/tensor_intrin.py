@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ScheduleError
-from ..te.tensor import ComputeOp, PlaceholderOp, Tensor
+from ..tensor import ComputeOp, PlaceholderOp, Tensor
 from ..tir.stmt import Buffer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import autotune, te
 from ..errors import ScheduleError
-from ..te.tensor import ComputeOp
+from ..tensor import ComputeOp
 from .nn.conv2d import normalize_padding
 
 

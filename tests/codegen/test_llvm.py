@@ -539,7 +539,7 @@ def test_int8_gemm_correct_and_compile_time(capsys):
             t0 = time.perf_counter()
             src = codegen_llvm([func], *rt.target_info())
             t1 = time.perf_counter()
-            rt.LLVMModule(src, "llvm")
+            rt.LLVMModule(src)
             t2 = time.perf_counter()
             codegen.append(t1 - t0)
             total.append(t2 - t0)

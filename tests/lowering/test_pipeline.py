@@ -7,11 +7,12 @@ import minitvm
 from minitvm import te
 from minitvm.errors import CodegenError
 from minitvm.lowering.pipeline import device_passes, lower_device, pipeline, target_kind_arch
+from minitvm.target import Target
 from minitvm.tir.device import DeviceFunc
 from minitvm.tir.stmt import PrimFunc
 
-LOOP_PASSES = ["inject_double_buffer", "lower_if_then_else", "simplify", "vectorize_loops", "unroll_loops",
-               "simplify"]
+LOOP_PASSES = ["inject_double_buffer", "inject_pipeline", "lower_if_then_else", "simplify", "vectorize_loops",
+               "inject_async_copy", "unroll_loops", "simplify"]
 CUDA_PASSES = ["inject_virtual_thread", "split_host_device", "guard_threads", "insert_shared_sync",
                "plan_shared_memory"]
 
@@ -28,10 +29,6 @@ def _vadd(n=64, bind=True):
     return s, [a, b, c]
 
 
-class _Target:
-    kind, arch = "cuda", "sm_80"
-
-
 def test_each_target_lists_its_passes_in_order():
     assert [name for name, _ in pipeline("llvm")] == LOOP_PASSES
     assert [name for name, _ in pipeline("cuda -arch=sm_90")] == LOOP_PASSES + CUDA_PASSES
@@ -39,16 +36,16 @@ def test_each_target_lists_its_passes_in_order():
     assert device_passes("llvm") == []
 
 
-def test_targets_are_strings_or_objects_with_kind_and_arch():
+def test_targets_are_strings_or_target_objects():
     assert target_kind_arch("llvm") == ("llvm", None)
     assert target_kind_arch("cuda -arch=sm_90") == ("cuda", "sm_90")
     assert target_kind_arch(None) == ("llvm", None)
-    assert target_kind_arch(_Target()) == ("cuda", "sm_80")
+    assert target_kind_arch(Target("cuda -arch=sm_80")) == ("cuda", "sm_80")
 
 
 def test_cuda_lowering_carries_the_split_kernels():
     s, args = _vadd()
-    f = minitvm.lower(s, args, name="vadd", target=_Target())
+    f = minitvm.lower(s, args, name="vadd", target=Target("cuda -arch=sm_80"))
     assert isinstance(f, DeviceFunc)
     (k,) = f.kernels
     assert k.name == "vadd_kernel0" and k.grid == (2, 1, 1) and k.block == (32, 1, 1)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ...errors import GraphError
+from ...errors import BuildError, GraphError
 from ...target import Target
 
 __all__ = ["Implementation", "GENERIC", "register_compute", "register_schedule", "compute_of",
@@ -47,9 +47,13 @@ class Implementation:
         return self.condition is None or bool(self.condition(attrs, in_types))
 
 
-def _target_kind(target) -> str:
-    """The kind (``"cuda"``, ``"llvm"``) of a :class:`~minitvm.target.Target` or its string."""
-    return Target(target).kind
+def _target_kind(op: str | None, target) -> str:
+    """The kind (``"cuda"``, ``"llvm"``) of a :class:`~minitvm.target.Target` or its string;
+    ``GraphError`` naming ``target`` where it is none."""
+    try:
+        return Target(target).kind
+    except BuildError as exc:
+        raise GraphError(f"op {op!r}: no schedule for target {target!r} ({exc})") from None
 
 
 def register_compute(op: str, compute: Callable) -> Callable:
@@ -85,7 +89,7 @@ def select_implementation(op: str | None, target, attrs: dict, in_types: list) -
     Among ``op``'s implementations whose condition holds for ``attrs`` and ``in_types``, the one
     of highest priority (the first registered among equals); else the target's generic one.
     """
-    kind = _target_kind(target)
+    kind = _target_kind(op, target)
     fitting = [i for i in _IMPLEMENTATIONS.get((op, kind), ()) if i.applies(attrs, in_types)] if op else []
     if not fitting:
         fitting = [i for i in _IMPLEMENTATIONS.get((GENERIC, kind), ()) if i.applies(attrs, in_types)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ... import te
 from ...errors import ScheduleError
-from ...te.tensor import ComputeOp
+from ...tensor import ComputeOp
 from ..utils import as_list, find_op, largest_divisor
 from ..generic.injective import inline_injective
 from ..generic.tensor_intrin import dp4a

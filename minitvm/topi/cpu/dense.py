@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ... import te
 from ...errors import ScheduleError
-from ...te.tensor import ComputeOp
+from ...tensor import ComputeOp
 from ..generic.injective import inline_injective
 from ..generic.tensor_intrin import dp4a
 from ..utils import largest_divisor

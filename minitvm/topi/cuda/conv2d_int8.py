@@ -33,7 +33,7 @@ from __future__ import annotations
 from ... import autotune, te
 from .. import testing
 from ...errors import ScheduleError
-from ...te.tensor import ComputeOp
+from ...tensor import ComputeOp
 from ...target import cuda_limits
 from ..utils import (UNROLL_KNOBS, apply_split, apply_unroll_knobs, as_list, check_split, conv_args,
                      conv_workload_args, cooperative_fetch, define_unroll_knobs, find_op, inline_between,

@@ -1,28 +1,8 @@
-"""Target-independent helpers for injective (element-wise, broadcast, layout, pad) producers:
-what may be inlined, and inlining it into the ops that read it."""
+"""Target-independent scheduling of injective (element-wise, broadcast, layout, pad) producers:
+inlining them into the ops that read them."""
 from __future__ import annotations
 
-from ...te.tensor import ComputeOp
-
-
-def is_injective_op(op) -> bool:
-    """A compute without a reduction (what may be inlined into its readers)."""
-    return isinstance(op, ComputeOp) and not op.reduce_axis
-
-
-def producers(outs) -> list:
-    """Every compute op feeding ``outs`` (outputs included), consumers before producers."""
-    order, seen = [], set()
-    stack = [o.op for o in outs]
-    while stack:
-        op = stack.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        order.append(op)
-        if isinstance(op, ComputeOp):
-            stack.extend(t.op for t in op.input_tensors)
-    return [op for op in order if isinstance(op, ComputeOp)]
+from ...tensor import ComputeOp
 
 
 def inline_injective(s, outs, stop=()) -> list:
@@ -48,4 +28,4 @@ def inline_injective(s, outs, stop=()) -> list:
     return reductions
 
 
-__all__ = ["inline_injective", "is_injective_op", "producers"]
+__all__ = ["inline_injective"]

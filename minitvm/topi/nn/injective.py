@@ -16,7 +16,7 @@ from __future__ import annotations
 from ... import dtype as dt
 from ... import te
 from ...errors import DtypeError, ShapeError
-from ...te.tensor import Tensor
+from ...tensor import Tensor
 from ...tir import expr as E
 from .layout import _const
 

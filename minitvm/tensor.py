@@ -4,10 +4,10 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from .. import dtype as dt
-from ..errors import DtypeError, ShapeError
-from ..tir import expr as E
-from ..tir.functor import Visitor
+from . import dtype as dt
+from .errors import DtypeError, ShapeError
+from .tir import expr as E
+from .tir.functor import Visitor
 
 
 class Tensor:
