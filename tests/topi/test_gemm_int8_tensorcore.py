@@ -344,3 +344,32 @@ def test_fallback_is_the_default_config_and_in_the_space(name, args):
     want = default_config(gemm, out)
     assert {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in want.items()} == fb.values
     assert fb.index >= 0 and task.config_space.is_valid(task.config_space.get(fb.index))
+
+
+def test_footprint_counts_a_warps_accumulators_over_its_32_lanes():
+    from minitvm.topi.cuda.gemm_int8_tensorcore import footprint
+    d = te.placeholder((64, 256), "int8", "d")
+    w = te.placeholder((128, 256), "int8", "w")
+    gemm = dense_int8_gemm(d, w).op.input_tensors[0]
+    # a 64 x 32 warp tile of int32: 2048 accumulators, 64 per lane
+    f = footprint(gemm, {"tile_m": [1, 1, 64], "tile_n": [4, 1, 4], "k_chunk": 2, "stages": 3, "vector": 4})
+    assert f["acc_regs"] == 64 and f["threads"] == 32
+
+
+def test_the_accumulator_tile_reuses_the_cp_async_ring_bytes():
+    # dynamic shared memory (over 48 KB as separate buffers): the accumulator staging tile, written
+    # after the k-loop and its closing barrier, starts where the operand ring starts
+    d = te.placeholder((256, 512), "int8", "d")
+    w = te.placeholder((256, 512), "int8", "w")
+    out = dense_int8_gemm(d, w)
+    cfg = {"tile_m": [2, 2, 64], "tile_n": [2, 2, 8], "k_chunk": 2, "stages": 3, "vector": 4}
+    (kernel,) = minitvm.lower(schedule_int8_gemm(out, cfg), [d, w, out], target="cuda -arch=sm_90").kernels
+    plan = kernel.shared
+    by_name = {a.buffer.name: off for a, off in plan.offsets.items()}
+    sizes = {a.buffer.name: int(a.buffer.shape[0].value) * (4 if a.buffer.dtype == "int32" else 1)
+             for a in plan.offsets}
+    acc = next(n for n in by_name if n.endswith("gemm.shared"))
+    ring_a, ring_b = (n for n in by_name if n != acc)
+    assert sum(sizes.values()) > 48 * 1024 and plan.dynamic_bytes < sum(sizes.values())
+    assert by_name[acc] == 0 and 0 in (by_name[ring_a], by_name[ring_b])
+    assert plan.dynamic_bytes == max(sizes[acc], sizes[ring_a] + sizes[ring_b])

@@ -54,7 +54,8 @@ def footprint(gemm, v: dict) -> dict:
     rows_b, cols_b = wm * pm, wn * pn * MMA_N
     stage = (rows_b + cols_b) * (kb + _ROW_PAD) * copies
     acc = rows_b * cols_b * 4
-    return {"threads": 32 * wm * wn, "acc_regs": pm * pn * MMA_N // 2, "shared": stage + acc,
+    # a warp's pm x (pn * 8) int32 accumulators, spread over its 32 lanes
+    return {"threads": 32 * wm * wn, "acc_regs": pm * pn * MMA_N // 32, "shared": stage + acc,
             "blocks": bm * bn}
 
 
