@@ -2,7 +2,7 @@
 # One device call's worth of GPU checks (7-9 minutes on an H100/H200): the GPU test suite,
 # then the int8 conv tables (dp4a and tensor-core templates, their peaks measured in the same run;
 # shipped tuned configs) and
-# ResNet-50 at batch 16 in fp32 and int8 beside PyTorch. Logs go to $OUT when it is set.
+# ResNet-50 at batch 1 and 16 in fp32 and int8 beside PyTorch. Logs go to $OUT when it is set.
 #     PYTHONPATH=. bash benchmarks/gpu_check.sh
 set -u
 cd "$(dirname "$0")/.."
