@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 
+from .errors import MiniTVMError
+
 
 def _pick_target(name: str):
     """The Target of ``--target`` (``auto``: CUDA where a GPU is present, else LLVM)."""
@@ -200,6 +202,7 @@ def main(argv=None) -> int:
     """Entry point of the ``minitvm`` command."""
     from .autotune import TUNERS
     p = argparse.ArgumentParser(prog="minitvm", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = p.add_subparsers(dest="cmd")
     d = sub.add_parser("demo", help="compile, check and time a matmul (GPU if present, else CPU)")
     d.add_argument("--target", default="auto", choices=["auto", "cuda", "llvm"])
@@ -244,7 +247,9 @@ def main(argv=None) -> int:
     i.add_argument("--image-size", type=int, default=None)
     args = p.parse_args(argv)
     if args.cmd is None:
-        args = p.parse_args(["demo"] + (argv or sys.argv[1:]))
+        p.print_help()
+        return 2
+    _check_args(p, args)
     commands = {"run": run, "info": info, "tune": tune, "demo": demo}
     try:
         return commands[args.cmd](args)
@@ -252,6 +257,27 @@ def main(argv=None) -> int:
         # the reader went away (``minitvm tune ... --list | head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (MiniTVMError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"minitvm: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _check_args(p, args) -> None:
+    """Refuse bad arguments before any compile work (argparse's usage error: exit 2)."""
+    for name, low in (("number", 1), ("batch", 1), ("image_size", 1), ("calibration_images", 0), ("trials", 1),
+                      ("size", 1), ("n_parallel", 1), ("early_stopping", 1)):
+        v = getattr(args, name, None)
+        if v is not None and v < low:
+            p.error(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
+    for name in ("input", "tuning_log"):
+        path = getattr(args, name, None)
+        if path and not os.path.isfile(path):
+            p.error(f"--{name.replace('_', '-')} {path}: no such file")
+    model = getattr(args, "model", None)
+    if model and model.endswith(".onnx") and not os.path.isfile(model):
+        p.error(f"model {model}: no such file")
 
 
 if __name__ == "__main__":

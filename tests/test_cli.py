@@ -80,3 +80,34 @@ def test_run_profile_prints_each_kernel(capsys):
     assert main(["run", "resnet18", "--target", "llvm", "--image-size", "32", "--number", "1", "--profile"]) == 0
     out = capsys.readouterr().out
     assert "conv2d_nchw.llvm" in out and "kernels, summed" in out and "against the sum" in out
+
+
+def test_no_command_prints_the_help(capsys):
+    assert main([]) == 2
+    assert "usage: minitvm" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "resnet18", "--number", "0"], "--number must be at least 1, got 0"),
+    (["run", "resnet18", "--number", "-3"], "--number must be at least 1, got -3"),
+    (["run", "resnet18", "--calibration-images", "-1"], "--calibration-images must be at least 0, got -1"),
+    (["run", "resnet18", "--batch", "0"], "--batch must be at least 1, got 0"),
+    (["run", "resnet18", "--input", "/nonexistent/x.npy"], "--input /nonexistent/x.npy: no such file"),
+    (["run", "resnet18", "--tuning-log", "/nonexistent/t.log"], "--tuning-log /nonexistent/t.log: no such file"),
+    (["run", "/nonexistent/model.onnx"], "model /nonexistent/model.onnx: no such file"),
+    (["tune", "resnet18", "--trials", "0", "--list"], "--trials must be at least 1, got 0"),
+])
+def test_bad_arguments_are_refused_before_any_compile_work(args, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_error_is_one_line_naming_it_and_debug_shows_the_traceback(capsys, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    assert main(["run", str(bad), "--target", "llvm"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minitvm: error: ") and "Traceback" not in err
+    with pytest.raises(Exception):
+        main(["--debug", "run", str(bad), "--target", "llvm"])

@@ -349,3 +349,16 @@ def test_zoo_model_roundtrip_through_onnxruntime(name, size, batch):
     assert [n.op for n in imported.op_nodes()] == [n.op for n in g.op_nodes()]
     np.testing.assert_allclose(run_reference(imported, {"data": x})[0], run_reference(g, {"data": x})[0],
                                rtol=1e-6, atol=1e-6)
+
+
+def test_a_file_that_is_not_onnx_is_named(tmp_path):
+    from minitvm.errors import GraphError
+    from minitvm.frontend import from_onnx
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage, not a model")
+    with pytest.raises(GraphError, match="bad.onnx.*is not an ONNX model"):
+        from_onnx(str(bad))
+    with pytest.raises(GraphError, match="is a directory"):
+        from_onnx(str(tmp_path))
+    with pytest.raises(GraphError, match="bytes given are not an ONNX model"):
+        from_onnx(b"\xff\xff\xff")

@@ -23,12 +23,23 @@ def _load(model_or_path):
     import onnx
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
+    from google.protobuf.message import DecodeError
     if isinstance(model_or_path, (bytes, bytearray)):
-        return onnx.load_from_string(bytes(model_or_path))
+        try:
+            return onnx.load_from_string(bytes(model_or_path))
+        except DecodeError as exc:
+            raise GraphError(f"from_onnx: the bytes given are not an ONNX model ({exc})") from None
     if isinstance(model_or_path, (str, os.PathLike)):
-        if not os.path.exists(model_or_path):
-            raise GraphError(f"from_onnx: no such file {os.fspath(model_or_path)!r}")
-        return onnx.load(os.fspath(model_or_path))
+        path = os.fspath(model_or_path)
+        if not os.path.exists(path):
+            raise GraphError(f"from_onnx: no such file {path!r}")
+        if os.path.isdir(path):
+            raise GraphError(f"from_onnx: {path!r} is a directory, not an ONNX model file")
+        try:
+            return onnx.load(path)
+        except DecodeError as exc:
+            raise GraphError(f"from_onnx: {path!r} is not an ONNX model (truncated or another format: {exc})") \
+                from None
     raise GraphError(f"from_onnx: expected an onnx.ModelProto, bytes or a path, got {type(model_or_path).__name__}")
 
 
