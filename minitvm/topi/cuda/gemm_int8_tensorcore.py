@@ -40,12 +40,6 @@ _LIMITS = cuda_limits("sm_90")   # the template's filter bounds blocks by the la
 _ROW_PAD = 16                  # bytes added to each shared row: conflict-free ldmatrix
 
 
-def _gemm_of(output):
-    gemm = find_op(output, GEMM_TAG, "schedule_int8_gemm").output(0)
-    nb, rows, _ = (int(d.value) for d in gemm.shape)
-    return gemm, rows, nb
-
-
 def footprint(gemm, v: dict) -> dict:
     """Threads, accumulator registers per thread, shared bytes and blocks of knob values ``v``."""
     (bm, wm, pm), (bn, wn, pn) = v["tile_m"], v["tile_n"]
@@ -86,13 +80,6 @@ def default_config(gemm, output) -> dict:
     return {"tile_m": [rows // block_rows, wm, tm * MMA_M], "tile_n": [nb // (tn * wn), wn, tn],
             "k_chunk": chunk, "stages": 3,
             "vector": _widest_vector(cols, block_rows * cols // (32 * wm * wn), output.dtype)}
-
-
-def _reduce_len(gemm) -> int:
-    n = 1
-    for iv in gemm.op.reduce_axis:
-        n *= int(iv.dom.extent.value)
-    return n
 
 
 def _inner_channels(gemm) -> int:
@@ -240,7 +227,7 @@ def schedule_int8_gemm(outs, cfg=None):
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     output = outs[0]
     s = te.create_schedule([t.op for t in outs])
-    gemm, rows, nb = _gemm_of(output)
+    gemm = find_op(output, GEMM_TAG, "schedule_int8_gemm").output(0)
     v = resolve_config(cfg, _workload(gemm), default_config(gemm, output),
                        lambda c: define_knobs(c, gemm, output), _SPLITS + _FLAGS, "schedule_int8_gemm")
     check_config(gemm, output, v)
