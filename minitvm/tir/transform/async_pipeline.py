@@ -25,7 +25,7 @@ from ... import dtype as dt
 from .. import expr as E
 from ..arith import simplify
 from ..functor import Mutator
-from ..stmt import Allocate, AttrStmt, Buffer, BufferStore, Evaluate, For, IfThenElse, SeqStmt, seq
+from ..stmt import Allocate, AttrStmt, Buffer, Evaluate, For, IfThenElse, SeqStmt, seq
 from .double_buffer import _Redirect, _subst, _writes, sync_stmt
 
 PIPELINE_SCOPE = "pipeline_scope"     # on a stage's buffer: value = number of stages
