@@ -17,7 +17,7 @@ which every thread finished before iteration ``k``'s barrier. The fills run unde
 ``async_copy`` attribute; after vectorization :func:`inject_async_copy` turns their 16-byte
 global-to-shared vector stores into ``cp.async`` (a padding select becomes the copy's zero
 fill); any other store stays an ordinary one, which the ring keeps correct. The barrier pass
-leaves ring buffers alone (:func:`pipelined_buffers`).
+leaves ring buffers (marked :data:`PIPELINED`) alone.
 """
 from __future__ import annotations
 
@@ -158,18 +158,4 @@ def inject_async_copy(stmt):
     return _AsyncCopy().visit(stmt)
 
 
-def pipelined_buffers(stmt) -> set:
-    """Ring buffers whose barriers :func:`inject_pipeline` already placed."""
-    found = set()
-
-    class _V(Mutator):
-        def visit_AttrStmt(self, node):
-            if node.attr_key == PIPELINED:
-                found.add(node.node)
-            return self.generic_visit(node)
-
-    _V().visit(stmt)
-    return found
-
-
-__all__ = ["inject_pipeline", "inject_async_copy", "pipelined_buffers", "PIPELINE_SCOPE"]
+__all__ = ["inject_pipeline", "inject_async_copy", "PIPELINE_SCOPE", "PIPELINED"]

@@ -12,8 +12,8 @@ A stage marked ``double_buffer()`` and computed at loop ``k`` becomes::
 so the global loads of the next tile overlap the arithmetic on the current one. On a GPU one
 barrier per iteration suffices: the half written in iteration ``k`` was last read in
 iteration ``k - 1``, which every thread finished before that iteration's closing barrier.
-The barriers are placed here; :func:`double_buffered_buffers` lets the generic barrier pass
-leave these buffers alone.
+The barriers are placed here; the generic barrier pass leaves buffers marked
+:data:`DOUBLE_BUFFERED` alone.
 
 Inside a GPU kernel the fill of the next half is further split in two, through registers::
 
@@ -222,17 +222,3 @@ def _subst(stmt, var, value):
 def inject_double_buffer(stmt):
     """Apply double buffering to every buffer marked with ``double_buffer_scope``."""
     return _InjectDoubleBuffer().visit(stmt)
-
-
-def double_buffered_buffers(stmt) -> set:
-    """Buffers whose barriers :func:`inject_double_buffer` already placed."""
-    found = set()
-
-    class _V(Mutator):
-        def visit_AttrStmt(self, node):
-            if node.attr_key == DOUBLE_BUFFERED:
-                found.add(node.node)
-            return self.generic_visit(node)
-
-    _V().visit(stmt)
-    return found

@@ -50,6 +50,8 @@ from ..expr import ADDRESS_READ, ADDRESS_WRITE, address_access
 from ..functor import Mutator, Visitor, collect_vars, structural_equal, substitute
 from ..stmt import (Allocate, AttrStmt, Evaluate, For, IfThenElse, LetStmt, SeqStmt, Stmt,
                     seq)
+from .async_pipeline import PIPELINED
+from .double_buffer import DOUBLE_BUFFERED
 
 __all__ = ["insert_shared_sync", "make_sync", "is_sync"]
 
@@ -116,7 +118,7 @@ class _KernelInfo(Visitor):
             self.local_data.add(buf.data)
 
     def visit_AttrStmt(self, node):
-        if node.attr_key in ("double_buffered", "pipelined"):
+        if node.attr_key in (DOUBLE_BUFFERED, PIPELINED):
             self.prebarriered.add(getattr(node.node, "data", node.node))
         if node.attr_key == "thread_extent" and isinstance(node.node, E.IterVar):
             tag, var = node.node.thread_tag, node.node.var
