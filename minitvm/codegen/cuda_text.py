@@ -96,10 +96,9 @@ __device__ __forceinline__ int mt_dp4a_su(int a, unsigned int b, int c) {
 }""",
 }
 HELPERS["shared_addr"] = """// the 32-bit shared-window address of a generic pointer (operand of ldmatrix / cp.async)
+// (the builtin, unlike a cvta in inline asm, lets the compiler keep shared addresses 32-bit)
 __device__ __forceinline__ unsigned int mt_shared_addr(const void* p) {
-  unsigned int a;
-  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-  return a;
+  return (unsigned int)__cvta_generic_to_shared(p);
 }"""
 HELPERS["mma_s8"] = """// int8 tensor cores (sm_80+): one warp computes a 16x8 int32 tile of A (16x32) times B^T (8x32).
 // Fragments are per-lane registers laid out as the PTX ISA's mma.m16n8k32 .s8 fragments.

@@ -18,6 +18,7 @@ from ..tir.stmt import PrimFunc
 from ..tir.transform.async_pipeline import inject_async_copy, inject_pipeline
 from ..tir.transform.double_buffer import inject_double_buffer
 from ..tir.transform.lower_intrin import lower_if_then_else
+from ..tir.transform.hoist_invariant import hoist_invariant_terms
 from ..tir.transform.shared_memory import plan_shared_memory
 from ..tir.transform.simplify import simplify_stmt
 from ..tir.transform.split_host_device import split_host_device
@@ -48,6 +49,7 @@ def pipeline(target) -> list:
         ("inject_async_copy", _on_body(inject_async_copy)),
         ("unroll_loops", _on_body(partial(unroll_loops, explicit=kind != "cuda"))),
         ("simplify", _on_body(simplify_stmt)),
+        ("hoist_invariant_terms", _on_body(hoist_invariant_terms)),
     ]
     return passes + device_passes(target)
 

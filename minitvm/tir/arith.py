@@ -562,3 +562,16 @@ def simplify(e, ranges: dict | None = None):
     if ranges:
         an.ranges.update(ranges)
     return an.simplify(e)
+
+
+def linear_terms(analyzer: Analyzer, e) -> tuple:
+    """``([(atom, coeff), ...], const)`` with ``e == sum(coeff * atom) + const`` (an index expression)."""
+    lin = analyzer._to_linear(e)
+    analyzer._merge_div_mod(lin)
+    return [(atom, c) for atom, c in lin.terms.values() if c != 0], lin.const
+
+
+def sum_of_terms(dtype: str, terms, const: int = 0):
+    """The expression ``sum(coeff * atom) + const`` of :func:`linear_terms`' form, terms in order."""
+    lin = _Linear(dtype, {("t", i): (atom, c) for i, (atom, c) in enumerate(terms)}, const)
+    return Analyzer()._from_linear(lin)

@@ -204,7 +204,9 @@ class Thread:
         """Value of expression ``e`` (numpy scalar or vector)."""
         t = type(e)
         if isinstance(e, E.Var):
-            return self.env[e]
+            # a thread index is the same everywhere in the kernel, as in CUDA, also where it is
+            # used above its attribute (hoisted by hoist_invariant_terms)
+            return self.env[e] if e in self.env else self.env[e.name]
         if t in (E.IntImm, E.FloatImm):
             return _wrap(e.value, e.dtype)
         if t is E.Ramp:

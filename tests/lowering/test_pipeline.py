@@ -12,7 +12,7 @@ from minitvm.tir.device import DeviceFunc
 from minitvm.tir.stmt import PrimFunc
 
 LOOP_PASSES = ["inject_double_buffer", "inject_pipeline", "lower_if_then_else", "simplify", "vectorize_loops",
-               "inject_async_copy", "unroll_loops", "simplify"]
+               "inject_async_copy", "unroll_loops", "simplify", "hoist_invariant_terms"]
 CUDA_PASSES = ["inject_virtual_thread", "split_host_device", "guard_threads", "insert_shared_sync",
                "plan_shared_memory"]
 

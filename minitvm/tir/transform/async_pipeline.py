@@ -24,7 +24,7 @@ from __future__ import annotations
 from ... import dtype as dt
 from .. import expr as E
 from ..arith import simplify
-from ..functor import Mutator
+from ..functor import Mutator, structural_equal
 from ..stmt import Allocate, AttrStmt, Buffer, Evaluate, For, IfThenElse, SeqStmt, seq
 from .double_buffer import _Redirect, _subst, _writes, sync_stmt
 
@@ -138,13 +138,26 @@ def _as_async_copy(store):
         cond = value.condition.value if isinstance(value.condition, E.Broadcast) else value.condition
         if dt.lanes_of(cond.dtype) != 1:
             return None
-        nbytes, value = E.Select(cond, E.const(16), E.const(0)), value.true_value
+        nbytes, value = E.Select(cond, E.const(16), E.const(0)), _unguarded(value.true_value, cond)
     if not (isinstance(value, E.BufferLoad) and value.buffer.scope == "global"
             and isinstance(value.indices[0], E.Ramp) and E.is_const_int(value.indices[0].stride, 1)):
         return None
     src = E.BufferLoad(value.buffer, (value.indices[0].base,))
     dst = E.BufferLoad(store.buffer, (idx.base,))
     return _extern("mt_cp_async16", E.address_of(dst, "w"), E.address_of(src, "r"), nbytes)
+
+
+def _unguarded(load, cond):
+    """``load`` without the ``select(cond, i, 0)`` that :func:`lower_if_then_else` put on its
+    index: a zero-filling copy (``nbytes`` 0) reads nothing, so its address needs no guard, and
+    the unguarded address keeps its loop-invariant part hoistable."""
+    if not isinstance(load, E.BufferLoad) or not isinstance(load.indices[0], E.Ramp):
+        return load
+    ramp = load.indices[0]
+    base = ramp.base
+    if isinstance(base, E.Select) and _is_zero(base.false_value) and structural_equal(base.condition, cond):
+        return E.BufferLoad(load.buffer, (E.Ramp(base.true_value, ramp.stride, ramp.lanes),) + load.indices[1:])
+    return load
 
 
 def _is_zero(e) -> bool:

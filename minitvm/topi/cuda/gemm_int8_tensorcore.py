@@ -47,7 +47,7 @@ def footprint(gemm, v: dict) -> dict:
     copies = v["stages"]
     rows_b, cols_b = wm * pm, wn * pn * MMA_N
     stage = (rows_b + cols_b) * (kb + _ROW_PAD) * copies
-    acc = rows_b * cols_b * 4
+    acc = (rows_b * MMA_N + _acc_plane_pad(rows_b, cols_b, v["vector"])) * (cols_b // MMA_N) * 4
     # a warp's pm x (pn * 8) int32 accumulators, spread over its 32 lanes
     return {"threads": 32 * wm * wn, "acc_regs": pm * pn * MMA_N // 32, "shared": stage + acc,
             "blocks": bm * bn}
@@ -90,6 +90,26 @@ def _widest_vector(cols: int, per_thread: int, dtype: str) -> int:
     """The widest store (at most 16 bytes) that divides a tile row and a thread's share of the tile."""
     elem = max(1, bits(dtype) // 8)
     return max(v for v in (1, 2, 4, 8, 16) if cols % v == 0 and per_thread % v == 0 and v * elem <= 16)
+
+
+def _acc_plane_pad(rows: int, cols: int, vector: int) -> int:
+    """Words (mod 32) added to each ``[rows, 8]`` plane of the accumulator tile so that the
+    epilogue's vector reads (a lane reads ``vector`` consecutive words of a tile row; a warp's
+    16-byte reads are served 8 lanes at a time) hit the fewest times the same bank."""
+    def conflicts(pad):
+        worst = 1
+        for first in range(0, 32, 8):
+            banks: dict = {}
+            for lane in range(first, first + 8):
+                r, c = divmod(lane * vector, cols)
+                if r >= rows:
+                    break
+                word = (c // MMA_N) * (rows * MMA_N + pad) + r * MMA_N + c % MMA_N
+                for w in range(word, word + min(vector, 4)):
+                    banks.setdefault(w % 32, set()).add(w // 32)
+            worst = max([worst] + [len(rows_) for rows_ in banks.values()])
+        return worst
+    return min(range(0, 32, 4), key=lambda pad: (conflicts(pad), pad))
 
 
 def check_config(gemm, output, v: dict) -> None:
@@ -266,6 +286,7 @@ def schedule_int8_gemm(outs, cfg=None):
 
     # accumulators -> shared, one 16 x 8 tile per store_acc, each warp its own tiles
     s[CS].compute_at(s[output], ob)
+    s[CS].storage_align(s[CS].op.axis[0], 32, _acc_plane_pad(bm_rows, bn_cols, v["vector"]))
     c_nb, c_m, c_ni = s[CS].op.axis
     cwn, cjn = s[CS].split(c_nb, factor=pn)
     cwm, cmi = s[CS].split(c_m, factor=pm)
@@ -310,6 +331,9 @@ def schedule_int8_gemm(outs, cfg=None):
             fused, inner = s[shared].split(fused, factor=n_threads)
             s[shared].bind(inner, axis)
         s[shared].unroll(fused)
+        # copies made here, not by nvcc, so that each copy's pixel address is a loop invariant
+        # that hoist_invariant_terms takes out of the k-loop
+        s[shared].pragma(fused, "unroll_explicit", 1)
     return s
 
 

@@ -1,0 +1,139 @@
+"""Hoist the loop-invariant part of integer index sums out of serial loops.
+
+The im2col address of a pipelined tile copy is a sum such as
+``n*100352 + oh*3584 + (k // 6)*3584 + ow*128 + (k % 3)*128 + c``. Its pixel terms (of the
+thread and unrolled-copy indices) do not change over the reduction loop ``k``, but nvcc factors
+``oh*3584 + (k // 6)*3584`` into ``(oh + k // 6) * 3584`` (the bounds check needs that sum too),
+and then recomputes everything every iteration. This pass splits each sum inside a serial loop
+into the terms that use no variable bound inside the loop and the rest, binds the first part
+to a variable before the loop (``let`` shared by every sum with the same part), and leaves
+``hoisted + rest``: what CUTLASS's precomputed iterators do by hand.
+
+Only pure arithmetic moves (no loads, no calls), and only out of a loop whose body uses it:
+integer arithmetic is safe to evaluate even when the loop runs zero times. Constants stay in
+place, so that the backend can still fold them into immediate offsets.
+"""
+from __future__ import annotations
+
+from .. import expr as E
+from ..arith import INDEX_DTYPES, Analyzer, expr_key, linear_terms, sum_of_terms
+from ..functor import Mutator, Visitor, collect_vars
+from ..stmt import For, LetStmt
+
+_PURE = (E.Var, E.IntImm, E.Add, E.Sub, E.Mul, E.FloorDiv, E.FloorMod, E.Min, E.Max, E.Cast)
+
+
+class _Impure(Visitor):
+    found = False
+
+    def generic_visit(self, node):
+        if not isinstance(node, _PURE):
+            self.found = True
+        elif not self.found:
+            super().generic_visit(node)
+
+
+def _pure(e) -> bool:
+    v = _Impure()
+    v.visit(e)
+    return not v.found
+
+
+def _trivial(terms) -> bool:
+    """One variable, maybe scaled: nothing to save by hoisting it."""
+    return len(terms) == 1 and isinstance(terms[0][0], E.Var)
+
+
+class _BoundInside(Visitor):
+    """Variables bound inside a statement: loop variables, lets, and (outside a kernel) thread
+    indices. Inside a kernel a thread index is the same everywhere, wherever its attribute is."""
+
+    def __init__(self, in_kernel: bool):
+        self.vars: set = set()
+        self.in_kernel = in_kernel
+
+    def visit_For(self, node):
+        self.vars.add(node.loop_var)
+        self.generic_visit(node)
+
+    def visit_LetStmt(self, node):
+        self.vars.add(node.var)
+        self.generic_visit(node)
+
+    def visit_AttrStmt(self, node):
+        var = getattr(node.node, "var", None)      # a thread axis bound inside the loop
+        if isinstance(var, E.Var) and not self.in_kernel:
+            self.vars.add(var)
+        self.generic_visit(node)
+
+    def generic_visit(self, node):
+        if not isinstance(node, E.PrimExpr):
+            super().generic_visit(node)
+
+
+class _Split(Mutator):
+    """Rewrite the sums of one loop's body; collect the hoisted parts."""
+
+    def __init__(self, inner: set, names: dict):
+        self.inner, self.names = inner, names
+        self.hoisted: dict = {}          # expr_key -> (var, value)
+        self.analyzer = Analyzer()
+
+    def _sum(self, node):
+        if node.dtype not in INDEX_DTYPES:
+            return self.generic_visit(node)
+        terms, const = linear_terms(self.analyzer, node)
+        moves = [not (collect_vars(a) & self.inner) and _pure(a) for a, _ in terms]
+        outer = [t for t, m in zip(terms, moves) if m]
+        if not outer or _trivial(outer):
+            return self.generic_visit(node)
+        inner = [(self.visit(a), c) for (a, c), m in zip(terms, moves) if not m]
+        value = sum_of_terms(node.dtype, outer, 0)
+        key = expr_key(value)
+        if key not in self.hoisted:
+            n = self.names.setdefault("n", 0)
+            self.names["n"] = n + 1
+            self.hoisted[key] = (E.Var(f"inv{n}", node.dtype), value)
+        var = self.hoisted[key][0]
+        rest = sum_of_terms(node.dtype, inner, const)
+        return var if E.is_const_int(rest, 0) else E.Add(var, rest)
+
+    visit_Add = _sum
+    visit_Sub = _sum
+
+
+class _Hoist(Mutator):
+    def __init__(self):
+        self.names: dict = {}
+        self.kernel_depth = 0
+
+    def visit_AttrStmt(self, node):
+        if node.attr_key != "thread_extent":
+            return self.generic_visit(node)
+        self.kernel_depth += 1
+        out = self.generic_visit(node)
+        self.kernel_depth -= 1
+        return out
+
+    def visit_For(self, node):
+        # outer loops first: a term invariant in both loops leaves both at once
+        if node.kind != "serial" or E.is_const_int(node.extent, 1):
+            return self.generic_visit(node)
+        bound = _BoundInside(self.kernel_depth > 0)
+        bound.visit(node.body)
+        split = _Split(bound.vars | {node.loop_var}, self.names)
+        body = self.visit(split.visit(node.body))
+        if body is node.body:
+            return node
+        out = For(node.loop_var, node.min, node.extent, node.kind, body)
+        for var, value in reversed(list(split.hoisted.values())):
+            out = LetStmt(var, value, out)
+        return out
+
+
+def hoist_invariant_terms(stmt):
+    """Bind the loop-invariant part of each index sum in a serial loop to a variable before it."""
+    return _Hoist().visit(stmt)
+
+
+__all__ = ["hoist_invariant_terms"]
