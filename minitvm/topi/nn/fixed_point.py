@@ -39,8 +39,10 @@ def round_shift(p, t, rounding: str):
     half = _shl(i64(1), t - i64(1)) if not isinstance(t, E.IntImm) else i64(1 << (t.value - 1))
     if rounding == "UPWARD":
         return _shr(p + half, t)
-    return _let(p, "rq_p", lambda pv: _let(_shr(te.abs(pv) + half, t), "rq_q",
-                                          lambda qv: te.select(pv < i64(0), i64(0) - qv, qv)))
+    # halves away from zero: floor((p + h) / 2**t) for p >= 0 and, for p < 0,
+    # -floor((-p + h) / 2**t) = ceil((p - h) / 2**t) = floor((p + h - 1) / 2**t): one select of
+    # the addend instead of an absolute value and a negation
+    return _let(p, "rq_p", lambda pv: _shr(pv + te.select(pv < i64(0), half - i64(1), half), t))
 
 
 def saturate(q, out_dtype: str):
