@@ -9,9 +9,12 @@ into the terms that use no variable bound inside the loop and the rest, binds th
 to a variable before the loop (``let`` shared by every sum with the same part), and leaves
 ``hoisted + rest``: what CUTLASS's precomputed iterators do by hand.
 
-Only pure arithmetic moves (no loads, no calls), and only out of a loop whose body uses it:
-integer arithmetic is safe to evaluate even when the loop runs zero times. Constants stay in
-place, so that the backend can still fold them into immediate offsets.
+Only pure arithmetic moves (no loads, no calls): integer arithmetic is safe to evaluate even
+when the loop runs zero times. Inside a kernel a thread index is the same everywhere, so it may
+move above the attribute that binds it. A virtual thread's index never moves: a statement that
+uses it is copied per virtual thread, and a let of it above a loop would copy the whole loop,
+barriers and shared fills included. Constants stay in place, so that the backend can still fold
+them into immediate offsets.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from .. import expr as E
 from ..arith import INDEX_DTYPES, Analyzer, expr_key, linear_terms, sum_of_terms
 from ..functor import Mutator, Visitor, collect_vars
 from ..stmt import For, LetStmt
+from .virtual_thread import is_vthread_attr
 
 _PURE = (E.Var, E.IntImm, E.Add, E.Sub, E.Mul, E.FloorDiv, E.FloorMod, E.Min, E.Max, E.Cast)
 
@@ -62,7 +66,8 @@ class _BoundInside(Visitor):
 
     def visit_AttrStmt(self, node):
         var = getattr(node.node, "var", None)      # a thread axis bound inside the loop
-        if isinstance(var, E.Var) and not self.in_kernel:
+        # a virtual thread's variable is replaced within its attribute only
+        if isinstance(var, E.Var) and (not self.in_kernel or is_vthread_attr(node)):
             self.vars.add(var)
         self.generic_visit(node)
 
@@ -102,13 +107,28 @@ class _Split(Mutator):
     visit_Sub = _sum
 
 
-class _Hoist(Mutator):
+class _VirtualThreads(Visitor):
     def __init__(self):
-        self.names: dict = {}
-        self.kernel_depth = 0
+        self.vars: set = set()
 
     def visit_AttrStmt(self, node):
-        if node.attr_key != "thread_extent":
+        if is_vthread_attr(node) and isinstance(getattr(node.node, "var", None), E.Var):
+            self.vars.add(node.node.var)
+        self.generic_visit(node)
+
+    def generic_visit(self, node):
+        if not isinstance(node, E.PrimExpr):
+            super().generic_visit(node)
+
+
+class _Hoist(Mutator):
+    def __init__(self, vthread_vars: set):
+        self.names: dict = {}
+        self.kernel_depth = 0
+        self.vthread_vars = vthread_vars
+
+    def visit_AttrStmt(self, node):
+        if node.attr_key != "thread_extent" or is_vthread_attr(node):
             return self.generic_visit(node)
         self.kernel_depth += 1
         out = self.generic_visit(node)
@@ -121,7 +141,7 @@ class _Hoist(Mutator):
             return self.generic_visit(node)
         bound = _BoundInside(self.kernel_depth > 0)
         bound.visit(node.body)
-        split = _Split(bound.vars | {node.loop_var}, self.names)
+        split = _Split(bound.vars | self.vthread_vars | {node.loop_var}, self.names)
         body = self.visit(split.visit(node.body))
         if body is node.body:
             return node
@@ -133,7 +153,9 @@ class _Hoist(Mutator):
 
 def hoist_invariant_terms(stmt):
     """Bind the loop-invariant part of each index sum in a serial loop to a variable before it."""
-    return _Hoist().visit(stmt)
+    vthreads = _VirtualThreads()
+    vthreads.visit(stmt)
+    return _Hoist(vthreads.vars).visit(stmt)
 
 
 __all__ = ["hoist_invariant_terms"]
