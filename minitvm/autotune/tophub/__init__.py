@@ -9,8 +9,15 @@ own ``ApplyHistoryBest`` is asked first; ``MINITVM_TOPHUB=0`` turns the shipped 
 genetic-search results (see ``docs/autotune.md``).
 
 ``cuda_resnet50_int8_tensorcore_h200.log``: ResNet-50's 44 distinct int8 convs on the tensor cores
-(``conv2d_NHWC_int8_tensorcore.cuda``) at batch 1 and 16 on an NVIDIA H200, the best of 48-64
-genetic-search trials each (the raw trials: ``benchmarks/logs/resnet50_int8_tensorcore_b1_b16_h200_trials.log.gz``).
+(``conv2d_NHWC_int8_tensorcore.cuda``) and its float classifier (``dense.cuda``) at batch 1 and 16
+on an NVIDIA H200, the best of 40 genetic-search trials each (``minitvm tune``, 2026-12-02; the
+raw trials: ``benchmarks/logs/resnet50_int8_tensorcore_b1_b16_h200_trials.log.gz``).
+
+``cuda_vgg19_drn26_inception3_int8_tensorcore_h200.log``: the same for VGG-19 at batch 1,
+DRN-C-26 at batch 1 and 16 (13 of its 18 tasks at 16) and Inception V3 at batch 16 (32 of 44
+tasks), 32 trials each (raw: ``benchmarks/logs/vgg19_drn26_inception3_int8_h200_trials.log.gz``).
+The float first convs (``conv2d_nchw.cuda``) were tuned too but are not shipped: 32-40 trials
+did not show a config faster than the default.
 """
 from __future__ import annotations
 
