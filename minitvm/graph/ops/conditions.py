@@ -2,7 +2,7 @@
 implementations of an op."""
 from __future__ import annotations
 
-__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d"]
+__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense"]
 
 
 def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:
@@ -14,3 +14,8 @@ def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:
 def nhwc_int8_conv2d(attrs: dict, in_types: list) -> bool:
     """An int8 conv2d on NHWC data (OHWI weights): the implicit GEMM on the int8 tensor cores."""
     return in_types[0].dtype == "int8" and attrs.get("data_layout") == "NHWC"
+
+
+def gemm_int8_dense(attrs: dict, in_types: list) -> bool:
+    """An int8 dense that ``alter_layout`` gave to the tensor-core GEMM (``gemm_int8``)."""
+    return bool(attrs.get("gemm_int8")) and in_types[0].dtype == "int8"

@@ -8,7 +8,7 @@ import numpy as np
 from ... import te
 from ...errors import ShapeError
 from ...topi.nn import conv2d as topi_conv2d
-from ...topi.nn.conv2d_gemm import conv2d_NHWC_int8_gemm
+from ...topi.nn.conv2d_gemm import conv2d_NHWC_int8_gemm, dense_int8_gemm
 from ...topi.nn import deformable_conv2d as topi_deformable
 from ...topi.nn import dense as topi_dense
 from ...topi.nn import elemwise as topi_elemwise
@@ -265,7 +265,8 @@ _deform_infer.compute(_deform_compute, lambda t, o, a: _conv_macs(t, o, a, defor
 # ====================================================================== dense / matmul
 @_op("dense", ("data", "weight", "bias?"),
      (Attr("units", "int", None, "output features (checked against the weight)"),
-      Attr("out_dtype", "dtype", "", "output dtype ('' = data dtype)")),
+      Attr("out_dtype", "dtype", "", "output dtype ('' = data dtype)"),
+      Attr("gemm_int8", "bool", False, "int8 on the tensor-core GEMM (set by alter_layout, features padded to 32)")),
      doc="data [N, K] x weight [units, K]^T (+ bias [units]).")
 def _dense_infer(ctx, types, attrs):
     dt, wt = types[0], types[1]
@@ -423,8 +424,18 @@ def _deformable_conv2d_te(node, ins, name):
 
 register_compute("conv2d", _conv2d_te)
 register_compute("deformable_conv2d", _deformable_conv2d_te)
-register_compute("dense", lambda node, ins, name: topi_dense.dense(
-    ins[0], ins[1], ins[2] if len(ins) > 2 else None, out_dtype=node.type.dtype, name=name))
+def _dense_te(node, ins, name):
+    bias = ins[2] if len(ins) > 2 else None
+    if not node.attrs.get("gemm_int8"):
+        return topi_dense.dense(ins[0], ins[1], bias, out_dtype=node.type.dtype, name=name)
+    # int8 on the tensor cores (alter_layout marks only such denses)
+    out = dense_int8_gemm(ins[0], ins[1], name=name)
+    if bias is None:
+        return out
+    return te.compute(out.shape, lambda m, n: out(m, n) + bias[n], name=f"{name}_bias", tag="injective,bias_add")
+
+
+register_compute("dense", _dense_te)
 register_compute("matmul", lambda node, ins, name: topi_matmul(ins[0], ins[1], out_dtype=node.type.dtype, name=name))
 register_compute("batch_norm", lambda node, ins, name: topi_injective.batch_norm_inference(
     ins[0], ins[1], ins[2], ins[3], ins[4], node.attrs["epsilon"], axis=node.attrs["axis"]))

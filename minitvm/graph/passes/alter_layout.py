@@ -8,6 +8,10 @@ Two layouts, one per template family:
 - **NCHW[x]c / OIHW[x]o[x]i** (``x`` = ``factor``, 4) for the ``dp4a`` templates, which read 4 input
   channels as one 32-bit word: every other int8 conv (older GPUs, the CPU, grouped convs).
 
+An int8 ``dense`` (the classifier of a fully int8 or a pre-quantized model) keeps its layout but,
+with tensor cores, gets ``gemm_int8`` (the tensor-core GEMM computes it) and its features padded
+with zeros to a multiple of 32.
+
 The pass rewrites each int8 NCHW conv2d to its layout, lets the element-wise ops and max pools that
 follow it (relu, requantize, int8 adds, casts, also with one-element constants such as zero
 points; per-channel requantize on the channel axis) and constant padding over H and W work in that
@@ -100,6 +104,16 @@ def alter_layout(graph, factor: int = 4, target=None):
                 g.add_op("conv2d", [data, w] + list(node.inputs[2:]), attrs, name=name)
                 channels[name] = in_types[1].shape[0]
                 continue
+        if node.op == "dense" and tensor_cores and _dense_fits_tensor_cores(in_types):
+            ins = list(node.inputs)
+            extra = -in_types[0].shape[1] % TENSOR_CORE_K
+            if extra:
+                # features padded with zeros to whole k-steps, on the data and (folded) on the weights
+                ins[:2] = [g.add_op("pad", [v], {"pad_width": ((0, 0), (0, extra))},
+                                    name=g.unique_name(f"{v}_pad{in_types[0].shape[1] + extra}")) for v in ins[:2]]
+            attrs["gemm_int8"] = True
+            g.add_op("dense", ins, attrs, name=name)
+            continue
         layout_in = [t.layout if t.layout in altered else None for t in in_types]
         first = next((lay for lay in layout_in if lay), None)
         if node.op == "requantize_per_channel" and first and attrs.get("axis", 1) % 4 == 1:
@@ -130,6 +144,13 @@ def alter_layout(graph, factor: int = 4, target=None):
     for o in graph.outputs:
         g.mark_output(convert(o, "NCHW") if g.node(o).type.layout in altered else o)
     return cancel_transforms(fold_constant(g))
+
+
+def _dense_fits_tensor_cores(in_types) -> bool:
+    """int8 data and weights (uint8 stays on dp4a), a multiple of 8 outputs, at least 16 features."""
+    data, weight = in_types[0], in_types[1]
+    return (data.dtype == weight.dtype == "int8" and data.ndim == 2 and weight.shape[0] % 8 == 0
+            and weight.shape[1] >= 16)
 
 
 def _fits_tensor_cores(in_types, attrs) -> bool:
