@@ -125,9 +125,9 @@ def run(args) -> int:
         warnings.simplefilter("always", FallbackConfigWarning)
         if args.tuning_log:
             with ApplyHistoryBest(args.tuning_log):
-                model = build(graph, target=target, progress=show)
+                model = build(graph, target=target, progress=show, tactics=args.tactics)
         else:
-            model = build(graph, target=target, progress=show)
+            model = build(graph, target=target, progress=show, tactics=args.tactics)
     for w in caught:
         if not issubclass(w.category, FallbackConfigWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -225,6 +225,9 @@ def main(argv=None) -> int:
     r.add_argument("--number", type=int, default=10)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--progress", action="store_true", help="show compile progress even when not on a terminal")
+    r.add_argument("--tactics", type=int, default=0, metavar="K",
+                   help="time up to K configs of each kernel nothing tuned answers, on the GPU, and build "
+                        "with the fastest (cached per device in ~/.cache/minitvm/tactics; 0: off)")
     t = sub.add_parser("tune", help="tune a model's kernels (conv2d, dense) on the GPU into a log")
     t.add_argument("model")
     t.add_argument("--log", help="JSON-lines log to append every trial to (resumes tasks already tuned)")
@@ -267,7 +270,7 @@ def main(argv=None) -> int:
 def _check_args(p, args) -> None:
     """Refuse bad arguments before any compile work (argparse's usage error: exit 2)."""
     for name, low in (("number", 1), ("batch", 1), ("image_size", 1), ("calibration_images", 0), ("trials", 1),
-                      ("size", 1), ("n_parallel", 1), ("early_stopping", 1)):
+                      ("size", 1), ("n_parallel", 1), ("early_stopping", 1), ("tactics", 0)):
         v = getattr(args, name, None)
         if v is not None and v < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low}, got {v}")

@@ -96,6 +96,7 @@ def test_no_command_prints_the_help(capsys):
     (["run", "resnet18", "--tuning-log", "/nonexistent/t.log"], "--tuning-log /nonexistent/t.log: no such file"),
     (["run", "/nonexistent/model.onnx"], "model /nonexistent/model.onnx: no such file"),
     (["tune", "resnet18", "--trials", "0", "--list"], "--trials must be at least 1, got 0"),
+    (["run", "resnet18", "--tactics", "-1"], "--tactics must be at least 0, got -1"),
 ])
 def test_bad_arguments_are_refused_before_any_compile_work(args, message, capsys):
     with pytest.raises(SystemExit) as e:

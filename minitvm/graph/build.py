@@ -90,14 +90,23 @@ def lowered_groups(graph, target):
         yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s, impl)
 
 
-def build(graph, target="llvm", optimize_graph: bool = True, progress=None):
+def build(graph, target="llvm", optimize_graph: bool = True, progress=None, tactics: int = 0,
+          tactics_cache=None):
     """Compile ``graph`` for ``target`` (a :class:`~minitvm.target.Target` or its string, such as
     ``"llvm"`` or ``"cuda"``) into a :class:`CompiledModel`.
 
     Tunable kernels take their configs from the current ``minitvm.autotune`` dispatch context
-    (wrap the call in ``autotune.ApplyHistoryBest(log)`` to use tuned ones)."""
+    (wrap the call in ``autotune.ApplyHistoryBest(log)`` to use tuned ones). ``tactics=K``
+    first times up to K configs of each kernel that nothing tuned answers, on the GPU, and
+    builds with the fastest (cached per device: see :mod:`minitvm.graph.tactics`)."""
     from ..driver import build as build_funcs
     target = Target(target)
+    if tactics:
+        from .tactics import select_tactics
+        chosen = select_tactics(graph, target, tactics, cache=tactics_cache, optimize_graph=optimize_graph)
+        if chosen is not None:
+            with chosen:
+                return build(graph, target, optimize_graph, progress)
     kind = target.kind
     if optimize_graph:
         graph = optimize(graph)

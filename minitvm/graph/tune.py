@@ -24,7 +24,7 @@ from ..autotune.dispatch import DispatchContext
 from ..autotune.space import FallbackConfig
 from ..target import Target
 
-__all__ = ["extract_tasks", "tune_graph"]
+__all__ = ["extract_tasks", "tune_graph", "tune_tasks", "default_config"]
 
 
 class _TaskRecorder(DispatchContext):
@@ -80,14 +80,23 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
     A task's first trial is the config minitvm ships for it (``autotune.tophub``), where there
     is one: the log's best is then never slower than what a build would use without the log.
     """
-    if tuner not in autotune.TUNERS:
-        raise ValueError(f"tune_graph: unknown tuner {tuner!r}; choose one of {sorted(autotune.TUNERS)}")
-    if n_trial < 1:
-        raise ValueError(f"tune_graph: n_trial must be positive, got {n_trial}")
     missing = [os.fspath(p) for p in history if not os.path.exists(p)]
     if missing:
         raise ValueError(f"tune_graph: history log {missing[0]!r} does not exist")
-    tasks = extract_tasks(graph, target, optimize_graph)
+    return tune_tasks(extract_tasks(graph, target, optimize_graph), log, n_trial, tuner, measure_option,
+                      early_stopping, seed, progress, history, name="tune_graph")
+
+
+def tune_tasks(tasks, log, n_trial: int = 200, tuner: str = "ga", measure_option=None,
+               early_stopping: int | None = None, seed: int = 0, progress: bool = True, history=(),
+               first_default: bool = False, name: str = "tune_tasks") -> list:
+    """Tune ``tasks`` (as :func:`tune_graph` does for a graph's) into ``log``. With
+    ``first_default``, a task that has no shipped config measures its template's default config
+    first, so the log's best is never slower than the default."""
+    if tuner not in autotune.TUNERS:
+        raise ValueError(f"{name}: unknown tuner {tuner!r}; choose one of {sorted(autotune.TUNERS)}")
+    if n_trial < 1:
+        raise ValueError(f"{name}: n_trial must be positive, got {n_trial}")
     if measure_option is None:
         measure_option = autotune.measure_option(autotune.LocalBuilder(),
                                                  autotune.LocalRunner(check_correctness=True))
@@ -99,15 +108,17 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
     for k, task in enumerate(tasks):
         best = best_logged.best(task.workload, task.target)
         before = best[0] if best else math.inf
-        left = n_trial - logged[(Target(target).kind, task.workload_key)]
+        left = n_trial - logged[(Target(task.target).kind, task.workload_key)]
         if left <= 0:
             results.append((task, before))
             continue
         starts = []
-        shipped = tophub.shipped_config(task) if left == n_trial else None
-        if shipped is not None:
+        first = tophub.shipped_config(task) if left == n_trial else None
+        if first is None and first_default and left == n_trial:
+            first = default_config(task)
+        if first is not None:
             measure = autotune.create_measure_batch(task, measure_option)
-            inputs = [autotune.MeasureInput(measure.target, task, shipped)]
+            inputs = [autotune.MeasureInput(measure.target, task, first)]
             starts = list(zip(inputs, measure(inputs)))
             autotune.log_to_file(log)(None, inputs, [r for _, r in starts])
             if starts[0][1].ok:
@@ -122,3 +133,12 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
             t.tune(left, measure_option, early_stopping=early_stopping, callbacks=callbacks)
         results.append((task, min(t.best_cost, before)))
     return results
+
+
+def default_config(task):
+    """The point of ``task``'s space that its template falls back to without a tuned config
+    (None if the default is not a point of the space)."""
+    fallback = FallbackConfig()
+    task.template.func(fallback, *task.args)
+    index = getattr(fallback, "index", -1)
+    return task.config_space.get(index) if index is not None and index >= 0 else None
