@@ -225,3 +225,24 @@ def test_existing_ops_accept_int8():
     np.testing.assert_array_equal(_run1("max_pool2d", x, {"pool_size": 2}), [[[[7]]]])
     np.testing.assert_array_equal(_run1("max_pool2d", x, {"pool_size": 2, "padding": 1, "strides": 2}),
                                   [[[[-3, 5], [7, -128]]]])
+
+
+@pytest.mark.parametrize("params", [
+    {"a_multiplier": 1 << 30, "a_shift": -1, "b_multiplier": 1 << 30, "b_shift": -1},   # 1.0 + 1.0: int32 add
+    {"a_multiplier": 1 << 30, "a_shift": -2, "b_multiplier": 1 << 30, "b_shift": -1},   # 2.0 + 1.0: int32 too
+    {"a_multiplier": 1 << 30, "a_shift": 0, "b_multiplier": 1 << 30, "b_shift": 0},     # 0.5 + 0.5: int64, rounded
+    {"a_multiplier": 1518500250, "a_shift": 0, "b_multiplier": 1 << 30, "b_shift": -1},
+], ids=["equal-scales", "integer-factors", "halves", "general"])
+def test_compiled_qadd_equals_the_reference(params):
+    """The compiled qadd (an exact int32 sum where both rescales are integers) gives qadd_np's bits."""
+    import minitvm
+    from minitvm import te
+    from minitvm.topi.nn.qnn import qadd
+    A, B = te.placeholder((256,), "int8", "A"), te.placeholder((256,), "int8", "B")
+    C = qadd(A, B, **params)
+    f = minitvm.build(te.create_schedule(C.op), [A, B, C], "llvm")
+    a = np.arange(-128, 128, dtype=np.int8)
+    b = np.random.default_rng(5).permutation(a)
+    c = minitvm.nd.array(np.full(256, 99, np.int8))
+    f(minitvm.nd.array(a), minitvm.nd.array(b), c)
+    np.testing.assert_array_equal(c.numpy(), qadd_np(a, b, **params))
