@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .record import append_lines, encode
+from .record import append_lines, check_writable, encode
 
 __all__ = ["log_to_file", "progress_bar"]
 
@@ -13,6 +13,7 @@ class log_to_file:
     """Append every measured trial to the JSON-lines log at ``path`` (see ``record.py``)."""
 
     def __init__(self, path):
+        check_writable(path)      # refused now, not after the first batch of trials
         self.path = path
 
     def __call__(self, tuner, inputs, results):

@@ -11,8 +11,9 @@ short error message, the time of the measurement and the minitvm version::
      "version": "0.1.0"}
 
 Lines are appended with one ``write`` of a whole line to a file opened in append mode and
-flushed at once, so several processes can log to one file. Malformed lines are skipped with a
-warning naming the line number.
+flushed at once, so several processes can log to one file. Malformed lines (bad JSON, not UTF-8,
+nested too deeply) are skipped with a warning naming ``file:line``; a log is read as gzip when
+its bytes are gzip, and a truncated gzip log keeps its lines before the damage.
 """
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ import json
 import math
 import os
 import warnings
+import zlib
 
+from ..errors import MiniTVMError
 from .result import MeasureErrorNo, MeasureInput, MeasureResult
 from .task import Task, workload_key
 
-__all__ = ["encode", "decode", "load_records", "save_records", "append_record", "pick_best", "LoggedConfig"]
+__all__ = ["encode", "decode", "load_records", "save_records", "append_record", "pick_best", "LoggedConfig",
+           "TuningLogError", "check_writable"]
 
 _MAX_MSG = 512
 
@@ -129,23 +133,86 @@ def decode(line: str):
     return MeasureInput(str(target), task, config), res
 
 
+class TuningLogError(MiniTVMError, OSError):
+    """A tuning log that cannot be read or written at all (missing, a directory, unwritable)."""
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _raw_lines(path):
+    """The byte lines of the log at ``path``, gzip or plain text whatever its name says; a
+    truncated or corrupt gzip stream ends with a warning after its last whole line."""
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise TuningLogError(f"tuning log {name}: is a directory, not a JSON-lines file")
+    try:
+        with open(name, "rb") as f:
+            magic = f.read(2)
+    except OSError as exc:
+        raise TuningLogError(f"tuning log {name}: cannot be read ({exc.strerror or exc})") from None
+    if magic != _GZIP_MAGIC:
+        if name.endswith(".gz"):
+            warnings.warn(f"{name}: not gzip data despite its name; reading it as plain text", stacklevel=3)
+        with open(name, "rb") as f:
+            yield from f
+        return
+    try:
+        with gzip.open(name, "rb") as f:
+            yield from f
+    except (EOFError, OSError, zlib.error) as exc:
+        warnings.warn(f"{name}: the gzip stream is truncated or corrupt ({exc}); the lines before it are kept",
+                      stacklevel=3)
+
+
+def _log_lines(path):
+    """``(line number, text)`` of each non-empty line of a tuning log; a line that is not UTF-8 is
+    skipped with a warning naming ``file:line``."""
+    for lineno, raw in enumerate(_raw_lines(path), 1):
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            warnings.warn(f"{os.fspath(path)}:{lineno}: skipping a line that is not UTF-8 ({exc.reason})",
+                          stacklevel=3)
+            continue
+        if text:
+            yield lineno, text
+
+
+def _parse(path, lineno, text):
+    """``(MeasureInput, MeasureResult, JSON object)`` of a line, or None (warned) when malformed."""
+    try:
+        inp, res = decode(text)
+        return inp, res, json.loads(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        warnings.warn(f"{os.fspath(path)}:{lineno}: skipping a malformed tuning record ({why})", stacklevel=3)
+        return None
+
+
 def load_records(path):
     """All records of the log at ``path`` as ``(MeasureInput, MeasureResult)`` pairs, in file
-    order; a malformed line is skipped with a warning naming its line number. A path ending in
-    ``.gz`` is read through gzip."""
+    order. A malformed line is skipped with a warning naming ``file:line``; a gzip log (any
+    name) is read through gzip, and a truncated one keeps the lines before the damage. A
+    missing path or a directory raises :class:`TuningLogError`."""
     out = []
-    opener = gzip.open if os.fspath(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                out.append(decode(text))
-            except (ValueError, TypeError) as exc:
-                warnings.warn(f"{os.fspath(path)}:{lineno}: skipping a malformed tuning record ({exc})",
-                              stacklevel=2)
+    for lineno, text in _log_lines(path):
+        parsed = _parse(path, lineno, text)
+        if parsed is not None:
+            out.append(parsed[:2])
     return out
+
+
+def check_writable(path) -> None:
+    """Raise :class:`TuningLogError` unless records can be appended to ``path`` (created if absent)."""
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise TuningLogError(f"tuning log {name}: is a directory, not a JSON-lines file")
+    try:
+        with open(name, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise TuningLogError(f"tuning log {name}: cannot be written ({exc.strerror or exc})") from None
 
 
 def append_record(path, inp: MeasureInput, res: MeasureResult) -> None:
@@ -178,26 +245,20 @@ def pick_best(in_log, out_log) -> int:
     verbatim; returns how many lines were written."""
     best: dict = {}
     order: list = []
-    with open(in_log, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.strip()
-            if not text:
-                continue
-            try:
-                inp, _ = decode(text)
-                obj = json.loads(text)
-            except (ValueError, TypeError) as exc:
-                warnings.warn(f"{os.fspath(in_log)}:{lineno}: skipping a malformed tuning record ({exc})",
-                              stacklevel=2)
-                continue
-            cost = _line_cost(obj)
-            if not math.isfinite(cost):
-                continue
-            key = (inp.target, workload_key(inp.task.workload))
-            if key not in best:
-                order.append(key)
-            if key not in best or cost < best[key][0]:
-                best[key] = (cost, text)
+    for lineno, text in _log_lines(in_log):
+        parsed = _parse(in_log, lineno, text)
+        if parsed is None:
+            continue
+        inp, _, obj = parsed
+        cost = _line_cost(obj)
+        if not math.isfinite(cost):
+            continue
+        key = (inp.target, workload_key(inp.task.workload))
+        if key not in best:
+            order.append(key)
+        if key not in best or cost < best[key][0]:
+            best[key] = (cost, text)
+    check_writable(out_log)
     with open(out_log, "w", encoding="utf-8") as f:
         for key in order:
             f.write(best[key][1] + "\n")

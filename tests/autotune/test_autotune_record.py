@@ -202,3 +202,54 @@ def test_pick_best(tmp_path):
     assert pick_best(log, out) == 2
     best = load_records(out)
     assert [r.costs[0] for _, r in best] == [1e-3, 2e-3]
+
+
+def _good_log(tmp_path, n=3):
+    task = autotune.Task("matmul.cpu", ARGS)
+    path = tmp_path / "good.log"
+    autotune.record.save_records(path, _records(task, [3e-3, 2e-3, 1e-3][:n]))
+    return path
+
+
+def test_bad_lines_are_skipped_naming_file_and_line_and_the_good_ones_kept(tmp_path):
+    good = _good_log(tmp_path).read_bytes().splitlines(keepends=True)
+    log = tmp_path / "mixed.log"
+    # line 2: not UTF-8; line 4: JSON nested 100,000 deep
+    log.write_bytes(good[0] + b"\xff\xfe not text\n" + good[1] + b"[" * 100_000 + b"\n" + good[2])
+    with pytest.warns(UserWarning) as caught:
+        recs = load_records(log)
+    assert len(recs) == 3
+    messages = [str(w.message) for w in caught]
+    assert any(f"{log}:2: skipping a line that is not UTF-8" in m for m in messages)
+    assert any(f"{log}:4: skipping a malformed tuning record (nested too deeply)" in m for m in messages)
+
+
+def test_a_gz_that_is_not_gzip_and_a_truncated_gz_keep_their_good_lines(tmp_path):
+    import gzip
+    plain = _good_log(tmp_path)
+    fake = tmp_path / "fake.log.gz"
+    fake.write_bytes(plain.read_bytes())
+    with pytest.warns(UserWarning, match="not gzip data despite its name"):
+        assert len(load_records(fake)) == 3
+    packed = gzip.compress(plain.read_bytes() * 200)
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    with pytest.warns(UserWarning, match="truncated or corrupt"):
+        recs = load_records(cut)
+    assert 0 < len(recs) < 600
+    # pick_best reads what load_records reads, gzip included
+    packed_log = tmp_path / "all.log.gz"
+    packed_log.write_bytes(gzip.compress(plain.read_bytes()))
+    assert pick_best(packed_log, tmp_path / "best.log") == 1
+
+
+def test_missing_directory_and_unwritable_logs_are_named_errors(tmp_path):
+    from minitvm.autotune.record import TuningLogError
+    with pytest.raises(TuningLogError, match="cannot be read"):
+        load_records(tmp_path / "nope.log")
+    with pytest.raises(TuningLogError, match="is a directory"):
+        load_records(tmp_path)
+    with pytest.raises(TuningLogError, match="is a directory"):
+        autotune.log_to_file(tmp_path)
+    with pytest.raises(TuningLogError, match="cannot be written"):
+        autotune.log_to_file(tmp_path / "no-such-dir" / "t.log")     # before any trial
