@@ -235,9 +235,12 @@ class CommReducer:
             return self.fcombine(expr, axis)
         expr = E.convert(expr)
         axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
-        for a in axes:
+        for k, a in enumerate(axes):
             if not isinstance(a, E.IterVar) or a.iter_type != E.REDUCE:
                 raise ShapeError(f"{self.name}: axis {a} is not a te.reduce_axis")
+            if any(a is b for b in axes[:k]):
+                raise ShapeError(f"{self.name}: reduce axis {a.var.name} is given twice in axis=; "
+                                 "each reduce_axis runs once (make a second te.reduce_axis for a second loop)")
         if self.name == "sum" and dt.is_integer(expr.dtype) and dt.bits(expr.dtype) < 32:
             raise DtypeError(
                 f"te.sum over {expr.dtype} values would accumulate in {expr.dtype} and overflow; "

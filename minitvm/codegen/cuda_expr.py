@@ -171,10 +171,11 @@ class ExprPrinter:
             return self._float_floor_div(e, lane, mod)
         a, b = self._sub(e.a, lane), self._sub(e.b, lane)
         op = "%" if mod else "/"
-        if dt.is_uint(elem) or dt.is_bool(elem):
-            return narrow(elem, f"({a} {op} {b})")
         bv = e.b.value if isinstance(e.b, E.IntImm) else (
             e.b.value.value if isinstance(e.b, E.Broadcast) and isinstance(e.b.value, E.IntImm) else None)
+        if dt.is_uint(elem) or dt.is_bool(elem):
+            # a divisor that may be 0 at run time gives numpy's 0, not the hardware's garbage
+            return narrow(elem, f"({a} {op} {b})" if bv else f"({b} == 0 ? 0 : {a} {op} {b})")
         if bv is not None and bv > 0:
             if bv & (bv - 1) == 0:
                 k = bv.bit_length() - 1
@@ -184,7 +185,7 @@ class ExprPrinter:
             if self.is_nonneg(e.a):
                 return narrow(elem, f"({a} {op} {b})")
         elif self.is_nonneg(e.a) and self.is_nonneg(e.b):
-            return narrow(elem, f"({a} {op} {b})")
+            return narrow(elem, f"({b} == 0 ? 0 : {a} {op} {b})")
         wide = "i64" if dt.bits(elem) == 64 else "i32"
         name = f"{'floormod' if mod else 'floordiv'}_{wide}"
         self.helpers.add(name)
@@ -261,7 +262,9 @@ class ExprPrinter:
             return self._sub(e.args[0], lane)
         if op in ("truncdiv", "truncmod"):
             a, b = (self._sub(x, lane) for x in e.args)
-            return narrow(dt.element_of(e.dtype), f"({a} {'/' if op == 'truncdiv' else '%'} {b})")
+            bv = e.args[1].value if isinstance(e.args[1], E.IntImm) else None
+            body = f"{a} {'/' if op == 'truncdiv' else '%'} {b}"
+            return narrow(dt.element_of(e.dtype), f"({body})" if bv else f"({b} == 0 ? 0 : {body})")
         if op in ("shift_left", "shift_right", "bitwise_and", "bitwise_or", "bitwise_xor"):
             sym = {"shift_left": "<<", "shift_right": ">>", "bitwise_and": "&", "bitwise_or": "|",
                    "bitwise_xor": "^"}[op]

@@ -49,19 +49,26 @@ KEYWORDS |= {m + suffix for m in ("exp", "log", "sqrt", "tanh", "floor", "ceil",
                                    "rint") for suffix in ("", "f")}
 
 HELPERS = {
+    # numpy's results where C has none: x // 0 == x % 0 == 0, and INT_MIN // -1 wraps to INT_MIN
     "floordiv_i32": """__device__ __forceinline__ int floordiv_i32(int a, int b) {
+  if (b == 0) return 0;
+  if (b == -1) return (int)(0u - (unsigned int)a);
   int q = a / b;
   return ((a % b != 0) && ((a < 0) != (b < 0))) ? q - 1 : q;
 }""",
     "floormod_i32": """__device__ __forceinline__ int floormod_i32(int a, int b) {
+  if (b == 0 || b == -1) return 0;
   int r = a % b;
   return ((r != 0) && ((r < 0) != (b < 0))) ? r + b : r;
 }""",
     "floordiv_i64": """__device__ __forceinline__ long long floordiv_i64(long long a, long long b) {
+  if (b == 0) return 0;
+  if (b == -1) return (long long)(0ull - (unsigned long long)a);
   long long q = a / b;
   return ((a % b != 0) && ((a < 0) != (b < 0))) ? q - 1 : q;
 }""",
     "floormod_i64": """__device__ __forceinline__ long long floormod_i64(long long a, long long b) {
+  if (b == 0 || b == -1) return 0;
   long long r = a % b;
   return ((r != 0) && ((r < 0) != (b < 0))) ? r + b : r;
 }""",

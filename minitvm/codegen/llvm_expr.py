@@ -133,19 +133,33 @@ class ExprBuilder:
         a, b, dtype, ty = self._operands(e)
         if dt.is_float(dtype):
             return self.val(f"fdiv {ty} {a}, {b}")
-        b = self._safe_divisor(e.b, b, dtype, ty)
-        return self.val(f"{'sdiv' if is_signed(dtype) else 'udiv'} {ty} {a}, {b}")
+        b, by_zero = self._safe_divisor(e, a, b, dtype, ty)
+        return self._zero_where(by_zero, self.val(f"{'sdiv' if is_signed(dtype) else 'udiv'} {ty} {a}, {b}"),
+                                dtype, ty)
 
-    def _safe_divisor(self, b_node, b, dtype, ty):
-        # A zero divisor is undefined behaviour in LLVM and traps on x86; with Select both
-        # sides are evaluated, so guarded divisions must not kill the process.
-        c = const_int_of(b_node)
-        if c is not None and c != 0:
-            return b
+    def _safe_divisor(self, e, a, b, dtype, ty):
+        """``(divisor, by_zero)``: the divisor with 0 and, for ``INT_MIN / -1``, -1 replaced by 1
+        (LLVM leaves both undefined and x86 traps on them), and the ``b == 0`` flag (None for a
+        constant divisor) that :meth:`_zero_where` turns into numpy's 0."""
+        c = const_int_of(e.b)
+        if c is not None and c != 0 and not (c == -1 and is_signed(dtype)):
+            return b, None
         zero, one = const_literal(0, dtype), const_literal(1, dtype)
-        z = self.val(f"icmp eq {ty} {b}, {zero}")
         bty = llvm_type(dt.with_lanes("bool", dt.lanes_of(dtype)))
-        return self.val(f"select {bty} {z}, {ty} {one}, {ty} {b}")
+        z = self.val(f"icmp eq {ty} {b}, {zero}")
+        bad = z
+        if is_signed(dtype):
+            lo = const_literal(dt.value_range(dtype)[0], dtype)
+            ovf = self.val(f"and {bty} {self.val(f'icmp eq {ty} {a}, {lo}')}, "
+                           f"{self.val(f'icmp eq {ty} {b}, {const_literal(-1, dtype)}')}")
+            bad = self.val(f"or {bty} {z}, {ovf}")
+        return self.val(f"select {bty} {bad}, {ty} {one}, {ty} {b}"), (None if c is not None else z)
+
+    def _zero_where(self, by_zero, value, dtype, ty):
+        if by_zero is None:
+            return value
+        bty = llvm_type(dt.with_lanes("bool", dt.lanes_of(dtype)))
+        return self.val(f"select {bty} {by_zero}, {ty} {const_literal(0, dtype)}, {ty} {value}")
 
     def _floor_divmod(self, e, want_mod: bool):
         a, b, dtype, ty = self._operands(e)
@@ -165,10 +179,9 @@ class ExprBuilder:
                 return self.val(f"and {ty} {a}, {const_literal(c - 1, dtype)}")
             shift = c.bit_length() - 1
             return self.val(f"{'ashr' if signed else 'lshr'} {ty} {a}, {const_literal(shift, dtype)}")
+        b, by_zero = self._safe_divisor(e, a, b, dtype, ty)
         if not signed:
-            b = self._safe_divisor(e.b, b, dtype, ty)
-            return self.val(f"{'urem' if want_mod else 'udiv'} {ty} {a}, {b}")
-        b = self._safe_divisor(e.b, b, dtype, ty)
+            return self._zero_where(by_zero, self.val(f"{'urem' if want_mod else 'udiv'} {ty} {a}, {b}"), dtype, ty)
         bty = llvm_type(dt.with_lanes("bool", dt.lanes_of(dtype)))
         zero = const_literal(0, dtype)
         r = self.val(f"srem {ty} {a}, {b}")
@@ -182,10 +195,10 @@ class ExprBuilder:
             adjust = self.val(f"and {bty} {nz}, {neg}")
         if want_mod:
             rb = self.val(f"add {ty} {r}, {b}")
-            return self.val(f"select {bty} {adjust}, {ty} {rb}, {ty} {r}")
+            return self._zero_where(by_zero, self.val(f"select {bty} {adjust}, {ty} {rb}, {ty} {r}"), dtype, ty)
         q = self.val(f"sdiv {ty} {a}, {b}")
         q1 = self.val(f"sub {ty} {q}, {const_literal(1, dtype)}")
-        return self.val(f"select {bty} {adjust}, {ty} {q1}, {ty} {q}")
+        return self._zero_where(by_zero, self.val(f"select {bty} {adjust}, {ty} {q1}, {ty} {q}"), dtype, ty)
 
     def _e_FloorDiv(self, e):
         return self._floor_divmod(e, False)
@@ -464,10 +477,10 @@ class ExprBuilder:
                 if op == "truncmod":
                     return self.val(f"frem {ty} {a}, {b}")
                 return self._intrinsic("trunc", dtype, [self.val(f"fdiv {ty} {a}, {b}")])
-            b = self._safe_divisor(args[1], b, dtype, ty)
+            b, by_zero = self._safe_divisor(E.Add(args[0], args[1]), a, b, dtype, ty)
             signed = is_signed(dtype)
             ins = ("s" if signed else "u") + ("div" if op == "truncdiv" else "rem")
-            return self.val(f"{ins} {ty} {a}, {b}")
+            return self._zero_where(by_zero, self.val(f"{ins} {ty} {a}, {b}"), dtype, ty)
         if op == "dp4a":
             return self._dp4a(e)
         if op == "reinterpret":

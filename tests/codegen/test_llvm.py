@@ -161,6 +161,26 @@ def test_division_by_zero_under_select_does_not_trap():
     np.testing.assert_array_equal(c, ref)
 
 
+@pytest.mark.parametrize("dtype", ["int8", "int32", "int64", "uint32"])
+def test_division_by_zero_and_int_min_by_minus_one_give_numpys_results(dtype):
+    """x // 0 == x % 0 == 0 and INT_MIN // -1 == INT_MIN (wrapping), as numpy; never a signal."""
+    n = 64
+    A, B = Buffer("A", (n,), dtype), Buffer("B", (n,), dtype)
+    Q, R = Buffer("Q", (n,), dtype), Buffer("R", (n,), dtype)
+    i = Var("i")
+    body = seq(store(Q, FloorDiv(load(A, i), load(B, i)), i), store(R, FloorMod(load(A, i), load(B, i)), i))
+    m = build_llvm([PrimFunc("div0", (A, B, Q, R), loop(i, n, body))])
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    a = rand_int(n, dtype, max(lo, -100), min(hi, 100))
+    b = rand_int(n, dtype, max(lo, -5), 5)
+    a[:4], b[:4] = [lo, lo, 7, hi], [0, -1 if lo < 0 else 3, 0, 1]
+    q, r = poison(n, dtype), poison(n, dtype)
+    m(a, b, q, r)
+    with np.errstate(divide="ignore", over="ignore"):
+        np.testing.assert_array_equal(q, a // b)
+        np.testing.assert_array_equal(r, a % b)
+
+
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "int32"])
 def test_integer_arithmetic_wraps(dtype):
     f, _ = elementwise("wrap", [dtype, dtype], lambda a, b: a * b + a - b, n=512)

@@ -163,6 +163,13 @@ def test_reduce_needs_reduce_axis():
         te.compute((8,), lambda i: te.max(a[i, data_axis], axis=[data_axis]), name="bad")
 
 
+def test_a_reduce_axis_given_twice_is_refused():
+    a = te.placeholder((3, 4), name="a")
+    k = te.reduce_axis((0, 4), name="k")
+    with pytest.raises(ShapeError, match="reduce axis k is given twice"):
+        te.compute((3,), lambda i: te.sum(a[i, k], axis=[k, k]), name="twice")
+
+
 def test_reducers_on_two_expressions_combine_elementwise():
     """As in TVM, ``te.sum(x, y)`` / ``te.max(x, y)`` with an expression as second argument combine."""
     rng = np.random.default_rng(44)
