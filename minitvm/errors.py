@@ -20,6 +20,10 @@ class ShapeError(MiniTVMError, ValueError):
 class GraphError(MiniTVMError, ValueError):  """A malformed graph or an unsupported op/attribute (names node and op)."""
 
 
+class ArgumentError(MiniTVMError, ValueError):
+    """An argument value out of its range or not one of its choices (names the argument)."""
+
+
 class ScheduleError(MiniTVMError):
     """A schedule primitive applied to the wrong stage or axis, or in the wrong order."""
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ..errors import ArgumentError
 from .result import BuildResult, MeasureErrorNo
 
 _MAX_MSG = 512
@@ -87,7 +88,7 @@ def _arg_info(tensors) -> tuple:
         for d in t.shape:
             v = getattr(d, "value", d)
             if not isinstance(v, int):
-                raise ValueError(f"argument {t.name} has a symbolic dimension {d}; tuning needs constant shapes")
+                raise ArgumentError(f"argument {t.name} has a symbolic dimension {d}; tuning needs constant shapes")
             shape.append(int(v))
         info.append((tuple(shape), str(t.dtype), not isinstance(t.op, PlaceholderOp)))
     return tuple(info)

@@ -32,6 +32,7 @@ import warnings
 import weakref
 from concurrent.futures.process import BrokenProcessPool
 
+from ..errors import ArgumentError
 from ..target import Target
 from . import _worker
 from .result import BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
@@ -246,7 +247,7 @@ class LocalRunner(Runner):
                  check_correctness: bool = False, device: int = 0, max_runs_per_worker: int = 1000,
                  startup_timeout: float = 120.0):
         if number < 1 or repeat < 1:
-            raise ValueError("LocalRunner: number and repeat must be at least 1")
+            raise ArgumentError("LocalRunner: number and repeat must be at least 1")
         self.number, self.repeat, self.min_repeat_ms = int(number), int(repeat), float(min_repeat_ms)
         self.timeout = float(timeout)
         self.check_correctness = bool(check_correctness)

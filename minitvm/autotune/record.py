@@ -24,7 +24,7 @@ import os
 import warnings
 import zlib
 
-from ..errors import MiniTVMError
+from ..errors import ArgumentError, MiniTVMError
 from .result import MeasureErrorNo, MeasureInput, MeasureResult
 from .task import Task, workload_key
 
@@ -106,7 +106,7 @@ def decode(line: str):
     """``(MeasureInput, MeasureResult)`` of one log line; raises ValueError when malformed."""
     obj = json.loads(line)
     if not isinstance(obj, dict):
-        raise ValueError("a record must be a JSON object")
+        raise ArgumentError("a record must be a JSON object")
     try:
         name, args, target = obj["task"], obj["args"], obj["target"]
         cfg = obj["config"]
@@ -114,14 +114,14 @@ def decode(line: str):
         costs = obj["costs"]
         error_no = int(obj["error_no"])
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"missing or malformed field {exc}") from None
+        raise ArgumentError(f"missing or malformed field {exc}") from None
     if not isinstance(name, str) or not isinstance(args, list) or not isinstance(knobs, dict) \
             or not isinstance(costs, list):
-        raise ValueError("malformed task, args, config or costs")
+        raise ArgumentError("malformed task, args, config or costs")
     task = Task(name, args, target)
     wkey = obj.get("workload")
     if wkey is not None and wkey != task.workload_key:
-        raise ValueError(f"the workload key {wkey} does not match the task and args ({task.workload_key})")
+        raise ArgumentError(f"the workload key {wkey} does not match the task and args ({task.workload_key})")
     config = LoggedConfig(task, int(index), knobs)
     try:
         err = MeasureErrorNo(error_no)

@@ -12,6 +12,7 @@ import math
 import random
 import time
 
+from ..errors import ArgumentError
 from ..target import Target
 from .knob import ConfigError
 from .measure import create_measure_batch
@@ -265,9 +266,9 @@ class GATuner(RandomTuner):
     def __init__(self, task, pop_size: int = 32, mutation_prob: float = 0.1, seed=None):
         super().__init__(task, seed=seed)
         if pop_size < 2:
-            raise ValueError(f"GATuner: pop_size must be at least 2, got {pop_size}")
+            raise ArgumentError(f"GATuner: pop_size must be at least 2, got {pop_size}")
         if not 0.0 <= mutation_prob <= 1.0:
-            raise ValueError(f"GATuner: mutation_prob must lie in [0, 1], got {mutation_prob}")
+            raise ArgumentError(f"GATuner: mutation_prob must lie in [0, 1], got {mutation_prob}")
         self.pop_size, self.mutation_prob = int(pop_size), float(mutation_prob)
         self._radix = [len(sp) for sp in self.space.space_map.values()]
         self._scored: list = []          # (operations per second, index) of measured configs
@@ -311,9 +312,9 @@ class ModelTuner(GATuner):
                  mutation_prob: float = 0.1, seed=None):
         super().__init__(task, pop_size=plan_size, mutation_prob=mutation_prob, seed=seed)
         if pool_size < 1:
-            raise ValueError(f"ModelTuner: pool_size must be positive, got {pool_size}")
+            raise ArgumentError(f"ModelTuner: pool_size must be positive, got {pool_size}")
         if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"ModelTuner: epsilon must lie in [0, 1], got {epsilon}")
+            raise ArgumentError(f"ModelTuner: epsilon must lie in [0, 1], got {epsilon}")
         self.pool_size, self.epsilon, self.l2 = int(pool_size), float(epsilon), float(l2)
         self._features: list = []        # per measured trial
         self._log_costs: list = []       # log seconds, None for failures

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import dtype as dt
 from .. import te
-from ..errors import GraphError, ShapeError
+from ..errors import ArgumentError, GraphError, ShapeError
 from ..runtime import ndarray as nd
 from ..runtime.module import TimeResult
 from ..lowering.lower import lower
@@ -107,7 +107,6 @@ def build(graph, target="llvm", optimize_graph: bool = True, progress=None, tact
         if chosen is not None:
             with chosen:
                 return build(graph, target, optimize_graph, progress)
-    kind = target.kind
     if optimize_graph:
         graph = optimize(graph)
     funcs, steps = [], []
@@ -272,6 +271,9 @@ class CompiledModel:
 
     def benchmark(self, number: int = 10, repeat: int = 3, warmup: int = 3) -> TimeResult:
         """Seconds per inference (inputs already set; each repeat runs ``number`` inferences)."""
+        for arg, value, low in (("number", number, 1), ("repeat", repeat, 1), ("warmup", warmup, 0)):
+            if value < low:
+                raise ArgumentError(f"benchmark: {arg} must be at least {low}, got {value}")
         if self._values is None:
             raise ShapeError("benchmark: call run(inputs) or set_inputs first")
         for _ in range(warmup):

@@ -18,6 +18,7 @@ import collections
 import math
 import os
 
+from ..errors import ArgumentError
 from .. import autotune
 from ..autotune import tophub
 from ..autotune.dispatch import DispatchContext
@@ -82,7 +83,7 @@ def tune_graph(graph, log, target: str = "cuda", n_trial: int = 200, tuner: str 
     """
     missing = [os.fspath(p) for p in history if not os.path.exists(p)]
     if missing:
-        raise ValueError(f"tune_graph: history log {missing[0]!r} does not exist")
+        raise ArgumentError(f"tune_graph: history log {missing[0]!r} does not exist")
     return tune_tasks(extract_tasks(graph, target, optimize_graph), log, n_trial, tuner, measure_option,
                       early_stopping, seed, progress, history, name="tune_graph")
 
@@ -94,9 +95,9 @@ def tune_tasks(tasks, log, n_trial: int = 200, tuner: str = "ga", measure_option
     ``first_default``, a task that has no shipped config measures its template's default config
     first, so the log's best is never slower than the default."""
     if tuner not in autotune.TUNERS:
-        raise ValueError(f"{name}: unknown tuner {tuner!r}; choose one of {sorted(autotune.TUNERS)}")
+        raise ArgumentError(f"{name}: unknown tuner {tuner!r}; choose one of {sorted(autotune.TUNERS)}")
     if n_trial < 1:
-        raise ValueError(f"{name}: n_trial must be positive, got {n_trial}")
+        raise ArgumentError(f"{name}: n_trial must be positive, got {n_trial}")
     if measure_option is None:
         measure_option = autotune.measure_option(autotune.LocalBuilder(),
                                                  autotune.LocalRunner(check_correctness=True))

@@ -302,6 +302,8 @@ def get_model(name: str, batch: int = 1, image_size: int | None = None, num_clas
         close = difflib.get_close_matches(name, list(_MODELS), n=1)
         raise GraphError(f"unknown zoo model {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
                          + f" (models: {', '.join(_MODELS)})")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ShapeError(f"zoo model {name}: num_classes must be a positive integer, got {num_classes!r}")
     build, default, smallest = _MODELS[name]
     size = default if image_size is None else image_size
     h, w = (size, size) if isinstance(size, int) else tuple(size)

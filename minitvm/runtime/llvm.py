@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import dtype as dt
-from ..errors import BuildError, DtypeError, RuntimeError_
+from ..errors import ArgumentError, BuildError, DtypeError, RuntimeError_
 from .module import Module
 from .ndarray import NDArray
 
@@ -224,7 +224,7 @@ class LLVMModule(Module):
             tm = _cached(self.options)
             with _lock:
                 return tm.emit_assembly(mod)
-        raise ValueError(f"get_source: unknown format {fmt!r}; use '', 'optimized' or 'asm'")
+        raise ArgumentError(f"get_source: unknown format {fmt!r}; use '', 'optimized' or 'asm'")
 
     def run(self, name: str, args) -> None:
         """Run entry point ``name`` on ``args`` (numpy arrays or CPU NDArrays), in place."""
@@ -312,7 +312,7 @@ def num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for parallel loops from now on."""
     if n < 1:
-        raise ValueError("set_num_threads: need at least one thread")
+        raise ArgumentError("set_num_threads: need at least one thread")
     with _lock:
         pool = _pool_state["pool"]
         _pool_state["pool"], _pool_state["threads"] = None, int(n)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RuntimeError_, ShapeError
+from ..errors import ArgumentError, RuntimeError_, ShapeError
 from ..errors import DtypeError
 
 
@@ -163,7 +163,7 @@ class Module:
         if name not in self.signatures:
             raise RuntimeError_(f"module has no function {name!r}; it has {sorted(self.signatures)}")
         if number < 1 or repeat < 1:
-            raise ValueError("time_evaluator: number and repeat must be at least 1")
+            raise ArgumentError("time_evaluator: number and repeat must be at least 1")
 
         def evaluator(*args) -> TimeResult:
             self.run(name, args)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import dtype as dt
-from ..errors import DtypeError
+from ..errors import ArgumentError, DtypeError
 from .printer import expr_str
 
 
@@ -659,7 +659,7 @@ def address_of(load: BufferLoad, access: str = "rw") -> Call:
     """
     mask = {"r": ADDRESS_READ, "w": ADDRESS_WRITE, "rw": ADDRESS_READ | ADDRESS_WRITE}.get(access)
     if mask is None:
-        raise ValueError(f"address_of: access must be 'r', 'w' or 'rw', got {access!r}")
+        raise ArgumentError(f"address_of: access must be 'r', 'w' or 'rw', got {access!r}")
     return Call("handle", "address_of", (load, const(mask)))
 
 

@@ -104,6 +104,8 @@ def test_zoo_errors():
         get_model("inception_v3", image_size=64)
     with pytest.raises(ShapeError, match="batch"):
         get_model("resnet18", batch=0)
+    with pytest.raises(ShapeError, match="num_classes must be a positive integer, got -5"):
+        get_model("resnet18", num_classes=-5)
 
 
 def test_rectangular_images():

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...errors import DtypeError, GraphError, ShapeError
+from ...errors import ArgumentError, DtypeError, GraphError, ShapeError
 from ..types import TensorType
 
 __all__ = ["Attr", "OpDef", "REQUIRED", "register_op", "get_op", "list_ops", "InferContext"]
@@ -219,10 +219,10 @@ def _convert(kind: str, v):
     if kind == "pair":
         t = (v, v) if not isinstance(v, (tuple, list, np.ndarray)) else tuple(v)
         if len(t) != 2:
-            raise ValueError("expected an int or a pair of ints")
+            raise ArgumentError("expected an int or a pair of ints")
         t = tuple(_int(x) for x in t)
         if any(x < 1 for x in t):
-            raise ValueError("values must be positive")
+            raise ArgumentError("values must be positive")
         return t
     if kind == "pad4":
         if not isinstance(v, (tuple, list, np.ndarray)):
@@ -232,10 +232,10 @@ def _convert(kind: str, v):
             if len(t) == 2:
                 t = (t[0], t[1], t[0], t[1])
         if len(t) != 4:
-            raise ValueError("expected an int, (ph, pw) or (top, left, bottom, right)")
+            raise ArgumentError("expected an int, (ph, pw) or (top, left, bottom, right)")
         t = tuple(_int(x) for x in t)
         if any(x < 0 for x in t):
-            raise ValueError("padding must be non-negative")
+            raise ArgumentError("padding must be non-negative")
         return t
     if kind == "ints":
         if not isinstance(v, (tuple, list, np.ndarray)):
@@ -248,10 +248,10 @@ def _convert(kind: str, v):
         for p in v:
             p = tuple(p) if isinstance(p, (tuple, list, np.ndarray)) else None
             if p is None or len(p) != 2:
-                raise ValueError("expected a sequence of (before, after) pairs")
+                raise ArgumentError("expected a sequence of (before, after) pairs")
             p = (_int(p[0]), _int(p[1]))
             if p[0] < 0 or p[1] < 0:
-                raise ValueError("pads must be non-negative")
+                raise ArgumentError("pads must be non-negative")
             out.append(p)
         return tuple(out)
     if kind == "layout":

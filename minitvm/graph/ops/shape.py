@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import GraphError
+from ...errors import ArgumentError, GraphError
 from ...topi.nn import conv2d as topi_conv2d
 from ...topi.nn import injective as topi_injective
 from ..types import TensorType
@@ -64,25 +64,25 @@ def infer_reshape(shape, newshape):
     for i, d in enumerate(newshape):
         if d == 0:
             if i >= len(shape):
-                raise ValueError(f"0 at position {i} but the input has only {len(shape)} dims")
+                raise ArgumentError(f"0 at position {i} but the input has only {len(shape)} dims")
             out.append(shape[i])
         elif d == -1:
             if neg is not None:
-                raise ValueError("at most one -1 is allowed")
+                raise ArgumentError("at most one -1 is allowed")
             neg = i
             out.append(1)
         elif d < -1:
-            raise ValueError(f"invalid dimension {d}")
+            raise ArgumentError(f"invalid dimension {d}")
         else:
             out.append(d)
     total = int(np.prod(shape, dtype=np.int64))
     known = int(np.prod(out, dtype=np.int64))
     if neg is not None:
         if known == 0 or total % known:
-            raise ValueError(f"cannot infer the -1 dimension: {total} elements do not divide by {known}")
+            raise ArgumentError(f"cannot infer the -1 dimension: {total} elements do not divide by {known}")
         out[neg] = total // known
     elif known != total:
-        raise ValueError(f"{list(shape)} has {total} elements, {list(out)} has {known}")
+        raise ArgumentError(f"{list(shape)} has {total} elements, {list(out)} has {known}")
     return tuple(out)
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...errors import ArgumentError
 from ..reference import run_reference
 from .annotate import AnnotatedGraph
 from .qconfig import QConfig, current_qconfig
@@ -170,11 +171,11 @@ def choose_threshold(stats: ActivationStats | None, cfg: QConfig) -> float:
     if mode == "global_scale":
         return float(cfg.global_scale)
     if stats is None:
-        raise ValueError(f"calibrate_mode={mode!r} needs statistics (pass a calibration dataset)")
+        raise ArgumentError(f"calibrate_mode={mode!r} needs statistics (pass a calibration dataset)")
     if mode == "max":
         return float(stats.absmax)
     if stats.hist is None:
-        raise ValueError(f"calibrate_mode={mode!r} needs histograms (collect_stats(..., histograms=True))")
+        raise ArgumentError(f"calibrate_mode={mode!r} needs histograms (collect_stats(..., histograms=True))")
     if mode == "percentile":
         return percentile_threshold(stats.hist, stats.absmax, cfg.percentile, stats.zeros)
     return kl_divergence_threshold(stats.hist, stats.absmax, cfg.qmax_input + 1)
@@ -225,7 +226,7 @@ def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2
     nodes = list(dict.fromkeys(nodes))
     stats = {n: ActivationStats() for n in nodes}
     if not data:
-        raise ValueError("calibration needs at least one sample (dataset is empty)")
+        raise ArgumentError("calibration needs at least one sample (dataset is empty)")
     for sample in data:
         vals = run_reference(graph, sample, return_all=True)
         for n in nodes:
@@ -266,7 +267,7 @@ def calibrate(annotated: AnnotatedGraph, dataset=None, config: QConfig | None = 
     stat_nodes = [ann.stat_node[k] for k in ann.scale_keys]
     if cfg.calibrate_mode != "global_scale":
         if dataset is None:
-            raise ValueError(f"calibrate_mode={cfg.calibrate_mode!r} needs a calibration dataset "
+            raise ArgumentError(f"calibrate_mode={cfg.calibrate_mode!r} needs a calibration dataset "
                              "(an iterable of input dicts)")
         cal.stats = collect_stats(g, stat_nodes, dataset, histograms=cfg.calibrate_mode != "max",
                                   bins=cfg.kl_bins)

@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from ...errors import GraphError
+from ...errors import ArgumentError, GraphError
 from ...topi import testing as _topi_testing
 from ...topi.nn import elemwise as topi_elemwise
 from ...topi.nn import qnn as topi_qnn
@@ -142,9 +142,9 @@ def multiplier_shift(scale: float) -> tuple[int, int]:
     """
     scale = float(scale)
     if not (scale > 0 and math.isfinite(scale)):
-        raise ValueError(f"multiplier_shift: scale must be positive and finite, got {scale}")
+        raise ArgumentError(f"multiplier_shift: scale must be positive and finite, got {scale}")
     if scale >= 2.0 ** 30:
-        raise ValueError(f"multiplier_shift: scale {scale} is too large for requantize (must be < 2**30)")
+        raise ArgumentError(f"multiplier_shift: scale {scale} is too large for requantize (must be < 2**30)")
     m, s = quantize_multiplier(scale)
     if s > 31:
         m = max(1, int(round(m / 2.0 ** (s - 31))))
@@ -294,7 +294,7 @@ def _requantize_pc_infer(ctx, types, attrs):
 def _requantize_pc_compute(i, a, o):
     m, s = np.asarray(i[1], np.int64), np.asarray(i[2], np.int64)
     if np.any(m <= 0) or np.any(m >= 2 ** 31) or np.any(s < -30) or np.any(s > 31):
-        raise ValueError("requantize_per_channel: multipliers must be in (0, 2**31) and 31 + shift in [1, 62]")
+        raise ArgumentError("requantize_per_channel: multipliers must be in (0, 2**31) and 31 + shift in [1, 62]")
     x = i[0]
     if x.ndim == 5 and o.layout:   # packed NCHW[x]c: channel c*x + cb
         N, Cc, H, W, cb = x.shape

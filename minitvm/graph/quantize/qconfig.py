@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, field, replace
+from ...errors import ArgumentError
 
 __all__ = ["QConfig", "qconfig", "current_qconfig", "CALIBRATE_MODES", "WEIGHT_SCALES"]
 
@@ -44,26 +45,26 @@ class QConfig:
 
     def __post_init__(self):
         if self.calibrate_mode not in CALIBRATE_MODES:
-            raise ValueError(f"qconfig: calibrate_mode={self.calibrate_mode!r} must be one of {CALIBRATE_MODES}")
+            raise ArgumentError(f"qconfig: calibrate_mode={self.calibrate_mode!r} must be one of {CALIBRATE_MODES}")
         if self.weight_scale not in WEIGHT_SCALES:
-            raise ValueError(f"qconfig: weight_scale={self.weight_scale!r} must be one of {WEIGHT_SCALES}")
+            raise ArgumentError(f"qconfig: weight_scale={self.weight_scale!r} must be one of {WEIGHT_SCALES}")
         if self.nbit_input != 8:
-            raise ValueError(f"qconfig: nbit_input={self.nbit_input}: activations are stored as int8, "
+            raise ArgumentError(f"qconfig: nbit_input={self.nbit_input}: activations are stored as int8, "
                              "only nbit_input=8 is realizable")
         if not 2 <= int(self.nbit_weight) <= 8:
-            raise ValueError(f"qconfig: nbit_weight={self.nbit_weight} must be in 2..8")
+            raise ArgumentError(f"qconfig: nbit_weight={self.nbit_weight} must be in 2..8")
         if self.dtype_input != "int8":
-            raise ValueError(f"qconfig: dtype_input={self.dtype_input!r}: only 'int8' (symmetric) is supported")
+            raise ArgumentError(f"qconfig: dtype_input={self.dtype_input!r}: only 'int8' (symmetric) is supported")
         if self.dtype_activation != "int32":
-            raise ValueError(f"qconfig: dtype_activation={self.dtype_activation!r}: only 'int32' is supported")
+            raise ArgumentError(f"qconfig: dtype_activation={self.dtype_activation!r}: only 'int32' is supported")
         if not self.global_scale > 0:
-            raise ValueError(f"qconfig: global_scale={self.global_scale} must be positive")
+            raise ArgumentError(f"qconfig: global_scale={self.global_scale} must be positive")
         if not 0 < self.percentile <= 100:
-            raise ValueError(f"qconfig: percentile={self.percentile} must be in (0, 100]")
+            raise ArgumentError(f"qconfig: percentile={self.percentile} must be in (0, 100]")
         if self.rounding not in ("TONEAREST", "UPWARD"):
-            raise ValueError(f"qconfig: rounding={self.rounding!r} must be TONEAREST or UPWARD")
+            raise ArgumentError(f"qconfig: rounding={self.rounding!r} must be TONEAREST or UPWARD")
         if self.kl_bins < 256:
-            raise ValueError(f"qconfig: kl_bins={self.kl_bins} must be at least 256")
+            raise ArgumentError(f"qconfig: kl_bins={self.kl_bins} must be at least 256")
         skip = self.skip_conv_layers
         skip = () if skip is None else tuple(int(i) for i in skip)
         object.__setattr__(self, "skip_conv_layers", skip)

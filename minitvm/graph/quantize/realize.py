@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...errors import ArgumentError
 from ..ir import Graph
 from .annotate import ANCHOR_OPS, AnnotatedGraph, annotate
 from .calibrate import CalibratedGraph, calibrate
@@ -249,7 +250,7 @@ def quantize_graph(graph: Graph, dataset=None, mode: str = "realize", config: QC
     ``global_scale``.
     """
     if mode not in ("realize", "simulate"):
-        raise ValueError(f"quantize_graph: mode={mode!r} must be 'realize' or 'simulate'")
+        raise ArgumentError(f"quantize_graph: mode={mode!r} must be 'realize' or 'simulate'")
     cfg = config or current_qconfig()
     cal = calibrate(annotate(graph, cfg), dataset, cfg)
     return realize(cal) if mode == "realize" else simulate(cal)

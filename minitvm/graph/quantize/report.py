@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import ArgumentError
 from ..ir import Graph
 from ..reference import run_reference
 
@@ -81,7 +82,7 @@ def layer_report(float_graph: Graph, quantized_graph: Graph, inputs) -> LayerRep
     """
     info = getattr(quantized_graph, "qinfo", None)
     if info is None:
-        raise ValueError("layer_report: quantized_graph has no .qinfo; pass the graph returned by realize(), "
+        raise ArgumentError("layer_report: quantized_graph has no .qinfo; pass the graph returned by realize(), "
                          "simulate() or quantize_graph() (Graph.copy() drops it)")
     from ..passes import fold_constant, simplify_inference
     fg = fold_constant(simplify_inference(float_graph))

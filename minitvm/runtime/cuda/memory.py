@@ -6,7 +6,7 @@ import operator
 
 import numpy as np
 
-from ...errors import DeviceError, ShapeError
+from ...errors import ArgumentError, DeviceError, ShapeError
 from . import device
 from .device import _check, require_device
 
@@ -91,7 +91,7 @@ class DeviceBuffer:
         """Set every byte to ``byte`` (0..255); used to poison outputs in tests."""
         byte = operator.index(byte)
         if not 0 <= byte <= 255:
-            raise ValueError(f"DeviceBuffer.memset_d8: byte must be in 0..255, got {byte}")
+            raise ArgumentError(f"DeviceBuffer.memset_d8: byte must be in 0..255, got {byte}")
         if self.nbytes:
             require_device(self.device_index)
             _check(device._drv.cuMemsetD8(self.ptr, byte, self.nbytes),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from ...device_limits import cuda_limits
-from ...errors import DeviceError, RuntimeError_
+from ...errors import ArgumentError, DeviceError, RuntimeError_
 from ..module import Module
 from . import device
 from .compile import arch_number, compile_cuda, compile_ptx, normalize_arch
@@ -216,7 +216,7 @@ class CUDAModule(Module):
             return self._source
         if fmt == "ptx":
             return compile_ptx(self._source, self.arch, self.options)
-        raise ValueError(f"get_source: unknown format {fmt!r}; use '', 'cuda' or 'ptx' (the cubin is .cubin)")
+        raise ArgumentError(f"get_source: unknown format {fmt!r}; use '', 'cuda' or 'ptx' (the cubin is .cubin)")
 
     def __del__(self):
         try:
