@@ -227,7 +227,7 @@ def main(argv=None) -> int:
     r.add_argument("--progress", action="store_true", help="show compile progress even when not on a terminal")
     r.add_argument("--tactics", type=int, default=0, metavar="K",
                    help="time up to K configs of each kernel nothing tuned answers, on the GPU, and build "
-                        "with the fastest (cached per device in ~/.cache/minitvm/tactics; 0: off)")
+                        "with the fastest (cached per device under ~/.cache/minitvm/tactics; 0: off)")
     t = sub.add_parser("tune", help="tune a model's kernels (conv2d, dense) on the GPU into a log")
     t.add_argument("model")
     t.add_argument("--log", help="JSON-lines log to append every trial to (resumes tasks already tuned)")

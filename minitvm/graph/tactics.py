@@ -8,10 +8,9 @@ user's ``ApplyHistoryBest``) nor the shipped configs (``autotune.tophub``) answe
   model tuner proposes (:class:`~minitvm.autotune.ModelTuner`; its ridge model ranks candidates
   once it has trials to learn from, so with few trials the proposals are the genetic search's),
   every candidate checked against numpy where the template has a reference;
-- every trial goes to a per-device cache in the tuning-log format
-  (``$MINITVM_CACHE_DIR/tactics/<device>.log``, default under ``~/.cache/minitvm``), and a task
-  that already has ``K`` trials there is not measured again: a second build of the same model
-  costs no measurement;
+- every trial goes to a per-device cache in the tuning-log format (``tactics/<device>.log``
+  under :func:`~minitvm.runtime.cache.cache_root`), and a task that already has ``K`` trials
+  there is not measured again: a second build of the same model costs no measurement;
 - the build then takes the cache's best config for those tasks only, so a user's own log and
   the shipped configs keep precedence.
 """
@@ -24,20 +23,17 @@ from pathlib import Path
 from ..autotune import ApplyHistoryBest, tophub
 from ..autotune.dispatch import DispatchContext
 from ..errors import BuildError
+from ..runtime.cache import cache_root, usable_cache_dir
 from ..target import Target
 from .tune import extract_tasks, tune_tasks
 
 __all__ = ["untuned_tasks", "select_tactics", "tactics_cache_path", "TacticsContext"]
 
-_CACHE_ENV = "MINITVM_CACHE_DIR"
-
-
 def tactics_cache_path(device: str) -> Path:
-    """The tactics cache of ``device`` (its name, e.g. ``"NVIDIA H200"``)."""
-    root = os.environ.get(_CACHE_ENV, "").strip()
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "minitvm"
+    """The tactics cache of ``device`` (its name, e.g. ``"NVIDIA H200"``), under
+    :func:`~minitvm.runtime.cache.cache_root`."""
     slug = re.sub(r"[^A-Za-z0-9]+", "_", device).strip("_").lower() or "device"
-    return base / "tactics" / f"{slug}.log"
+    return cache_root() / "tactics" / f"{slug}.log"
 
 
 def untuned_tasks(graph, target, optimize_graph: bool = True) -> list:
@@ -88,8 +84,10 @@ def select_tactics(graph, target, k: int, cache=None, measure_option=None, progr
         if cuda.device_count() == 0:
             raise BuildError(f"tactics: no CUDA device to time the candidates on ({cuda.unavailable_reason()})")
         cache = tactics_cache_path(cuda.device_name(0))
+        if not usable_cache_dir(cache.parent):
+            raise BuildError(f"tactics: the cache directory {cache.parent} cannot be used (see the warning); "
+                             "give tactics_cache= a log path")
     cache = Path(cache)
-    cache.parent.mkdir(parents=True, exist_ok=True)
     tune_tasks(tasks, os.fspath(cache), n_trial=int(k), tuner="model", measure_option=measure_option,
                progress=progress, first_default=True, name="tactics")
     return TacticsContext(os.fspath(cache), [t.workload for t in tasks])

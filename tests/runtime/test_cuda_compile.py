@@ -1,5 +1,6 @@
 """CUDA runtime tests that need no GPU: NVRTC compilation, the cubin cache, errors, module building."""
 import os
+import stat
 import pickle
 
 import numpy as np
@@ -185,18 +186,56 @@ def test_corrupt_cache_entry_ignored(cache_dir, damage):
     assert cuda.compile_stats()["nvrtc_compiles"] == n0 + 1
 
 
+def test_an_entry_copied_from_another_kernel_is_not_served(cache_dir):
+    vadd = cuda.compile_cuda(VADD_SRC, "sm_90")
+    dp4a = cuda.compile_cuda(DP4A_SRC, "sm_90")
+    entries = {p.read_bytes(): p for p in cache_dir.iterdir()}
+    (vadd_entry,) = [p for data, p in entries.items() if data.endswith(vadd)]
+    (dp4a_entry,) = [p for data, p in entries.items() if data.endswith(dp4a)]
+    vadd_entry.write_bytes(dp4a_entry.read_bytes())     # a whole, checksummed entry, for other source
+    cuda.clear_memory_cache()
+    n0 = cuda.compile_stats()["nvrtc_compiles"]
+    assert cuda.compile_cuda(VADD_SRC, "sm_90") == vadd
+    assert cuda.compile_stats()["nvrtc_compiles"] == n0 + 1
+
+
 def test_unwritable_cache_dir_still_compiles(tmp_path, monkeypatch):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     monkeypatch.setenv("MINITVM_CACHE_DIR", str(blocker))  # cubin/ cannot be created under a file
     cuda.clear_memory_cache()
-    assert cuda.compile_cuda(VADD_SRC, "sm_90").startswith(b"\x7fELF")
+    with pytest.warns(UserWarning, match="not using the cache directory"):
+        assert cuda.compile_cuda(VADD_SRC, "sm_90").startswith(b"\x7fELF")
     cuda.clear_memory_cache()
 
 
-def test_default_cache_dir(monkeypatch):
+def test_a_cache_directory_others_may_write_is_not_used(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    (shared / "cubin").mkdir(parents=True)
+    (shared / "cubin").chmod(0o777)
+    monkeypatch.setenv("MINITVM_CACHE_DIR", str(shared))
+    cuda.clear_memory_cache()
+    with pytest.warns(UserWarning, match="others may write to it"):
+        assert cuda.compile_cuda(VADD_SRC, "sm_90").startswith(b"\x7fELF")
+    assert list((shared / "cubin").iterdir()) == []
+    monkeypatch.setenv("MINITVM_CACHE_TRUST", "1")
+    cuda.clear_memory_cache()
+    cuda.compile_cuda(VADD_SRC, "sm_90")
+    assert len(list((shared / "cubin").iterdir())) == 1
+    cuda.clear_memory_cache()
+
+
+def test_a_new_cache_directory_is_private(cache_dir):
+    cuda.compile_cuda(VADD_SRC, "sm_90")
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+
+
+def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("MINITVM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert str(cuda.cache_dir()).endswith(os.path.join(".cache", "minitvm", "cubin"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cuda.cache_dir() == tmp_path / "minitvm" / "cubin"
 
 
 # ------------------------------------------------------------------------------- compile errors

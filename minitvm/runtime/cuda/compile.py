@@ -1,7 +1,8 @@
 """NVRTC compilation of CUDA C to a cubin (or PTX), and the cubin cache.
 
 :func:`compile_cuda` compiles for one exact architecture, cached in-process and on disk
-(``$MINITVM_CACHE_DIR/cubin``, default ``~/.cache/minitvm/cubin``). Compile errors raise
+(``cubin/`` under :func:`~minitvm.runtime.cache.cache_root`; each entry holds its key and a
+checksum, and a directory others may write is not used). Compile errors raise
 :class:`~minitvm.errors.BuildError` carrying NVRTC's log and the generated source lines around
 each error.
 """
@@ -15,6 +16,7 @@ import threading
 from pathlib import Path
 
 from ...errors import BuildError
+from ..cache import cache_root, usable_cache_dir
 
 try:  # cuda-python's NVRTC binding; the NVRTC library itself loads on first call
     from cuda.bindings import nvrtc as _nvrtc
@@ -26,10 +28,9 @@ except Exception as _exc:  # pragma: no cover - only where cuda-python is not in
 __all__ = ["compile_cuda", "compile_ptx", "nvrtc_version", "supported_archs", "normalize_arch",
            "cache_dir", "compile_stats", "clear_memory_cache"]
 
-_CACHE_ENV = "MINITVM_CACHE_DIR"
 _SOURCE_NAME = "kernel.cu"
 _ARCH_RE = re.compile(r"^(?:sm_|compute_)?(\d+)([af]?)$")
-_CACHE_MAGIC = b"MINITVM-CUBIN-1\n"
+_CACHE_MAGIC = b"MINITVM-CUBIN-2\n"    # then the entry's key, sha256(key + cubin), the cubin
 _compile_lock = threading.Lock()
 _memory_cache: dict = {}
 _stats = {"nvrtc_compiles": 0, "memory_hits": 0, "disk_hits": 0, "disk_writes": 0, "corrupt_entries": 0}
@@ -97,10 +98,9 @@ def _check_arch_supported(arch: str) -> None:
 
 
 def cache_dir() -> Path:
-    """Where compiled cubins are cached: ``$MINITVM_CACHE_DIR/cubin``, default ``~/.cache/minitvm/cubin``."""
-    root = os.environ.get(_CACHE_ENV, "").strip()
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "minitvm"
-    return base / "cubin"
+    """Where compiled cubins are cached: ``cubin/`` under :func:`~minitvm.runtime.cache.cache_root`
+    (``$MINITVM_CACHE_DIR``, else ``$XDG_CACHE_HOME/minitvm``, by default ``~/.cache/minitvm``)."""
+    return cache_root() / "cubin"
 
 
 def compile_stats() -> dict:
@@ -124,30 +124,31 @@ def _cache_key(source: str, arch: str, options: tuple) -> str:
     return h.hexdigest()
 
 
-def _disk_read(path: Path):
+def _disk_read(path: Path, key: str):
+    """The cubin of entry ``path`` if it is whole and was written for ``key`` (the hash of its
+    source, arch, options and NVRTC version): an entry copied over from another kernel's file
+    is refused, not served."""
     try:
         data = path.read_bytes()
     except OSError:
         return None
     head = len(_CACHE_MAGIC)
-    if len(data) < head + 32 or not data.startswith(_CACHE_MAGIC):
-        _stats["corrupt_entries"] += 1
-        return None
-    digest, payload = data[head:head + 32], data[head + 32:]
-    if hashlib.sha256(payload).digest() != digest or not payload.startswith(b"\x7fELF"):
+    stored_key = data[head:head + 64]
+    digest, payload = data[head + 64:head + 96], data[head + 96:]
+    if (len(data) < head + 96 or not data.startswith(_CACHE_MAGIC) or stored_key != key.encode()
+            or hashlib.sha256(stored_key + payload).digest() != digest or not payload.startswith(b"\x7fELF")):
         _stats["corrupt_entries"] += 1
         return None
     return payload
 
 
-def _disk_write(path: Path, cubin: bytes) -> None:
+def _disk_write(path: Path, key: str, cubin: bytes) -> None:
     """Atomically write a cache entry (tmp file + os.replace); failures only lose the cache entry."""
     tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
         with os.fdopen(fd, "wb") as f:
-            f.write(_CACHE_MAGIC + hashlib.sha256(cubin).digest() + cubin)
+            f.write(_CACHE_MAGIC + key.encode() + hashlib.sha256(key.encode() + cubin).digest() + cubin)
         os.replace(tmp, path)
         tmp = None
         _stats["disk_writes"] += 1
@@ -286,7 +287,8 @@ def compile_cuda(source: str, arch: str = "sm_90", options=(), cache: bool = Tru
             _stats["memory_hits"] += 1
             return hit
         path = cache_dir() / f"{key}.cubin"
-        hit = _disk_read(path)
+        on_disk = usable_cache_dir(path.parent)
+        hit = _disk_read(path, key) if on_disk else None
         if hit is not None:
             _stats["disk_hits"] += 1
             _memory_cache[key] = hit
@@ -303,7 +305,8 @@ def compile_cuda(source: str, arch: str = "sm_90", options=(), cache: bool = Tru
         _stats["nvrtc_compiles"] += 1
     if cache:
         _memory_cache[key] = cubin
-        _disk_write(path, cubin)
+        if on_disk:
+            _disk_write(path, key, cubin)
     return cubin
 
 
