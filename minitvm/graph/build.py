@@ -8,27 +8,16 @@ not add up per kernel.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from .. import dtype as dt
-from .. import te
 from ..errors import ArgumentError, GraphError, ShapeError
 from ..runtime import ndarray as nd
 from ..runtime.module import TimeResult
 from ..lowering.lower import lower
 from ..target import Target
-from .lowering import c_name, lower_op, schedule_group
-from .passes import dead_code_elimination, fold_constant, simplify_inference
-from .passes.fuse_ops import fuse_ops
-
-
-def optimize(graph):
-    """The standard graph passes before compilation: BN folding, constant folding, DCE."""
-    for p in (simplify_inference, fold_constant, dead_code_elimination):
-        graph = p(graph)
-    return graph
+from .lowering import LoweredGroup, c_name, lowered_groups, optimize  # noqa: F401 (re-exported)
 
 
 class Step:
@@ -41,53 +30,6 @@ class Step:
 
     def __repr__(self):
         return f"{self.func}({', '.join(self.inputs)}) -> {self.output}"
-
-
-@dataclass(frozen=True)
-class LoweredGroup:
-    """One fused group as tensor expressions: its position (``index`` of ``total``), the group,
-    the names of the graph values it reads (``inputs``) and their placeholders (``params``),
-    its output tensor, its schedule and the implementation (template) that made it."""
-    index: int
-    total: int
-    group: object
-    inputs: list
-    params: list
-    out: object
-    schedule: object
-    implementation: str = ""
-
-
-def lowered_groups(graph, target):
-    """Yield a :class:`LoweredGroup` per fused group of ``graph`` (already optimized), scheduled
-    for ``target`` (a :class:`~minitvm.target.Target` or its string). Schedule templates ask the
-    current autotune dispatch context for their configs here."""
-    groups = fuse_ops(graph)
-    for k, grp in enumerate(groups):
-        tensors: dict = {}
-        ext: list = []
-        for name in grp.nodes:
-            node = graph.node(name)
-            ins = []
-            for i in node.inputs:
-                if i not in tensors:
-                    t = graph.node(i).type
-                    tensors[i] = te.placeholder(tuple(t.shape), t.dtype, c_name(i))
-                    ext.append(i)
-                ins.append(tensors[i])
-            try:
-                tensors[name] = lower_op(node, ins)
-            except GraphError:
-                raise
-            except Exception as exc:
-                raise GraphError(f"node {name!r} ({node.op}): cannot be compiled: {exc}") from exc
-        out = tensors[grp.output]
-        anchor = graph.node(grp.anchor) if grp.anchor else None
-        try:
-            s, impl = schedule_group(anchor, graph.input_types(grp.anchor) if anchor else [], out, target)
-        except Exception as exc:
-            raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be scheduled: {exc}") from exc
-        yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s, impl)
 
 
 def build(graph, target="llvm", optimize_graph: bool = True, progress=None, tactics: int = 0,

@@ -24,6 +24,7 @@ from ..autotune import tophub
 from ..autotune.dispatch import DispatchContext
 from ..autotune.space import FallbackConfig
 from ..target import Target
+from .lowering import lowered_groups, optimize
 
 __all__ = ["extract_tasks", "tune_graph", "tune_tasks", "default_config"]
 
@@ -46,7 +47,6 @@ def extract_tasks(graph, target: str = "cuda", optimize_graph: bool = True, coun
     With ``counts=True`` returns ``[(task, n)]``: ``n`` is how many kernels of the model share
     the task's workload (its weight when summing tuned time over the model).
     """
-    from .build import lowered_groups, optimize
     if optimize_graph:
         graph = optimize(graph)
     recorder = _TaskRecorder()
