@@ -204,7 +204,10 @@ def _hardswish(imp, node):
 def _identity(imp, node):
     if node.op == "Dropout":
         mode = node.input(2)
-        if mode and imp.is_const(node, mode) and bool(imp.const(node, mode, "training_mode")):
+        if mode and not imp.is_const(node, mode):
+            raise node.error(f"input training_mode ({mode!r}) must be a constant false (inference only; "
+                             "a graph input may be true at run time)")
+        if mode and bool(imp.const(node, mode, "training_mode").reshape(-1)[0]):
             raise node.error("training_mode = true is not supported (inference only)")
         if len(node.outputs) > 1 and node.outputs[1]:
             x = imp.value(node, node.input(0))
@@ -321,7 +324,7 @@ def _flatten(imp, node):
     axis = int(node.get("axis", 1))
     if not -len(xs) <= axis <= len(xs):
         raise node.error(f"= {axis} is out of range for a {len(xs)}-D input", "axis")
-    return imp.add(node, "flatten", [imp.tensor(node, node.input(0))], {"axis": axis % (len(xs) + 1)})
+    return imp.add(node, "flatten", [imp.tensor(node, node.input(0))], {"axis": axis + len(xs) if axis < 0 else axis})
 
 
 @CONVERTERS.converter("Reshape")
@@ -334,8 +337,8 @@ def _reshape(imp, node):
 @CONVERTERS.converter("Unsqueeze", "Squeeze")
 def _squeeze_graph(imp, node):
     xs, dtype = imp.type(node, node.input(0))
-    out = imp.table.const_evals[node.op](imp, node, [np.broadcast_to(np.zeros((), bool), xs)] + [
-        imp.value(node, i) if i else None for i in node.inputs[1:]]).shape
+    axes = imp.const(node, node.input(1), "axes") if node.input(1) else None
+    out = imp.table.const_evals[node.op](imp, node, [np.broadcast_to(np.zeros((), bool), xs), axes]).shape
     return imp.add(node, "reshape", [imp.tensor(node, node.input(0))], {"newshape": list(out)})
 
 
