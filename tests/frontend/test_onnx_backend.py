@@ -82,8 +82,6 @@ EXPECTED_FAILURES = {
         'test_cast_e8m0_FLOAT8E8M0_to_FLOAT16',),
     'Ceil: is only supported on constant inputs': (
         'test_ceil', 'test_ceil_example',),
-    'Clip: graph op clip: cannot be compiled: clip: int8 clip with no bounds': (
-        'test_clip_default_int8_inbounds',),
     'Clip: input max must be a constant': (
         'test_clip_default_int8_max', 'test_clip_default_max',),
     'Clip: input min must be a constant': (
@@ -115,8 +113,6 @@ EXPECTED_FAILURES = {
         'test_floor', 'test_floor_example',),
     'Gather: is only supported on constant inputs': (
         'test_gather_0', 'test_gather_1', 'test_gather_2d_indices', 'test_gather_negative_indices',),
-    "Gemm: attribute 'transA' = 1 is only supported when A is a constant": (
-        'test_gemm_all_attributes', 'test_gemm_transposeA',),
     'Greater: is only supported on constant inputs': (
         'test_greater', 'test_greater_bcast', 'test_greater_int16', 'test_greater_int8', 'test_greater_uint16',
         'test_greater_uint32', 'test_greater_uint64', 'test_greater_uint8',),

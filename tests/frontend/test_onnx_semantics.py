@@ -147,3 +147,21 @@ def test_the_backend_runs_one_node_and_refuses_other_devices():
     with pytest.raises(GraphError, match="device 'CUDA' is not supported"):
         onnx_backend.prepare(model([h.make_node("Relu", ["x"], ["y"])], [("x", TP.FLOAT, [1])],
                                    [("y", TP.FLOAT, [1])]), "CUDA")
+
+
+def test_gemm_transposes_a_graph_tensor_a():
+    x = RNG.standard_normal((4, 3)).astype("f")
+    m = model([h.make_node("Gemm", ["a", "b", "c"], ["y"], transA=1, alpha=0.5, beta=2.0)],
+              [("a", TP.FLOAT, [4, 3])], [("y", TP.FLOAT, [3, 5])],
+              [("b", RNG.standard_normal((4, 5)).astype("f")), ("c", RNG.standard_normal((1, 5)).astype("f"))])
+    same_as_onnxruntime(m, {"a": x})
+
+
+@pytest.mark.parametrize("bounds", [{}, {"min": -5}, {"max": 100}, {"min": -128, "max": 127}])
+def test_clip_of_an_integer_tensor_is_bounded_by_its_dtype(bounds):
+    names = [k if k in bounds else "" for k in ("min", "max")]
+    while names and not names[-1]:
+        names.pop()
+    m = model([h.make_node("Clip", ["x"] + names, ["y"])], [("x", TP.INT8, [7])], [("y", TP.INT8, [7])],
+              [(k, np.array(v, np.int8)) for k, v in bounds.items()], opset=13)
+    same_as_onnxruntime(m, {"x": np.array([-128, -100, -5, 0, 5, 100, 127], np.int8)})

@@ -50,10 +50,10 @@ def _gemm(imp, node):
     alpha, beta = float(node.get("alpha", 1.0)), float(node.get("beta", 1.0))
     ta, tb = int(node.get("transA", 0)), int(node.get("transB", 0))
     a_name, b_name, c_name = node.input(0), node.input(1), node.input(2)
-    if ta:
-        if not imp.is_const(node, a_name):
-            raise node.error("= 1 is only supported when A is a constant", "transA")
+    if ta and imp.is_const(node, a_name):
         a = imp.new_const(f"{a_name}_T", imp.const(node, a_name, "A").T)
+    elif ta:
+        a = imp.add(node, "transpose", [imp.tensor(node, a_name)], {"axes": [1, 0]}, suffix=".A_T")
     else:
         a = imp.tensor(node, a_name)
     if imp.is_const(node, b_name):
@@ -176,7 +176,14 @@ def _clip(imp, node):
         hi = float(imp.const(node, node.input(2), "max")) if node.input(2) else np.inf
     else:
         lo, hi = float(node.get("min", -np.inf)), float(node.get("max", np.inf))
-    return imp.add(node, "clip", [imp.tensor(node, node.input(0))], {"min": lo, "max": hi})
+    x = imp.tensor(node, node.input(0))
+    _, dtype = imp.type(node, node.input(0))
+    if np.dtype(dtype).kind in "iu":   # an integer tensor's own range bounds it already
+        info = np.iinfo(dtype)
+        lo, hi = max(lo, float(info.min)), min(hi, float(info.max))
+        if lo <= float(info.min) and hi >= float(info.max):
+            return x
+    return imp.add(node, "clip", [x], {"min": lo, "max": hi})
 
 
 def _hard_sigmoid(imp, node, x, alpha, beta, suffix):
