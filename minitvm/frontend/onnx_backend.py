@@ -90,7 +90,11 @@ class MiniTVMBackend(_Backend):
         """Check, import (``shape`` as for ``from_onnx``) and compile ``model`` for the CPU."""
         from ..graph.build import build
         _check_device(device)
-        super().prepare(model, device, **kwargs)  # onnx.checker
+        from onnx.checker import ValidationError
+        try:
+            super().prepare(model, device, **kwargs)  # onnx.checker
+        except ValidationError as exc:
+            raise GraphError(f"onnx backend: the model is not valid ONNX: {str(exc).strip().splitlines()[0]}") from None
         graph, _ = from_onnx(model, shape=shape)
         inits = {t.name for t in model.graph.initializer}
         inputs = [vi.name for vi in model.graph.input if vi.name not in inits]

@@ -165,3 +165,11 @@ def test_clip_of_an_integer_tensor_is_bounded_by_its_dtype(bounds):
     m = model([h.make_node("Clip", ["x"] + names, ["y"])], [("x", TP.INT8, [7])], [("y", TP.INT8, [7])],
               [(k, np.array(v, np.int8)) for k, v in bounds.items()], opset=13)
     same_as_onnxruntime(m, {"x": np.array([-128, -100, -5, 0, 5, 100, 127], np.int8)})
+
+
+def test_the_backend_names_an_invalid_model():
+    graph = h.make_graph([h.make_node("Relu", ["x", "x"], ["y"])], "bad", [h.make_tensor_value_info("x", TP.FLOAT, [1])],
+                         [h.make_tensor_value_info("y", TP.FLOAT, [1])])
+    bad = h.make_model(graph, ir_version=10, opset_imports=[h.make_opsetid("", 17)])
+    with pytest.raises(GraphError, match="the model is not valid ONNX: .*Relu"):
+        onnx_backend.prepare(bad)
