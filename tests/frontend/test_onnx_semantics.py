@@ -94,6 +94,17 @@ def test_mod_takes_the_divisor_sign_unless_fmod():
         same_as_onnxruntime(m, {"x": np.zeros(6, np.int32)})
 
 
+@pytest.mark.parametrize("fmod, numpy_op", [(0, np.mod), (1, np.fmod)])
+def test_float_mod_rounds_the_quotient_down_unless_fmod(fmod, numpy_op):
+    """ONNX: fmod 0 is A - floor(A / B) * B (B's sign), 1 is A - trunc(A / B) * B (A's sign)."""
+    a = np.array([-4.0, 7.0, 5.0, 4.0, -7.0, 8.0, 1.0, -1.0], "f")
+    b = np.array([3.0, -3.0, 8.0, -2.0, 3.0, 5.0, np.inf, np.inf], "f")
+    m = model([h.make_node("Mod", ["a", "b"], ["m"], fmod=fmod), h.make_node("Add", ["x", "m"], ["y"])],
+              [("x", TP.FLOAT, [8])], [("y", TP.FLOAT, [8])], [("a", a), ("b", b)])
+    got = onnx_backend.prepare(m).run([np.zeros(8, "f")])[0]
+    np.testing.assert_array_equal(got, numpy_op(a, b))
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 @pytest.mark.parametrize("op", ["Max", "Min"])
 def test_max_and_min_of_n_inputs(op, n):

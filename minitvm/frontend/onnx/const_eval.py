@@ -58,14 +58,12 @@ def _max_min(imp, node, v):
 
 @CONVERTERS.const_eval("Mod")
 def _mod(imp, node, v):
-    """ONNX Mod: ``fmod`` = 1 takes the dividend's sign (C fmod), 0 the divisor's (Python %;
-    integers only, as ONNX requires ``fmod`` = 1 for floats)."""
+    """ONNX Mod: ``fmod`` = 1 is ``A - trunc(A / B) * B`` (the dividend's sign, C fmod), 0
+    ``A - floor(A / B) * B`` (the divisor's sign, Python's %; numpy's special cases are ONNX's)."""
     a, b = v[0], v[1]
     fmod = int(node.get("fmod", 0))
     if fmod not in (0, 1):
         raise node.error(f"= {fmod} must be 0 or 1", "fmod")
-    if not fmod and (a.dtype.kind == "f" or b.dtype.kind == "f"):
-        raise node.error("= 0 is invalid for floating-point inputs (ONNX requires fmod = 1)", "fmod")
     if a.dtype.kind in "iu" and np.any(b == 0):
         raise node.error("integer modulo by zero")
     return np.asarray((np.fmod if fmod else np.mod)(a, b)).astype(a.dtype)
