@@ -278,6 +278,27 @@ class ExprBuilder:
             src = dt.with_lanes(src, lanes)
         return self.cast(v, src, dst)
 
+    def _double_to_half(self, v: str, src: str, dst: str, lanes: int) -> str:
+        """double -> half without LLVM's ``__truncdfhf2`` libcall (which the JIT does not
+        resolve): round to float32 *to odd*, then to half (round to nearest even). Rounding to
+        odd at 24 >= 11 + 2 bits makes the second rounding exact, as numpy's direct cast."""
+        f32, i32, b = (dt.with_lanes(t, lanes) for t in ("float32", "int32", "bool"))
+        st, ft, it, bt = llvm_type(src), llvm_type(f32), llvm_type(i32), llvm_type(b)
+        t = self.val(f"fptrunc {st} {v} to {ft}")
+        back = self.val(f"fpext {ft} {t} to {st}")
+        inexact = self.val(f"fcmp one {st} {back}, {v}")
+        bits = self.val(f"bitcast {ft} {t} to {it}")
+        even = self.val(f"icmp eq {it} {self.val(f'and {it} {bits}, {const_literal(1, i32)}')}, "
+                        f"{const_literal(0, i32)}")
+        negative = self.val(f"icmp slt {it} {bits}, {const_literal(0, i32)}")
+        above = self.val(f"fcmp ogt {st} {v}, {back}")
+        away = self.val(f"xor {bt} {above}, {negative}")      # |v| > |t|: the odd neighbour is away from 0
+        up = self.val(f"add {it} {bits}, {const_literal(1, i32)}")
+        down = self.val(f"sub {it} {bits}, {const_literal(1, i32)}")
+        near = self.val(f"select {bt} {away}, {it} {up}, {it} {down}")
+        odd = self.val(f"select {bt} {self.val(f'and {bt} {inexact}, {even}')}, {it} {near}, {it} {bits}")
+        return self.val(f"fptrunc {ft} {self.val(f'bitcast {it} {odd} to {ft}')} to {llvm_type(dst)}")
+
     def cast(self, v: str, src: str, dst: str) -> str:
         """Convert operand ``v`` from ``src`` to ``dst`` (same lane count) with numpy semantics."""
         if src == dst:
@@ -290,6 +311,8 @@ class ExprBuilder:
             return self.val(f"icmp ne {st} {v}, {const_literal(0, src)}")
         sf, df = dt.is_float(src), dt.is_float(dst)
         if sf and df:
+            if dt.bits(src) == 64 and dt.bits(dst) == 16:
+                return self._double_to_half(v, src, dst, lanes)
             op = "fpext" if dt.bits(dst) > dt.bits(src) else "fptrunc"
             return self.val(f"{op} {st} {v} to {tt}")
         if not sf and df:

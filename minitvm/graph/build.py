@@ -62,7 +62,8 @@ def build(graph, target="llvm", optimize_graph: bool = True, progress=None, tact
         steps.append(Step(fname, g.inputs, grp.output, grp.nodes, g.implementation))
         if progress:
             progress(g.index + 1, g.total)
-    module = build_funcs(funcs, target=target)
+    # a graph with no kernel left (outputs that are inputs or constants) needs no module
+    module = build_funcs(funcs, target=target) if funcs else None
     return CompiledModel(graph, module, steps, target)
 
 
@@ -184,7 +185,7 @@ class CompiledModel:
 
     def execute(self) -> None:
         """Run every kernel once on the current inputs (replaying the CUDA graph on a GPU)."""
-        if self.kind != "cuda":
+        if self.kind != "cuda" or not self.steps:
             self._launch_all()
             return
         from ..runtime import cuda

@@ -26,9 +26,9 @@ def _same(a, b):
 
 
 for _name, _fn in {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _np_div, "Pow": np.power,
-                   "Max": np.maximum, "Min": np.minimum, "Equal": np.equal, "Less": np.less,
+                   "Equal": np.equal, "Less": np.less,
                    "Greater": np.greater, "LessOrEqual": np.less_equal, "GreaterOrEqual": np.greater_equal,
-                   "And": np.logical_and, "Or": np.logical_or, "Mod": np.fmod}.items():
+                   "And": np.logical_and, "Or": np.logical_or}.items():
     CONVERTERS.const_evals[_name] = (lambda fn: lambda imp, node, v: np.asarray(fn(v[0], v[1])).astype(
         v[0].dtype if fn not in (np.equal, np.less, np.greater, np.less_equal, np.greater_equal,
                                  np.logical_and, np.logical_or) else bool))(_fn)
@@ -38,6 +38,35 @@ for _name, _fn in {"Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Exp": np
                    "Reciprocal": lambda x: 1 / x}.items():
     CONVERTERS.const_evals[_name] = (lambda fn: lambda imp, node, v: np.asarray(fn(v[0])).astype(
         v[0].dtype if fn is not np.logical_not else bool))(_fn)
+
+
+@CONVERTERS.const_eval("Max", "Min")
+def _max_min(imp, node, v):
+    """Element-wise max / min of any number (at least one) of inputs, broadcast together."""
+    xs = [x for x in v if x is not None]
+    if not xs:
+        raise node.error("needs at least one input")
+    fn = np.maximum if node.op == "Max" else np.minimum
+    try:
+        out = np.broadcast_to(xs[0], np.broadcast_shapes(*(x.shape for x in xs)))
+    except ValueError:
+        raise node.error(f"input shapes {[list(x.shape) for x in xs]} do not broadcast") from None
+    for x in xs[1:]:
+        out = fn(out, x)
+    return np.asarray(out).astype(xs[0].dtype)
+
+
+@CONVERTERS.const_eval("Mod")
+def _mod(imp, node, v):
+    """ONNX Mod: ``fmod`` = 1 is ``A - trunc(A / B) * B`` (the dividend's sign, C fmod), 0
+    ``A - floor(A / B) * B`` (the divisor's sign, Python's %; numpy's special cases are ONNX's)."""
+    a, b = v[0], v[1]
+    fmod = int(node.get("fmod", 0))
+    if fmod not in (0, 1):
+        raise node.error(f"= {fmod} must be 0 or 1", "fmod")
+    if a.dtype.kind in "iu" and np.any(b == 0):
+        raise node.error("integer modulo by zero")
+    return np.asarray((np.fmod if fmod else np.mod)(a, b)).astype(a.dtype)
 
 
 @CONVERTERS.const_eval("Where")
@@ -158,7 +187,10 @@ def _reshape_const(imp, node, v):
 
 @CONVERTERS.const_eval("Flatten")
 def _flatten_const(imp, node, v):
-    axis = int(node.get("axis", 1)) % (v[0].ndim + 1)
+    axis, ndim = int(node.get("axis", 1)), v[0].ndim
+    if not -ndim <= axis <= ndim:
+        raise node.error(f"= {axis} is out of range for a {ndim}-D input", "axis")
+    axis = axis + ndim if axis < 0 else axis
     return v[0].reshape(int(np.prod(v[0].shape[:axis])), -1)
 
 
@@ -181,9 +213,21 @@ def _range(imp, node, v):
 def _reduce(fn):
     def ev(imp, node, v):
         axes = _reduce_axes(node, v[1] if len(v) > 1 else None)
+        if axes and any(not -v[0].ndim <= a < v[0].ndim for a in axes):
+            raise node.error(f"= {list(axes)} is out of range for a {v[0].ndim}-D input", "axes")
         if axes == () and int(node.get("noop_with_empty_axes", 0)):
             return v[0]
-        return fn(v[0], axis=axes or None, keepdims=bool(node.get("keepdims", 1)))
+        x, keep = v[0], bool(node.get("keepdims", 1))
+        if x.size == 0 and fn in (np.max, np.min):
+            # ONNX: the max (min) of an empty set is the dtype's lowest (highest) value
+            if x.dtype == bool:
+                lowest, highest = False, True
+            elif x.dtype.kind == "f":
+                lowest, highest = -np.inf, np.inf
+            else:
+                lowest, highest = np.iinfo(x.dtype).min, np.iinfo(x.dtype).max
+            return fn(x, axis=axes or None, keepdims=keep, initial=lowest if fn is np.max else highest)
+        return fn(x, axis=axes or None, keepdims=keep)
     return ev
 
 

@@ -50,10 +50,10 @@ def _gemm(imp, node):
     alpha, beta = float(node.get("alpha", 1.0)), float(node.get("beta", 1.0))
     ta, tb = int(node.get("transA", 0)), int(node.get("transB", 0))
     a_name, b_name, c_name = node.input(0), node.input(1), node.input(2)
-    if ta:
-        if not imp.is_const(node, a_name):
-            raise node.error("= 1 is only supported when A is a constant", "transA")
+    if ta and imp.is_const(node, a_name):
         a = imp.new_const(f"{a_name}_T", imp.const(node, a_name, "A").T)
+    elif ta:
+        a = imp.add(node, "transpose", [imp.tensor(node, a_name)], {"axes": [1, 0]}, suffix=".A_T")
     else:
         a = imp.tensor(node, a_name)
     if imp.is_const(node, b_name):
@@ -176,7 +176,14 @@ def _clip(imp, node):
         hi = float(imp.const(node, node.input(2), "max")) if node.input(2) else np.inf
     else:
         lo, hi = float(node.get("min", -np.inf)), float(node.get("max", np.inf))
-    return imp.add(node, "clip", [imp.tensor(node, node.input(0))], {"min": lo, "max": hi})
+    x = imp.tensor(node, node.input(0))
+    _, dtype = imp.type(node, node.input(0))
+    if np.dtype(dtype).kind in "iu":   # an integer tensor's own range bounds it already
+        info = np.iinfo(dtype)
+        lo, hi = max(lo, float(info.min)), min(hi, float(info.max))
+        if lo <= float(info.min) and hi >= float(info.max):
+            return x
+    return imp.add(node, "clip", [x], {"min": lo, "max": hi})
 
 
 def _hard_sigmoid(imp, node, x, alpha, beta, suffix):
@@ -204,7 +211,10 @@ def _hardswish(imp, node):
 def _identity(imp, node):
     if node.op == "Dropout":
         mode = node.input(2)
-        if mode and imp.is_const(node, mode) and bool(imp.const(node, mode, "training_mode")):
+        if mode and not imp.is_const(node, mode):
+            raise node.error(f"input training_mode ({mode!r}) must be a constant false (inference only; "
+                             "a graph input may be true at run time)")
+        if mode and bool(imp.const(node, mode, "training_mode").reshape(-1)[0]):
             raise node.error("training_mode = true is not supported (inference only)")
         if len(node.outputs) > 1 and node.outputs[1]:
             x = imp.value(node, node.input(0))
@@ -321,7 +331,7 @@ def _flatten(imp, node):
     axis = int(node.get("axis", 1))
     if not -len(xs) <= axis <= len(xs):
         raise node.error(f"= {axis} is out of range for a {len(xs)}-D input", "axis")
-    return imp.add(node, "flatten", [imp.tensor(node, node.input(0))], {"axis": axis % (len(xs) + 1)})
+    return imp.add(node, "flatten", [imp.tensor(node, node.input(0))], {"axis": axis + len(xs) if axis < 0 else axis})
 
 
 @CONVERTERS.converter("Reshape")
@@ -334,8 +344,8 @@ def _reshape(imp, node):
 @CONVERTERS.converter("Unsqueeze", "Squeeze")
 def _squeeze_graph(imp, node):
     xs, dtype = imp.type(node, node.input(0))
-    out = imp.table.const_evals[node.op](imp, node, [np.broadcast_to(np.zeros((), bool), xs)] + [
-        imp.value(node, i) if i else None for i in node.inputs[1:]]).shape
+    axes = imp.const(node, node.input(1), "axes") if node.input(1) else None
+    out = imp.table.const_evals[node.op](imp, node, [np.broadcast_to(np.zeros((), bool), xs), axes]).shape
     return imp.add(node, "reshape", [imp.tensor(node, node.input(0))], {"newshape": list(out)})
 
 
