@@ -1,6 +1,6 @@
-"""Layout rewriting: int8 convolutions move to the layouts their CUDA templates read.
+"""Layout rewriting: int8 convolutions move to the layouts their templates (CUDA, x86) read.
 
-Two layouts, one per template family:
+Three layouts, one per template family:
 
 - **NHWC / OHWI** for the implicit GEMM on the int8 tensor cores, where the target has them
   (``Target.features`` has ``mma_s8_m16n8k32``: sm_80 and up) and the conv fits it (groups 1,
