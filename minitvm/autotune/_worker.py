@@ -124,7 +124,7 @@ def build_job(job):
                     from ..runtime import llvm as rt
                     options = target_options(target)
                     triple, layout = rt.target_info(options)
-                    artifact = codegen_llvm([func], triple, layout)
+                    artifact = codegen_llvm([func], triple, layout, target.features)
             except Exception as exc:  # noqa: BLE001
                 return fail(MeasureErrorNo.COMPILE_HOST, exc)
             try:

@@ -30,7 +30,8 @@ from .signature import signature_of
 class ModuleBuilder:
     """Collects declarations, function bodies and metadata of one LLVM module."""
 
-    def __init__(self):
+    def __init__(self, features=frozenset()):
+        self.features = frozenset(features)   # the target's CPU features (instruction choice)
         self.declares: dict[str, str] = {}
         self.functions: list[str] = []
         self.metadata: list[str] = []
@@ -75,11 +76,14 @@ def _signature(func: S.PrimFunc):
     return signature_of(func, "llvm")
 
 
-def codegen_llvm(funcs, triple: str = "", data_layout: str = "") -> LLVMSource:
-    """Translate lowered ``PrimFunc`` s into one LLVM module (text) plus call metadata."""
+def codegen_llvm(funcs, triple: str = "", data_layout: str = "", features=frozenset()) -> LLVMSource:
+    """Translate lowered ``PrimFunc`` s into one LLVM module (text) plus call metadata.
+
+    ``features`` (a :class:`~minitvm.target.Target`'s) choose the instructions of intrinsics such
+    as ``dot_u8s8`` (:mod:`~minitvm.codegen.llvm_x86`)."""
     if isinstance(funcs, S.PrimFunc):
         funcs = [funcs]
-    mod = ModuleBuilder()
+    mod = ModuleBuilder(features)
     sigs, written, svtypes = [], {}, {}
     for func in funcs:
         if not isinstance(func, S.PrimFunc):
@@ -137,9 +141,10 @@ def build_llvm(funcs, target="llvm"):
     """
     from ..runtime import llvm as rt
 
+    target = Target(target)
     options = target_options(target)
     triple, layout = rt.target_info(options)
-    source = codegen_llvm(funcs, triple, layout)
+    source = codegen_llvm(funcs, triple, layout, target.features)
     return rt.LLVMModule(source, options)
 
 

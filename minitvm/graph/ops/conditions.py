@@ -2,7 +2,7 @@
 implementations of an op."""
 from __future__ import annotations
 
-__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense"]
+__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense", "x86_int8_conv2d"]
 
 
 def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:
@@ -19,3 +19,16 @@ def nhwc_int8_conv2d(attrs: dict, in_types: list) -> bool:
 def gemm_int8_dense(attrs: dict, in_types: list) -> bool:
     """An int8 dense that ``alter_layout`` gave to the tensor-core GEMM (``gemm_int8``)."""
     return bool(attrs.get("gemm_int8")) and in_types[0].dtype == "int8"
+
+
+def x86_int8_conv2d(attrs: dict, in_types: list) -> bool:
+    """An int8 conv2d in the x86 template's layouts (``NCHW4c`` data, ``OIHW[L]o4i`` weights, L 8 or
+    16), which ``alter_layout`` picks only for LLVM targets with AVX2 or VNNI."""
+    return in_types[0].dtype in ("int8", "uint8") and is_x86_int8_layout(attrs)
+
+
+def is_x86_int8_layout(attrs: dict) -> bool:
+    """Whether a conv2d's layouts are the x86 int8 template's (groups 1)."""
+    kl = attrs.get("kernel_layout", "OIHW")
+    return (attrs.get("data_layout") == "NCHW4c" and kl in ("OIHW8o4i", "OIHW16o4i")
+            and attrs.get("groups", 1) == 1)

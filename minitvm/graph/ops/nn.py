@@ -20,7 +20,9 @@ from .common import (_acc, _bcast_shape, _canon_axis, _cast, _check_layout, _con
                      _positive, _same_dtype)
 from .layout import layout_transform_np
 from .registry import Attr
+from .conditions import is_x86_int8_layout
 from .strategy import register_compute
+from ...topi.cpu.conv2d_int8 import conv2d_NCHWc_int8_x86
 
 
 # ====================================================================== conv2d
@@ -406,7 +408,10 @@ def _conv2d_te(node, ins, name):
             return out
         return te.compute(out.shape, lambda n, h, w, c: out(n, h, w, c) + bias[c], name=f"{name}_bias",
                           tag="injective,bias_add")
-    if a.get("data_layout", "NCHW") == "NCHW" and a.get("kernel_layout", "OIHW") == "OIHW":
+    if is_x86_int8_layout(a) and data.dtype in ("int8", "uint8"):
+        # the x86 dot-product template's layouts (alter_layout picks them for AVX2 / VNNI targets)
+        out = conv2d_NCHWc_int8_x86(data, weight, a["strides"], a["padding"], a["dilation"], name=name)
+    elif a.get("data_layout", "NCHW") == "NCHW" and a.get("kernel_layout", "OIHW") == "OIHW":
         out = topi_conv2d.conv2d_nchw(data, weight, a["strides"], a["padding"], a["dilation"], a["groups"],
                                       out_dtype=node.type.dtype, name=name)
     else:

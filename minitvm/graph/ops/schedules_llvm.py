@@ -1,8 +1,8 @@
 """The LLVM (CPU) implementations of the graph ops' strategies (target kind ``"llvm"``)."""
 from __future__ import annotations
 
-from ...topi.cpu import conv2d, dense, gemm_int8, injective
-from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d
+from ...topi.cpu import conv2d, conv2d_int8, dense, gemm_int8, injective
+from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d, x86_int8_conv2d
 from .strategy import GENERIC, register_schedule
 
 KIND = "llvm"
@@ -11,6 +11,8 @@ register_schedule(GENERIC, KIND, injective.schedule_injective, "injective.llvm")
 register_schedule("conv2d", KIND, conv2d.schedule_conv2d_nchw, "conv2d_nchw.llvm")
 register_schedule("conv2d", KIND, conv2d.schedule_conv2d_NCHWc_int8, "conv2d_NCHWc_int8.llvm",
                   condition=packed_int8_conv2d, priority=10)
+register_schedule("conv2d", KIND, conv2d_int8.schedule_conv2d_NCHWc_int8_x86, "conv2d_NCHWc_int8_x86.llvm",
+                  condition=x86_int8_conv2d, priority=15)
 register_schedule("conv2d", KIND, gemm_int8.schedule_int8_gemm, "conv2d_NHWC_int8_gemm.llvm",
                   condition=nhwc_int8_conv2d, priority=20)
 register_schedule("deformable_conv2d", KIND, conv2d.schedule_deformable_conv2d_nchw, "deformable_conv2d_nchw.llvm")

@@ -1,12 +1,15 @@
-"""Layout rewriting: int8 convolutions move to the layouts their CUDA templates read.
+"""Layout rewriting: int8 convolutions move to the layouts their templates (CUDA, x86) read.
 
-Two layouts, one per template family:
+Three layouts, one per template family:
 
 - **NHWC / OHWI** for the implicit GEMM on the int8 tensor cores, where the target has them
   (``Target.features`` has ``mma_s8_m16n8k32``: sm_80 and up) and the conv fits it (groups 1,
   at least 16 input channels, zero-padded to a multiple of 32, output channels a multiple of 8);
+- **NCHW4c / OIHW[L]o4i -> NCHW[L]c** for the x86 template (``topi/cpu/conv2d_int8.py``) on an LLVM
+  target with AVX2 or VNNI (``L`` = 16 with AVX512-VNNI, else 8; groups 1, output channels a
+  multiple of ``L``); a ``layout_transform`` NCHW[L]c -> NCHW4c feeds the next conv;
 - **NCHW[x]c / OIHW[x]o[x]i** (``x`` = ``factor``, 4) for the ``dp4a`` templates, which read 4 input
-  channels as one 32-bit word: every other int8 conv (older GPUs, the CPU, grouped convs).
+  channels as one 32-bit word: every other int8 conv (older GPUs, other CPUs, grouped convs).
 
 An int8 ``dense`` (the classifier of a fully int8 or a pre-quantized model) keeps its layout but,
 with tensor cores, gets ``gemm_int8`` (the tensor-core GEMM computes it) and its features padded
@@ -46,7 +49,8 @@ def alter_layout(graph, factor: int = 4, target=None):
     target = Target(target) if target is not None else Target.current()
     tensor_cores = target is not None and TENSOR_CORE_FEATURE in target.features
     packed, kernel_packed = f"NCHW{factor}c", f"OIHW{factor}o{factor}i"
-    altered = (packed, NHWC)
+    x86 = x86_layouts(target)
+    altered = (packed, NHWC) + ((x86[2],) if x86 else ())
     g = Graph(graph.name)
     channels: dict = {}   # value in an altered layout -> its true channel count
     twin: dict = {}       # (value, layout) -> the value converted to that layout
@@ -59,7 +63,7 @@ def alter_layout(graph, factor: int = 4, target=None):
         key = (v, layout)
         if key not in twin:
             attrs = {"src_layout": cur, "dst_layout": layout}
-            if cur == packed:
+            if cur in altered and cur != NHWC:
                 attrs["extents"] = {"C": channels[v]}
             twin[key] = g.add_op("layout_transform", [v], attrs, name=g.unique_name(f"{v}_{layout}"))
             if layout in altered:
@@ -89,6 +93,8 @@ def alter_layout(graph, factor: int = 4, target=None):
         if node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW":
             if tensor_cores and _fits_tensor_cores(in_types, attrs):
                 layouts = (NHWC, OHWI)
+            elif x86 and _fits_x86(in_types, attrs, x86[3]):
+                layouts = x86[:3]
             elif _packable(in_types, attrs, factor):
                 layouts = (packed, kernel_packed)
             else:
@@ -101,6 +107,8 @@ def alter_layout(graph, factor: int = 4, target=None):
                     # channels padded with zeros to whole k-steps, on the data and (folded) on the weights
                     data, w = pad_channels(data), pad_channels(w)
                 attrs.update(data_layout=layouts[0], kernel_layout=layouts[1])
+                if len(layouts) > 2:
+                    attrs.update(out_layout=layouts[2])
                 g.add_op("conv2d", [data, w] + list(node.inputs[2:]), attrs, name=name)
                 channels[name] = in_types[1].shape[0]
                 continue
@@ -135,7 +143,7 @@ def alter_layout(graph, factor: int = 4, target=None):
                 and all(tuple(p) == (0, 0) for p in attrs["pad_width"][:2]):
             # padding over H and W only: the channels get no padding
             pw = tuple(tuple(p) for p in attrs["pad_width"])
-            attrs["pad_width"] = pw + ((0, 0),) if first == packed else (pw[0], pw[2], pw[3], pw[1])
+            attrs["pad_width"] = pw + ((0, 0),) if first != NHWC else (pw[0], pw[2], pw[3], pw[1])
             g.add_op(node.op, [node.inputs[0]], attrs, name=name)
             channels[name] = channels[node.inputs[0]]
             continue
@@ -158,6 +166,21 @@ def _fits_tensor_cores(in_types, attrs) -> bool:
     would be mostly padding: the 3-channel first conv stays on dp4a)."""
     O, I = in_types[1].shape[0], in_types[1].shape[1]
     return attrs.get("groups", 1) == 1 and in_types[0].dtype == "int8" and I >= 16 and O % 8 == 0
+
+
+def x86_layouts(target):
+    """(data, kernel, output layout, lanes) of the x86 int8 conv template for an LLVM ``target``
+    with AVX2 or VNNI (``NCHW4c``, ``OIHW[L]o4i``, ``NCHW[L]c``, ``L`` 16 with AVX512-VNNI, else 8),
+    else None (the dp4a layouts)."""
+    if target is None or target.kind != "llvm" or not {"avx2", "avxvnni", "avx512vnni"} & target.features:
+        return None
+    lanes = 16 if "avx512vnni" in target.features else 8
+    return "NCHW4c", f"OIHW{lanes}o4i", f"NCHW{lanes}c", lanes
+
+
+def _fits_x86(in_types, attrs, lanes) -> bool:
+    """groups 1 and output channels a multiple of the lanes (the input channels are padded to 4)."""
+    return attrs.get("groups", 1) == 1 and in_types[1].shape[0] % lanes == 0
 
 
 def _packable(in_types, attrs, factor) -> bool:

@@ -1,0 +1,47 @@
+"""x86 tensor intrinsics: ``dot_u8s8`` (4-deep uint8 x int8 dot products into ``lanes`` int32
+lanes; ``vpdpbusd`` with AVX-VNNI / AVX512-VNNI, ``vpmaddubsw`` + ``vpmaddwd`` with AVX2, plain
+widening multiplies elsewhere, chosen by the LLVM code generator from the target's features:
+see :mod:`minitvm.codegen.llvm_x86`)."""
+from __future__ import annotations
+
+from ... import te
+from ... import dtype as dt
+from ...errors import TensorizeError
+from ...tir import expr as E
+from ...tir.arith import Analyzer
+from ...tir.stmt import BufferStore
+
+
+def _vstore(view, value, lanes: int):
+    view.require_contiguous(lanes)
+    return BufferStore(view.buffer, value, (E.Ramp(view.offset_of([0] * len(view.shape)), E.const(1), lanes),))
+
+
+def dot_u8s8(lanes: int = 16, name: str = "dot_u8s8"):
+    """``z[i] += sum_k int32(x[k]) * int32(w[i, k])``: ``x`` 4 uint8 values (broadcast to every
+    lane), ``w`` a ``lanes x 4`` int8 tile stored contiguously (``OIHW[lanes]o4i`` kernels),
+    ``z`` ``lanes`` int32 accumulators. Exact (the AVX2 lowering is saturation-free)."""
+    x = te.placeholder((4,), "uint8", "x")
+    w = te.placeholder((lanes, 4), "int8", "w")
+    k = te.reduce_axis((0, 4), "rk")
+    z = te.compute((lanes,), lambda i: te.sum(x[k].astype("int32") * w[i, k].astype("int32"), axis=[k]), name="z")
+
+    def lower_fn(ins, outs):
+        xin, win = ins
+        out = outs[0]
+        if not E.is_const_int(Analyzer().simplify(win.strides[0]), 4):
+            raise TensorizeError(f"{name}: the {lanes} x 4 weight tile of {win.buffer.name} must be contiguous "
+                                 f"(row stride {win.strides[0]}, not 4); pack the kernel as OIHW{lanes}o4i")
+        xv, wv = xin.vload([0], 4), win.vload([0, 0], 4 * lanes)
+        acc_t = dt.with_lanes("int32", lanes)
+        acc = out.vload([0], lanes)
+        zero = E.Broadcast(E.const(0), lanes)
+        body = _vstore(out, E.Call(acc_t, "dot_u8s8", (xv, wv, zero)), lanes)
+        reset = _vstore(out, zero, lanes)
+        update = _vstore(out, E.Call(acc_t, "dot_u8s8", (xv, wv, acc)), lanes)
+        return body, reset, update
+
+    return te.decl_tensor_intrin(z.op, lower_fn, name=name)
+
+
+__all__ = ["dot_u8s8"]

@@ -1,0 +1,75 @@
+"""int8 convolutions on LLVM targets with AVX2 / VNNI take the x86 dot-product template's layouts
+(NCHW4c data, OIHW[L]o4i weights, NCHW[L]c output) and compute the reference's bits."""
+import numpy as np
+import pytest
+
+from minitvm.graph import Graph
+from minitvm.graph import quantize  # noqa: F401  (registers the quantized ops)
+from minitvm.graph.build import build
+from minitvm.graph.passes.alter_layout import alter_layout
+from minitvm.graph.reference import run_reference
+from minitvm.runtime.cpu_features import cpu_features
+from minitvm.target import Target
+
+rng = np.random.default_rng()
+HOST = cpu_features()
+# -mattr, the host feature the lowering needs, the kernel layout the pass should pick
+TARGETS = {
+    "vnni512": ("", "avx512vnni", "OIHW16o4i"),
+    "vnni256": ("-avx512vnni", "avxvnni", "OIHW8o4i"),
+    "avx2": ("-avxvnni,-avx512vnni", "avx2", "OIHW8o4i"),
+    "generic": ("-avx2,-avx512f,-avxvnni,-avx512vnni", None, "OIHW4o4i"),
+}
+
+
+def _net(C=6, O=32):
+    """int8 convs (full-range weights), per-channel requantize, relu, a residual add, a pad, a max pool."""
+    g = Graph("qx86")
+    x = g.add_input("x", (1, C, 11, 11), "int8")
+    w1 = g.add_const("w1", rng.integers(-128, 128, (O, C, 3, 3), dtype=np.int8))
+    w2 = g.add_const("w2", rng.integers(-128, 128, (O, O, 1, 1), dtype=np.int8))
+    b1 = g.add_const("b1", rng.integers(-5000, 5000, (O,), dtype=np.int32))
+    c1 = g.add_op("conv2d", [x, w1, b1], {"padding": (1, 1, 1, 1), "out_dtype": "int32"}, name="c1")
+    m = g.add_const("m", rng.integers(2**29, 2**30, (O,), dtype=np.int32))
+    s = g.add_const("s", np.full((O,), 14, np.int32))
+    r1 = g.add_op("relu", [g.add_op("requantize_per_channel", [c1, m, s], {"out_dtype": "int8"}, name="q1")],
+                  name="r1")
+    c2 = g.add_op("conv2d", [r1, w2], {"strides": (2, 2), "out_dtype": "int32"}, name="c2")
+    q2 = g.add_op("requantize_per_channel", [c2, m, s], {"out_dtype": "int8"}, name="q2")
+    p1 = g.add_op("max_pool2d", [r1], {"pool_size": (2, 2), "strides": (2, 2)}, name="p1")
+    a = g.add_op("add", [q2, g.add_op("pad", [p1], {"pad_width": ((0, 0), (0, 0), (0, 1), (0, 1))}, name="pd")],
+                 name="res")
+    g.mark_output(g.add_op("cast", [a], {"dtype": "float32"}, name="f"))
+    return g
+
+
+def _target(path):
+    mattr, need, _ = TARGETS[path]
+    if need is not None and need not in HOST:
+        pytest.skip(f"the host CPU has no {need}, which the {path} lowering needs")
+    return Target(f"llvm -mattr={mattr}" if mattr else "llvm")
+
+
+@pytest.mark.parametrize("path", list(TARGETS))
+def test_layouts_follow_the_target_features(path):
+    mattr, _, kernel = TARGETS[path]
+    a = alter_layout(_net(), target=Target(f"llvm -mattr={mattr}" if mattr else "llvm"))
+    assert {n.attrs["kernel_layout"] for n in a.op_nodes("conv2d")} == {kernel}
+    assert {n.attrs["data_layout"] for n in a.op_nodes("conv2d")} == {"NCHW4c"}
+
+
+@pytest.mark.parametrize("path", list(TARGETS))
+def test_int8_graph_bit_exact_and_on_the_x86_template(path):
+    target = _target(path)
+    g = _net()
+    model = build(alter_layout(g, target=target), target)
+    x = rng.integers(-128, 128, (1, 6, 11, 11), dtype=np.int8)
+    x.reshape(-1)[::3] = -128
+    x.reshape(-1)[1::3] = 127
+    np.testing.assert_array_equal(model.run({"x": x})[0], run_reference(g, {"x": x})[0])
+    assert ("conv2d_NCHWc_int8_x86.llvm" in model.summary()) == (path != "generic")
+
+
+def test_output_channels_not_a_multiple_of_the_lanes_keep_dp4a():
+    a = alter_layout(_net(O=12), target=Target("llvm -mattr=-avxvnni,-avx512vnni"))
+    assert {n.attrs["kernel_layout"] for n in a.op_nodes("conv2d")} == {"OIHW4o4i"}
