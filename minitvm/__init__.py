@@ -8,3 +8,4 @@ from .runtime.ndarray import cpu, cuda, gpu, Device  # noqa: F401
 from . import te  # noqa: F401,E402
 from .driver import build, lower  # noqa: F401,E402
 from .target import Target  # noqa: F401,E402
+from .model_compile import compile, load  # noqa: F401,E402,A004
