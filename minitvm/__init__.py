@@ -1,5 +1,5 @@
 """minitvm: a tensor compiler for fast int8 inference on NVIDIA GPUs (and the CPU through LLVM)."""
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 from . import errors  # noqa: F401
 from . import tir  # noqa: F401

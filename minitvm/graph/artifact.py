@@ -37,7 +37,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "read_
 def write_artifact(path, module, target, plan: dict, consts: dict) -> str:
     """Write a compiled model's ``module`` (built for ``target``), execution ``plan`` (steps,
     values, inputs, outputs, memory) and constants to the zip file ``path``; returns the path."""
-    from .. import __version__
+    from ..version import __version__
     mod_meta, files = save_module(module)
     path = os.fspath(path)
     weights = {}
