@@ -46,8 +46,24 @@ class DLManagedTensor(ctypes.Structure):
 _DELETER = ctypes.CFUNCTYPE(None, ctypes.POINTER(DLManagedTensor))
 DLManagedTensor._fields_ = [("dl_tensor", DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", _DELETER)]
 
+
+class DLPackVersion(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32)]
+
+
+class DLManagedTensorVersioned(ctypes.Structure):
+    pass
+
+
+_DELETER_V = ctypes.CFUNCTYPE(None, ctypes.POINTER(DLManagedTensorVersioned))
+DLManagedTensorVersioned._fields_ = [("version", DLPackVersion), ("manager_ctx", ctypes.c_void_p),
+                                     ("deleter", _DELETER_V), ("flags", ctypes.c_uint64), ("dl_tensor", DLTensor)]
+_FLAG_READ_ONLY = 1
+
 _NAME = b"dltensor"
 _USED = b"used_dltensor"
+_NAME_V = b"dltensor_versioned"
+_USED_V = b"used_dltensor_versioned"
 _api = ctypes.pythonapi
 _api.PyCapsule_New.restype = ctypes.py_object
 _api.PyCapsule_New.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
@@ -87,15 +103,21 @@ def _deleter(managed):
         _live.pop(ctypes.addressof(managed.contents), None)
 
 
+@_DELETER_V
+def _deleter_v(managed):
+    with _live_lock:
+        _live.pop(ctypes.addressof(managed.contents), None)
+
+
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 def _capsule_destructor(capsule):
     # a capsule dies unconsumed: the producer's deleter runs (the capsule is at refcount 0, so
     # it is read through the raw pointer; a consumed capsule was renamed and is skipped)
     try:
         name = ctypes.cast(_api_get_name(capsule), ctypes.c_char_p).value
-        if name != _NAME:
+        if name not in (_NAME, _NAME_V):
             return
-        ptr = _api_get_pointer_raw(capsule, _NAME)
+        ptr = _api_get_pointer_raw(capsule, name)
         if ptr:
             with _live_lock:
                 _live.pop(ptr, None)
@@ -110,13 +132,14 @@ _api_get_pointer_raw = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctype
     ("PyCapsule_GetPointer", ctypes.pythonapi))
 
 
-def export_capsule(ptr: int, shape, dtype, device_type: int, device_id: int, owner):
-    """A ``dltensor`` capsule for ``shape`` elements of ``dtype`` at address ``ptr`` (C order),
-    on DLPack device ``(device_type, device_id)``; ``owner`` stays alive until the consumer
-    releases the tensor."""
+def export_capsule(ptr: int, shape, dtype, device_type: int, device_id: int, owner, versioned: bool = False):
+    """A DLPack capsule for ``shape`` elements of ``dtype`` at address ``ptr`` (C order), on
+    DLPack device ``(device_type, device_id)``; ``owner`` stays alive until the consumer
+    releases the tensor. ``versioned``: a DLPack 1.0 ``dltensor_versioned`` capsule (writable:
+    consumers such as numpy mark tensors from the older ``dltensor`` capsule read-only)."""
     shape = tuple(int(s) for s in shape)
     ndim = len(shape)
-    managed = DLManagedTensor()
+    managed = DLManagedTensorVersioned() if versioned else DLManagedTensor()
     shape_arr = (ctypes.c_int64 * max(ndim, 1))(*shape)
     t = managed.dl_tensor
     t.data = ptr or None
@@ -127,26 +150,44 @@ def export_capsule(ptr: int, shape, dtype, device_type: int, device_id: int, own
     t.strides = None   # NULL: compact row-major
     t.byte_offset = 0
     managed.manager_ctx = None
-    managed.deleter = _deleter
+    if versioned:
+        managed.version = DLPackVersion(1, 0)
+        managed.flags = 0
+        managed.deleter = _deleter_v
+    else:
+        managed.deleter = _deleter
     addr = ctypes.addressof(managed)
     with _live_lock:
         _live[addr] = (managed, shape_arr, owner)
-    return _api.PyCapsule_New(addr, _NAME, ctypes.cast(_capsule_destructor, ctypes.c_void_p))
+    return _api.PyCapsule_New(addr, _NAME_V if versioned else _NAME, ctypes.cast(_capsule_destructor, ctypes.c_void_p))
 
 
 class DLPackView:
     """A consumed DLPack tensor: ``ptr`` (first element), ``shape``, numpy ``dtype``, ``device``
-    (DLPack ``(type, id)``); calls the producer's deleter when collected."""
+    (DLPack ``(type, id)``), ``strides`` (elements, or None), ``readonly``; calls the producer's
+    deleter when collected."""
 
-    def __init__(self, managed_ptr: int, keep):
-        self._managed = ctypes.cast(managed_ptr, ctypes.POINTER(DLManagedTensor))
+    def __init__(self, managed_ptr: int, keep, versioned: bool = False):
+        kind = DLManagedTensorVersioned if versioned else DLManagedTensor
+        self._managed = ctypes.cast(managed_ptr, ctypes.POINTER(kind))
         self._keep = keep
-        t = self._managed.contents.dl_tensor
+        m = self._managed.contents
+        t = m.dl_tensor
+        self.readonly = bool(versioned and m.flags & _FLAG_READ_ONLY)
         self.device = (int(t.device.device_type), int(t.device.device_id))
         self.shape = tuple(int(t.shape[i]) for i in range(t.ndim))
         self.dtype = numpy_dtype_of(t.dtype)
         self.ptr = int(t.data or 0) + int(t.byte_offset)
         self.strides = None if not t.strides else tuple(int(t.strides[i]) for i in range(t.ndim))
+
+    @property
+    def __array_interface__(self) -> dict:
+        """The numpy array interface of a host tensor (``np.asarray(view)`` keeps the view alive)."""
+        if self.device[0] not in (KDL_CPU, KDL_CUDA_HOST):
+            raise AttributeError(f"__array_interface__: the tensor lives on {device_name(self.device)}")
+        strides = None if self.strides is None else tuple(s * self.dtype.itemsize for s in self.strides)
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, self.readonly),
+                "strides": strides, "version": 3}
 
     @property
     def contiguous(self) -> bool:
@@ -179,16 +220,22 @@ def device_name(device) -> str:
 
 
 def import_capsule(obj, stream=None) -> DLPackView:
-    """Take ``obj.__dlpack__(stream=stream)`` (or a raw ``dltensor`` capsule) as a :class:`DLPackView`."""
+    """Take ``obj.__dlpack__(stream=stream)`` (or a raw capsule) as a :class:`DLPackView`; asks
+    for a DLPack 1.0 capsule and takes the older kind from producers that give only that."""
     if hasattr(obj, "__dlpack__"):
+        kwargs = {} if stream is None else {"stream": stream}
         try:
-            capsule = obj.__dlpack__(stream=stream) if stream is not None else obj.__dlpack__()
+            capsule = obj.__dlpack__(max_version=(1, 0), **kwargs)
         except TypeError:
-            capsule = obj.__dlpack__()
+            capsule = obj.__dlpack__(**kwargs)
     else:
         capsule = obj
-    if type(capsule).__name__ != "PyCapsule" or not _api.PyCapsule_IsValid(capsule, _NAME):
-        raise RuntimeError_(f"DLPack: {type(obj).__name__}.__dlpack__() did not return an unused 'dltensor' capsule")
-    ptr = _api.PyCapsule_GetPointer(capsule, _NAME)
-    _api.PyCapsule_SetName(capsule, _USED)   # ours now: the capsule's destructor leaves it alone
-    return DLPackView(ptr, keep=obj)
+    if type(capsule).__name__ != "PyCapsule":
+        raise RuntimeError_(f"DLPack: {type(obj).__name__}.__dlpack__() returned a {type(capsule).__name__}, "
+                            "not a capsule")
+    for name, used, versioned in ((_NAME_V, _USED_V, True), (_NAME, _USED, False)):
+        if _api.PyCapsule_IsValid(capsule, name):
+            ptr = _api.PyCapsule_GetPointer(capsule, name)
+            _api.PyCapsule_SetName(capsule, used)   # ours now: the capsule's destructor leaves it alone
+            return DLPackView(ptr, keep=obj, versioned=versioned)
+    raise RuntimeError_(f"DLPack: {type(obj).__name__}.__dlpack__() did not return an unused DLPack capsule")

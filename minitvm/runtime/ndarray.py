@@ -116,14 +116,15 @@ class NDArray:
         if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
             raise BufferError(f"NDArray.__dlpack__: the array lives on {self.device}, not on DLPack device "
                               f"{tuple(dl_device)}")
+        versioned = max_version is not None and tuple(max_version) >= (1, 0)
         if self.device.kind == "cpu":
             if not self._host.flags.c_contiguous:
-                return self._host.__dlpack__()
+                return self._host.__dlpack__(max_version=max_version) if versioned else self._host.__dlpack__()
             return dlpack.export_capsule(self._host.ctypes.data, self.shape, self._host.dtype, dlpack.KDL_CPU, 0,
-                                         self._host)
+                                         self._host, versioned)
         self.device.sync()
         return dlpack.export_capsule(self._buffer.ptr, self.shape, dt.numpy_dtype(self.dtype), dlpack.KDL_CUDA,
-                                     self.device.index, self._buffer)
+                                     self.device.index, self._buffer, versioned)
 
     def __array__(self, dtype=None, copy=None):
         """The data as a numpy array (CPU arrays: the wrapped array, no copy)."""
@@ -180,7 +181,8 @@ def _cpu_from(obj) -> np.ndarray | None:
     if hasattr(obj, "__dlpack_device__"):
         if int(obj.__dlpack_device__()[0]) not in (dlpack.KDL_CPU, dlpack.KDL_CUDA_HOST):
             return None
-        return np.from_dlpack(obj)
+        # through our own reader: np.from_dlpack marks tensors of older producers read-only
+        return np.asarray(dlpack.import_capsule(obj))
     if hasattr(obj, "__cuda_array_interface__"):
         return None
     if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):
