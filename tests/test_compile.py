@@ -116,6 +116,8 @@ def test_artifact_round_trip_in_process(compiled, saved):
         np.testing.assert_array_equal(w, g)
     assert loaded.profile(number=1, repeat=1)[0].ops == compiled.profile(number=1, repeat=1)[0].ops
     assert "kernels" in loaded.summary()
+    again = minitvm.load(loaded.save(saved.parent / "again.mtvm"))   # a loaded model saves again
+    np.testing.assert_array_equal(again.run({"data": x})[0], want[0])
 
 
 def test_artifact_loads_in_a_fresh_process_bit_for_bit(compiled, saved, tmp_path):

@@ -26,21 +26,27 @@ _KINDS = {0: "int", 1: "uint", 2: "float", 6: "bool"}
 
 
 class DLDevice(ctypes.Structure):
+    """DLPack's ``DLDevice``: device type and ordinal."""
+
     _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
 
 
 class DLDataType(ctypes.Structure):
+    """DLPack's ``DLDataType``: type code, bits, lanes."""
+
     _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
 
 
 class DLTensor(ctypes.Structure):
+    """DLPack's ``DLTensor``: data pointer, device, shape, strides (NULL: row-major), byte offset."""
+
     _fields_ = [("data", ctypes.c_void_p), ("device", DLDevice), ("ndim", ctypes.c_int32),
                 ("dtype", DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
                 ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
 
 
 class DLManagedTensor(ctypes.Structure):
-    pass
+    """DLPack's ``DLManagedTensor`` (the ``dltensor`` capsule's content)."""
 
 
 _DELETER = ctypes.CFUNCTYPE(None, ctypes.POINTER(DLManagedTensor))
@@ -48,11 +54,13 @@ DLManagedTensor._fields_ = [("dl_tensor", DLTensor), ("manager_ctx", ctypes.c_vo
 
 
 class DLPackVersion(ctypes.Structure):
+    """DLPack's ``DLPackVersion``."""
+
     _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32)]
 
 
 class DLManagedTensorVersioned(ctypes.Structure):
-    pass
+    """DLPack 1.0's ``DLManagedTensorVersioned`` (the ``dltensor_versioned`` capsule's content)."""
 
 
 _DELETER_V = ctypes.CFUNCTYPE(None, ctypes.POINTER(DLManagedTensorVersioned))
@@ -203,6 +211,7 @@ class DLPackView:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the elements."""
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
     def __del__(self):

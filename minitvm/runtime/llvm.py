@@ -186,6 +186,11 @@ def compile_ir(ir: str, options: TargetOptions = TargetOptions()):
 # ----------------------------------------------------------------------------------------
 # the module
 # ----------------------------------------------------------------------------------------
+# id(LLVMModule) -> (its execution engine, the LLVM context of its module), kept outside the
+# module so that neither is garbage before LLVMModule.__del__ has closed the engine
+_owned: dict = {}
+
+
 @dataclass
 class _Entry:
     sig: object
@@ -215,17 +220,23 @@ class LLVMModule(Module):
             if object_code is None:
                 # keep the machine code MCJIT makes: an artifact saves it, and loads it without compiling
                 mod = compile_ir(source.ir, options)
+                context = mod._context
                 engine = llvm.create_mcjit_compiler(mod, _new_target_machine(options))
                 kept: list = []
                 engine.set_object_cache(notify_func=lambda _mod, buf: kept.append(bytes(buf)))
             else:
-                empty = llvm.parse_assembly("", context=llvm.create_context())
+                context = llvm.create_context()
+                empty = llvm.parse_assembly("", context=context)
                 empty.triple = _cached(options).triple
                 engine = llvm.create_mcjit_compiler(empty, _new_target_machine(options))
                 try:
                     engine.add_object_file(llvm.ObjectFileRef.from_data(bytes(object_code)))
                 except RuntimeError as exc:
                     raise BuildError(f"LLVM could not load the object code: {exc}") from None
+            # the engine and the LLVM context owning its module are released in that order by
+            # __del__ (disposing the context first frees the module twice: a crash when both die
+            # in one garbage cycle, in whatever order the collector picks)
+            _owned[id(self)] = (engine, context)
             engine.finalize_object()
             if object_code is None:
                 self._object = kept[0] if kept else None
@@ -237,6 +248,14 @@ class LLVMModule(Module):
             fn = proto(engine.get_function_address(sig.name))
             ranges = tuple(dt.value_range(t) for t in source.shape_var_types[sig.name])
             self._entries[sig.name] = _Entry(sig, fn, frozenset(source.written[sig.name]), ranges, {})
+
+    def __del__(self):
+        entry = _owned.pop(id(self), None)
+        if entry is not None:
+            try:
+                entry[0].close()
+            except Exception:  # noqa: BLE001 - never raise from a finalizer
+                pass
 
     def object_code(self) -> bytes:
         """The module's machine code as an object file (what MCJIT loaded), for saving."""
