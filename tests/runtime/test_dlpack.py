@@ -70,6 +70,8 @@ def test_exported_capsules_are_released():
     gc.collect()
     cap = a.__dlpack__()        # never consumed: its destructor releases it
     del cap
+    cap = a.__dlpack__(max_version=(1, 0))
+    del cap
     gc.collect()
     assert len(dlpack._live) == base
 
