@@ -1,5 +1,5 @@
 """minitvm: a tensor compiler for fast int8 inference on NVIDIA GPUs (and the CPU through LLVM)."""
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 from . import errors  # noqa: F401
 from . import tir  # noqa: F401
@@ -8,3 +8,4 @@ from .runtime.ndarray import cpu, cuda, gpu, Device  # noqa: F401
 from . import te  # noqa: F401,E402
 from .driver import build, lower  # noqa: F401,E402
 from .target import Target  # noqa: F401,E402
+from .model_compile import compile, load  # noqa: F401,E402,A004

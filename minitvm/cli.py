@@ -10,15 +10,7 @@ import warnings
 import numpy as np
 
 from .errors import MiniTVMError
-
-
-def _pick_target(name: str):
-    """The Target of ``--target`` (``auto``: CUDA where a GPU is present, else LLVM)."""
-    from .target import Target
-    if name != "auto":
-        return Target(name)
-    from .runtime import cuda
-    return Target("cuda" if cuda.device_count() > 0 else "llvm")
+from .models import _is_quantized, _load_model, _pick_target, quantize_for_target  # noqa: F401
 
 
 def demo(args) -> int:
@@ -52,39 +44,6 @@ def demo(args) -> int:
     print(f"  run       {t * 1e3:8.3f} ms   {2 * n ** 3 / t / 1e9:8.1f} GFLOP/s")
     print(f"  rel. error vs float64 numpy: {err:.2e}")
     return 0 if err < 1e-4 else 1
-
-
-def _load_model(model: str, batch: int, image_size):
-    """A zoo model by name, or an ONNX file by path."""
-    import os
-    if model.endswith(".onnx") or os.path.exists(model):
-        from .frontend import from_onnx
-        graph, _ = from_onnx(model)
-        return graph
-    from .graph import zoo
-    graph, _ = zoo.get_model(model, batch=batch, image_size=image_size)
-    return graph
-
-
-def quantize_for_target(graph, rng, n_images: int = 4, first_conv: bool = False, target=None):
-    """int8 graph in the layouts ``target``'s int8 templates read (NHWC for the tensor cores
-    on sm_80+, else NCHW4c for dp4a): max calibration on ``n_images`` random inputs
-    (``n_images=0``: a global scale, no calibration run — for timing only). The first conv
-    stays float (the usual recipe: it is the most sensitive layer) unless ``first_conv``."""
-    from .graph.passes.alter_layout import alter_layout
-    from .graph.quantize import qconfig, quantize_graph
-    inputs = [n for n in graph.topo_order() if graph.node(n).is_input]
-    data = [{n: rng.standard_normal(tuple(graph.node(n).type.shape)).astype(graph.node(n).type.dtype)
-             for n in inputs} for _ in range(n_images)]
-    skip = {} if not first_conv else {"skip_conv_layers": []}
-    with qconfig(calibrate_mode="max" if n_images else "global_scale", **skip):
-        return alter_layout(quantize_graph(graph, data or None), target=target)
-
-
-def _is_quantized(graph) -> bool:
-    """Whether ``graph`` already computes convs or dense layers in int8 (a pre-quantized model)."""
-    return any(graph.node(n).is_op and graph.node(n).op in ("conv2d", "dense")
-               and graph.input_types(n)[0].dtype in ("int8", "uint8") for n in graph.topo_order())
 
 
 def _prepare(graph, dtype: str, rng, n_images: int, first_conv: bool = False, target=None):

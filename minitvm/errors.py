@@ -44,6 +44,14 @@ class BuildError(MiniTVMError):
     """A backend compiler (LLVM, NVRTC) rejected generated code."""
 
 
+class ArtifactError(MiniTVMError, ValueError):
+    """A file that is not a minitvm artifact, or one of another format version, or incomplete."""
+
+
+class UsageError(MiniTVMError, ValueError):
+    """A bad argument to a public entry point (``minitvm.compile``: the model, dtype, calibration)."""
+
+
 class RuntimeError_(MiniTVMError, RuntimeError):
     """A failure while running a compiled module (bad arguments, device errors)."""
 

@@ -35,7 +35,7 @@ _MAX_MSG = 512
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
     return __version__
 
 

@@ -35,19 +35,15 @@ def profile_model(model, number: int = 10, repeat: int = 3) -> list:
     """Time each kernel of ``model`` (a :class:`~minitvm.graph.build.CompiledModel` whose inputs
     are set) alone, ``repeat`` batches of ``number`` calls; a list of :class:`KernelProfile` in
     execution order."""
-    from .ops import get_op
-    g = model.graph
     times = []
     for st, args in zip(model.steps, model._args):
         times.append(model.module.time_evaluator(st.func, number=number, repeat=repeat)(*args).median)
     total = sum(times) or 1.0
     rows = []
     for st, args, t in zip(model.steps, model._args, times):
-        macs = sum(get_op(g.node(n).op).count_macs(g.input_types(n), g.node(n).type, g.node(n).attrs)
-                   for n in st.nodes)
-        nbytes = sum(g.node(v).type.nbytes for v in st.inputs) + g.node(st.output).type.nbytes
-        rows.append(KernelProfile(st.func, " -> ".join(g.node(n).op for n in st.nodes), st.implementation, t,
-                                  t / total, int(macs), int(nbytes)))
+        nbytes = sum(model.types[v].nbytes for v in st.inputs) + model.types[st.output].nbytes
+        rows.append(KernelProfile(st.func, " -> ".join(st.ops), st.implementation, t, t / total, st.macs,
+                                  int(nbytes)))
     return rows
 
 

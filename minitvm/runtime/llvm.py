@@ -28,7 +28,7 @@ import numpy as np
 from .. import dtype as dt
 from ..errors import ArgumentError, BuildError, DtypeError, RuntimeError_
 from .module import Module
-from .ndarray import NDArray
+from .ndarray import NDArray, _cpu_from
 
 _CTYPES = {
     "int8": ctypes.c_int8, "int16": ctypes.c_int16, "int32": ctypes.c_int32, "int64": ctypes.c_int64,
@@ -107,6 +107,15 @@ def target_info(options: TargetOptions = TargetOptions()) -> tuple[str, str]:
     return tm.triple, str(tm.target_data)
 
 
+def missing_features(cpu: str, features: str) -> list:
+    """The features of machine code compiled for ``cpu`` with ``features`` (LLVM's ``+a,-b``
+    form) that this host's CPU lacks: empty when the code runs here."""
+    host_name, host_features = host_cpu()
+    have = {f[1:] for f in host_features.split(",") if f.startswith("+")}
+    want = [f[1:] for f in features.split(",") if f.startswith("+")]
+    return [f for f in want if f not in have]
+
+
 def host_cpu() -> tuple[str, str]:
     """(host CPU name, its feature string) as LLVM sees them."""
     _llvm()
@@ -177,6 +186,11 @@ def compile_ir(ir: str, options: TargetOptions = TargetOptions()):
 # ----------------------------------------------------------------------------------------
 # the module
 # ----------------------------------------------------------------------------------------
+# id(LLVMModule) -> (its execution engine, the LLVM context of its module), kept outside the
+# module so that neither is garbage before LLVMModule.__del__ has closed the engine
+_owned: dict = {}
+
+
 @dataclass
 class _Entry:
     sig: object
@@ -196,14 +210,36 @@ class LLVMModule(Module):
 
     type_key = "llvm"
 
-    def __init__(self, source, options: TargetOptions = TargetOptions()):
+    def __init__(self, source, options: TargetOptions = TargetOptions(), object_code: bytes | None = None):
         super().__init__(list(source.signatures), source.ir)
         self.options = options
+        self.source = source
         llvm = _llvm()
-        mod = compile_ir(source.ir, options)
+        self._object = object_code
         with _lock:
-            engine = llvm.create_mcjit_compiler(mod, _new_target_machine(options))
+            if object_code is None:
+                # keep the machine code MCJIT makes: an artifact saves it, and loads it without compiling
+                mod = compile_ir(source.ir, options)
+                context = mod._context
+                engine = llvm.create_mcjit_compiler(mod, _new_target_machine(options))
+                kept: list = []
+                engine.set_object_cache(notify_func=lambda _mod, buf: kept.append(bytes(buf)))
+            else:
+                context = llvm.create_context()
+                empty = llvm.parse_assembly("", context=context)
+                empty.triple = _cached(options).triple
+                engine = llvm.create_mcjit_compiler(empty, _new_target_machine(options))
+                try:
+                    engine.add_object_file(llvm.ObjectFileRef.from_data(bytes(object_code)))
+                except RuntimeError as exc:
+                    raise BuildError(f"LLVM could not load the object code: {exc}") from None
+            # the engine and the LLVM context owning its module are released in that order by
+            # __del__ (disposing the context first frees the module twice: a crash when both die
+            # in one garbage cycle, in whatever order the collector picks)
+            _owned[id(self)] = (engine, context)
             engine.finalize_object()
+            if object_code is None:
+                self._object = kept[0] if kept else None
         self._engine = engine
         self._entries: dict[str, _Entry] = {}
         for sig in source.signatures:
@@ -212,6 +248,25 @@ class LLVMModule(Module):
             fn = proto(engine.get_function_address(sig.name))
             ranges = tuple(dt.value_range(t) for t in source.shape_var_types[sig.name])
             self._entries[sig.name] = _Entry(sig, fn, frozenset(source.written[sig.name]), ranges, {})
+
+    def __del__(self):
+        entry = _owned.pop(id(self), None)
+        if entry is not None:
+            try:
+                entry[0].close()
+            except Exception:  # noqa: BLE001 - never raise from a finalizer
+                pass
+
+    def object_code(self) -> bytes:
+        """The module's machine code as an object file (what MCJIT loaded), for saving."""
+        if self._object is None:
+            raise BuildError("this LLVM module kept no object code")
+        return self._object
+
+    def machine(self) -> dict:
+        """What the machine code was compiled for: target ``triple``, ``cpu`` and ``features``."""
+        cpu, features = _resolve(self.options)
+        return {"triple": _cached(self.options).triple, "cpu": cpu, "features": features}
 
     def get_source(self, fmt: str = "") -> str:
         """LLVM IR as generated (``""``/``"ll"``), after -O3 (``"optimized"``), or ``"asm"``."""
@@ -231,7 +286,7 @@ class LLVMModule(Module):
         entry = self._entries.get(name)
         if entry is None:
             raise RuntimeError_(f"module has no function {name!r}; it has {sorted(self._entries)}")
-        arrays = [_host(a, entry.sig, k) if isinstance(a, NDArray) else a for k, a in enumerate(args)]
+        arrays = [a if isinstance(a, np.ndarray) else _host(a, entry.sig, k) for k, a in enumerate(args)]
         key = tuple((a.shape, a.dtype) for a in arrays if isinstance(a, np.ndarray))
         complete = len(key) == len(arrays)
         scalars = entry.bound.get(key) if complete else None
@@ -276,13 +331,22 @@ class LLVMModule(Module):
         return tuple(scalars)
 
 
-def _host(a: NDArray, sig, k: int) -> np.ndarray:
-    if a.device.kind != "cpu":
-        name = sig.params[k].name if k < len(sig.params) else f"#{k}"
+def _host(a, sig, k: int):
+    """Argument ``k`` as a numpy array over the same memory: a CPU NDArray, or any DLPack tensor in
+    host memory (torch CPU tensors ...); other objects pass through to the signature's checks."""
+    name = sig.params[k].name if k < len(sig.params) else f"#{k}"
+    if isinstance(a, NDArray) and a.device.kind != "cpu":
         raise RuntimeError_(
             f"{sig.name}: argument {name} lives on {a.device}, but this module runs on the CPU; "
             "copy it with .copyto(minitvm.cpu()) or build the kernel for target cuda")
-    return a.numpy()
+    try:
+        host = _cpu_from(a)
+    except (TypeError, ValueError, BufferError, RuntimeError) as exc:
+        raise DtypeError(f"{sig.name}: argument {name} ({type(a).__name__}) cannot be read as an array: {exc}") from None
+    if host is None and (hasattr(a, "__dlpack_device__") or hasattr(a, "__cuda_array_interface__")):
+        raise RuntimeError_(f"{sig.name}: argument {name} ({type(a).__module__}.{type(a).__name__}) lives on a "
+                            "GPU, but this module runs on the CPU; move it to the CPU or build for target cuda")
+    return a if host is None else host
 
 
 # ----------------------------------------------------------------------------------------
@@ -407,5 +471,5 @@ _PARALLEL_FOR = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64
     _parallel_for_impl)
 
 
-__all__ = ["LLVMModule", "TargetOptions", "target_info", "host_cpu", "compile_ir",
+__all__ = ["LLVMModule", "TargetOptions", "target_info", "host_cpu", "compile_ir", "missing_features",
            "num_threads", "set_num_threads"]

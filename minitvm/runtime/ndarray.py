@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import dtype as dt
-from ..errors import DtypeError, ShapeError
+from . import dlpack
+from ..errors import DeviceError, DtypeError, ShapeError
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,52 @@ class NDArray:
         target.copyfrom(self)
         return target
 
+    # ------------------------------------------------------------------ zero-copy protocols
+    def __dlpack_device__(self) -> tuple:
+        """The DLPack device: ``(1, 0)`` for the CPU, ``(2, index)`` for a CUDA device."""
+        return (dlpack.KDL_CPU, 0) if self.device.kind == "cpu" else (dlpack.KDL_CUDA, self.device.index)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule of this array, without a copy (``np.from_dlpack``, ``torch.from_dlpack``).
+
+        CUDA arrays: the device is synchronized first, so the data is ready on any ``stream``."""
+        if copy:
+            raise BufferError("NDArray.__dlpack__: copy=True is not supported; export and copy on the consumer side")
+        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
+            raise BufferError(f"NDArray.__dlpack__: the array lives on {self.device}, not on DLPack device "
+                              f"{tuple(dl_device)}")
+        versioned = max_version is not None and tuple(max_version) >= (1, 0)
+        if self.device.kind == "cpu":
+            if not self._host.flags.c_contiguous:
+                return self._host.__dlpack__(max_version=max_version) if versioned else self._host.__dlpack__()
+            return dlpack.export_capsule(self._host.ctypes.data, self.shape, self._host.dtype, dlpack.KDL_CPU, 0,
+                                         self._host, versioned)
+        self.device.sync()
+        return dlpack.export_capsule(self._buffer.ptr, self.shape, dt.numpy_dtype(self.dtype), dlpack.KDL_CUDA,
+                                     self.device.index, self._buffer, versioned)
+
+    def __array__(self, dtype=None, copy=None):
+        """The data as a numpy array (CPU arrays: the wrapped array, no copy)."""
+        if self.device.kind != "cpu":
+            if copy is False:
+                raise ValueError(f"NDArray on {self.device}: numpy needs a copy to the host (use .numpy())")
+            arr = self.numpy()
+        else:
+            arr = self._host
+        if dtype is not None and np.dtype(dtype) != arr.dtype:
+            if copy is False:
+                raise ValueError(f"NDArray: dtype {dtype} would need a copy of the {self.dtype} data")
+            return arr.astype(dtype)
+        return arr.copy() if copy else arr
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """The CUDA array interface (version 3) of a CUDA array (CuPy, Numba, torch.as_tensor)."""
+        if self.device.kind != "cuda":
+            raise AttributeError("__cuda_array_interface__: this NDArray lives on the CPU (use __array__)")
+        return {"shape": self.shape, "typestr": dt.numpy_dtype(self.dtype).str, "data": (self._buffer.ptr, False),
+                "strides": None, "version": 3, "stream": 1}
+
     def __repr__(self):
         return f"<NDArray {self.shape} {self.dtype} on {self.device}>"
 
@@ -123,3 +170,50 @@ def array(data, device: Device | None = None) -> NDArray:
     dt.canonical(str(data.dtype))
     out = empty(data.shape, str(data.dtype), device)
     return out.copyfrom(data)
+
+
+def _cpu_from(obj) -> np.ndarray | None:
+    """``obj`` as a numpy array without a copy, if it lives in host memory; else None."""
+    if isinstance(obj, np.ndarray):
+        return obj
+    if isinstance(obj, NDArray):
+        return obj._host if obj.device.kind == "cpu" else None
+    if hasattr(obj, "__dlpack_device__"):
+        if int(obj.__dlpack_device__()[0]) not in (dlpack.KDL_CPU, dlpack.KDL_CUDA_HOST):
+            return None
+        # through our own reader: np.from_dlpack marks tensors of older producers read-only
+        return np.asarray(dlpack.import_capsule(obj))
+    if hasattr(obj, "__cuda_array_interface__"):
+        return None
+    if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):
+        return np.asarray(obj)
+    return None
+
+
+def _cuda_from(obj) -> NDArray | None:
+    """``obj`` (DLPack or ``__cuda_array_interface__``, C-contiguous) as a CUDA NDArray over its memory."""
+    from .cuda.external import external_buffer
+    ext = external_buffer(obj)
+    if ext is None:
+        return None
+    buf, shape, npd = ext
+    return NDArray(shape, dt.canonical(npd.name), cuda(buf.device_index), buffer=buf)
+
+
+def from_dlpack(obj) -> NDArray:
+    """An NDArray over the memory of ``obj`` without a copy: a numpy array, a minitvm NDArray,
+    any DLPack tensor (torch, CuPy, JAX, ...) or an object with ``__cuda_array_interface__``.
+    Host tensors give CPU arrays, CUDA tensors CUDA arrays (C-contiguous ones only)."""
+    if isinstance(obj, NDArray):
+        return obj
+    host = _cpu_from(obj)
+    if host is not None:
+        dt.canonical(str(host.dtype))
+        return NDArray(host.shape, str(host.dtype), cpu(), host=host)
+    arr = _cuda_from(obj)
+    if arr is None:
+        where = (dlpack.device_name(obj.__dlpack_device__()) if hasattr(obj, "__dlpack_device__")
+                 else "no DLPack device")
+        raise DeviceError(f"from_dlpack: cannot take a {type(obj).__module__}.{type(obj).__name__} ({where}); "
+                          "minitvm takes numpy arrays and DLPack tensors on the CPU or a CUDA device")
+    return arr

@@ -23,7 +23,7 @@ from .compile import (cache_dir, clear_memory_cache, compile_cuda, compile_ptx, 
                       normalize_arch, nvrtc_version, supported_archs)
 from .device import (compute_capability, device_arch, device_count, device_name, has_gpu,
                      require_device, synchronize, unavailable_reason)
-from .memory import DeviceBuffer
+from .memory import DeviceBuffer, ExternalBuffer, pointer_device
 from .module import CUDAModule
 from .plan import (DimArg, DimConst, DimExpr, DimOp, DimVar, KernelLaunch, LaunchPlan, ParamArg,
                    WorkspaceArg)
@@ -31,7 +31,7 @@ from .stream import CUDAGraph, Stream
 
 __all__ = [
     "device_count", "has_gpu", "unavailable_reason", "device_arch", "device_name", "compute_capability",
-    "synchronize", "require_device", "DeviceBuffer", "compile_cuda", "compile_ptx", "nvrtc_version",
+    "synchronize", "require_device", "DeviceBuffer", "ExternalBuffer", "pointer_device", "compile_cuda", "compile_ptx", "nvrtc_version",
     "supported_archs", "normalize_arch", "cache_dir", "compile_stats", "clear_memory_cache", "KernelLaunch",
     "LaunchPlan", "ParamArg", "WorkspaceArg", "DimArg", "DimExpr", "DimConst", "DimVar", "DimOp", "CUDAModule",
     "Stream", "CUDAGraph",

@@ -10,7 +10,7 @@ from ...errors import ArgumentError, DeviceError, ShapeError
 from . import device
 from .device import _check, require_device
 
-__all__ = ["DeviceBuffer"]
+__all__ = ["DeviceBuffer", "ExternalBuffer"]
 
 
 def _host_view(array, what: str, writable: bool) -> np.ndarray:
@@ -111,6 +111,40 @@ class DeviceBuffer:
 
     def __repr__(self):
         return f"<DeviceBuffer {self.nbytes} bytes at 0x{self.ptr:x} on cuda({self.device_index})>"
+
+
+class ExternalBuffer(DeviceBuffer):
+    """Device memory minitvm did not allocate (a DLPack or ``__cuda_array_interface__`` tensor of
+    another library): ``nbytes`` bytes at ``ptr`` on device ``device_index``. ``owner`` keeps the
+    memory alive; it is never freed here."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, ptr: int, nbytes: int, device_index: int, owner):  # noqa: D107 - no super().__init__
+        self.ptr = int(ptr)
+        self.nbytes = operator.index(nbytes)
+        self.device_index = int(device_index)
+        self._ctx = require_device(self.device_index)
+        self._api = device._drv
+        self._owner = owner
+
+    def free(self) -> None:
+        """Drop the reference to the owner (the memory itself belongs to it)."""
+        self.ptr, self._owner = 0, None
+
+    def __del__(self):
+        pass
+
+    def __repr__(self):
+        return f"<ExternalBuffer {self.nbytes} bytes at 0x{self.ptr:x} on cuda({self.device_index})>"
+
+
+def pointer_device(ptr: int) -> int:
+    """The CUDA device ordinal that device address ``ptr`` belongs to."""
+    require_device(0)   # the driver initialized (a clear DeviceError without a GPU)
+    drv = device._drv
+    attr = drv.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
+    return int(_check(drv.cuPointerGetAttribute(attr, ptr), f"cuPointerGetAttribute(DEVICE_ORDINAL, 0x{ptr:x})"))
 
 
 def _free_in_context(ptr: int, ctx, drv) -> None:

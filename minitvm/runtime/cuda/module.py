@@ -16,6 +16,7 @@ from . import device
 from .compile import arch_number, compile_cuda, compile_ptx, normalize_arch
 from .device import (_attribute, _check, _env_flag, _err_name, device_arch, device_name, has_gpu,
                      require_device, synchronize, unavailable_reason)
+from .external import ForeignArray, external_buffer
 from .launch import PreparedFunction
 from .memory import DeviceBuffer
 from .plan import check_plans, shared_bytes_per_kernel
@@ -63,6 +64,16 @@ def _load_on_device(cubin: bytes, arch: str, shared_bytes: dict, dev: int, stati
                 f"cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES={shmem}) of {kernel}")
         loaded.functions[kernel] = func
     return loaded
+
+
+def _device_arg(a):
+    """A DLPack or ``__cuda_array_interface__`` tensor on a CUDA device as a kernel argument over
+    its memory (no copy); anything else as it is (the argument checks name what is wrong)."""
+    if getattr(a, "_buffer", None) is not None or not (hasattr(a, "__dlpack__")
+                                                       or hasattr(a, "__cuda_array_interface__")):
+        return a
+    ext = external_buffer(a)
+    return a if ext is None else ForeignArray(*ext)
 
 
 def _restore_module(source, signatures, plans, arch, debug, options, cubin):
@@ -157,6 +168,7 @@ class CUDAModule(Module):
         if not has_gpu():
             raise DeviceError(f"cannot run {name!r}: no CUDA device: {unavailable_reason()} "
                               f"(the module was compiled for {self.arch}; running needs an NVIDIA GPU)")
+        args = [_device_arg(a) for a in args]
         exc = self._arg_error(name, args)
         if exc is not None:
             raise exc
