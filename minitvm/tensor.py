@@ -190,9 +190,77 @@ def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None):
     reduces = [b for b in body if isinstance(b, E.Reduce)]
     if reduces and len(reduces) != len(body):
         raise ShapeError(f"compute {name}: either every output or none must be a reduction")
+    for b in body:
+        _check_static_bounds(b, axis, name)
     op = ComputeOp(name, tag, attrs, axis, body)
     outs = tuple(op.output(i) for i in range(len(body)))
     return outs[0] if len(outs) == 1 else outs
+
+
+def _affine(e) -> bool:
+    """Sums and constant multiples of variables: interval bounds of these are exact."""
+    if isinstance(e, (E.Var, E.IntImm)):
+        return True
+    if isinstance(e, (E.Add, E.Sub)):
+        return _affine(e.a) and _affine(e.b)
+    if isinstance(e, E.Mul):
+        return (_affine(e.a) and isinstance(e.b, E.IntImm)) or (isinstance(e.a, E.IntImm) and _affine(e.b))
+    return False
+
+
+def _check_static_bounds(body, axis, name):
+    """Refuse a read that bound analysis proves out of its tensor: one whose every index lies
+    outside an axis, or an unconditional affine one that leaves it for some iteration (reads
+    under a ``select`` / ``if_then_else`` or a reduction's ``where`` may rely on the condition)."""
+    from .tir.arith import Analyzer
+    analyzer = Analyzer()
+    dom = {iv.var: (iv.dom.min, E.Sub(E.Add(iv.dom.min, iv.dom.extent), E.const(1))) for iv in axis}
+
+    class _V(Visitor):
+        conditional = 0
+
+        def visit_Reduce(self, node):
+            for iv in node.axis:
+                dom[iv.var] = (iv.dom.min, E.Sub(E.Add(iv.dom.min, iv.dom.extent), E.const(1)))
+            guarded = not (isinstance(node.condition, E.IntImm) and node.condition.value)
+            self.conditional += guarded
+            self.generic_visit(node)
+            self.conditional -= guarded
+
+        def visit_Select(self, node):
+            self.visit(node.condition)
+            self.conditional += 1
+            self.visit(node.true_value)
+            self.visit(node.false_value)
+            self.conditional -= 1
+
+        def visit_Call(self, node):
+            if node.op != "if_then_else":
+                return self.generic_visit(node)
+            self.visit(node.args[0])
+            self.conditional += 1
+            for a in node.args[1:]:
+                self.visit(a)
+            self.conditional -= 1
+
+        def visit_ProducerLoad(self, node):
+            for k, (idx, n) in enumerate(zip(node.indices, node.producer.shape)):
+                if not isinstance(n, E.IntImm):
+                    continue
+                idx = analyzer.simplify(idx)
+                bounds = analyzer.interval(idx, dom)
+                if bounds is None or not all(isinstance(b, E.IntImm) for b in bounds):
+                    continue
+                lo, hi = bounds[0].value, bounds[1].value
+                always = hi < 0 or lo >= n.value
+                if always or (not self.conditional and _affine(idx) and (lo < 0 or hi >= n.value)):
+                    shape = [int(d.value) if isinstance(d, E.IntImm) else d for d in node.producer.shape]
+                    raise ShapeError(f"compute {name}: index {idx} of {node.producer.name} on axis {k} takes values "
+                                     f"in [{lo}, {hi}], outside [0, {n.value - 1}] (shape {shape})"
+                                     + ("" if always else " for some iterations"))
+            self.generic_visit(node)
+
+    _V().visit(body)
 
 
 def _check_reduce_placement(body, name):
