@@ -68,6 +68,17 @@ def test_virtual_thread_index_is_not_hoisted_out_of_a_loop_inside_its_attribute(
     assert isinstance(let, LetStmt) and collect_vars(let.value) == {bx.var}
 
 
+def test_a_term_of_an_expression_let_stays_inside_the_let():
+    A, B = _buffer("A", 4096), _buffer("B", 64)
+    i, k, v = E.Var("i"), E.Var("k"), E.Var("v")
+    # B[i] = A[let v = i // 3 in v * 7 + i * 5 + k]: v * 7 does not use k, but v exists only
+    # inside the let
+    index = E.Let(v, E.FloorDiv(i, E.const(3)), v * E.const(7) + i * E.const(5) + k)
+    loop = For(k, E.const(0), E.const(8), "serial", BufferStore(B, E.BufferLoad(A, (index,)), (i,)))
+    out = hoist_invariant_terms(loop)
+    assert not isinstance(out, LetStmt) or v not in collect_vars(out.value)
+
+
 def test_loads_and_single_variables_stay_where_they_are():
     A, B, C = _buffer("A", 4096), _buffer("B", 64), _buffer("C", 64)
     i, k = E.Var("i"), E.Var("k")

@@ -49,8 +49,9 @@ def _trivial(terms) -> bool:
 
 
 class _BoundInside(Visitor):
-    """Variables bound inside a statement: loop variables, lets, and (outside a kernel) thread
-    indices. Inside a kernel a thread index is the same everywhere, wherever its attribute is."""
+    """Variables bound inside a statement: loop variables, lets (statements and expressions),
+    and (outside a kernel) thread indices. Inside a kernel a thread index is the same
+    everywhere, wherever its attribute is."""
 
     def __init__(self, in_kernel: bool):
         self.vars: set = set()
@@ -64,16 +65,16 @@ class _BoundInside(Visitor):
         self.vars.add(node.var)
         self.generic_visit(node)
 
+    def visit_Let(self, node):
+        self.vars.add(node.var)
+        self.generic_visit(node)
+
     def visit_AttrStmt(self, node):
         var = getattr(node.node, "var", None)      # a thread axis bound inside the loop
         # a virtual thread's variable is replaced within its attribute only
         if isinstance(var, E.Var) and (not self.in_kernel or is_vthread_attr(node)):
             self.vars.add(var)
         self.generic_visit(node)
-
-    def generic_visit(self, node):
-        if not isinstance(node, E.PrimExpr):
-            super().generic_visit(node)
 
 
 class _Split(Mutator):
