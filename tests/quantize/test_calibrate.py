@@ -40,6 +40,16 @@ def test_data_required(small_graph):
             calibrate(annotate(small_graph))
 
 
+def test_nan_or_inf_in_calibration_data_is_refused_naming_sample_and_input(small_graph):
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    bad[1, 2, 3, 4] = np.inf
+    with qconfig(calibrate_mode="max"):
+        with pytest.raises(ValueError, match=r"calibration sample 1, input 'data': 2 of 1536 values are NaN"):
+            calibrate(annotate(small_graph), [{"data": x}, {"data": bad}])
+
+
 def test_percentile_uniform():
     rng = np.random.default_rng(0)
     hist, amax = _abs_hist(rng.uniform(-1, 1, 200000))

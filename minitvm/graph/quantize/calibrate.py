@@ -227,6 +227,13 @@ def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2
     stats = {n: ActivationStats() for n in nodes}
     if not data:
         raise ArgumentError("calibration needs at least one sample (dataset is empty)")
+    for k, sample in enumerate(data):
+        for name, value in sample.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+                bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                raise ArgumentError(f"calibration sample {k}, input {name!r}: {bad} of {arr.size} values are NaN or "
+                                    "infinite; they would set the int8 scales (clean or drop the sample)")
     for sample in data:
         vals = run_reference(graph, sample, return_all=True)
         for n in nodes:
