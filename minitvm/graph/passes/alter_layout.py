@@ -71,13 +71,14 @@ def alter_layout(graph, factor: int = 4, target=None):
         return twin[key]
 
     def pad_channels(v):
-        """``v`` (NHWC or OHWI) with its last axis zero-padded to a multiple of the k-step."""
+        """``v`` (NHWC or OHWI data and weights, or a dense's [N, K] ones) with its last axis
+        zero-padded to a multiple of the k-step."""
         t = g.node(v).type
-        extra = -t.shape[3] % TENSOR_CORE_K
+        extra = -t.shape[-1] % TENSOR_CORE_K
         key = (v, "pad")
         if key not in twin:
-            twin[key] = g.add_op("pad", [v], {"pad_width": ((0, 0), (0, 0), (0, 0), (0, extra))},
-                                 name=g.unique_name(f"{v}_pad{t.shape[3] + extra}"))
+            twin[key] = g.add_op("pad", [v], {"pad_width": ((0, 0),) * (t.ndim - 1) + ((0, extra),)},
+                                 name=g.unique_name(f"{v}_pad{t.shape[-1] + extra}"))
         return twin[key]
 
     for name in graph.topo_order():
@@ -114,11 +115,9 @@ def alter_layout(graph, factor: int = 4, target=None):
                 continue
         if node.op == "dense" and tensor_cores and _dense_fits_tensor_cores(in_types):
             ins = list(node.inputs)
-            extra = -in_types[0].shape[1] % TENSOR_CORE_K
-            if extra:
+            if in_types[0].shape[1] % TENSOR_CORE_K:
                 # features padded with zeros to whole k-steps, on the data and (folded) on the weights
-                ins[:2] = [g.add_op("pad", [v], {"pad_width": ((0, 0), (0, extra))},
-                                    name=g.unique_name(f"{v}_pad{in_types[0].shape[1] + extra}")) for v in ins[:2]]
+                ins[:2] = [pad_channels(v) for v in ins[:2]]
             attrs["gemm_int8"] = True
             g.add_op("dense", ins, attrs, name=name)
             continue
