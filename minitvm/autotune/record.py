@@ -104,7 +104,11 @@ def encode(inp: MeasureInput, res: MeasureResult) -> str:
 
 def decode(line: str):
     """``(MeasureInput, MeasureResult)`` of one log line; raises ValueError when malformed."""
-    obj = json.loads(line)
+    return _decode_object(json.loads(line))
+
+
+def _decode_object(obj):
+    """:func:`decode` of a line already parsed from JSON."""
     if not isinstance(obj, dict):
         raise ArgumentError("a record must be a JSON object")
     try:
@@ -182,8 +186,8 @@ def _log_lines(path):
 def _parse(path, lineno, text):
     """``(MeasureInput, MeasureResult, JSON object)`` of a line, or None (warned) when malformed."""
     try:
-        inp, res = decode(text)
-        return inp, res, json.loads(text)
+        obj = json.loads(text)
+        return (*_decode_object(obj), obj)
     except (ValueError, TypeError, RecursionError) as exc:
         why = "nested too deeply" if isinstance(exc, RecursionError) else exc
         warnings.warn(f"{os.fspath(path)}:{lineno}: skipping a malformed tuning record ({why})", stacklevel=3)
