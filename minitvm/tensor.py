@@ -214,14 +214,17 @@ def _check_static_bounds(body, axis, name):
     under a ``select`` / ``if_then_else`` or a reduction's ``where`` may rely on the condition)."""
     from .tir.arith import Analyzer
     analyzer = Analyzer()
-    dom = {iv.var: (iv.dom.min, E.Sub(E.Add(iv.dom.min, iv.dom.extent), E.const(1))) for iv in axis}
+    def span(iv):
+        return iv.dom.min, E.Sub(E.Add(iv.dom.min, iv.dom.extent), E.const(1))
+
+    dom = {iv.var: span(iv) for iv in axis}
 
     class _V(Visitor):
         conditional = 0
 
         def visit_Reduce(self, node):
             for iv in node.axis:
-                dom[iv.var] = (iv.dom.min, E.Sub(E.Add(iv.dom.min, iv.dom.extent), E.const(1)))
+                dom[iv.var] = span(iv)
             guarded = not (isinstance(node.condition, E.IntImm) and node.condition.value)
             self.conditional += guarded
             self.generic_visit(node)

@@ -18,6 +18,8 @@ them into immediate offsets.
 """
 from __future__ import annotations
 
+import itertools
+
 from .. import expr as E
 from ..arith import INDEX_DTYPES, Analyzer, expr_key, linear_terms, sum_of_terms
 from ..functor import Mutator, Visitor, collect_vars
@@ -80,8 +82,8 @@ class _BoundInside(Visitor):
 class _Split(Mutator):
     """Rewrite the sums of one loop's body; collect the hoisted parts."""
 
-    def __init__(self, inner: set, names: dict):
-        self.inner, self.names = inner, names
+    def __init__(self, inner: set, numbers):
+        self.inner, self.numbers = inner, numbers     # numbers: the names inv0, inv1 ... of a function
         self.hoisted: dict = {}          # expr_key -> (var, value)
         self.analyzer = Analyzer()
 
@@ -97,9 +99,7 @@ class _Split(Mutator):
         value = sum_of_terms(node.dtype, outer, 0)
         key = expr_key(value)
         if key not in self.hoisted:
-            n = self.names.setdefault("n", 0)
-            self.names["n"] = n + 1
-            self.hoisted[key] = (E.Var(f"inv{n}", node.dtype), value)
+            self.hoisted[key] = (E.Var(f"inv{next(self.numbers)}", node.dtype), value)
         var = self.hoisted[key][0]
         rest = sum_of_terms(node.dtype, inner, const)
         return var if E.is_const_int(rest, 0) else E.Add(var, rest)
@@ -124,7 +124,7 @@ class _VirtualThreads(Visitor):
 
 class _Hoist(Mutator):
     def __init__(self, vthread_vars: set):
-        self.names: dict = {}
+        self.numbers = itertools.count()
         self.kernel_depth = 0
         self.vthread_vars = vthread_vars
 
@@ -142,7 +142,7 @@ class _Hoist(Mutator):
             return self.generic_visit(node)
         bound = _BoundInside(self.kernel_depth > 0)
         bound.visit(node.body)
-        split = _Split(bound.vars | self.vthread_vars | {node.loop_var}, self.names)
+        split = _Split(bound.vars | self.vthread_vars | {node.loop_var}, self.numbers)
         body = self.visit(split.visit(node.body))
         if body is node.body:
             return node
