@@ -47,11 +47,16 @@ def test_tune_conv2d_int8_then_apply_history_best_bit_exact(tmp_path):
 
 @autotune.template("test.gpu_fault.cuda")
 def gpu_fault(cfg, n):
-    """``B = A * 2`` on the GPU; knob ``mode="fault"`` reads 4 GiB before A (an illegal address)."""
+    """``B = A * 2`` on the GPU; knob ``mode="fault"`` reads up to 8 GiB past A (an illegal address).
+
+    The faulting read sits under an always-true condition, so the static bounds check (which
+    refuses a read proven out of bounds) lets it through to the device."""
     cfg.define_knob("mode", ["ok", "fault", "ok_again"])
     A = te.placeholder((n,), "float32", "A")
-    off = -(1 << 30) if cfg["mode"].val == "fault" else 0
-    B = te.compute((n,), lambda i: A[i + off] * 2.0, name="B")
+    if cfg["mode"].val == "fault":
+        B = te.compute((n,), lambda i: te.if_then_else(i >= 0, A[i * (1 << 19)], 0.0) * 2.0, name="B")
+    else:
+        B = te.compute((n,), lambda i: A[i] * 2.0, name="B")
     s = te.create_schedule(B.op)
     bx, tx = s[B].split(B.op.axis[0], factor=64)
     s[B].bind(bx, te.thread_axis("blockIdx.x"))
