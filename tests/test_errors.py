@@ -38,3 +38,23 @@ def test_benchmark_with_no_runs_is_refused():
     with pytest.raises(ArgumentError, match="benchmark: number must be at least 1, got 0"):
         model.benchmark(number=0)
     assert issubclass(ArgumentError, ValueError)
+
+
+def test_a_fractional_split_factor_is_refused_at_the_split_naming_the_stage():
+    from minitvm.errors import ScheduleError
+    A = te.placeholder((8,), "float32", "A")
+    B = te.compute((8,), lambda i: A[i] + 1, name="B")
+    s = te.create_schedule(B.op)
+    with pytest.raises(ScheduleError, match=r"split of B\.i: factor must be an integer, got 2\.5"):
+        s[B].split(B.op.axis[0], factor=2.5)
+
+
+def test_a_bad_minitvm_num_threads_is_refused_naming_the_variable(monkeypatch):
+    from minitvm.runtime import llvm
+    monkeypatch.setitem(llvm._pool_state, "threads", None)
+    monkeypatch.setenv("MINITVM_NUM_THREADS", "four")
+    with pytest.raises(ArgumentError, match="MINITVM_NUM_THREADS='four'"):
+        llvm.num_threads()
+    monkeypatch.setenv("MINITVM_NUM_THREADS", "0")
+    with pytest.raises(ArgumentError, match="MINITVM_NUM_THREADS='0'"):
+        llvm.num_threads()

@@ -357,13 +357,24 @@ _tls = threading.local()
 _pool_state: dict = {"pool": None, "threads": None}
 
 
+def _env_threads(env: str) -> int:
+    """``MINITVM_NUM_THREADS`` as a positive int, or an ArgumentError naming the variable."""
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ArgumentError(f"MINITVM_NUM_THREADS={env!r}: need a positive integer thread count")
+    return n
+
+
 def num_threads() -> int:
     """Threads a parallel loop uses: ``MINITVM_NUM_THREADS``, else the CPUs this process may use."""
     n = _pool_state["threads"]
     if n is None:
         env = os.environ.get("MINITVM_NUM_THREADS")
         if env:
-            n = int(env)
+            n = _env_threads(env)
         elif hasattr(os, "sched_getaffinity"):
             n = len(os.sched_getaffinity(0))
         else:

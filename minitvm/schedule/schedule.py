@@ -111,7 +111,12 @@ class Stage:
         pos = self._leaf(parent, "split")
         if (factor is None) == (nparts is None):
             raise ScheduleError(f"split of {self.name}.{parent.var.name}: give exactly one of factor= or nparts=")
-        amount = E.convert(factor if factor is not None else nparts)
+        given = factor if factor is not None else nparts
+        if isinstance(given, float) or (isinstance(given, E.PrimExpr) and not str(given.dtype).startswith(("int", "uint"))):
+            raise ScheduleError(
+                f"split of {self.name}.{parent.var.name}: {'factor' if factor is not None else 'nparts'} "
+                f"must be an integer, got {given!r}")
+        amount = E.convert(given)
         if isinstance(amount, E.IntImm) and amount.value < 1:
             raise ScheduleError(
                 f"split of {self.name}.{parent.var.name}: {'factor' if factor is not None else 'nparts'} "
