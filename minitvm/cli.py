@@ -60,6 +60,10 @@ def _prepare(graph, dtype: str, rng, n_images: int, first_conv: bool = False, ta
 
 def info(args) -> int:
     """Print a model's graph summary: ops, MACs, parameters."""
+    if args.model is None:
+        from .graph import zoo
+        print("zoo models: " + ", ".join(zoo.list_models()))
+        return 0
     graph = _load_model(args.model, args.batch, args.image_size)
     print(graph.summary())
     return 0
@@ -161,14 +165,18 @@ def main(argv=None) -> int:
     """Entry point of the ``minitvm`` command."""
     from .autotune import TUNERS
     p = argparse.ArgumentParser(prog="minitvm", description=__doc__)
+    from .graph import zoo
+    from .version import __version__
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    p.add_argument("--version", action="version", version=f"minitvm {__version__}")
+    models_help = "zoo model name (" + ", ".join(zoo.list_models()) + ") or .onnx path"
     sub = p.add_subparsers(dest="cmd")
     d = sub.add_parser("demo", help="compile, check and time a matmul (GPU if present, else CPU)")
     d.add_argument("--target", default="auto", choices=["auto", "cuda", "llvm"])
     d.add_argument("--size", type=int, default=1024)
     d.add_argument("--number", type=int, default=10)
     r = sub.add_parser("run", help="compile a model (zoo name or .onnx file) and run it")
-    r.add_argument("model")
+    r.add_argument("model", help=models_help)
     r.add_argument("--target", default="auto", choices=["auto", "cuda", "llvm"])
     r.add_argument("--batch", type=int, default=1)
     r.add_argument("--image-size", type=int, default=None)
@@ -188,7 +196,7 @@ def main(argv=None) -> int:
                    help="time up to K configs of each kernel nothing tuned answers, on the GPU, and build "
                         "with the fastest (cached per device under ~/.cache/minitvm/tactics; 0: off)")
     t = sub.add_parser("tune", help="tune a model's kernels (conv2d, dense) on the GPU into a log")
-    t.add_argument("model")
+    t.add_argument("model", help=models_help)
     t.add_argument("--log", help="JSON-lines log to append every trial to (resumes tasks already tuned)")
     t.add_argument("--list", action="store_true", help="only list the tunable tasks (no GPU needed)")
     t.add_argument("--batch", type=int, default=1)
@@ -204,7 +212,7 @@ def main(argv=None) -> int:
     t.add_argument("--no-check", action="store_true", help="skip checking each candidate against numpy")
     t.add_argument("--seed", type=int, default=0)
     i = sub.add_parser("info", help="print a model's graph summary")
-    i.add_argument("model")
+    i.add_argument("model", nargs="?", default=None, help=models_help + "; none: list the zoo models")
     i.add_argument("--batch", type=int, default=1)
     i.add_argument("--image-size", type=int, default=None)
     args = p.parse_args(argv)

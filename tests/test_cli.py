@@ -112,3 +112,14 @@ def test_an_error_is_one_line_naming_it_and_debug_shows_the_traceback(capsys, tm
     assert err.startswith("minitvm: error: ") and "Traceback" not in err
     with pytest.raises(Exception):
         main(["--debug", "run", str(bad), "--target", "llvm"])
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "minitvm 0.1.0" in capsys.readouterr().out
+
+
+def test_info_without_a_model_lists_the_zoo(capsys):
+    assert main(["info"]) == 0
+    assert "resnet18" in capsys.readouterr().out
