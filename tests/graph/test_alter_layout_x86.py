@@ -15,7 +15,7 @@ rng = np.random.default_rng()
 HOST = cpu_features()
 # -mattr, the host feature the lowering needs, the kernel layout the pass should pick
 TARGETS = {
-    "vnni512": ("", "avx512vnni", "OIHW16o4i"),
+    "vnni512": ("+avx512f,+avx512bw,+avx512vnni", "avx512vnni", "OIHW16o4i"),
     "vnni256": ("-avx512vnni", "avxvnni", "OIHW8o4i"),
     "avx2": ("-avxvnni,-avx512vnni", "avx2", "OIHW8o4i"),
     "generic": ("-avx2,-avx512f,-avxvnni,-avx512vnni", None, "OIHW4o4i"),
