@@ -1,5 +1,6 @@
 """Layout rewriting of int8 convolutions to NCHW4c / OIHW4o4i."""
 import numpy as np
+import pytest
 
 from minitvm.graph import Graph
 from minitvm.graph import quantize  # noqa: F401  (registers the quantized ops)
@@ -153,3 +154,42 @@ def test_int8_dense_goes_to_the_tensor_core_gemm_with_its_features_padded():
     np.testing.assert_array_equal(build(a, "llvm").run({"x": x})[0], want)
     model = build(a, "cuda -arch=sm_90")
     assert any("[dense_int8_tensorcore.cuda]" in ln for ln in model.summary().splitlines())
+
+
+# the first convs of the seed models: ResNet / DRN 7x7 s2 p3, VGG 3x3 s1 p1, Inception 3x3 s2 p0;
+# and a dilated one over 5 channels
+FIRST_CONVS = [(3, 16, 7, 2, 3, 1), (3, 8, 3, 1, 1, 1), (3, 32, 3, 2, 0, 1), (5, 16, 3, 1, 2, 2)]
+
+
+def _first_conv_net(C, O, K, s, p, d):
+    g = Graph("rgb")
+    x = g.add_input("x", (2, C, 13, 14), "int8")
+    w = g.add_const("w", rng.integers(-128, 128, (O, C, K, K), dtype=np.int8))
+    b = g.add_const("b", rng.integers(-5000, 5000, (O,), dtype=np.int32))
+    c = g.add_op("conv2d", [x, w, b], {"strides": (s, s), "padding": (p, p, p, p), "dilation": (d, d),
+                                       "out_dtype": "int32"}, name="c")
+    g.mark_output(g.add_op("cast", [c], {"dtype": "float32"}, name="f"))
+    return g
+
+
+@pytest.mark.parametrize("C,O,K,s,p,d", FIRST_CONVS)
+def test_a_few_channel_conv_folds_its_kernel_width_onto_the_tensor_cores(C, O, K, s, p, d):
+    g = _first_conv_net(C, O, K, s, p, d)
+    a = alter_layout(g, target="cuda -arch=sm_90")
+    (fold,) = a.op_nodes("fold_kernel_width")
+    (conv,) = a.op_nodes("conv2d")
+    assert fold.attrs == {"kernel_w": K, "stride_w": s, "dilation_w": d, "pad_left": p, "pad_right": p}
+    assert a.input_types("c")[0].shape[3] == 32 and a.node(conv.inputs[1]).type.shape == (O, K, 1, 32)
+    assert (conv.attrs["strides"], conv.attrs["padding"], conv.attrs["dilation"]) == ((s, 1), (p, 0, p, 0), (d, 1))
+    x = rng.integers(-128, 128, (2, C, 13, 14), dtype=np.int8)
+    want = run_reference(g, {"x": x})[0]
+    np.testing.assert_array_equal(run_reference(a, {"x": x})[0], want)
+    np.testing.assert_array_equal(build(a, "llvm").run({"x": x})[0], want)
+    model = build(a, "cuda -arch=sm_90")
+    assert "[conv2d_NHWC_int8_tensorcore.cuda]" in model.summary()
+
+
+def test_without_tensor_cores_the_first_conv_stays_on_dp4a():
+    a = alter_layout(_first_conv_net(3, 16, 7, 2, 3, 1), target="cuda -arch=sm_75")
+    assert not a.op_nodes("fold_kernel_width")
+    assert {n.attrs["data_layout"] for n in a.op_nodes("conv2d")} == {"NCHW4c"}

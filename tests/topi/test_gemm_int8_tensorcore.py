@@ -373,3 +373,29 @@ def test_the_accumulator_tile_reuses_the_cp_async_ring_bytes():
     assert sum(sizes.values()) > 48 * 1024 and plan.dynamic_bytes < sum(sizes.values())
     assert by_name[acc] == 0 and 0 in (by_name[ring_a], by_name[ring_b])
     assert plan.dynamic_bytes == max(sizes[acc], sizes[ring_a] + sizes[ring_b])
+
+
+@pytest.mark.parametrize("K,s,p,d", [(7, 2, 3, 1), (3, 1, 1, 1), (3, 2, 0, 1), (3, 1, 2, 2)])
+def test_first_conv_folded_over_its_kernel_width_bit_exact_in_interpreter(K, s, p, d):
+    """``fold_kernel_width`` (its CUDA kernel) then a K x 1 conv over 32 folded channels on the
+    tensor cores equals the K x K conv over the 3 RGB channels."""
+    from minitvm.topi.cuda.injective import schedule_injective
+    from minitvm.topi.nn.conv2d_gemm import fold_kernel_width
+    X = te.placeholder((2, 9, 11, 3), "int8", "X")
+    F = fold_kernel_width(X, K, s, d, p, p)
+    x = _int8(_shape(X))
+    f = _interpret(schedule_injective(F), [X, F], [x])
+    ow = _shape(F)[2]
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (0, 0)))
+    for kw in range(K):
+        np.testing.assert_array_equal(f[..., kw * 3:kw * 3 + 3], xp[:, :, kw * d:kw * d + (ow - 1) * s + 1:s])
+    assert not f[..., 3 * K:].any()
+    k = _int8((16, K, K, 3))
+    folded = np.zeros((16, K, 1, 32), np.int8)
+    folded[..., :3 * K] = k.reshape(16, K, 1, 3 * K)
+    FX = te.placeholder(_shape(F), "int8", "FX")
+    W = te.placeholder(folded.shape, "int8", "W")
+    Y = conv2d_NHWC_int8_gemm(FX, W, (s, 1), (p, 0, p, 0), (d, 1))
+    y = _interpret(schedule_int8_gemm(Y, cfg={}), [FX, W, Y], [f, folded])
+    w = Conv("rgb", 2, 3, 9, 11, 16, K, s, p, d)
+    np.testing.assert_array_equal(y, _conv_reference(w, x, k))

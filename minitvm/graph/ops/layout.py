@@ -1,13 +1,16 @@
-"""``layout_transform`` (NCHW <-> NCHW4c ...): its declaration, numpy reference
-(:func:`layout_transform_np`) and topi compute."""
+"""``layout_transform`` (NCHW <-> NCHW4c ...) and ``fold_kernel_width`` (a conv's kernel width
+folded into NHWC channels): their declarations, numpy references (:func:`layout_transform_np`,
+:func:`fold_kernel_width_np`) and topi computes."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...errors import ShapeError
+from ...topi.nn.conv2d_gemm import fold_kernel_width as topi_fold_kernel_width
+from ...topi.nn.conv2d_gemm import folded_width
 from ...topi.nn.layout import layout_transform as topi_layout_transform
 from ..types import TensorType
-from .common import _contig, _op
+from .common import _check_layout, _contig, _conv_out, _op, _positive
 from .registry import REQUIRED, Attr
 from .strategy import register_compute
 
@@ -80,6 +83,49 @@ def _lt_infer(ctx, types, attrs):
 _lt_infer.compute(lambda i, a, o: layout_transform_np(i[0], a["src_layout"], a["dst_layout"], a["extents"]))
 
 
+# ====================================================================== fold_kernel_width
+def fold_kernel_width_np(x, kernel_w: int, stride_w: int = 1, dilation_w: int = 1, pad_left: int = 0,
+                         pad_right: int = 0):
+    """numpy: NHWC ``x`` -> ``[N, H, OW, folded_width(C, kernel_w)]``, ``out[..., ow, kw * C + c] =
+    x[..., ow * stride_w + kw * dilation_w - pad_left, c]`` (zeros outside and in the padding)."""
+    n, h, w, c = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad_left, pad_right), (0, 0)))
+    ow = (w + pad_left + pad_right - (kernel_w - 1) * dilation_w - 1) // stride_w + 1
+    out = np.zeros((n, h, ow, folded_width(c, kernel_w)), x.dtype)
+    for kw in range(kernel_w):
+        start = kw * dilation_w
+        out[..., kw * c:(kw + 1) * c] = xp[:, :, start:start + (ow - 1) * stride_w + 1:stride_w, :]
+    return out
+
+
+@_op("fold_kernel_width", ("data",),
+     (Attr("kernel_w", "int", REQUIRED, "the conv's kernel width", check=_positive),
+      Attr("stride_w", "int", 1, "the conv's horizontal stride", check=_positive),
+      Attr("dilation_w", "int", 1, "the conv's horizontal dilation", check=_positive),
+      Attr("pad_left", "int", 0, "the conv's left padding"),
+      Attr("pad_right", "int", 0, "the conv's right padding")),
+     doc="NHWC im2col along the width only: a few-channel conv (an RGB first layer) becomes a KH x 1 conv "
+         "over the kernel width's taps packed as channels (padded to a multiple of 32).")
+def _fold_infer(ctx, types, attrs):
+    t = types[0]
+    if t.ndim != 4:
+        raise ctx.shape_error(f"needs a 4-D NHWC input, got {t}")
+    _check_layout(ctx, t, "NHWC", "input")
+    if attrs["pad_left"] < 0 or attrs["pad_right"] < 0:
+        raise ctx.attr_error("pad_left", "and pad_right must not be negative")
+    n, h, w, c = t.shape
+    ow = _conv_out(ctx, w, attrs["kernel_w"], attrs["stride_w"], attrs["dilation_w"], attrs["pad_left"],
+                   attrs["pad_right"], "width")
+    return TensorType((n, h, ow, folded_width(c, attrs["kernel_w"])), t.dtype, "NHWC")
+
+
+_fold_infer.compute(lambda i, a, o: fold_kernel_width_np(i[0], a["kernel_w"], a["stride_w"], a["dilation_w"],
+                                                         a["pad_left"], a["pad_right"]))
+
+
 # ====================================================================== computes (te)
 register_compute("layout_transform", lambda node, ins, name: topi_layout_transform(
     ins[0], node.attrs["src_layout"], node.attrs["dst_layout"], node.attrs.get("extents"), name=name))
+register_compute("fold_kernel_width", lambda node, ins, name: topi_fold_kernel_width(
+    ins[0], node.attrs["kernel_w"], node.attrs["stride_w"], node.attrs["dilation_w"], node.attrs["pad_left"],
+    node.attrs["pad_right"], name=name))

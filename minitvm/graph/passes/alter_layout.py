@@ -4,7 +4,11 @@ Three layouts, one per template family:
 
 - **NHWC / OHWI** for the implicit GEMM on the int8 tensor cores, where the target has them
   (``Target.features`` has ``mma_s8_m16n8k32``: sm_80 and up) and the conv fits it (groups 1,
-  at least 16 input channels, zero-padded to a multiple of 32, output channels a multiple of 8);
+  at least 16 input channels, zero-padded to a multiple of 32, output channels a multiple of 8).
+  A conv over fewer channels (the RGB first layer) gets there by ``fold_kernel_width``: the taps
+  of a kernel row become channels (``KW * C``, padded to 32), and the conv a ``KH x 1`` one over
+  them with its weights packed to match (7 x 7 over 3 channels: 21 of every 32 products useful,
+  against 3 of 32 with the channels padded alone);
 - **NCHW4c / OIHW[L]o4i -> NCHW[L]c** for the x86 template (``topi/cpu/conv2d_int8.py``) on an LLVM
   target with AVX2 or VNNI (``L`` = 16 with AVX512-VNNI, else 8; groups 1, output channels a
   multiple of ``L``); a ``layout_transform`` NCHW[L]c -> NCHW4c feeds the next conv;
@@ -24,6 +28,8 @@ build time, and back-to-back transforms that undo each other cancel. In an int8 
 transforms left are at the model's input and output boundaries.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ...target import Target
 from .fold_constant import fold_constant
@@ -92,6 +98,10 @@ def alter_layout(graph, factor: int = 4, target=None):
         in_types = [g.node(i).type for i in node.inputs]
         attrs = dict(node.attrs)
         if node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW":
+            if tensor_cores and _foldable(in_types, attrs, graph.node(node.inputs[1])):
+                fold_width(g, node, convert(node.inputs[0], NHWC), graph.node(node.inputs[1]).value)
+                channels[name] = in_types[1].shape[0]
+                continue
             if tensor_cores and _fits_tensor_cores(in_types, attrs):
                 layouts = (NHWC, OHWI)
             elif x86 and _fits_x86(in_types, attrs, x86[3]):
@@ -165,6 +175,33 @@ def _fits_tensor_cores(in_types, attrs) -> bool:
     would be mostly padding: the 3-channel first conv stays on dp4a)."""
     O, I = in_types[1].shape[0], in_types[1].shape[1]
     return attrs.get("groups", 1) == 1 and in_types[0].dtype == "int8" and I >= 16 and O % 8 == 0
+
+
+def _foldable(in_types, attrs, weight) -> bool:
+    """A conv over too few channels for the tensor cores (under 16: the RGB first layer) whose
+    kernel width can fold into the channels: groups 1, int8, constant weights, output channels a
+    multiple of 8."""
+    O, I = in_types[1].shape[0], in_types[1].shape[1]
+    return (attrs.get("groups", 1) == 1 and in_types[0].dtype == in_types[1].dtype == "int8" and I < 16
+            and O % 8 == 0 and weight.is_const)
+
+
+def fold_width(g, node, data, weight):
+    """Add ``node`` (an NCHW / OIHW int8 conv2d) to ``g`` as ``fold_kernel_width`` of its NHWC
+    ``data`` feeding a ``KH x 1`` NHWC conv whose weights (``weight``, OIHW, as a new constant)
+    are packed to ``[O, KH, 1, KW * C]`` with the channels zero-padded like the folded data's."""
+    from ...topi.nn.conv2d_gemm import folded_width
+    a = dict(node.attrs)
+    O, C, KH, KW = weight.shape
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = a["strides"], a["dilation"], a["padding"]
+    folded = g.add_op("fold_kernel_width", [data], {"kernel_w": KW, "stride_w": sw, "dilation_w": dw,
+                                                   "pad_left": pl, "pad_right": pr},
+                      name=g.unique_name(f"{node.name}_fold_width"))
+    w = np.zeros((O, KH, 1, folded_width(C, KW)), weight.dtype)
+    w[..., :KW * C] = weight.transpose(0, 2, 3, 1).reshape(O, KH, 1, KW * C)
+    w = g.add_const(g.unique_name(f"{node.inputs[1]}_folded"), w, OHWI)
+    a.update(strides=(sh, 1), dilation=(dh, 1), padding=(pt, 0, pb, 0), data_layout=NHWC, kernel_layout=OHWI)
+    return g.add_op("conv2d", [folded, w] + list(node.inputs[2:]), a, name=node.name)
 
 
 def x86_layouts(target):

@@ -102,6 +102,36 @@ def dense_int8_gemm(data, weight, name="dense_int8_gemm"):
     return te.compute((M, N), lambda m, n: gemm[n // MMA_N, m, n % MMA_N], name=name, tag="dense_int8")
 
 
+def folded_width(channels: int, kernel_w: int) -> int:
+    """Channels of :func:`fold_kernel_width`'s output: ``kernel_w * channels`` padded to whole k-steps."""
+    return -(-kernel_w * channels // MMA_K) * MMA_K
+
+
+def fold_kernel_width(data, kernel_w: int, stride_w: int = 1, dilation_w: int = 1, pad_left: int = 0,
+                      pad_right: int = 0, name="fold_kernel_width"):
+    """The im2col of a convolution along its width only: NHWC ``data`` ``[N, H, W, C]`` ->
+    ``[N, H, OW, folded_width(C, kernel_w)]`` with ``out[n, h, ow, kw * C + c] = data[n, h, ow *
+    stride_w + kw * dilation_w - pad_left, c]`` (zero outside the input and in the padded channels).
+
+    A convolution over few channels (an RGB first layer) becomes, on this tensor, a ``KH x 1``
+    convolution over whole 32-channel k-steps with the weights reshaped to ``[O, KH, 1, KW * C]``:
+    the same sums, with the taps of a kernel row packed where the tensor cores read channels."""
+    N, H, W, C = (_const(d) for d in data.shape)
+    ow = _out_size(W, kernel_w, stride_w, dilation_w, pad_left, pad_right, name, "width")
+    cp = folded_width(C, kernel_w)
+
+    def fold(n, h, o, j):
+        kw, c = j // C, j % C
+        w = o * stride_w + kw * dilation_w - pad_left
+        inside = [j < kernel_w * C] if cp != kernel_w * C else []
+        if pad_left or pad_right:
+            inside += [w >= 0, w < W]
+        v = data[n, h, w, c]
+        return te.if_then_else(te.all(*inside), v, E.const(0, data.dtype)) if inside else v
+
+    return te.compute((N, H, ow, cp), fold, name=name, tag="injective")
+
+
 def gemm_reader(output, gemm):
     """The operation between ``output`` and the GEMM stage ``gemm`` that reads it back (the conv's
     NHWC output or the dense output; the fused epilogue, if any, lies between it and ``output``)."""
@@ -117,4 +147,5 @@ def gemm_reader(output, gemm):
     raise ShapeError(f"{output.name} does not read the int8 GEMM {gemm.name}")
 
 
-__all__ = ["conv2d_NHWC_int8_gemm", "dense_int8_gemm", "gemm_rows", "gemm_reader", "GEMM_TAG"]
+__all__ = ["conv2d_NHWC_int8_gemm", "dense_int8_gemm", "fold_kernel_width", "folded_width", "gemm_rows",
+           "gemm_reader", "GEMM_TAG"]
