@@ -46,7 +46,7 @@ def demo(args) -> int:
     return 0 if err < 1e-4 else 1
 
 
-def _prepare(graph, dtype: str, rng, n_images: int, first_conv: bool = False, target=None):
+def _prepare(graph, dtype: str, rng, n_images: int, first_conv=None, target=None):
     """The graph to compile for ``target``: a pre-quantized model gets its int8 layers laid out
     for the int8 templates; a float one is quantized first when ``dtype`` is int8."""
     from .graph.passes.alter_layout import alter_layout
@@ -183,8 +183,11 @@ def main(argv=None) -> int:
     r.add_argument("--dtype", default="float32", choices=["float32", "int8"],
                    help="int8: quantize (max calibration on random images) and run the dp4a kernels")
     r.add_argument("--calibration-images", type=int, default=4)
-    r.add_argument("--int8-first-conv", action="store_true",
-                   help="quantize the first conv too (by default it stays float, the usual recipe)")
+    r.add_argument("--int8-first-conv", action="store_const", const=True, default=None,
+                   help="quantize the first conv too (the default on GPUs with int8 tensor cores, where it "
+                        "runs folded onto them; elsewhere it stays float, the usual recipe)")
+    r.add_argument("--float-first-conv", action="store_const", const=False, dest="int8_first_conv",
+                   help="keep the first conv float")
     r.add_argument("--tuning-log", help="JSON-lines tuning log to take the best configs from")
     r.add_argument("--input", help=".npy file with the input (default: random)")
     r.add_argument("--profile", action="store_true",
@@ -202,7 +205,10 @@ def main(argv=None) -> int:
     t.add_argument("--batch", type=int, default=1)
     t.add_argument("--image-size", type=int, default=None)
     t.add_argument("--dtype", default="float32", choices=["float32", "int8"])
-    t.add_argument("--int8-first-conv", action="store_true", help="as for run: tune the first conv in int8")
+    t.add_argument("--int8-first-conv", action="store_const", const=True, default=None,
+                   help="as for run: tune the first conv in int8")
+    t.add_argument("--float-first-conv", action="store_const", const=False, dest="int8_first_conv",
+                   help="as for run: keep the first conv float")
     t.add_argument("--trials", type=int, default=200, help="trials per task (at most)")
     t.add_argument("--tuner", default="ga", choices=sorted(TUNERS))
     t.add_argument("--history", action="append", default=[], metavar="LOG",

@@ -60,13 +60,15 @@ def test_a_pre_quantized_onnx_model_runs_packed(tmp_path, capsys):
     assert "conv2d_NCHWc_int8.cuda" in capsys.readouterr().out
 
 
-def test_int8_first_conv_flag_quantizes_every_conv(capsys):
+def test_first_conv_and_dense_are_int8_on_tensor_cores_unless_kept_float(capsys):
     args = ["tune", "resnet18", "--image-size", "32", "--dtype", "int8", "--batch", "2", "--list"]
-    assert main(args) == 0
-    assert "conv2d_nchw.cuda" in capsys.readouterr().out          # the first conv stays float
-    assert main(args + ["--int8-first-conv"]) == 0
+    assert main(args) == 0                                         # the sm_90 recipe: everything int8
     out = capsys.readouterr().out
-    assert "conv2d_nchw.cuda" not in out and "conv2d_NCHWc_int8.cuda((2, 1, 32, 32, 4)" in out
+    assert "conv2d_nchw.cuda" not in out and "dense.cuda" not in out
+    assert "conv2d_NHWC_int8_tensorcore.cuda((2, 32, 16, 32), (64, 7, 1, 32))" in out   # 7x7 folded to 7x1
+    assert "dense_int8_tensorcore.cuda((2, 512), (1000, 512))" in out
+    assert main(args + ["--float-first-conv"]) == 0
+    assert "conv2d_nchw.cuda" in capsys.readouterr().out
 
 
 def test_tune_accepts_every_registered_tuner(capsys):

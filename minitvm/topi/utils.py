@@ -28,6 +28,22 @@ def find_op(out, tags, what: str):
     raise ScheduleError(f"{what}: no op tagged {' / '.join(tags)} feeds {out.name}")
 
 
+def reader_of(output, tensor, what: str):
+    """The operation between ``output`` and ``tensor`` (inclusive of ``output``'s) that reads
+    ``tensor`` (a stage a template computes itself, e.g. its GEMM; the fused epilogue, if any,
+    lies between that reader and ``output``)."""
+    stack, seen = [output.op], set()
+    while stack:
+        op = stack.pop()
+        if op in seen or not hasattr(op, "input_tensors"):
+            continue
+        seen.add(op)
+        if any(t.op is tensor.op for t in op.input_tensors):
+            return op
+        stack.extend(t.op for t in op.input_tensors)
+    raise ScheduleError(f"{what}: {output.name} does not read {tensor.name}")
+
+
 def divisors(n: int) -> list:
     """All positive divisors of ``n``, ascending."""
     return [d for d in range(1, n + 1) if n % d == 0]

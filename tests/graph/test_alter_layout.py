@@ -130,10 +130,10 @@ def test_input_channels_are_padded_to_whole_tensor_core_k_steps():
     np.testing.assert_array_equal(build(a, "llvm").run({"x": x_})[0], run_reference(g, {"x": x_})[0])
 
 
-def _int8_dense_net(features=40):
+def _int8_dense_net(features=40, rows=3):
     """An int8 classifier: dense (40 features: padded to the tensor cores' 64) + int32 bias, then float."""
     g = Graph("qfc")
-    x = g.add_input("x", (3, features), "int8")
+    x = g.add_input("x", (rows, features), "int8")
     w = g.add_const("w", rng.integers(-128, 128, (24, features), dtype=np.int8))
     b = g.add_const("b", rng.integers(-1000, 1000, (24,), dtype=np.int32))
     d = g.add_op("dense", [x, w, b], {"out_dtype": "int32"}, name="fc")
@@ -141,19 +141,22 @@ def _int8_dense_net(features=40):
     return g
 
 
-def test_int8_dense_goes_to_the_tensor_core_gemm_with_its_features_padded():
-    g = _int8_dense_net()
+@pytest.mark.parametrize("rows,template", [(40, "dense_int8_tensorcore.cuda"), (3, "dense_int8_split_k.cuda"),
+                                           (16, "dense_int8_split_k.cuda")])
+def test_int8_dense_takes_split_k_for_small_batches_else_the_tensor_cores(rows, template):
+    g = _int8_dense_net(rows=rows)
     (fc,) = alter_layout(g, target="llvm").op_nodes("dense")
-    assert not fc.attrs["gemm_int8"]
+    assert not fc.attrs["gemm_int8"] and not fc.attrs["split_k"]
     a = alter_layout(g, target="cuda -arch=sm_90")
     (fc,) = a.op_nodes("dense")
-    assert fc.attrs["gemm_int8"] and [t.shape for t in a.input_types("fc")[:2]] == [(3, 64), (24, 64)]
-    x = rng.integers(-128, 128, (3, 40), dtype=np.int8)
+    assert [t.shape for t in a.input_types("fc")[:2]] == [(rows, 64), (24, 64)]
+    assert bool(fc.attrs["gemm_int8"]) == (rows > 16) and bool(fc.attrs["split_k"]) == (rows <= 16)
+    x = rng.integers(-128, 128, (rows, 40), dtype=np.int8)
     want = run_reference(g, {"x": x})[0]
     np.testing.assert_array_equal(run_reference(a, {"x": x})[0], want)
     np.testing.assert_array_equal(build(a, "llvm").run({"x": x})[0], want)
     model = build(a, "cuda -arch=sm_90")
-    assert any("[dense_int8_tensorcore.cuda]" in ln for ln in model.summary().splitlines())
+    assert any(f"[{template}]" in ln for ln in model.summary().splitlines())
 
 
 # the first convs of the seed models: ResNet / DRN 7x7 s2 p3, VGG 3x3 s1 p1, Inception 3x3 s2 p0;

@@ -2,7 +2,7 @@
 implementations of an op."""
 from __future__ import annotations
 
-__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense", "x86_int8_conv2d"]
+__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense", "split_k_dense", "x86_int8_conv2d"]
 
 
 def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:
@@ -19,6 +19,11 @@ def nhwc_int8_conv2d(attrs: dict, in_types: list) -> bool:
 def gemm_int8_dense(attrs: dict, in_types: list) -> bool:
     """An int8 dense that ``alter_layout`` gave to the tensor-core GEMM (``gemm_int8``)."""
     return bool(attrs.get("gemm_int8")) and in_types[0].dtype == "int8"
+
+
+def split_k_dense(attrs: dict, in_types: list) -> bool:
+    """An int8 dense of a small batch that ``alter_layout`` split over slices of its features (``split_k``)."""
+    return attrs.get("split_k", 0) > 0 and in_types[0].dtype == "int8"
 
 
 def x86_int8_conv2d(attrs: dict, in_types: list) -> bool:

@@ -268,7 +268,9 @@ _deform_infer.compute(_deform_compute, lambda t, o, a: _conv_macs(t, o, a, defor
 @_op("dense", ("data", "weight", "bias?"),
      (Attr("units", "int", None, "output features (checked against the weight)"),
       Attr("out_dtype", "dtype", "", "output dtype ('' = data dtype)"),
-      Attr("gemm_int8", "bool", False, "int8 on the tensor-core GEMM (set by alter_layout, features padded to 32)")),
+      Attr("gemm_int8", "bool", False, "int8 on the tensor-core GEMM (set by alter_layout, features padded to 32)"),
+      Attr("split_k", "int", 0, "int8 as this many partial sums over slices of the features (set by alter_layout "
+                                "for small batches on CUDA; 0: one sum)")),
      doc="data [N, K] x weight [units, K]^T (+ bias [units]).")
 def _dense_infer(ctx, types, attrs):
     dt, wt = types[0], types[1]
@@ -431,10 +433,13 @@ register_compute("conv2d", _conv2d_te)
 register_compute("deformable_conv2d", _deformable_conv2d_te)
 def _dense_te(node, ins, name):
     bias = ins[2] if len(ins) > 2 else None
-    if not node.attrs.get("gemm_int8"):
+    if node.attrs.get("split_k"):
+        out = topi_dense.dense_int8_split_k(ins[0], ins[1], node.attrs["split_k"], name=name)
+    elif node.attrs.get("gemm_int8"):
+        # int8 on the tensor cores (alter_layout marks only such denses)
+        out = dense_int8_gemm(ins[0], ins[1], name=name)
+    else:
         return topi_dense.dense(ins[0], ins[1], bias, out_dtype=node.type.dtype, name=name)
-    # int8 on the tensor cores (alter_layout marks only such denses)
-    out = dense_int8_gemm(ins[0], ins[1], name=name)
     if bias is None:
         return out
     return te.compute(out.shape, lambda m, n: out(m, n) + bias[n], name=f"{name}_bias", tag="injective,bias_add")

@@ -5,9 +5,9 @@ priority (see :mod:`.strategy`).
 """
 from __future__ import annotations
 
-from ...topi.cuda import (conv2d, conv2d_int8, deformable_conv2d, dense, gemm_int8_tensorcore, injective, matmul,
-                          reduction)
-from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d
+from ...topi.cuda import (conv2d, conv2d_int8, deformable_conv2d, dense, dense_split_k, gemm_int8_tensorcore,
+                          injective, matmul, reduction)
+from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d, split_k_dense
 from .strategy import GENERIC, register_schedule
 
 KIND = "cuda"
@@ -21,6 +21,8 @@ register_schedule("conv2d", KIND, gemm_int8_tensorcore.schedule_int8_gemm, "conv
 register_schedule("dense", KIND, dense.schedule_dense, "dense.cuda")
 register_schedule("dense", KIND, gemm_int8_tensorcore.schedule_int8_gemm, "dense_int8_tensorcore.cuda",
                   condition=gemm_int8_dense, priority=20)
+register_schedule("dense", KIND, dense_split_k.schedule_dense_int8_split_k, "dense_int8_split_k.cuda",
+                  condition=split_k_dense, priority=25)
 register_schedule("matmul", KIND, matmul.schedule_matmul_naive, "matmul_naive.cuda")
 register_schedule("deformable_conv2d", KIND, deformable_conv2d.schedule_deformable_conv2d_nchw,
                   "deformable_conv2d_nchw.cuda")

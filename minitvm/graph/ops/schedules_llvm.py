@@ -1,8 +1,8 @@
 """The LLVM (CPU) implementations of the graph ops' strategies (target kind ``"llvm"``)."""
 from __future__ import annotations
 
-from ...topi.cpu import conv2d, conv2d_int8, dense, gemm_int8, injective
-from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d, x86_int8_conv2d
+from ...topi.cpu import conv2d, conv2d_int8, dense, dense_split_k, gemm_int8, injective
+from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d, split_k_dense, x86_int8_conv2d
 from .strategy import GENERIC, register_schedule
 
 KIND = "llvm"
@@ -20,6 +20,8 @@ for _op in ("dense", "matmul"):
     register_schedule(_op, KIND, dense.schedule_dense, "dense.llvm")
 register_schedule("dense", KIND, gemm_int8.schedule_int8_gemm, "dense_int8_gemm.llvm", condition=gemm_int8_dense,
                   priority=20)
+register_schedule("dense", KIND, dense_split_k.schedule_dense_int8_split_k, "dense_int8_split_k.llvm",
+                  condition=split_k_dense, priority=25)
 for _op in ("max_pool2d", "avg_pool2d"):
     register_schedule(_op, KIND, injective.schedule_pool, "pool.llvm")
 for _op in ("global_avg_pool2d", "global_max_pool2d"):

@@ -16,8 +16,9 @@ Three layouts, one per template family:
   channels as one 32-bit word: every other int8 conv (older GPUs, other CPUs, grouped convs).
 
 An int8 ``dense`` (the classifier of a fully int8 or a pre-quantized model) keeps its layout but,
-with tensor cores, gets ``gemm_int8`` (the tensor-core GEMM computes it) and its features padded
-with zeros to a multiple of 32.
+on CUDA, gets its features padded with zeros to a multiple of 32 and either ``split_k`` (batches
+of at most 16 rows: partial dp4a sums over slices of the features, so that many threads stream
+the weights) or, with tensor cores, ``gemm_int8`` (the tensor-core GEMM computes it).
 
 The pass rewrites each int8 NCHW conv2d to its layout, lets the element-wise ops and max pools that
 follow it (relu, requantize, int8 adds, casts, also with one-element constants such as zero
@@ -123,6 +124,15 @@ def alter_layout(graph, factor: int = 4, target=None):
                 g.add_op("conv2d", [data, w] + list(node.inputs[2:]), attrs, name=name)
                 channels[name] = in_types[1].shape[0]
                 continue
+        if node.op == "dense" and _dense_fits_split_k(target, in_types):
+            from ...topi.cuda.dense_split_k import choose_splits
+            ins = list(node.inputs)
+            if in_types[0].shape[1] % TENSOR_CORE_K:
+                ins[:2] = [pad_channels(v) for v in ins[:2]]
+            features = g.node(ins[0]).type.shape[1]
+            attrs["split_k"] = choose_splits(in_types[0].shape[0], in_types[1].shape[0], features)
+            g.add_op("dense", ins, attrs, name=name)
+            continue
         if node.op == "dense" and tensor_cores and _dense_fits_tensor_cores(in_types):
             ins = list(node.inputs)
             if in_types[0].shape[1] % TENSOR_CORE_K:
@@ -161,6 +171,15 @@ def alter_layout(graph, factor: int = 4, target=None):
     for o in graph.outputs:
         g.mark_output(convert(o, "NCHW") if g.node(o).type.layout in altered else o)
     return cancel_transforms(fold_constant(g))
+
+
+def _dense_fits_split_k(target, in_types) -> bool:
+    """An int8 dense of at most 16 rows (a small batch) on a CUDA target with dp4a: its time is the
+    read of the weights, which the split-K template streams (``topi/cuda/dense_split_k.py``)."""
+    from ...topi.cuda.dense_split_k import MAX_ROWS
+    data, weight = in_types[0], in_types[1]
+    return (target is not None and target.kind == "cuda" and "dp4a" in target.features and data.ndim == 2
+            and data.dtype == weight.dtype == "int8" and data.shape[0] <= MAX_ROWS)
 
 
 def _dense_fits_tensor_cores(in_types) -> bool:

@@ -9,8 +9,8 @@ out for the tensor cores also runs, bit for bit the same, on the CPU; it is not 
 from __future__ import annotations
 
 from ... import te
-from ..nn.conv2d_gemm import GEMM_TAG, gemm_reader
-from ..utils import as_list, find_op, inline_between
+from ..nn.conv2d_gemm import GEMM_TAG
+from ..utils import as_list, find_op, inline_between, reader_of
 
 
 def schedule_int8_gemm(outs):
@@ -21,7 +21,7 @@ def schedule_int8_gemm(outs):
     gemm = find_op(output, GEMM_TAG, "schedule_int8_gemm (cpu)").output(0)
     A = gemm.op.input_tensors[0]
     s[A].compute_inline()
-    remap = gemm_reader(output, gemm)
+    remap = reader_of(output, gemm, "schedule_int8_gemm (cpu)")
     inline_between(s, remap.output(0), output, "schedule_int8_gemm (cpu)")
     if remap is not output.op:
         s[remap].compute_inline()

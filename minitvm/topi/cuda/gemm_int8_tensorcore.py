@@ -31,9 +31,9 @@ from ... import autotune, te
 from ...dtype import bits
 from ...errors import ScheduleError
 from ...device_limits import cuda_limits
-from ..nn.conv2d_gemm import GEMM_TAG, MMA_K, MMA_M, MMA_N, gemm_reader
+from ..nn.conv2d_gemm import GEMM_TAG, MMA_K, MMA_M, MMA_N
 from .. import testing
-from ..utils import conv_args, find_op, inline_between, resolve_config
+from ..utils import conv_args, find_op, inline_between, reader_of, resolve_config
 from .tensor_intrin import ldmatrix_a, ldmatrix_b, ldmatrix_b16, mma_s8, store_acc
 
 _LIMITS = cuda_limits("sm_90")   # the template's filter bounds blocks by the largest (Hopper) limits
@@ -254,7 +254,7 @@ def schedule_int8_gemm(outs, cfg=None):
     (_, wm, pm), (_, wn, pn) = v["tile_m"], v["tile_n"]
     bm_rows, bn_cols = wm * pm, wn * pn * MMA_N
 
-    remap = gemm_reader(output, gemm)
+    remap = reader_of(output, gemm, "schedule_int8_gemm")
     inline_between(s, remap.output(0), output, "schedule_int8_gemm")
     if remap is not output.op:
         s[remap].compute_inline()

@@ -132,20 +132,5 @@ def fold_kernel_width(data, kernel_w: int, stride_w: int = 1, dilation_w: int = 
     return te.compute((N, H, ow, cp), fold, name=name, tag="injective")
 
 
-def gemm_reader(output, gemm):
-    """The operation between ``output`` and the GEMM stage ``gemm`` that reads it back (the conv's
-    NHWC output or the dense output; the fused epilogue, if any, lies between it and ``output``)."""
-    stack, seen = [output.op], set()
-    while stack:
-        op = stack.pop()
-        if op in seen or not hasattr(op, "input_tensors"):
-            continue
-        seen.add(op)
-        if any(t.op is gemm.op for t in op.input_tensors):
-            return op
-        stack.extend(t.op for t in op.input_tensors)
-    raise ShapeError(f"{output.name} does not read the int8 GEMM {gemm.name}")
-
-
 __all__ = ["conv2d_NHWC_int8_gemm", "dense_int8_gemm", "fold_kernel_width", "folded_width", "gemm_rows",
-           "gemm_reader", "GEMM_TAG"]
+           "GEMM_TAG"]

@@ -34,3 +34,30 @@ def dense_int8(data, weight, bias=None, name: str = "dense_int8"):
         if t.dtype not in ("int8", "uint8"):
             raise DtypeError(f"{name}: {t.name} must be int8, got {t.dtype}")
     return dense(data, weight, bias, out_dtype="int32", name=name)
+
+
+SPLIT_K_TAG = "dense_split_k"
+
+
+def dense_int8_split_k(data, weight, splits: int, name: str = "dense_int8_split_k"):
+    """int8 dense (``data [M, K]`` times ``weight [N, K]`` transposed, int32) as ``splits`` partial
+    sums over equal slices of ``K`` (``partial[s, m, n]``) and their sum: for small batches, whose
+    time is the read of the weights, so that many more threads stream them. int32 sums wrap, so
+    the result is the plain dense's bit for bit."""
+    for t in (data, weight):
+        if t.dtype != "int8":
+            raise DtypeError(f"{name}: {t.name} must be int8, got {t.dtype}")
+    M, K = (_const(d) for d in data.shape)
+    N, K2 = (_const(d) for d in weight.shape)
+    if K != K2:
+        raise ShapeError(f"{name}: {data.name} has {K} input features, {weight.name} expects {K2}")
+    if splits < 1 or K % splits:
+        raise ShapeError(f"{name}: {splits} splits must divide the {K} input features")
+    ks = K // splits
+    r = te.reduce_axis((0, ks), "rk")
+    partial = te.compute(
+        (splits, M, N),
+        lambda s, m, n: te.sum(data[m, s * ks + r].astype("int32") * weight[n, s * ks + r].astype("int32"), axis=r),
+        name=f"{name}_partial", tag=SPLIT_K_TAG)
+    rs = te.reduce_axis((0, splits), "rs")
+    return te.compute((M, N), lambda m, n: te.sum(partial[rs, m, n], axis=rs), name=name, tag="dense_int8")
