@@ -62,3 +62,17 @@ def test_quantized_zoo_model_gpu_close_to_cpu():
     cpu = build(q, "llvm").run({inp: x})[0]
     assert np.linalg.norm(gpu - cpu) <= 0.02 * np.linalg.norm(cpu)
     assert np.argmax(gpu) == np.argmax(cpu)
+
+
+@pytest.mark.parametrize("name,size,batch", [("resnet50", 64, 2), ("vgg19", 32, 16), ("drn_c_26", 64, 1)])
+def test_tensor_core_recipe_gpu_equals_cpu_bit_for_bit(name, size, batch):
+    """The recipe of GPUs with int8 tensor cores: the first conv folded onto them, the dense layers
+    split-K (batches up to 16): every layer int8, so GPU and CPU agree exactly."""
+    graph, _ = zoo.get_model(name, batch=batch, image_size=size)
+    q = quantize_for_target(graph, np.random.default_rng(0), 2, target="cuda")
+    inp = q.topo_order()[0]
+    x = rng.standard_normal(tuple(q.node(inp).type.shape)).astype("float32")
+    model = build(q, "cuda")
+    summary = model.summary()
+    assert "fold_kernel_width" in summary and "[dense_int8_split_k.cuda]" in summary
+    np.testing.assert_array_equal(model.run({inp: x})[0], build(q, "llvm").run({inp: x})[0])
