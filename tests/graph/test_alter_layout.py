@@ -196,3 +196,41 @@ def test_without_tensor_cores_the_first_conv_stays_on_dp4a():
     a = alter_layout(_first_conv_net(3, 16, 7, 2, 3, 1), target="cuda -arch=sm_75")
     assert not a.op_nodes("fold_kernel_width")
     assert {n.attrs["data_layout"] for n in a.op_nodes("conv2d")} == {"NCHW4c"}
+
+
+def _offset_conv_net():
+    """DCN's offset conv: 18 output channels (2 x 3 x 3 taps), requantized per channel, dequantized
+    and read in NCHW; beside it a residual block whose 20-channel conv output meets an add."""
+    g = Graph("offsets")
+    x = g.add_input("x", (2, 32, 6, 6), "int8")
+    w = g.add_const("w", rng.integers(-128, 128, (18, 32, 3, 3), dtype=np.int8))
+    b = g.add_const("b", rng.integers(-5000, 5000, (18,), dtype=np.int32))
+    c = g.add_op("conv2d", [x, w, b], {"padding": (1, 1, 1, 1), "out_dtype": "int32"}, name="offset")
+    m = g.add_const("m", rng.integers(2 ** 29, 2 ** 30, (18,), dtype=np.int32))
+    s = g.add_const("s", np.full((18,), 14, np.int32))
+    q = g.add_op("requantize_per_channel", [c, m, s], {"out_dtype": "int8"}, name="q")
+    g.mark_output(g.add_op("cast", [q], {"dtype": "float32"}, name="f"))
+    w2 = g.add_const("w2", rng.integers(-128, 128, (20, 32, 1, 1), dtype=np.int8))
+    c2 = g.add_op("conv2d", [x, w2], {"out_dtype": "int32"}, name="c20")
+    q2 = g.add_op("requantize", [c2], {"multiplier": 1 << 30, "shift": -12}, name="q20")
+    w3 = g.add_const("w3", rng.integers(-128, 128, (20, 20, 3, 3), dtype=np.int8))
+    c3 = g.add_op("conv2d", [g.add_op("relu", [q2], name="r20"), w3], {"padding": (1, 1, 1, 1),
+                                                                        "out_dtype": "int32"}, name="c20b")
+    q3 = g.add_op("requantize", [c3], {"multiplier": 1 << 30, "shift": -12}, name="q20b")
+    g.mark_output(g.add_op("add", [q3, q2], name="res"))
+    return g
+
+
+def test_output_channels_off_the_8_column_tiles_are_padded_and_cropped():
+    g = _offset_conv_net()
+    a = alter_layout(g, target="cuda -arch=sm_90")
+    convs = {n.name: n for n in a.op_nodes("conv2d")}
+    assert all(n.attrs["data_layout"] == "NHWC" for n in convs.values())
+    assert a.node("offset").type.shape == (2, 6, 6, 24) and a.node("c20").type.shape == (2, 6, 6, 24)
+    assert a.input_types("c20b")[1].shape == (24, 3, 3, 32)          # 20 input channels padded like the data
+    x = rng.integers(-128, 128, (2, 32, 6, 6), dtype=np.int8)
+    want = run_reference(g, {"x": x})
+    assert [o.shape for o in want] == [(2, 18, 6, 6), (2, 20, 6, 6)]
+    for got in (run_reference(a, {"x": x}), build(a, "llvm").run({"x": x})):
+        for w_, g_ in zip(want, got):
+            np.testing.assert_array_equal(g_, w_)

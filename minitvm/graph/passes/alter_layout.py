@@ -42,6 +42,7 @@ LAYOUT_AGNOSTIC = {"relu", "clip", "cast", "requantize", "qadd", "add", "sub", "
 NHWC, OHWI = "NHWC", "OHWI"
 TENSOR_CORE_FEATURE = "mma_s8_m16n8k32"
 TENSOR_CORE_K = 32      # input channels per k-step of mma.m16n8k32: NHWC convs pad theirs to a multiple
+TENSOR_CORE_N = 8       # output channels per mma.m16n8k32 tile: NHWC convs pad theirs to a multiple
 
 
 def _is_int8(t) -> bool:
@@ -70,11 +71,26 @@ def alter_layout(graph, factor: int = 4, target=None):
         key = (v, layout)
         if key not in twin:
             attrs = {"src_layout": cur, "dst_layout": layout}
-            if cur in altered and cur != NHWC:
+            if cur in altered and (cur != NHWC or channels.get(v, t.shape[3]) < t.shape[3]):
                 attrs["extents"] = {"C": channels[v]}
             twin[key] = g.add_op("layout_transform", [v], attrs, name=g.unique_name(f"{v}_{layout}"))
             if layout in altered:
                 channels[twin[key]] = channels.get(v, t.shape[1] if cur == "NCHW" else t.shape[3])
+        return twin[key]
+
+    def pad_axis(v, axis, size, value=0):
+        """``v`` padded with ``value`` along ``axis`` to ``size`` (a constant's padding is folded)."""
+        t = g.node(v).type
+        extra = size - t.shape[axis]
+        if extra <= 0:
+            return v
+        key = (v, "pad", axis, size)
+        if key not in twin:
+            pw = tuple((0, extra) if a == axis else (0, 0) for a in range(t.ndim))
+            twin[key] = g.add_op("pad", [v], {"pad_width": pw, "value": value},
+                                 name=g.unique_name(f"{v}_pad{size}"))
+            if v in channels:
+                channels[twin[key]] = channels[v]
         return twin[key]
 
     def pad_channels(v):
@@ -103,7 +119,7 @@ def alter_layout(graph, factor: int = 4, target=None):
                 fold_width(g, node, convert(node.inputs[0], NHWC), graph.node(node.inputs[1]).value)
                 channels[name] = in_types[1].shape[0]
                 continue
-            if tensor_cores and _fits_tensor_cores(in_types, attrs):
+            if tensor_cores and _fits_tensor_cores(in_types, attrs, graph.node(node.inputs[1])):
                 layouts = (NHWC, OHWI)
             elif x86 and _fits_x86(in_types, attrs, x86[3]):
                 layouts = x86[:3]
@@ -115,14 +131,22 @@ def alter_layout(graph, factor: int = 4, target=None):
                 w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": layouts[1]},
                              name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
                 data = convert(node.inputs[0], layouts[0])
-                if layouts[0] == NHWC and in_types[1].shape[1] % TENSOR_CORE_K:
+                if layouts[0] == NHWC and (in_types[1].shape[1] % TENSOR_CORE_K or
+                                           g.node(data).type.shape[3] != in_types[1].shape[1]):
                     # channels padded with zeros to whole k-steps, on the data and (folded) on the weights
                     data, w = pad_channels(data), pad_channels(w)
+                ins = [data, w] + list(node.inputs[2:])
+                O = in_types[1].shape[0]
+                if layouts[0] == NHWC and O % TENSOR_CORE_N:
+                    # output channels padded to whole 8-column tiles: zero weight rows (and bias); the
+                    # padded channels are cropped where the value leaves NHWC
+                    size = -(-O // TENSOR_CORE_N) * TENSOR_CORE_N
+                    ins = [data, pad_axis(w, 0, size)] + [pad_axis(b, 0, size) for b in ins[2:]]
                 attrs.update(data_layout=layouts[0], kernel_layout=layouts[1])
                 if len(layouts) > 2:
                     attrs.update(out_layout=layouts[2])
-                g.add_op("conv2d", [data, w] + list(node.inputs[2:]), attrs, name=name)
-                channels[name] = in_types[1].shape[0]
+                g.add_op("conv2d", ins, attrs, name=name)
+                channels[name] = O
                 continue
         if node.op == "dense" and _dense_fits_split_k(target, in_types):
             from ...topi.cuda.dense_split_k import choose_splits
@@ -144,9 +168,13 @@ def alter_layout(graph, factor: int = 4, target=None):
         layout_in = [t.layout if t.layout in altered else None for t in in_types]
         first = next((lay for lay in layout_in if lay), None)
         if node.op == "requantize_per_channel" and first and attrs.get("axis", 1) % 4 == 1:
+            ins = list(node.inputs)
             if first == NHWC:
                 attrs["axis"] = 3                                     # the channel axis of NHWC
-            g.add_op(node.op, list(node.inputs), attrs, name=name)   # per-channel constants stay [C]
+                # per-channel constants padded like the channels (with a valid multiplier and shift)
+                c = in_types[0].shape[3]
+                ins[1:] = [pad_axis(ins[1], 0, c, 1 << 30), pad_axis(ins[2], 0, c, 0)]
+            g.add_op(node.op, ins, attrs, name=name)                 # per-channel constants stay [C]
             channels[name] = channels.get(node.inputs[0], in_types[0].shape[1] * factor)
             continue
         scalar = [g.node(i).is_const and g.node(i).type.size == 1 for i in node.inputs]
@@ -155,6 +183,9 @@ def alter_layout(graph, factor: int = 4, target=None):
                     for i, t, sc in zip(node.inputs, in_types, scalar)):
             # a one-element constant (a zero point, a scale) broadcasts the same in any layout
             ins = [i if sc else convert(i, first) for i, sc in zip(node.inputs, scalar)]
+            if first == NHWC:   # values with padded channels beside ones without: pad them all alike
+                widest = max(g.node(i).type.shape[3] for i, sc in zip(ins, scalar) if not sc)
+                ins = [i if sc else pad_axis(i, 3, widest) for i, sc in zip(ins, scalar)]
             g.add_op(node.op, ins, attrs, name=name)
             channels[name] = max(channels[i] for i, sc in zip(ins, scalar) if not sc)
             continue
@@ -189,11 +220,13 @@ def _dense_fits_tensor_cores(in_types) -> bool:
             and weight.shape[1] >= 16)
 
 
-def _fits_tensor_cores(in_types, attrs) -> bool:
-    """groups 1, int8 data, output channels a multiple of 8 and at least 16 input channels (fewer
-    would be mostly padding: the 3-channel first conv stays on dp4a)."""
+def _fits_tensor_cores(in_types, attrs, weight) -> bool:
+    """groups 1, int8 data, at least 16 input channels (fewer would be mostly padding: those fold
+    their kernel width instead), output channels a multiple of 8 or constant weights (whose rows
+    are padded to one: DCN's 18-channel offset convs)."""
     O, I = in_types[1].shape[0], in_types[1].shape[1]
-    return attrs.get("groups", 1) == 1 and in_types[0].dtype == "int8" and I >= 16 and O % 8 == 0
+    return (attrs.get("groups", 1) == 1 and in_types[0].dtype == "int8" and I >= 16
+            and (O % TENSOR_CORE_N == 0 or weight.is_const))
 
 
 def _foldable(in_types, attrs, weight) -> bool:
