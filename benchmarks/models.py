@@ -33,23 +33,23 @@ LABELS = {"resnet50": "ResNet-50", "vgg19": "VGG-19", "inception_v3": "Inception
           "resnext50_32x4d": "ResNeXt-50", "dcn_resnet101": "DCN-ResNet-101"}
 
 
-def _graph(name, batch, dtype, int8_first_conv=False):
+def _graph(name, batch, dtype, recipe=None):
     from minitvm.graph import zoo
     from minitvm.models import quantize_for_target
     fgraph, _ = zoo.get_model(name, batch=batch)
     if dtype == "int8":
-        return fgraph, quantize_for_target(fgraph, np.random.default_rng(0), 0, int8_first_conv, target="cuda")
+        return fgraph, quantize_for_target(fgraph, np.random.default_rng(0), 0, target="cuda", **(recipe or {}))
     return fgraph, fgraph
 
 
 def _build_job(job):
     """Build one (model, batch, dtype) and save it; ``(key, path or None, build seconds, error)``."""
-    name, batch, dtype, first_conv, tuning_log, folder = job
+    name, batch, dtype, recipe, tuning_log, folder = job
     key = f"{name}-b{batch}-{dtype}"
     try:
         import contextlib
         from minitvm.graph.build import build
-        _, graph = _graph(name, batch, dtype, first_conv)
+        _, graph = _graph(name, batch, dtype, recipe)
         ctx = contextlib.nullcontext()
         if tuning_log:
             from minitvm.autotune import ApplyHistoryBest
@@ -129,7 +129,7 @@ def measure(args, built):
                     except Exception as e:
                         print(f"  {key}: artifact did not load ({type(e).__name__}: {e}); building here", flush=True)
                 if model is None and error is None:
-                    _, graph = _graph(name, batch, dtype, args.int8_first_conv)
+                    _, graph = _graph(name, batch, dtype, args.recipe)
                     t0 = time.perf_counter()
                     model = build(graph, "cuda")
                     build_s = time.perf_counter() - t0
@@ -219,7 +219,8 @@ def main():
     p.add_argument("--batches", default="1,16")
     p.add_argument("--dtypes", default="int8", help="int8, float32 or both")
     p.add_argument("--tuning-log", default=None, help="apply the best configs of this log")
-    p.add_argument("--int8-first-conv", action="store_true", help="int8 rows quantize the first conv too")
+    p.add_argument("--float-first-conv", action="store_true", help="int8 rows keep the first conv float")
+    p.add_argument("--float-dense", action="store_true", help="int8 rows keep the dense layers float")
     p.add_argument("--jobs", type=int, default=0, help="build in this many processes first")
     p.add_argument("--profile", type=int, default=0, help="print each model's N slowest kernels")
     p.add_argument("--torch-compile", action="store_true", help="also time torch.compile(max-autotune) fp16")
@@ -239,13 +240,14 @@ def main():
     args.models = list(SEED_MODELS) if args.models == "all" else args.models.split(",")
     args.batches = [int(b) for b in args.batches.split(",")]
     args.dtypes = args.dtypes.split(",")
+    args.recipe = {k: False for k, flag in (("first_conv", args.float_first_conv), ("dense", args.float_dense)) if flag}
     folder = args.artifacts or tempfile.mkdtemp(prefix="minitvm-models-")
     os.makedirs(folder, exist_ok=True)
     keys = [(m, b, d) for m in args.models for b in args.batches for d in args.dtypes]
     built = {f"{m}-b{b}-{d}": (os.path.join(folder, f"{m}-b{b}-{d}.mtvm"), 0.0, None) for m, b, d in keys
              if os.path.exists(os.path.join(folder, f"{m}-b{b}-{d}.mtvm"))}
     if args.jobs:
-        jobs = [(m, b, d, args.int8_first_conv, args.tuning_log, folder) for m, b, d in keys
+        jobs = [(m, b, d, args.recipe, args.tuning_log, folder) for m, b, d in keys
                 if f"{m}-b{b}-{d}" not in built]
         t0 = time.perf_counter()
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
