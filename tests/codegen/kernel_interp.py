@@ -241,8 +241,9 @@ class Thread:
             if e.op == "dp4a":
                 a, b, c = (self.ev(x) for x in e.args)
                 return _wrap(int(np.dot(a.astype(np.int64), b.astype(np.int64))) + int(c), "int32")
-            if e.op in ("exp", "sqrt", "fabs", "round"):
-                f = {"exp": np.exp, "sqrt": np.sqrt, "fabs": np.abs, "round": np.rint}[e.op]
+            if e.op in ("exp", "sqrt", "fabs", "round", "floor", "ceil"):
+                f = {"exp": np.exp, "sqrt": np.sqrt, "fabs": np.abs, "round": np.rint, "floor": np.floor,
+                     "ceil": np.ceil}[e.op]
                 return _wrap(f(self.ev(e.args[0])), e.dtype)
             if e.op in ("shift_left", "shift_right"):     # int64 operands in these kernels
                 a, b = (np.asarray(self.ev(x)).astype(np.int64) for x in e.args)

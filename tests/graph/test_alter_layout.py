@@ -234,3 +234,34 @@ def test_output_channels_off_the_8_column_tiles_are_padded_and_cropped():
     for got in (run_reference(a, {"x": x}), build(a, "llvm").run({"x": x})):
         for w_, g_ in zip(want, got):
             np.testing.assert_array_equal(g_, w_)
+
+
+def _int8_dcn_net():
+    """An int8 deformable conv whose offsets an int8 conv computes (18 channels, dequantized)."""
+    g = Graph("dcn")
+    x = g.add_input("x", (2, 32, 7, 6), "int8")
+    wo = g.add_const("wo", rng.integers(-128, 128, (18, 32, 3, 3), dtype=np.int8))
+    oc = g.add_op("conv2d", [x, wo], {"strides": (2, 2), "padding": (1, 1, 1, 1), "out_dtype": "int32"}, name="oc")
+    off = g.add_op("dequantize", [g.add_op("requantize", [oc], {"multiplier": 1 << 30, "shift": -14}, name="oq")],
+                   {"scale": 0.05}, name="off")
+    w = g.add_const("w", rng.integers(-128, 128, (16, 32, 3, 3), dtype=np.int8))
+    b = g.add_const("b", rng.integers(-1000, 1000, (16,), dtype=np.int32))
+    d = g.add_op("deformable_conv2d", [x, off, w, b], {"strides": (2, 2), "padding": (1, 1, 1, 1),
+                                                       "out_dtype": "int32"}, name="dcn")
+    g.mark_output(g.add_op("requantize", [d], {"multiplier": 1 << 30, "shift": -12}, name="q"))
+    return g
+
+
+def test_an_int8_deformable_conv_samples_into_channels_for_the_tensor_cores():
+    g = _int8_dcn_net()
+    a = alter_layout(g, target="cuda -arch=sm_90")
+    (sample,) = a.op_nodes("deformable_sample")
+    assert sample.type.shape == (2, 4, 3, 288) and not a.op_nodes("deformable_conv2d")
+    assert a.node("dcn").attrs["data_layout"] == "NHWC" and a.input_types("dcn")[1].shape == (16, 1, 1, 288)
+    assert a.input_types(sample.name)[1].shape == (2, 18, 4, 3)         # offsets cropped from 24 channels, NCHW
+    x = rng.integers(-128, 128, (2, 32, 7, 6), dtype=np.int8)
+    want = run_reference(g, {"x": x})[0]
+    np.testing.assert_array_equal(run_reference(a, {"x": x})[0], want)
+    np.testing.assert_array_equal(build(a, "llvm").run({"x": x})[0], want)
+    summary = build(a, "cuda -arch=sm_90").summary()
+    assert "deformable_sample" in summary and "deformable_conv2d_nchw" not in summary

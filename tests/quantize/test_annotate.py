@@ -81,3 +81,40 @@ def test_concat_inputs_take_the_concat_scale():
     assert q.node("cat").op == "concatenate" and q.node("cat").type.dtype == "int8"
     ref, out = run_reference(g, data[0])[0], run_reference(q, data[0])[0]
     assert np.abs(ref - out).max() < 2 * cal.scales["cat"]
+
+
+def _dcn_graph():
+    """conv -> relu -> (offset conv) -> deformable conv -> batch norm -> relu, float."""
+    rng = np.random.default_rng(4)
+    g = Graph("dcn")
+    x = g.add_input("data", (2, 8, 9, 9))
+    c = g.add_op("conv2d", [x, g.add_const("w0", rng.standard_normal((16, 8, 3, 3)).astype("float32"))],
+                 {"padding": (1, 1, 1, 1)}, name="conv0")
+    r = g.add_op("relu", [c], name="relu0")
+    off = g.add_op("conv2d", [r, g.add_const("wo", (rng.standard_normal((18, 16, 3, 3)) * 0.01).astype("float32"))],
+                   {"padding": (1, 1, 1, 1)}, name="offset")
+    d = g.add_op("deformable_conv2d", [r, off, g.add_const("wd", rng.standard_normal((16, 16, 3, 3)).astype("float32"))],
+                 {"padding": (1, 1, 1, 1)}, name="dcn")
+    bn = [g.add_const(f"bn{i}", v.astype("float32")) for i, v in
+          enumerate((rng.uniform(0.5, 2, 16), rng.standard_normal(16), rng.standard_normal(16), rng.uniform(0.5, 2, 16)))]
+    b = g.add_op("batch_norm", [d] + bn, {"epsilon": 1e-5}, name="bn")
+    g.mark_output(g.add_op("relu", [b], name="relu1"))
+    return g
+
+
+def test_a_deformable_conv_is_an_int8_anchor_with_float_offsets_and_its_batch_norm_folded():
+    from minitvm.graph.quantize import quantize_graph
+    g = _dcn_graph()
+    with qconfig(skip_conv_layers=[]):
+        ann = annotate(g)
+    assert ann.anchors == ["conv0", "offset", "dcn"]
+    assert not ann.graph.op_nodes("batch_norm") and len(ann.graph.node("dcn").inputs) == 4   # + folded bias
+    rng = np.random.default_rng(5)
+    data = [{"data": rng.standard_normal((2, 8, 9, 9)).astype("float32")} for _ in range(2)]
+    with qconfig(skip_conv_layers=[], calibrate_mode="max"):
+        q = quantize_graph(g, data)
+    (d,) = q.op_nodes("deformable_conv2d")
+    assert [q.node(i).type.dtype for i in d.inputs] == ["int8", "float32", "int8", "int32"]
+    want = run_reference(g, data[0])[0]
+    got = run_reference(q, data[0])[0]
+    assert np.linalg.norm(got - want) <= 0.05 * np.linalg.norm(want)

@@ -125,8 +125,11 @@ def test_errors_name_the_tensor():
         deformable_conv2d_nchw(X, te.placeholder((1, 54, 6, 6), "float32", "off"), Wt, 1, 1, 1, 3)
     with pytest.raises(ShapeError, match="weight has 4 input channels per group"):
         deformable_conv2d_nchw(X, te.placeholder((1, 18, 6, 6), "float32", "off"), Wt, 1, 1, 1, 1, 2)
-    with pytest.raises(DtypeError, match="data featq must be a float"):
+    with pytest.raises(DtypeError, match="int8 data needs an int8 kernel"):
         deformable_conv2d_nchw(te.placeholder((1, 4, 6, 6), "int8", "featq"),
+                               te.placeholder((1, 18, 6, 6), "float32", "off"), Wt, 1, 1)
+    with pytest.raises(DtypeError, match="data featu must be a float"):
+        deformable_conv2d_nchw(te.placeholder((1, 4, 6, 6), "uint8", "featu"),
                                te.placeholder((1, 18, 6, 6), "float32", "off"), Wt, 1, 1)
 
 

@@ -87,7 +87,11 @@ def _conv_infer(ctx, types, attrs, deformable=False):
         if ot.shape != want:
             raise ctx.shape_error(f"offset must have shape {list(want)} (N, 2*deformable_groups*KH*KW, OH, OW), "
                                   f"got {list(ot.shape)}")
-        if ot.dtype != dt.dtype:
+        if dt.dtype == "int8":
+            if ot.dtype != "float32" or wt.dtype != "int8" or out_dtype != "int32":
+                raise ctx.dtype_error(f"int8 data needs float32 offsets, an int8 weight and out_dtype int32, got "
+                                      f"{ot.dtype}, {wt.dtype} and {out_dtype}")
+        elif ot.dtype != dt.dtype:
             raise ctx.dtype_error(f"offset is {ot.dtype} but data is {dt.dtype}")
     if bt is not None:
         if bt.shape != (O,):
@@ -244,6 +248,16 @@ def deformable_conv2d_np(x, offset, w, strides=(1, 1), padding=(0, 0, 0, 0), dil
 
 def _deform_compute(inputs, attrs, out_type):
     x, off, w = inputs[:3]
+    if x.dtype == np.int8:
+        from .deformable import deformable_sample_int8_np
+        cols = deformable_sample_int8_np(x, off, w.shape[2:], attrs["strides"], attrs["padding"], attrs["dilation"],
+                                         attrs["deformable_groups"])
+        N, C, KH, KW, OH, OW = cols.shape
+        out = _grouped_gemm(cols.astype(np.int64).reshape(N, C, KH * KW, OH * OW), w, attrs["groups"],
+                            np.int64).reshape(N, -1, OH, OW)
+        if len(inputs) > 3:
+            out = out + inputs[3].astype(np.int64).reshape(1, -1, 1, 1)
+        return _cast(out, out_type.dtype)
     out = deformable_conv2d_np(x, off, w, attrs["strides"], attrs["padding"], attrs["dilation"],
                                attrs["deformable_groups"], attrs["groups"])
     if len(inputs) > 3:
@@ -425,7 +439,7 @@ def _conv2d_te(node, ins, name):
 def _deformable_conv2d_te(node, ins, name):
     a = node.attrs
     out = topi_deformable.deformable_conv2d_nchw(ins[0], ins[1], ins[2], a["strides"], a["padding"], a["dilation"],
-                                                 a["deformable_groups"], a["groups"])
+                                                 a["deformable_groups"], a["groups"], out_dtype=node.type.dtype)
     return _with_bias(out, ins[3] if len(ins) > 3 else None, name, packed=False)
 
 

@@ -8,7 +8,8 @@ Three layouts, one per template family:
   A conv over fewer channels (the RGB first layer) gets there by ``fold_kernel_width``: the taps
   of a kernel row become channels (``KW * C``, padded to 32), and the conv a ``KH x 1`` one over
   them with its weights packed to match (7 x 7 over 3 channels: 21 of every 32 products useful,
-  against 3 of 32 with the channels padded alone);
+  against 3 of 32 with the channels padded alone). An int8 ``deformable_conv2d`` gets there as
+  ``deformable_sample`` (its int8 samples as NHWC channels, tap by tap) and a 1 x 1 conv;
 - **NCHW4c / OIHW[L]o4i -> NCHW[L]c** for the x86 template (``topi/cpu/conv2d_int8.py``) on an LLVM
   target with AVX2 or VNNI (``L`` = 16 with AVX512-VNNI, else 8; groups 1, output channels a
   multiple of ``L``); a ``layout_transform`` NCHW[L]c -> NCHW4c feeds the next conv;
@@ -148,6 +149,12 @@ def alter_layout(graph, factor: int = 4, target=None):
                 g.add_op("conv2d", ins, attrs, name=name)
                 channels[name] = O
                 continue
+        if node.op == "deformable_conv2d" and tensor_cores and _deformable_fits_tensor_cores(in_types, attrs, graph,
+                                                                                           node):
+            sample_gemm(g, node, convert(node.inputs[0], NHWC), convert(node.inputs[1], "NCHW"),
+                        graph.node(node.inputs[2]).value)
+            channels[name] = in_types[2].shape[0]
+            continue
         if node.op == "dense" and _dense_fits_split_k(target, in_types):
             from ...topi.cuda.dense_split_k import choose_splits
             ins = list(node.inputs)
@@ -254,6 +261,31 @@ def fold_width(g, node, data, weight):
     w = g.add_const(g.unique_name(f"{node.inputs[1]}_folded"), w, OHWI)
     a.update(strides=(sh, 1), dilation=(dh, 1), padding=(pt, 0, pb, 0), data_layout=NHWC, kernel_layout=OHWI)
     return g.add_op("conv2d", [folded, w] + list(node.inputs[2:]), a, name=node.name)
+
+
+def _deformable_fits_tensor_cores(in_types, attrs, graph, node) -> bool:
+    """An int8 deformable conv (one group, one deformable group, constant weights, output channels
+    a multiple of 8): its samples become NHWC channels for a 1 x 1 conv on the tensor cores."""
+    return (in_types[0].dtype == "int8" and attrs.get("groups", 1) == 1 and attrs.get("deformable_groups", 1) == 1
+            and in_types[2].shape[0] % TENSOR_CORE_N == 0 and graph.node(node.inputs[2]).is_const)
+
+
+def sample_gemm(g, node, data, offset, weight):
+    """Add ``node`` (an int8 deformable conv2d) to ``g`` as ``deformable_sample`` of its NHWC
+    ``data`` at ``offset`` feeding a 1 x 1 NHWC conv whose weights (``weight``, OIHW, as a new
+    constant) are laid out ``[O, 1, 1, KH * KW * C]`` like the samples' channels (zero-padded)."""
+    from ..ops.deformable import sample_channels
+    a = dict(node.attrs)
+    O, C, KH, KW = weight.shape
+    samples = g.add_op("deformable_sample", [data, offset],
+                       {"kernel_size": (KH, KW), "strides": a["strides"], "padding": a["padding"],
+                        "dilation": a["dilation"]}, name=g.unique_name(f"{node.name}_sample"))
+    w = np.zeros((O, 1, 1, sample_channels(C, (KH, KW))), weight.dtype)
+    w[..., :KH * KW * C] = weight.transpose(0, 2, 3, 1).reshape(O, 1, 1, KH * KW * C)
+    w = g.add_const(g.unique_name(f"{node.inputs[2]}_taps"), w, OHWI)
+    attrs = {"strides": (1, 1), "padding": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1, "data_layout": NHWC,
+             "kernel_layout": OHWI, "out_dtype": a["out_dtype"]}
+    return g.add_op("conv2d", [samples, w] + list(node.inputs[3:]), attrs, name=node.name)
 
 
 def x86_layouts(target):

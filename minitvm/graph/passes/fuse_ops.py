@@ -20,7 +20,7 @@ PATTERNS = {
     "conv2d": ANCHOR, "dense": ANCHOR, "matmul": ANCHOR, "deformable_conv2d": ANCHOR,
     "relu": INJECTIVE, "clip": INJECTIVE, "add": INJECTIVE, "sub": INJECTIVE, "mul": INJECTIVE,
     "bias_add": INJECTIVE, "batch_norm": INJECTIVE, "layout_transform": INJECTIVE, "pad": INJECTIVE,
-    "fold_kernel_width": INJECTIVE,
+    "fold_kernel_width": INJECTIVE, "deformable_sample": INJECTIVE,
     "flatten": INJECTIVE, "reshape": INJECTIVE, "requantize": INJECTIVE, "quantize": INJECTIVE,
     "dequantize": INJECTIVE, "cast": INJECTIVE, "requantize_per_channel": INJECTIVE, "qadd": INJECTIVE,
     "qconcatenate": OPAQUE,

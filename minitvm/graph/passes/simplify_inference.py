@@ -6,6 +6,8 @@ import numpy as np
 from ..ir import Graph
 
 _PLAIN_CONV = {"data_layout": "NCHW", "kernel_layout": "OIHW"}
+#: ops a batch norm folds into -> the index of their weight input (a bias, if any, follows it)
+_WEIGHT_INPUT = {"conv2d": 1, "dense": 1, "deformable_conv2d": 2}
 
 
 def _bn_scale_shift(g: Graph, bn):
@@ -15,9 +17,9 @@ def _bn_scale_shift(g: Graph, bn):
 
 
 def _foldable_producer(g: Graph, bn) -> bool:
-    """True when ``bn`` may be folded into the weights of the conv2d/dense that feeds it."""
+    """True when ``bn`` may be folded into the weights of the conv2d/dense/deformable_conv2d that feeds it."""
     x = g.node(bn.inputs[0])
-    if x.kind != "op" or x.op not in ("conv2d", "dense"):
+    if x.kind != "op" or x.op not in _WEIGHT_INPUT:
         return False
     if g.consumers(x.name) != [bn.name] or x.name in g.outputs:
         return False
@@ -26,7 +28,7 @@ def _foldable_producer(g: Graph, bn) -> bool:
     if x.op == "conv2d" and (any(x.attrs[k] != v for k, v in _PLAIN_CONV.items())
                              or x.attrs["out_layout"] not in ("", "NCHW")):
         return False
-    return all(g.node(i).kind == "const" for i in x.inputs[1:])
+    return all(g.node(i).kind == "const" for i in x.inputs[_WEIGHT_INPUT[x.op]:])
 
 
 def _drop_orphans(g: Graph, names):
@@ -38,7 +40,7 @@ def _drop_orphans(g: Graph, names):
 def simplify_inference(graph: Graph) -> Graph:
     """A copy of ``graph`` without ``batch_norm`` nodes (whose statistics are constants).
 
-    A batch norm right after a ``conv2d`` (plain NCHW/OIHW) or ``dense`` that feeds nothing
+    A batch norm right after a ``conv2d`` (plain NCHW/OIHW), ``dense`` or ``deformable_conv2d`` that feeds nothing
     else is folded into that op's weight and bias (a bias input is added when there was none).
     Any other batch norm becomes ``mul`` by a per-channel scale and ``add`` of a shift, as
     constants shaped to broadcast along the channel axis. Folded constants are computed in
@@ -58,14 +60,15 @@ def simplify_inference(graph: Graph) -> Graph:
         old_inputs = list(bn.inputs)
         if _foldable_producer(g, bn):
             x = g.node(bn.inputs[0])
-            w = g.node(x.inputs[1]).value
-            bias = g.node(x.inputs[2]).value.astype(np.float64) if len(x.inputs) > 2 else np.zeros(len(scale))
-            old_inputs += x.inputs[1:]
+            wi = _WEIGHT_INPUT[x.op]
+            w = g.node(x.inputs[wi]).value
+            bias = g.node(x.inputs[wi + 1]).value.astype(np.float64) if len(x.inputs) > wi + 1 else np.zeros(len(scale))
+            old_inputs += x.inputs[wi:]
             bshape = (-1,) + (1,) * (w.ndim - 1)
             new_w = g.add_const(g.unique_name(f"{x.name}.weight_bn"),
                                 (w.astype(np.float64) * scale.reshape(bshape)).astype(w.dtype))
             new_b = g.add_const(g.unique_name(f"{x.name}.bias_bn"), (bias * scale + shift).astype(x.type.dtype))
-            g.set_inputs(x.name, [x.inputs[0], new_w, new_b])
+            g.set_inputs(x.name, list(x.inputs[:wi]) + [new_w, new_b])
             g.replace_all_uses(n, x.name)
         else:
             axis = bn.attrs["axis"] % bn.type.ndim

@@ -3,8 +3,9 @@
 The result, an :class:`AnnotatedGraph`, is pure bookkeeping over the (batch-norm folded) float
 graph; nothing is rewritten yet. The rules:
 
-* an **anchor** -- ``conv2d`` (plain NCHW/OIHW, float, constant weight and bias) or ``dense``
-  (constant weight and bias) -- runs int8 x int8 -> int32 unless skipped: conv layers whose
+* an **anchor** -- ``conv2d`` (plain NCHW/OIHW, float, constant weight and bias), ``dense``
+  (constant weight and bias) or ``deformable_conv2d`` (constant weight and bias; its offsets stay
+  float, its samples are int8 on the data's scale) -- runs int8 x int8 -> int32 unless skipped: conv layers whose
   index (counting every ``conv2d`` in topological order) is in ``skip_conv_layers`` (default
   ``[0]``: the first conv stays float) and every dense with ``skip_dense_layer``;
 * a **pass-through** op (``relu``, ``clip``, ``max_pool2d``, ``global_max_pool2d``,
@@ -31,9 +32,11 @@ from ..ir import Graph
 from ..passes import fold_constant, simplify_inference
 from .qconfig import QConfig, current_qconfig
 
-__all__ = ["AnnotatedGraph", "annotate", "PASS_THROUGH_OPS", "ANCHOR_OPS"]
+__all__ = ["AnnotatedGraph", "annotate", "PASS_THROUGH_OPS", "ANCHOR_OPS", "WEIGHT_INPUT"]
 
-ANCHOR_OPS = ("conv2d", "dense")
+#: anchor op -> the index of its weight input (a bias, if any, follows it)
+WEIGHT_INPUT = {"conv2d": 1, "dense": 1, "deformable_conv2d": 2}
+ANCHOR_OPS = tuple(WEIGHT_INPUT)
 PASS_THROUGH_OPS = ("relu", "clip", "max_pool2d", "global_max_pool2d", "flatten", "reshape", "transpose", "pad")
 _RELU_LIKE = ("relu", "clip")
 
@@ -95,9 +98,11 @@ def _anchor_ok(g: Graph, node) -> str | None:
     dt = g.node(node.inputs[0]).type
     if np.dtype(dt.dtype).kind != "f":
         return f"data is {dt.dtype}"
-    for i in node.inputs[1:]:
+    for i in node.inputs[WEIGHT_INPUT[node.op]:]:
         if g.node(i).kind != "const":
             return f"{i!r} is not a constant"
+    if node.op == "deformable_conv2d" and np.dtype(g.node(node.inputs[1]).type.dtype) != np.float32:
+        return "offsets are not float32"
     if node.op == "conv2d":
         a = node.attrs
         if a["data_layout"] != "NCHW" or a["kernel_layout"] != "OIHW" or a["out_layout"] not in ("", "NCHW"):
@@ -136,7 +141,7 @@ def annotate(graph: Graph, config: QConfig | None = None) -> AnnotatedGraph:
                 if conv_index in cfg.skip_conv_layers:
                     reason = f"conv layer {conv_index} in skip_conv_layers"
                 conv_index += 1
-            elif cfg.skip_dense_layer:
+            elif node.op == "dense" and cfg.skip_dense_layer:
                 reason = "skip_dense_layer"
             reason = reason or _anchor_ok(g, node)
             if reason:

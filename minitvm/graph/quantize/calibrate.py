@@ -34,7 +34,7 @@ import numpy as np
 
 from ...errors import ArgumentError
 from ..reference import run_reference
-from .annotate import AnnotatedGraph
+from .annotate import WEIGHT_INPUT, AnnotatedGraph
 from .qconfig import QConfig, current_qconfig
 
 __all__ = ["CalibratedGraph", "ActivationStats", "calibrate", "collect_stats", "kl_divergence_threshold",
@@ -291,6 +291,7 @@ def calibrate(annotated: AnnotatedGraph, dataset=None, config: QConfig | None = 
             cal.scales[r] = cal.scales[c]
             cal.thresholds[r] = cal.thresholds[c]
     for a in ann.anchors:
-        w = g.node(g.node(a).inputs[1]).value
+        node = g.node(a)
+        w = g.node(node.inputs[WEIGHT_INPUT[node.op]]).value
         cal.weight_scales[a] = weight_scales(w, cfg)
     return cal

@@ -28,7 +28,7 @@ import numpy as np
 
 from ...errors import ArgumentError
 from ..ir import Graph
-from .annotate import ANCHOR_OPS, AnnotatedGraph, annotate
+from .annotate import ANCHOR_OPS, WEIGHT_INPUT, AnnotatedGraph, annotate
 from .calibrate import CalibratedGraph, calibrate
 from .ops import multiplier_shift, qadd_params
 from .qconfig import QConfig, current_qconfig
@@ -138,12 +138,15 @@ class _Builder:
         return self.g
 
     def anchor(self, node):
-        """conv2d/dense: int8 weights, int32 bias and accumulator, then (per-channel) requantize."""
+        """conv2d/dense/deformable_conv2d: int8 weights, int32 bias and accumulator, then
+        (per-channel) requantize; a deformable conv's offsets stay float."""
         cal, cfg, n = self.cal, self.cfg, node.name
         x = node.inputs[0]
+        wi = WEIGHT_INPUT[node.op]
+        between = [self.float_of(i) for i in node.inputs[1:wi]]      # the offsets
         s_x = cal.scale_of(x) if x in self.ann.int8 else cal.scales[x]
         s_o = cal.scale_of(n)
-        w = self.src.node(node.inputs[1]).value.astype(np.float64)
+        w = self.src.node(node.inputs[wi]).value.astype(np.float64)
         sw = cal.weight_scales[n].astype(np.float64)
         bshape = (-1,) + (1,) * (w.ndim - 1)
         swb = np.broadcast_to(sw, (w.shape[0],)) if sw.size == 1 else sw
@@ -151,20 +154,20 @@ class _Builder:
         wq = np.clip(np.rint(w / swb.reshape(bshape)), -qmax, qmax).astype(np.int8)
         acc_scale = s_x * swb  # real value of one accumulator step, per output channel
         bq = None
-        if len(node.inputs) > 2:
-            b = self.src.node(node.inputs[2]).value.astype(np.float64)
+        if len(node.inputs) > wi + 1:
+            b = self.src.node(node.inputs[wi + 1]).value.astype(np.float64)
             bq = np.clip(np.rint(b / acc_scale), _I32.min, _I32.max).astype(np.int32)
         xin = self.int8_of(x)
-        wname, bname = node.inputs[1], (node.inputs[2] if bq is not None else None)
+        wname, bname = node.inputs[wi], (node.inputs[wi + 1] if bq is not None else None)
         if self.sim:
             wc = self.const(f"{wname}_fq", (wq.astype(np.float64) * swb.reshape(bshape)).astype(np.float32))
-            ins = [xin, wc]
+            ins = [xin] + between + [wc]
             if bq is not None:
                 ins.append(self.const(f"{bname}_fq", (bq.astype(np.float64) * acc_scale).astype(np.float32)))
             y = self.g.add_op(node.op, ins, node.attrs, name=n)
             out = self._fake_quantize(y, s_o, n)
         else:
-            ins = [xin, self.const(f"{wname}_int8", wq)]
+            ins = [xin] + between + [self.const(f"{wname}_int8", wq)]
             if bq is not None:
                 ins.append(self.const(f"{bname}_int32", bq))
             y = self.g.add_op(node.op, ins, {**node.attrs, "out_dtype": "int32"}, name=n)

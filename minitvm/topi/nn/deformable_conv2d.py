@@ -14,6 +14,14 @@ otherwise the four neighbours ``floor(p)`` and ``floor(p) + 1`` are weighted by
 Stages: ``*_sample`` (tag ``deformable_conv2d_sample``, the sampled columns
 ``[N, C, KH, KW, OH, OW]``, element-wise in its inputs — schedules may inline it or compute it
 once) and the output (tag ``deformable_conv2d_nchw``, a reduction over ``(c, i, j)``).
+
+**int8.** With int8 data and kernel (float32 offsets) the sampling is fixed point, so that every
+backend computes the same bits: the position is the float32 sum of the tap's integer position and
+its offset (one rounding, the same everywhere), its fractions are rounded to 1/128 of a pixel
+(``w = rint(frac * 128)``), and the sample is ``(sum of the four neighbours times their
+integer weights + 2**13) >> 14``, an int8 on the data's own scale; the convolution then
+accumulates int8 x int8 in int32. :func:`deformable_sample_nhwc` lays the same samples out as
+NHWC channels ``(tap, c)`` for an int8 GEMM.
 """
 from __future__ import annotations
 
@@ -59,20 +67,72 @@ def bilinear_sample_zero_pad(data, n, c, py, px, H, W):
     return te.select(inside, val, zero)
 
 
-def deformable_conv2d_nchw(data, offset, kernel, strides=1, padding=0, dilation=1, deformable_groups=1, groups=1,
-                           out_dtype=None, name="deformable_conv2d"):
-    """DCN v1 convolution: data ``NCHW``, offset ``[N, 2*dg*KH*KW, OH, OW]`` ((dy, dx) pairs),
-    kernel ``OIHW`` (``I = C / groups``); float dtypes. Matches ``torchvision.ops.deform_conv2d``
-    (without mask and bias). ``padding`` is ``p``, ``(ph, pw)`` or ``(top, left, bottom, right)``.
-    """
+FRAC_BITS = 7       # int8 sampling: positions to 1/128 pixel; the four weights sum to 2**(2 * FRAC_BITS)
+
+
+def _let(value, name, fbody):
+    """``let v = value in fbody(v)``: a value read several times is computed (and walked) once."""
+    v = E.Var(name, value.dtype)
+    return E.Let(v, value, fbody(v))
+
+
+def bilinear_sample_int8(data, n, c, py, px, H, W, nhwc=False):
+    """The fixed-point bilinear sample of int8 ``data`` (NCHW, or NHWC with ``nhwc``) at float32
+    ``(py, px)``: integer weights of 1/128 pixel, rounded to an int8 (module docstring); 0 outside."""
+    f32 = py.dtype
+    one = 1 << FRAC_BITS
+
+    def at(py, px):
+        inside = te.all(py > E.const(-1.0, f32), py < E.const(float(H), f32),
+                        px > E.const(-1.0, f32), px < E.const(float(W), f32))
+        return _let(te.floor(py), "fy", lambda fy: _let(te.floor(px), "fx", lambda fx: _let(
+            te.round((py - fy) * E.const(float(one), f32)).astype("int32"), "wy", lambda wy: _let(
+                te.round((px - fx) * E.const(float(one), f32)).astype("int32"), "wx", lambda wx: _let(
+                    fy.astype("int32"), "y0", lambda y0: _let(
+                        fx.astype("int32"), "x0", lambda x0: weighted(inside, wy, wx, y0, x0)))))))
+
+    def tap(inside, yy, xx, conds):
+        v = data[n, yy, xx, c] if nhwc else data[n, c, yy, xx]
+        return te.if_then_else(te.all(inside, *conds), v.astype("int32"), E.const(0, "int32"))
+
+    def weighted(inside, wy, wx, y0, x0):
+        y1, x1 = y0 + 1, x0 + 1
+        acc = ((one - wy) * ((one - wx) * tap(inside, y0, x0, [y0 >= 0, x0 >= 0])
+                             + wx * tap(inside, y0, x1, [y0 >= 0, x1 <= W - 1]))
+               + wy * ((one - wx) * tap(inside, y1, x0, [y1 <= H - 1, x0 >= 0])
+                       + wx * tap(inside, y1, x1, [y1 <= H - 1, x1 <= W - 1])))
+        return ((acc + E.const(1 << (2 * FRAC_BITS - 1), "int32")) // E.const(1 << 2 * FRAC_BITS, "int32")
+                ).astype("int8")
+
+    return _let(py, "py", lambda pyv: _let(px, "px", lambda pxv: at(pyv, pxv)))
+
+
+def _check_operands(data, offset, kernel, name):
+    """float data, offset and kernel of one dtype, or int8 data and kernel with float32 offsets."""
     for t, what in ((data, "data"), (offset, "offset"), (kernel, "kernel")):
         if t.ndim != 4:
             raise ShapeError(f"{name}: {what} {t.name} must be 4-D, got {t.ndim}-D")
+    if data.dtype == "int8":
+        if kernel.dtype != "int8" or offset.dtype != "float32":
+            raise DtypeError(f"{name}: int8 data needs an int8 kernel and float32 offsets, got {kernel.dtype} "
+                             f"and {offset.dtype}")
+        return
+    for t, what in ((data, "data"), (offset, "offset"), (kernel, "kernel")):
         if not dt.is_float(t.dtype):
-            raise DtypeError(f"{name}: {what} {t.name} must be a float tensor, got {t.dtype}")
+            raise DtypeError(f"{name}: {what} {t.name} must be a float tensor (or int8 data and kernel), got {t.dtype}")
     if offset.dtype != data.dtype or kernel.dtype != data.dtype:
         raise DtypeError(f"{name}: data, offset and kernel must share one dtype, got {data.dtype}, "
                          f"{offset.dtype}, {kernel.dtype}")
+
+
+def deformable_conv2d_nchw(data, offset, kernel, strides=1, padding=0, dilation=1, deformable_groups=1, groups=1,
+                           out_dtype=None, name="deformable_conv2d"):
+    """DCN v1 convolution: data ``NCHW``, offset ``[N, 2*dg*KH*KW, OH, OW]`` ((dy, dx) pairs),
+    kernel ``OIHW`` (``I = C / groups``); float dtypes, or int8 data and kernel (int32 output;
+    fixed-point sampling, module docstring). Matches ``torchvision.ops.deform_conv2d`` (without
+    mask and bias). ``padding`` is ``p``, ``(ph, pw)`` or ``(top, left, bottom, right)``.
+    """
+    _check_operands(data, offset, kernel, name)
     N, C, H, W = _static(data, name)
     O, I, KH, KW = _static(kernel, name)
     sh, sw = _pair(strides, "strides", name)
@@ -96,8 +156,9 @@ def deformable_conv2d_nchw(data, offset, kernel, strides=1, padding=0, dilation=
     if got != expect:
         raise ShapeError(f"{name}: offset {offset.name} must have shape [N, 2*deformable_groups*KH*KW, OH, OW] = "
                          f"{expect}, got {got}")
-    out_dtype = out_dtype or data.dtype
-    fdt = data.dtype
+    int8 = data.dtype == "int8"
+    out_dtype = out_dtype or ("int32" if int8 else data.dtype)
+    fdt = offset.dtype
     cpg = C // deformable_groups
 
     def fsample(n, c, i, j, y, x):
@@ -105,6 +166,8 @@ def deformable_conv2d_nchw(data, offset, kernel, strides=1, padding=0, dilation=
         ch = g * (2 * KH * KW) + 2 * (i * KW + j)
         py = (y * sh - pt + i * dh).astype(fdt) + offset[n, ch, y, x]
         px = (x * sw - pl + j * dw).astype(fdt) + offset[n, ch + 1, y, x]
+        if int8:
+            return bilinear_sample_int8(data, n, c, py, px, H, W)
         return bilinear_sample_zero_pad(data, n, c, py, px, H, W)
 
     cols = te.compute((N, C, KH, KW, OH, OW), fsample, name=f"{name}_sample", tag="deformable_conv2d_sample")
@@ -123,4 +186,36 @@ def deformable_conv2d_nchw(data, offset, kernel, strides=1, padding=0, dilation=
                              "deformable_groups": deformable_groups, "groups": groups})
 
 
-__all__ = ["deformable_conv2d_nchw", "bilinear_sample_zero_pad"]
+def deformable_sample_nhwc(data, offset, kernel_size, strides=1, padding=0, dilation=1, channels_to=32,
+                           name="deformable_sample"):
+    """The int8 samples of a deformable conv (one deformable group) as NHWC channels: int8
+    ``data`` NHWC ``[N, H, W, C]`` and float32 ``offset`` ``[N, 2*KH*KW, OH, OW]`` -> int8
+    ``[N, OH, OW, KH*KW*C]`` (channel ``(i*KW + j)*C + c``; zero-padded to a multiple of
+    ``channels_to``), the same samples as the int8 :func:`deformable_conv2d_nchw` takes: a 1 x 1
+    int8 conv over them with the kernel laid out ``[O, 1, 1, KH*KW*C]`` is the deformable conv."""
+    if data.dtype != "int8" or offset.dtype != "float32":
+        raise DtypeError(f"{name}: needs int8 data and float32 offsets, got {data.dtype} and {offset.dtype}")
+    N, H, W, C = _static(data, name)
+    KH, KW = _pair(kernel_size, "kernel_size", name)
+    sh, sw = _pair(strides, "strides", name)
+    dh, dw = _pair(dilation, "dilation", name)
+    pt, pl, _, _ = normalize_padding(padding, name)
+    _, K2, OH, OW = _static(offset, name)
+    if K2 != 2 * KH * KW:
+        raise ShapeError(f"{name}: offset {offset.name} has {K2} channels, a {KH}x{KW} kernel needs {2 * KH * KW}")
+    taps = KH * KW * C
+    width = -(-taps // channels_to) * channels_to
+
+    def f(n, y, x, j):
+        k, c = j // C, j % C
+        i, jj = k // KW, k % KW
+        py = (y * sh - pt + i * dh).astype("float32") + offset[n, 2 * k, y, x]
+        px = (x * sw - pl + jj * dw).astype("float32") + offset[n, 2 * k + 1, y, x]
+        v = bilinear_sample_int8(data, n, c, py, px, H, W, nhwc=True)
+        return te.if_then_else(j < taps, v, E.const(0, "int8")) if width != taps else v
+
+    return te.compute((N, OH, OW, width), f, name=name, tag="injective,deformable_sample")
+
+
+__all__ = ["deformable_conv2d_nchw", "deformable_sample_nhwc", "bilinear_sample_zero_pad", "bilinear_sample_int8",
+           "FRAC_BITS"]
