@@ -265,3 +265,23 @@ def test_an_int8_deformable_conv_samples_into_channels_for_the_tensor_cores():
     np.testing.assert_array_equal(build(a, "llvm").run({"x": x})[0], want)
     summary = build(a, "cuda -arch=sm_90").summary()
     assert "deformable_sample" in summary and "deformable_conv2d_nchw" not in summary
+
+
+@pytest.mark.parametrize("pool", ["global_avg_pool2d", "global_max_pool2d"])
+def test_a_global_pool_after_a_tensor_core_conv_reads_nhwc(pool):
+    g = Graph("gp")
+    x = g.add_input("x", (2, 32, 5, 6), "int8")
+    w = g.add_const("w", rng.integers(-128, 128, (20, 32, 3, 3), dtype=np.int8))
+    c = g.add_op("conv2d", [x, w], {"padding": (1, 1, 1, 1), "out_dtype": "int32"}, name="c")
+    q = g.add_op("requantize", [c], {"multiplier": 1 << 30, "shift": -12}, name="q")
+    f = g.add_op("dequantize", [q], {"scale": 0.1}, name="f")
+    g.mark_output(g.add_op("flatten", [g.add_op(pool, [f], name="gp")], name="flat"))
+    a = alter_layout(g, target="cuda -arch=sm_90")
+    assert a.node("gp").type.shape == (2, 1, 1, 24) and a.node("gp").type.layout == "NHWC"   # 20 channels, padded
+    xv = rng.integers(-128, 128, (2, 32, 5, 6), dtype=np.int8)
+    want = run_reference(g, {"x": xv})[0]
+    assert want.shape == (2, 20)
+    tol = 1e-6 * np.abs(want).max()                  # float sums in another order
+    np.testing.assert_allclose(run_reference(a, {"x": xv})[0], want, atol=tol)
+    np.testing.assert_allclose(build(a, "llvm").run({"x": xv})[0], want, atol=tol)
+    assert "[global_pool.cuda]" in build(a, "cuda -arch=sm_90").summary()

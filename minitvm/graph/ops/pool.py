@@ -110,17 +110,24 @@ _avgpool_infer.compute(lambda i, a, o: _cast(pool2d_np(i[0], "avg", a["pool_size
 def _global_pool_infer(ctx, types, attrs):
     t = types[0]
     if t.ndim != 4:
-        raise ctx.shape_error(f"data must be 4-D NCHW, got {t}")
+        raise ctx.shape_error(f"data must be 4-D NCHW or NHWC, got {t}")
+    if t.layout == "NHWC":
+        return TensorType((t.shape[0], 1, 1, t.shape[3]), t.dtype, t.layout)
     _check_layout(ctx, t, "NCHW", "data")
     return TensorType(t.shape[:2] + (1, 1), t.dtype, t.layout)
 
 
+def _hw(o):
+    """The H and W axes of a global pool's output type (NHWC or NCHW)."""
+    return (1, 2) if o.layout == "NHWC" else (2, 3)
+
+
 register_op(OpDef("global_avg_pool2d", ("data",), (), _global_pool_infer,
-                  lambda i, a, o: _cast(i[0].astype(_acc(i[0].dtype)).mean(axis=(2, 3), keepdims=True), o.dtype),
-                  doc="Mean over H and W -> [N, C, 1, 1]."))
+                  lambda i, a, o: _cast(i[0].astype(_acc(i[0].dtype)).mean(axis=_hw(o), keepdims=True), o.dtype),
+                  doc="Mean over H and W -> [N, C, 1, 1] (NHWC data: [N, 1, 1, C])."))
 register_op(OpDef("global_max_pool2d", ("data",), (), _global_pool_infer,
-                  lambda i, a, o: _cast(i[0].max(axis=(2, 3), keepdims=True), o.dtype),
-                  doc="Max over H and W -> [N, C, 1, 1]."))
+                  lambda i, a, o: _cast(i[0].max(axis=_hw(o), keepdims=True), o.dtype),
+                  doc="Max over H and W -> [N, C, 1, 1] (NHWC data: [N, 1, 1, C])."))
 
 
 # ====================================================================== computes (te)

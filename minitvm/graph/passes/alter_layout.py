@@ -196,6 +196,11 @@ def alter_layout(graph, factor: int = 4, target=None):
             g.add_op(node.op, ins, attrs, name=name)
             channels[name] = max(channels[i] for i, sc in zip(ins, scalar) if not sc)
             continue
+        if node.op in ("global_avg_pool2d", "global_max_pool2d") and first == NHWC:
+            # channels contiguous: each thread's reduction reads memory its neighbours read beside it
+            g.add_op(node.op, list(node.inputs), attrs, name=name)
+            channels[name] = channels[node.inputs[0]]
+            continue
         if node.op == "pad" and first and attrs.get("mode", "constant") == "constant" \
                 and all(tuple(p) == (0, 0) for p in attrs["pad_width"][:2]):
             # padding over H and W only: the channels get no padding
