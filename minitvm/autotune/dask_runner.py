@@ -15,7 +15,8 @@ adds where things run and what happens when a worker is lost:
   started with ``--resources GPU=1`` take it, one at a time, on the device their
   ``CUDA_VISIBLE_DEVICES`` names (two measuring workers of one host that see the same GPUs are
   refused for CUDA targets), so timings never share a device;
-* build tasks go to the workers without that resource (any worker, if there are none);
+* build tasks go to the workers without that resource (any worker, if there are none): a build
+  on a measuring worker would hold its thread, and its GPU would wait;
 * a worker that dies mid-task has its task run again on another one by the scheduler (up to
   ``distributed.scheduler.allowed-failures`` times; then the candidate is recorded as
   ``RUNTIME_DEVICE``, or ``COMPILE_HOST`` for a build); when no candidate of a batch finished for
@@ -276,8 +277,7 @@ class DaskBuilder(_DaskClient, Builder):
         """Start building ``inputs`` on the cluster; ``.result()`` waits for the BuildResults."""
         _, building = self._split(self.workers())
         futures = [self.client.submit(_build_on_worker, self._token, self._settings, inp.task, inp.config.index,
-                                      str(target or inp.target), workers=building or None,
-                                      allow_other_workers=bool(building), pure=False)
+                                      str(target or inp.target), workers=building or None, pure=False)
                    for inp in inputs]
         return _PendingDaskBuild(self, futures)
 
@@ -528,6 +528,6 @@ def local_cluster(gpus: int | None = None, devices=None, build_threads: int | No
                                             env={"CUDA_VISIBLE_DEVICES": d})}
                for d in devices[:n]}
     workers["build"] = {"cls": distributed.Nanny, "options": dict(common, nthreads=max(1, int(threads)))}
-    scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}}
+    scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}
     return distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=silence_logs,
                                    name="minitvm-tune")
