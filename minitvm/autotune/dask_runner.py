@@ -238,7 +238,8 @@ def _lost(exc, role: str) -> tuple:
         return code, str(exc)
     if isinstance(exc, distributed.KilledWorker):
         code = MeasureErrorNo.COMPILE_HOST if role == "build" else MeasureErrorNo.RUNTIME_DEVICE
-        return code, _short(f"the Dask workers {role}ing it died each time: {exc}")
+        doing = "building" if role == "build" else "measuring"
+        return code, _short(f"the Dask workers {doing} it died each time: {exc}")
     return MeasureErrorNo.UNKNOWN_ERROR, _short(f"the Dask {role} task failed: {type(exc).__name__}: {exc}")
 
 

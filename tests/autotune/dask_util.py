@@ -1,6 +1,6 @@
 """A template for the Dask tests: ``B = A * 2``, whose numpy reference, computed inside a measuring
 Dask worker's runner process, kills or stops that worker the first time (a marker file says
-whether it happened, and holds the worker's pid)."""
+whether it happened, and holds the worker's pid), or kills every worker it runs in."""
 import os
 import signal
 
@@ -11,6 +11,8 @@ def _double_reference(inputs, n, action, marker, test_pid):
     (a,) = inputs
     in_runner = os.environ.get("MINITVM_AUTOTUNE_WORKER") == "runner"
     worker = os.getppid()   # the Dask worker process that started this runner process
+    if in_runner and worker != test_pid and action == "kill_always":
+        os.kill(worker, signal.SIGKILL)
     if in_runner and worker != test_pid and action in ("kill", "stop"):
         try:
             fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -25,8 +27,8 @@ def _double_reference(inputs, n, action, marker, test_pid):
 
 @autotune.template("test.dask_double.cpu", reference=_double_reference)
 def dask_double(cfg, n, action, marker, test_pid):
-    """``B = A * 2`` with a split knob; ``action`` ("kill", "stop", "none") is what the
-    reference does to its measuring worker once."""
+    """``B = A * 2`` with a split knob; ``action`` is what the reference does to its measuring
+    worker: "kill" or "stop" it once, "kill_always", or "none"."""
     A = te.placeholder((n,), "float32", "A")
     B = te.compute((n,), lambda i: A[i] * 2, name="B")
     s = te.create_schedule(B.op)

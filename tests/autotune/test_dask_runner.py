@@ -24,7 +24,9 @@ GPU_WORKERS = {"gpu-0", "gpu-1"}
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = local_cluster(2, devices=["0", "1"], build_threads=1)
+    import dask
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):   # a task may meet 2 dying workers
+        cluster = local_cluster(2, devices=["0", "1"], build_threads=1)
     with distributed.Client(cluster, set_as_default=False) as c:
         yield c
     cluster.close()
@@ -110,6 +112,17 @@ def test_a_killed_or_hung_measuring_worker_loses_no_trial(client, tmp_path, acti
     finally:
         if marker.exists() and action == "stop":
             os.kill(int(marker.read_text()), signal.SIGKILL)   # its Nanny starts a new one
+
+
+def test_a_candidate_that_kills_every_worker_is_recorded_and_tuning_goes_on(client, tmp_path):
+    _wait_for_full_cluster(client)
+    task = autotune.Task("test.dask_double.cpu", (256, "kill_always", "", os.getpid()))
+    log = tmp_path / "poison.log"
+    runner = DaskRunner(client, number=1, repeat=1, timeout=5, check_correctness=True)
+    tuner, seen, _ = _tune(runner, task, 2, log, n_parallel=2)
+    assert [r.error_no for _, r in seen] == [E.RUNTIME_DEVICE] * 2
+    assert all("the Dask workers measuring it died each time" in r.error_msg for _, r in seen)
+    assert [r.error_no for _, r in autotune.load_records(log)] == [E.RUNTIME_DEVICE] * 2
 
 
 def test_measuring_workers_that_share_a_gpu_are_refused():
