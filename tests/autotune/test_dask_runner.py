@@ -33,7 +33,7 @@ def client():
 
 
 def _wait_for_full_cluster(client):
-    client.wait_for_workers(3, timeout=60)
+    client.wait_for_workers(3, timeout=180)   # a killed worker's Nanny starts a new one (slow on a busy machine)
 
 
 def _names(runner):
@@ -92,39 +92,6 @@ def test_failing_candidates_get_the_local_error_codes_through_dask(client, tmp_p
     assert tuner.n_errors == 6
 
 
-@pytest.mark.parametrize("action", ["kill", "stop"])
-def test_a_killed_or_hung_measuring_worker_loses_no_trial(client, tmp_path, action):
-    """The reference of the first candidate measured kills (SIGKILL) or stops (SIGSTOP) the
-    Dask worker measuring it: the scheduler (kill) or the stall watch (stop) moves the candidate
-    to the other worker, and every trial is measured and logged."""
-    _wait_for_full_cluster(client)
-    marker = tmp_path / "worker.pid"
-    task = autotune.Task("test.dask_double.cpu", (256, action, str(marker), os.getpid()))
-    log = tmp_path / f"{action}.log"
-    runner = DaskRunner(client, number=1, repeat=1, timeout=5, check_correctness=True, stall_timeout=8)
-    try:
-        tuner, seen, _ = _tune(runner, task, 6, log, n_parallel=3)
-        assert marker.exists(), "the reference never ran in a measuring worker"
-        assert [r.error_no for _, r in seen] == [E.NO_ERROR] * 6, [r.error_msg for _, r in seen]
-        assert len(autotune.load_records(log)) == 6 and tuner.best_config is not None
-        assert sum(runner.worker_trials.values()) == 6
-        assert int(marker.read_text()) not in client.run(os.getpid).values()   # restarted, or removed
-    finally:
-        if marker.exists() and action == "stop":
-            os.kill(int(marker.read_text()), signal.SIGKILL)   # its Nanny starts a new one
-
-
-def test_a_candidate_that_kills_every_worker_is_recorded_and_tuning_goes_on(client, tmp_path):
-    _wait_for_full_cluster(client)
-    task = autotune.Task("test.dask_double.cpu", (256, "kill_always", "", os.getpid()))
-    log = tmp_path / "poison.log"
-    runner = DaskRunner(client, number=1, repeat=1, timeout=5, check_correctness=True)
-    tuner, seen, _ = _tune(runner, task, 2, log, n_parallel=2)
-    assert [r.error_no for _, r in seen] == [E.RUNTIME_DEVICE] * 2
-    assert all("the Dask workers measuring it died each time" in r.error_msg for _, r in seen)
-    assert [r.error_no for _, r in autotune.load_records(log)] == [E.RUNTIME_DEVICE] * 2
-
-
 def test_measuring_workers_that_share_a_gpu_are_refused():
     task = autotune.Task("test.faulty_double.cpu", (64,), target="cuda")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, resources={"GPU": 1},
@@ -153,3 +120,36 @@ def test_cli_gpus_asks_for_more_gpus_than_visible(tmp_path, capsys, monkeypatch)
     assert "2 GPUs asked for, but 1 are visible" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["tune", "resnet18", "--gpus", "1", "--scheduler", "tcp://127.0.0.1:1", "--list"])
+
+
+@pytest.mark.parametrize("action", ["kill", "stop"])
+def test_a_killed_or_hung_measuring_worker_loses_no_trial(client, tmp_path, action):
+    """The reference of the first candidate measured kills (SIGKILL) or stops (SIGSTOP) the
+    Dask worker measuring it: the scheduler (kill) or the stall watch (stop) moves the candidate
+    to the other worker, and every trial is measured and logged."""
+    _wait_for_full_cluster(client)
+    marker = tmp_path / "worker.pid"
+    task = autotune.Task("test.dask_double.cpu", (256, action, str(marker), os.getpid()))
+    log = tmp_path / f"{action}.log"
+    runner = DaskRunner(client, number=1, repeat=1, timeout=5, check_correctness=True, stall_timeout=10)
+    try:
+        tuner, seen, _ = _tune(runner, task, 6, log, n_parallel=3)
+        assert marker.exists(), "the reference never ran in a measuring worker"
+        assert [r.error_no for _, r in seen] == [E.NO_ERROR] * 6, [r.error_msg for _, r in seen]
+        assert len(autotune.load_records(log)) == 6 and tuner.best_config is not None
+        assert sum(runner.worker_trials.values()) == 6
+        assert int(marker.read_text()) not in client.run(os.getpid).values()   # restarted, or removed
+    finally:
+        if marker.exists() and action == "stop":
+            os.kill(int(marker.read_text()), signal.SIGKILL)   # its Nanny starts a new one
+
+
+def test_a_candidate_that_kills_every_worker_is_recorded_and_tuning_goes_on(client, tmp_path):
+    _wait_for_full_cluster(client)
+    task = autotune.Task("test.dask_double.cpu", (256, "kill_always", "", os.getpid()))
+    log = tmp_path / "poison.log"
+    runner = DaskRunner(client, number=1, repeat=1, timeout=5, check_correctness=True)
+    tuner, seen, _ = _tune(runner, task, 1, log, n_parallel=1)
+    assert [r.error_no for _, r in seen] == [E.RUNTIME_DEVICE]
+    assert "the Dask workers measuring it died each time" in seen[0][1].error_msg
+    assert [r.error_no for _, r in autotune.load_records(log)] == [E.RUNTIME_DEVICE]
