@@ -39,8 +39,8 @@ def init_worker(role: str) -> None:
     os.environ.setdefault("MINITVM_AUTOTUNE_WORKER", role)
     parent = multiprocessing.parent_process()
     if parent is not None:
-        # a pool process waits on its call queue forever once its parent is gone (killed, e.g.
-        # a Dask worker whose machine-side supervisor SIGKILLs it): leave with the parent instead
+        # a pool process would wait on its call queue forever once its parent is gone (a Dask
+        # worker killed mid-task, a tuning script killed by the OOM killer): leave with it
         threading.Thread(target=_exit_with, args=(parent,), name="minitvm-parent-watch", daemon=True).start()
 
 

@@ -110,7 +110,7 @@ def _visible_devices_of_worker():
     return os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
-def _release_on_worker(token, dask_worker=None) -> int:
+def _release_on_worker(token) -> int:
     """Stop this worker's builder and runner processes of client ``token``."""
     with _LOCAL_LOCK:
         keys = [k for k in _LOCAL if k[1] == token]
@@ -193,7 +193,11 @@ class _DaskClient:
                 f = finished.get(timeout=self.stall_timeout)
             except queue.Empty:
                 if dropped is None:
-                    dropped = self.client.run_on_scheduler(_SCHEDULER_DROP, list(pending))
+                    try:
+                        dropped = self.client.run_on_scheduler(_SCHEDULER_DROP, list(pending))
+                    except Exception as exc:  # noqa: BLE001 - the scheduler is gone too: give up on these
+                        dropped = []
+                        logging.getLogger("minitvm.autotune").warning("Dask: the scheduler did not answer: %s", exc)
                     if dropped:
                         logging.getLogger("minitvm.autotune").warning(
                             "Dask: nothing finished for %g s; removed the hung worker(s) %s",
