@@ -144,15 +144,21 @@ def tune(args) -> int:
     if missing:
         print(f"minitvm tune: --history {missing[0]}: no such file", file=sys.stderr)
         return 2
-    if cuda.device_count() == 0:
+    timing = dict(min_repeat_ms=10.0, check_correctness=not args.no_check)
+    if args.scheduler or args.gpus:   # measure on a Dask cluster's GPU workers (autotune/dask_runner.py)
+        from .autotune.dask_runner import DaskBuilder, DaskRunner
+        runner = DaskRunner(args.scheduler, **timing) if args.scheduler else DaskRunner.local(args.gpus, **timing)
+        option = measure_option(DaskBuilder(runner.client, n_parallel=args.n_parallel), runner)
+    elif cuda.device_count() == 0:
         print(f"minitvm tune: tuning times candidates on a CUDA GPU, and none is usable here "
               f"({cuda.unavailable_reason()})", file=sys.stderr)
         return 1
-    option = measure_option(LocalBuilder(n_parallel=args.n_parallel),
-                            LocalRunner(min_repeat_ms=10.0, check_correctness=not args.no_check))
+    else:
+        option = measure_option(LocalBuilder(n_parallel=args.n_parallel), LocalRunner(**timing))
     t0 = time.perf_counter()
-    results = tune_graph(graph, args.log, "cuda", n_trial=args.trials, tuner=args.tuner, measure_option=option,
-                         early_stopping=args.early_stopping, seed=args.seed, history=args.history)
+    with option:
+        results = tune_graph(graph, args.log, "cuda", n_trial=args.trials, tuner=args.tuner, measure_option=option,
+                             early_stopping=args.early_stopping, seed=args.seed, history=args.history)
     weights = {t.workload: n for t, n in tasks}
     total = sum(weights[t.workload] * c for t, c in results)
     print(f"tuned {len(results)} tasks in {time.perf_counter() - t0:.0f} s; best configs summed over the model's "
@@ -217,6 +223,12 @@ def main(argv=None) -> int:
     t.add_argument("--n-parallel", type=int, default=None, help="build processes (default: CPUs)")
     t.add_argument("--no-check", action="store_true", help="skip checking each candidate against numpy")
     t.add_argument("--seed", type=int, default=0)
+    where = t.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="measure on a Dask cluster (tcp://host:8786): its workers with --resources GPU=1, "
+                            "one per GPU; builds on the others (pip install 'minitvm[dask]')")
+    where.add_argument("--gpus", type=int, metavar="N",
+                       help="measure on N GPUs of this host at once (a local Dask cluster, one worker per GPU)")
     i = sub.add_parser("info", help="print a model's graph summary")
     i.add_argument("model", nargs="?", default=None, help=models_help + "; none: list the zoo models")
     i.add_argument("--batch", type=int, default=1)
@@ -243,7 +255,7 @@ def main(argv=None) -> int:
 def _check_args(p, args) -> None:
     """Refuse bad arguments before any compile work (argparse's usage error: exit 2)."""
     for name, low in (("number", 1), ("batch", 1), ("image_size", 1), ("calibration_images", 0), ("trials", 1),
-                      ("size", 1), ("n_parallel", 1), ("early_stopping", 1), ("tactics", 0)):
+                      ("size", 1), ("n_parallel", 1), ("early_stopping", 1), ("tactics", 0), ("gpus", 1)):
         v = getattr(args, name, None)
         if v is not None and v < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low}, got {v}")

@@ -13,7 +13,8 @@ Pieces, lowest first: ``knob`` (one knob's values), ``space`` (a template's conf
 registry), ``result`` (measure inputs, results, error codes), ``record`` (the JSON-lines log),
 ``history`` (the best logged config per workload), ``tophub`` (the shipped tuned configs),
 ``dispatch`` (which config a template uses outside tuning), ``template`` (``@template``),
-``measure`` (parallel builder, isolated runner), ``tuner`` (random, grid, genetic,
+``measure`` (parallel builder, isolated runner), ``dask_runner`` (the same on a Dask cluster: builds on
+CPU workers, measurements on one worker per GPU), ``tuner`` (random, grid, genetic,
 model-based), ``callback`` (progress bar, logging).
 See ``docs/autotune.md``.
 """
@@ -32,6 +33,7 @@ from .result import BuildResult, MeasureErrorNo, MeasureInput, MeasureResult  # 
 from .measure import (  # noqa: F401
     Builder, LocalBuilder, LocalRunner, MeasureOption, Runner, create_measure_batch, measure_option,
 )
+from .dask_runner import DaskBuilder, DaskRunner  # noqa: F401  (imports Dask only when one is made)
 from .record import decode, encode, load_records, pick_best, save_records  # noqa: F401
 from .tuner import TUNERS, GATuner, GridSearchTuner, ModelTuner, RandomTuner, Tuner  # noqa: F401
 from .callback import log_to_file, progress_bar  # noqa: F401
@@ -42,7 +44,7 @@ __all__ = [
     "template", "Template", "Task", "TaskError", "get_template", "compute_flop", "TuningHistory",
     "DispatchContext", "ApplyConfig", "ApplyHistoryBest", "FallbackContext", "FallbackConfigWarning",
     "MeasureErrorNo", "MeasureInput", "MeasureResult", "BuildResult", "Builder", "Runner", "LocalBuilder",
-    "LocalRunner", "MeasureOption", "measure_option", "create_measure_batch",
+    "LocalRunner", "DaskBuilder", "DaskRunner", "MeasureOption", "measure_option", "create_measure_batch",
     "encode", "decode", "load_records", "save_records", "pick_best",
     "Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS", "log_to_file", "progress_bar",
 ]

@@ -7,6 +7,7 @@ to unpickle (except for setup errors such as a missing GPU, which should stop tu
 from __future__ import annotations
 
 import collections
+import multiprocessing
 import os
 import signal
 import threading
@@ -29,12 +30,23 @@ def _short(exc) -> str:
 
 
 def init_worker(role: str) -> None:
-    """Worker start-up: leave Ctrl-C to the parent (it stops the workers)."""
+    """Worker start-up: leave Ctrl-C to the parent (it stops the workers), and exit when the
+    parent dies."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except (ValueError, OSError):  # pragma: no cover - not the main thread
         pass
     os.environ.setdefault("MINITVM_AUTOTUNE_WORKER", role)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        # a pool process would wait on its call queue forever once its parent is gone (a Dask
+        # worker killed mid-task, a tuning script killed by the OOM killer): leave with it
+        threading.Thread(target=_exit_with, args=(parent,), name="minitvm-parent-watch", daemon=True).start()
+
+
+def _exit_with(parent) -> None:
+    parent.join()
+    os._exit(1)
 
 
 class _Timeout(BaseException):

@@ -25,12 +25,14 @@ class progress_bar:
     """A progress bar (tqdm) over ``total`` trials showing errors and the best GFLOP/s so far.
 
     ``prefix`` labels the bar (default: the task name); ``file`` defaults to stderr. Without
-    tqdm a plain status line is printed instead.
+    tqdm a plain status line is printed instead. ``worker_rates``: a function answering
+    ``{worker: trials/s}`` (``DaskRunner.worker_rates``), shown after the best.
     """
 
-    def __init__(self, total: int, prefix: str | None = None, file=None, si_prefix: str = "G"):
+    def __init__(self, total: int, prefix: str | None = None, file=None, si_prefix: str = "G", worker_rates=None):
         self.total = int(total)
         self.prefix = prefix
+        self.worker_rates = worker_rates
         self.file = file if file is not None else sys.stderr
         self.scale = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[si_prefix]
         self.unit = f"{si_prefix}FLOP/s"
@@ -62,13 +64,17 @@ class progress_bar:
         self._done += len(results)
         best = tuner.best_flops / self.scale
         status = {"errors": tuner.n_errors, "best": f"{best:.2f} {self.unit}"}
+        rates = self.worker_rates() if self.worker_rates is not None else {}
+        if rates:
+            status["trials/s"] = " ".join(f"{w} {r:.1f}" for w, r in rates.items())
         if self._bar is not None:
             self._bar.set_postfix(status, refresh=False)
             self._bar.update(len(results))
         else:
             rate = self._done / max(1e-9, time.perf_counter() - self._t0)
+            per_worker = f" ({status['trials/s']})" if rates else ""
             self.file.write(f"\r{self._desc}: {self._done}/{self.total} trials, {tuner.n_errors} errors, "
-                            f"best {best:.2f} {self.unit}, {rate:.1f} trials/s")
+                            f"best {best:.2f} {self.unit}, {rate:.1f} trials/s{per_worker}")
             self.file.flush()
 
     def close(self):

@@ -92,6 +92,10 @@ class Builder:
 class Runner:
     """Base of runners: ``run(inputs, build_results) -> list[MeasureResult]``."""
 
+    def default_builder(self) -> Builder:
+        """The builder :func:`measure_option` pairs with this runner when given none."""
+        return LocalBuilder()
+
     def prepare(self, task, target) -> str:
         """Start up for ``task`` on ``target``; returns the target string to build for."""
         return str(target)
@@ -148,12 +152,16 @@ class LocalBuilder(Builder):
     def submit(self, inputs, target=None) -> "_PendingBuild":
         """Start building ``inputs``; ``.result()`` of the answer waits for the BuildResults.
         (The tuning loop builds the next batch this way while the runner times the current one.)"""
-        inputs = list(inputs)
+        return self.submit_indexed([(inp.task, inp.config.index, str(target or inp.target)) for inp in inputs])
+
+    def submit_indexed(self, candidates) -> "_PendingBuild":
+        """Start building ``(task, config index, target string)`` triples (what :meth:`submit`
+        and a Dask worker's builds call)."""
+        jobs = [(task, int(index), str(target), self.timeout) for task, index, target in candidates]
         with self._lock:
             pool = self._get_pool()
             startup = 60.0 if self._fresh else 0.0
             self._fresh = False
-            jobs = [(inp.task, inp.config.index, str(target or inp.target), self.timeout) for inp in inputs]
             t0 = time.monotonic()
             try:
                 futures = [pool.submit(_worker.build_job, job) for job in jobs]
@@ -162,7 +170,7 @@ class LocalBuilder(Builder):
                 self._pool = None
                 pool = self._get_pool()
                 futures = [pool.submit(_worker.build_job, job) for job in jobs]
-            rounds = math.ceil(len(inputs) / self.n_parallel)
+            rounds = math.ceil(len(jobs) / self.n_parallel)
             deadline = t0 + startup + rounds * (self.timeout + 2.0) + 5.0
             return _PendingBuild(self, pool, futures, t0, deadline)
 
@@ -424,10 +432,12 @@ class MeasureOption:
 
 
 def measure_option(builder: Builder | None = None, runner: Runner | None = None) -> MeasureOption:
-    """Combine a builder (default :class:`LocalBuilder`) and a runner (default
-    :class:`LocalRunner`) into the option :meth:`Tuner.tune` takes."""
-    return MeasureOption(builder if builder is not None else LocalBuilder(),
-                         runner if runner is not None else LocalRunner())
+    """Combine a builder and a runner (default :class:`LocalRunner`) into the option
+    :meth:`Tuner.tune` takes; the builder defaults to the runner's ``default_builder()``
+    (:class:`LocalBuilder`; a :class:`~minitvm.autotune.dask_runner.DaskRunner` builds on its
+    cluster's CPU workers)."""
+    runner = runner if runner is not None else LocalRunner()
+    return MeasureOption(builder if builder is not None else runner.default_builder(), runner)
 
 
 class _MeasureBatch:

@@ -130,7 +130,9 @@ def tune_tasks(tasks, log, n_trial: int = 200, tuner: str = "ga", measure_option
         if left > 0:
             callbacks = [autotune.log_to_file(log)]
             if progress:
-                callbacks.append(autotune.progress_bar(left, prefix=f"[{k + 1}/{len(tasks)}] {task.name}"))
+                callbacks.append(autotune.progress_bar(left, prefix=f"[{k + 1}/{len(tasks)}] {task.name}",
+                                                       worker_rates=getattr(measure_option.runner, "worker_rates",
+                                                                            None)))
             t.tune(left, measure_option, early_stopping=early_stopping, callbacks=callbacks)
         results.append((task, min(t.best_cost, before)))
     return results
