@@ -21,7 +21,7 @@ def test_tune_lists_the_tasks_without_a_gpu(capsys):
     # without a GPU the tasks are those of sm_90, whose int8 convs run on the tensor cores
     assert main(["tune", "resnet18", "--image-size", "32", "--dtype", "int8", "--batch", "2", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "21 kernels" in out and "conv2d_NHWC_int8_tensorcore.cuda" in out and "dense.cuda" in out
+    assert "21 kernels" in out and "conv2d_NHWC_int8_tensorcore.cuda" in out and "dense_int8_split_k.cuda" in out
     assert "conv2d_NCHWc_int8.cuda" not in out
 
 
