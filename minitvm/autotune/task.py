@@ -35,6 +35,8 @@ _BUILTIN_MODULES = {
     "conv2d_NHWC_int8_tensorcore.cuda": "minitvm.topi.cuda.gemm_int8_tensorcore",
     "dense_int8_tensorcore.cuda": "minitvm.topi.cuda.gemm_int8_tensorcore",
     "matmul.cpu": "minitvm.topi.cpu.matmul",
+    "conv2d_NCHWc.x86": "minitvm.topi.cpu.conv2d_nchwc",
+    "depthwise_conv2d_NCHWc.x86": "minitvm.topi.cpu.conv2d_nchwc",
 }
 
 

@@ -114,7 +114,9 @@ class ExprBuilder:
     def _arith(self, e, iop, fop):
         a, b, dtype, ty = self._operands(e)
         if dt.is_float(dtype):
-            return self.val(f"{fop} {ty} {a}, {b}")
+            # contract: a multiply feeding an add may become one FMA (one rounding instead of
+            # two), as nvcc does by default; sums keep their order
+            return self.val(f"{fop} contract {ty} {a}, {b}")
         if self.index_depth and is_signed(dtype) and dt.bits(dtype) >= 32:
             # Values wrap (the dtype rule), but an index that overflows is out of bounds
             # anyway; nsw lets LLVM widen index math to 64-bit addresses and vectorize.

@@ -48,7 +48,7 @@ def extract_tasks(graph, target: str = "cuda", optimize_graph: bool = True, coun
     the task's workload (its weight when summing tuned time over the model).
     """
     if optimize_graph:
-        graph = optimize(graph)
+        graph = optimize(graph, target)
     recorder = _TaskRecorder()
     with recorder:
         for _ in lowered_groups(graph, Target(target)):

@@ -8,6 +8,7 @@ import numpy as np
 from ... import te
 from ...errors import ShapeError
 from ...topi.nn import conv2d as topi_conv2d
+from ...topi.nn import conv2d_nchwc as topi_nchwc
 from ...topi.nn.conv2d_gemm import conv2d_NHWC_int8_gemm, dense_int8_gemm
 from ...topi.nn import deformable_conv2d as topi_deformable
 from ...topi.nn import dense as topi_dense
@@ -20,7 +21,7 @@ from .common import (_acc, _bcast_shape, _canon_axis, _cast, _check_layout, _con
                      _positive, _same_dtype)
 from .layout import layout_transform_np
 from .registry import Attr
-from .conditions import is_x86_int8_layout
+from .conditions import is_nchwc_layout, is_x86_int8_layout
 from .strategy import register_compute
 from ...topi.cpu.conv2d_int8 import conv2d_NCHWc_int8_x86
 
@@ -408,7 +409,11 @@ def _conv2d_te(node, ins, name):
             return out
         return te.compute(out.shape, lambda n, h, w, c: out(n, h, w, c) + bias[c], name=f"{name}_bias",
                           tag="injective,bias_add")
-    if is_x86_int8_layout(a) and data.dtype in ("int8", "uint8"):
+    if is_nchwc_layout(a):
+        # the CPU's packed layouts (alter_layout picks them for float convs on AVX2 / AVX-512 targets)
+        conv = topi_nchwc.conv2d_NCHWc if a["groups"] == 1 else topi_nchwc.depthwise_conv2d_NCHWc
+        out = conv(data, weight, a["strides"], a["padding"], a["dilation"], out_dtype=node.type.dtype, name=name)
+    elif is_x86_int8_layout(a) and data.dtype in ("int8", "uint8"):
         # the x86 dot-product template's layouts (alter_layout picks them for AVX2 / VNNI targets)
         out = conv2d_NCHWc_int8_x86(data, weight, a["strides"], a["padding"], a["dilation"], name=name)
     elif a.get("data_layout", "NCHW") == "NCHW" and a.get("kernel_layout", "OIHW") == "OIHW":

@@ -41,18 +41,20 @@ def _is_int8(t) -> bool:
     return t.dtype in ("int8", "uint8")
 
 
-def alter_layout(graph, factor: int = 4, target=None):
-    """Rewrite int8 conv2d and its neighbours to their templates' layouts for ``target`` (a
+def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32: bool = True):
+    """Rewrite int8 conv2d (``int8``) and, on LLVM targets with AVX2 or AVX-512, float32 conv2d
+    (``float32``) and their neighbours to their templates' layouts for ``target`` (a
     :class:`~minitvm.target.Target` or its string; None: the current target, else the dp4a
-    layouts only); return a new graph."""
+    layouts only); return a new graph. Convs already in another layout stay as they are, so
+    running the pass again on its result changes nothing."""
     from ..ir import Graph
     target = Target(target) if target is not None else Target.current()
     tensor_cores = target is not None and TENSOR_CORE_FEATURE in target.features
     packed, kernel_packed = f"NCHW{factor}c", f"OIHW{factor}o{factor}i"
     x86 = x86_layouts(target)
-    altered = (packed, NHWC) + ((x86[2],) if x86 else ())
+    float_lanes = x86_float_lanes(target) if float32 else None
     g = Graph(graph.name)
-    channels: dict = {}   # value in an altered layout -> its true channel count
+    channels: dict = {}   # value this pass put in another layout -> its true channel count
     twin: dict = {}       # (value, layout) -> the value converted to that layout
 
     def convert(v, layout):
@@ -63,10 +65,10 @@ def alter_layout(graph, factor: int = 4, target=None):
         key = (v, layout)
         if key not in twin:
             attrs = {"src_layout": cur, "dst_layout": layout}
-            if cur in altered and cur != NHWC:
+            if v in channels and cur != NHWC:
                 attrs["extents"] = {"C": channels[v]}
             twin[key] = g.add_op("layout_transform", [v], attrs, name=g.unique_name(f"{v}_{layout}"))
-            if layout in altered:
+            if layout != "NCHW":
                 channels[twin[key]] = channels.get(v, t.shape[1] if cur == "NCHW" else t.shape[3])
         return twin[key]
 
@@ -91,28 +93,30 @@ def alter_layout(graph, factor: int = 4, target=None):
             continue
         in_types = [g.node(i).type for i in node.inputs]
         attrs = dict(node.attrs)
-        if node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW":
+        layouts = None
+        if node.op == "conv2d" and attrs.get("data_layout", "NCHW") == "NCHW" and float_lanes \
+                and in_types[0].dtype == "float32":
+            layouts = _float_layouts(in_types, attrs, float_lanes)
+        elif node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW" and int8:
             if tensor_cores and _fits_tensor_cores(in_types, attrs):
                 layouts = (NHWC, OHWI)
             elif x86 and _fits_x86(in_types, attrs, x86[3]):
                 layouts = x86[:3]
             elif _packable(in_types, attrs, factor):
                 layouts = (packed, kernel_packed)
-            else:
-                layouts = None
-            if layouts is not None:
-                w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": layouts[1]},
-                             name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
-                data = convert(node.inputs[0], layouts[0])
-                if layouts[0] == NHWC and in_types[1].shape[1] % TENSOR_CORE_K:
-                    # channels padded with zeros to whole k-steps, on the data and (folded) on the weights
-                    data, w = pad_channels(data), pad_channels(w)
-                attrs.update(data_layout=layouts[0], kernel_layout=layouts[1])
-                if len(layouts) > 2:
-                    attrs.update(out_layout=layouts[2])
-                g.add_op("conv2d", [data, w] + list(node.inputs[2:]), attrs, name=name)
-                channels[name] = in_types[1].shape[0]
-                continue
+        if layouts is not None:
+            w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": layouts[1]},
+                         name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
+            data = convert(node.inputs[0], layouts[0])
+            if layouts[0] == NHWC and in_types[1].shape[1] % TENSOR_CORE_K:
+                # channels padded with zeros to whole k-steps, on the data and (folded) on the weights
+                data, w = pad_channels(data), pad_channels(w)
+            attrs.update(data_layout=layouts[0], kernel_layout=layouts[1])
+            if len(layouts) > 2:
+                attrs.update(out_layout=layouts[2])
+            g.add_op("conv2d", [data, w] + list(node.inputs[2:]), attrs, name=name)
+            channels[name] = in_types[1].shape[0]
+            continue
         if node.op == "dense" and tensor_cores and _dense_fits_tensor_cores(in_types):
             ins = list(node.inputs)
             if in_types[0].shape[1] % TENSOR_CORE_K:
@@ -121,7 +125,7 @@ def alter_layout(graph, factor: int = 4, target=None):
             attrs["gemm_int8"] = True
             g.add_op("dense", ins, attrs, name=name)
             continue
-        layout_in = [t.layout if t.layout in altered else None for t in in_types]
+        layout_in = [t.layout if i in channels else None for i, t in zip(node.inputs, in_types)]
         first = next((lay for lay in layout_in if lay), None)
         if node.op == "requantize_per_channel" and first and attrs.get("axis", 1) % 4 == 1:
             if first == NHWC:
@@ -149,8 +153,39 @@ def alter_layout(graph, factor: int = 4, target=None):
         g.add_op(node.op, [convert(i, "NCHW") if lay else i for i, lay in zip(node.inputs, layout_in)], attrs,
                  name=name)
     for o in graph.outputs:
-        g.mark_output(convert(o, "NCHW") if g.node(o).type.layout in altered else o)
+        g.mark_output(convert(o, "NCHW") if o in channels else o)
     return cancel_transforms(fold_constant(g))
+
+
+def x86_float_lanes(target):
+    """floats per vector register of an LLVM ``target`` with AVX-512 (16) or AVX2 (8), else None
+    (float convs keep NCHW)."""
+    if target is None or target.kind != "llvm":
+        return None
+    return 16 if "avx512f" in target.features else 8 if "avx2" in target.features else None
+
+
+def channel_block(channels: int, lanes: int):
+    """Channels per block of a packed float tensor: the largest power of two dividing ``channels``,
+    at most ``lanes`` (so that a conv's output blocks are the next conv's input blocks); all of
+    them when that is 1 and they fit a vector (the 3 channels of an image), else None."""
+    block = min(lanes, channels & -channels)
+    return block if block > 1 else channels if channels <= lanes else None
+
+
+def _float_layouts(in_types, attrs, lanes):
+    """(data, kernel, output layout) of the CPU's packed float conv (``topi/nn/conv2d_nchwc.py``):
+    ``NCHW[ib]c`` / ``OIHW[ib]i[ob]o`` -> ``NCHW[ob]c`` for groups 1, ``NCHW[b]c`` / ``OIHW[b]o`` for a
+    depthwise conv; None for other grouped convs and channel counts with no block."""
+    O, I = in_types[1].shape[0], in_types[1].shape[1]    # (the data may be packed already: read the weight)
+    groups = attrs.get("groups", 1)
+    if groups == 1:
+        ib, ob = channel_block(I, lanes), channel_block(O, lanes)
+        return (f"NCHW{ib}c", f"OIHW{ib}i{ob}o", f"NCHW{ob}c") if ib and ob else None
+    b = channel_block(O, lanes)
+    if groups == O and I == 1 and b:
+        return f"NCHW{b}c", f"OIHW{b}o", f"NCHW{b}c"
+    return None
 
 
 def _dense_fits_tensor_cores(in_types) -> bool:
