@@ -37,6 +37,8 @@ _BUILTIN_MODULES = {
     "matmul.cpu": "minitvm.topi.cpu.matmul",
     "conv2d_NCHWc.x86": "minitvm.topi.cpu.conv2d_nchwc",
     "depthwise_conv2d_NCHWc.x86": "minitvm.topi.cpu.conv2d_nchwc",
+    "conv2d_NCHWc_int8.x86": "minitvm.topi.cpu.conv2d_int8",
+    "dense.x86": "minitvm.topi.cpu.dense",
 }
 
 

@@ -51,7 +51,7 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
     target = Target(target) if target is not None else Target.current()
     tensor_cores = target is not None and TENSOR_CORE_FEATURE in target.features
     packed, kernel_packed = f"NCHW{factor}c", f"OIHW{factor}o{factor}i"
-    x86 = x86_layouts(target)
+    x86 = x86_int8_lanes(target)
     float_lanes = x86_float_lanes(target) if float32 else None
     g = Graph(graph.name)
     channels: dict = {}   # value this pass put in another layout -> its true channel count
@@ -100,8 +100,8 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
         elif node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW" and int8:
             if tensor_cores and _fits_tensor_cores(in_types, attrs):
                 layouts = (NHWC, OHWI)
-            elif x86 and _fits_x86(in_types, attrs, x86[3]):
-                layouts = x86[:3]
+            elif x86 and _x86_int8_layouts(in_types, attrs, x86):
+                layouts = _x86_int8_layouts(in_types, attrs, x86)
             elif _packable(in_types, attrs, factor):
                 layouts = (packed, kernel_packed)
         if layouts is not None:
@@ -202,19 +202,34 @@ def _fits_tensor_cores(in_types, attrs) -> bool:
     return attrs.get("groups", 1) == 1 and in_types[0].dtype == "int8" and I >= 16 and O % 8 == 0
 
 
-def x86_layouts(target):
-    """(data, kernel, output layout, lanes) of the x86 int8 conv template for an LLVM ``target``
-    with AVX2 or VNNI (``NCHW4c``, ``OIHW[L]o4i``, ``NCHW[L]c``, ``L`` 16 with AVX512-VNNI, else 8),
-    else None (the dp4a layouts)."""
+def x86_int8_lanes(target):
+    """int32 lanes of the widest ``dot_u8s8`` of an LLVM ``target``: 16 with AVX512-VNNI, 8 with
+    AVX-VNNI or AVX2, else None (the dp4a layouts)."""
     if target is None or target.kind != "llvm" or not {"avx2", "avxvnni", "avx512vnni"} & target.features:
         return None
-    lanes = 16 if "avx512vnni" in target.features else 8
-    return "NCHW4c", f"OIHW{lanes}o4i", f"NCHW{lanes}c", lanes
+    return 16 if "avx512vnni" in target.features else 8
 
 
-def _fits_x86(in_types, attrs, lanes) -> bool:
-    """groups 1 and output channels a multiple of the lanes (the input channels are padded to 4)."""
-    return attrs.get("groups", 1) == 1 and in_types[1].shape[0] % lanes == 0
+def _x86_int8_layouts(in_types, attrs, lanes):
+    """(data, kernel, output layout) of the x86 int8 templates for this conv, or None (dp4a):
+
+    - groups 1, output channels a multiple of 8: ``NCHW[x]c`` (``x`` 16, 8 or 4, the largest
+      dividing the input channels; 4 with zero padding when none does) / ``OIHW[L]o4i`` ->
+      ``NCHW[L]c`` (``L`` = ``lanes`` where it divides the output channels, else 8);
+    - depthwise: ``NCHW[b]c`` / ``OIHW[b]o`` -> ``NCHW[b]c`` (``b`` as for float convs, up to 16).
+    """
+    O, I = in_types[1].shape[0], in_types[1].shape[1]
+    groups = attrs.get("groups", 1)
+    if groups == 1:
+        out = lanes if O % lanes == 0 else 8 if O % 8 == 0 else None
+        if out is None:
+            return None
+        ib = next((b for b in (16, 8) if I % b == 0), 4)
+        return f"NCHW{ib}c", f"OIHW{out}o4i", f"NCHW{out}c"
+    b = channel_block(O, 16)
+    if groups == O and I == 1 and b:
+        return f"NCHW{b}c", f"OIHW{b}o", f"NCHW{b}c"
+    return None
 
 
 def _packable(in_types, attrs, factor) -> bool:

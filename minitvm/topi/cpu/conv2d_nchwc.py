@@ -123,7 +123,8 @@ def _begin(outs, tag, what):
     return s, output, conv, acc
 
 
-def _check_divides(knob, value, extent, what, axis):
+def check_divides(knob, value, extent, what, axis):
+    """Knob ``knob`` must be a positive int dividing ``extent`` (a ScheduleError naming it otherwise)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1 or extent % value:
         raise ScheduleError(f"{what}: knob {knob}={value!r} must be a positive divisor of the {extent} {axis}")
 
@@ -137,8 +138,8 @@ def schedule_conv2d_NCHWc(outs, cfg=None):
                          lambda c: define_knobs(c, conv), _CONV_KNOBS, what, target="llvm")
     OCc, OW = int(output.shape[1].value), int(output.shape[3].value)
     owb, ocb = cfg["ow_block"], cfg["oc_block"]
-    _check_divides("ow_block", owb, OW, what, "output columns")
-    _check_divides("oc_block", ocb, OCc, what, "output channel blocks")
+    check_divides("ow_block", owb, OW, what, "output columns")
+    check_divides("oc_block", ocb, OCc, what, "output channel blocks")
     n, oc, y, x, ob = s[output].op.axis
     oco, oci = s[output].split(oc, factor=ocb)
     xo, xi = s[output].split(x, factor=owb)
@@ -204,7 +205,7 @@ def schedule_depthwise_conv2d_NCHWc(outs, cfg=None):
                          lambda c: define_knobs_depthwise(c, conv), _DEPTHWISE_KNOBS, what, target="llvm")
     OW = int(output.shape[3].value)
     owb = cfg["ow_block"]
-    _check_divides("ow_block", owb, OW, what, "output columns")
+    check_divides("ow_block", owb, OW, what, "output columns")
     n, c, y, x, b = s[output].op.axis
     xo, xi = s[output].split(x, factor=owb)
     s[output].reorder(n, c, y, xo, xi, b)
@@ -222,5 +223,5 @@ def schedule_depthwise_conv2d_NCHWc(outs, cfg=None):
 
 __all__ = ["conv2d_NCHWc_x86", "schedule_conv2d_NCHWc", "default_config", "define_knobs",
            "depthwise_conv2d_NCHWc_x86", "schedule_depthwise_conv2d_NCHWc", "default_config_depthwise",
-           "define_knobs_depthwise", "register_tile", "define_tile_knobs", "vector_registers",
+           "define_knobs_depthwise", "register_tile", "define_tile_knobs", "vector_registers", "check_divides",
            "CONV_TEMPLATE", "DEPTHWISE_TEMPLATE"]
