@@ -1,5 +1,6 @@
 """int8 convolutions on LLVM targets with AVX2 / VNNI take the x86 dot-product template's layouts
-(NCHW4c data, OIHW[L]o4i weights, NCHW[L]c output) and compute the reference's bits."""
+(NCHW[x]c data, OIHW[L]o4i weights, NCHW[L]c output; depthwise NCHW[b]c / OIHW[b]o) and compute the
+reference's bits."""
 import numpy as np
 import pytest
 
@@ -20,6 +21,39 @@ TARGETS = {
     "avx2": ("-avxvnni,-avx512vnni", "avx2", "OIHW8o4i"),
     "generic": ("-avx2,-avx512f,-avxvnni,-avx512vnni", None, "OIHW4o4i"),
 }
+# the data layouts of the two convs: 6 channels padded to 4-blocks, then the first conv's output as it is
+DATA = {"vnni512": {"NCHW4c", "NCHW16c"}, "vnni256": {"NCHW4c", "NCHW8c"}, "avx2": {"NCHW4c", "NCHW8c"},
+        "generic": {"NCHW4c"}}
+
+
+def _depthwise_net(C=48):
+    """An int8 depthwise conv (stride 2, padded) with a bias and per-channel requantize, then a 1x1 conv."""
+    g = Graph("qdw")
+    x = g.add_input("x", (1, C, 9, 9), "int8")
+    w = g.add_const("w", rng.integers(-128, 128, (C, 1, 3, 3), dtype=np.int8))
+    b = g.add_const("b", rng.integers(-5000, 5000, (C,), dtype=np.int32))
+    d = g.add_op("conv2d", [x, w, b], {"strides": (2, 2), "padding": (1, 1, 1, 1), "groups": C, "out_dtype": "int32"},
+                 name="dw")
+    m = g.add_const("m", rng.integers(2**29, 2**30, (C,), dtype=np.int32))
+    s = g.add_const("s", np.full((C,), 12, np.int32))
+    q = g.add_op("requantize_per_channel", [d, m, s], {"out_dtype": "int8"}, name="q")
+    w2 = g.add_const("w2", rng.integers(-128, 128, (16, C, 1, 1), dtype=np.int8))
+    g.mark_output(g.add_op("conv2d", [q, w2], {"out_dtype": "int32"}, name="pw"))
+    return g
+
+
+@pytest.mark.parametrize("path", ["vnni512", "avx2"])
+def test_int8_depthwise_packed_and_bit_exact(path):
+    target = _target(path)
+    g = _depthwise_net()
+    a = alter_layout(g, target=target)
+    dw = a.node("dw")
+    assert dw.attrs["data_layout"] == "NCHW16c" and dw.attrs["kernel_layout"] == "OIHW16o"
+    model = build(a, target)
+    assert "depthwise_conv2d_NCHWc.x86" in model.summary()
+    x = rng.integers(-128, 128, (1, 48, 9, 9), dtype=np.int8)
+    x.reshape(-1)[::5] = -128
+    np.testing.assert_array_equal(model.run({"x": x})[0], run_reference(g, {"x": x})[0])
 
 
 def _net(C=6, O=32):
@@ -55,7 +89,10 @@ def test_layouts_follow_the_target_features(path):
     mattr, _, kernel = TARGETS[path]
     a = alter_layout(_net(), target=Target(f"llvm -mattr={mattr}" if mattr else "llvm"))
     assert {n.attrs["kernel_layout"] for n in a.op_nodes("conv2d")} == {kernel}
-    assert {n.attrs["data_layout"] for n in a.op_nodes("conv2d")} == {"NCHW4c"}
+    assert {n.attrs["data_layout"] for n in a.op_nodes("conv2d")} == DATA[path]
+    assert not a.op_nodes("layout_transform") or path == "generic" or all(
+        a.node(n.inputs[0]).is_input or n.name in a.outputs or n.attrs["dst_layout"] == "NCHW"
+        for n in a.op_nodes("layout_transform"))   # x86: transforms only at the edges
 
 
 @pytest.mark.parametrize("path", list(TARGETS))
@@ -67,7 +104,7 @@ def test_int8_graph_bit_exact_and_on_the_x86_template(path):
     x.reshape(-1)[::3] = -128
     x.reshape(-1)[1::3] = 127
     np.testing.assert_array_equal(model.run({"x": x})[0], run_reference(g, {"x": x})[0])
-    assert ("conv2d_NCHWc_int8_x86.llvm" in model.summary()) == (path != "generic")
+    assert ("conv2d_NCHWc_int8.x86" in model.summary()) == (path != "generic")
 
 
 def test_output_channels_not_a_multiple_of_the_lanes_keep_dp4a():

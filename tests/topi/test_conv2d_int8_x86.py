@@ -96,11 +96,11 @@ CONVS = [  # N, C, H, W, O, K, stride, pad
 ]
 
 
-def _conv(target, lanes, shape, dtype, epilogue):
+def _conv(target, lanes, shape, dtype, epilogue, block=4):
     N, C, H, W, O, K, st, pd = shape
     X = te.placeholder((N, C, H, W), dtype, "X")
     Kw = te.placeholder((O, C, K, K), "int8", "K")
-    Xp = layout_transform(X, "NCHW", "NCHW4c")
+    Xp = layout_transform(X, "NCHW", f"NCHW{block}c")
     Kp = layout_transform(Kw, "OIHW", f"OIHW{lanes}o4i")
     Y = conv2d_NCHWc_int8_x86(Xp, Kp, st, pd)
     out = relu(requantize(Y, *quantize_multiplier(0.0021))) if epilogue else Y
@@ -123,6 +123,20 @@ def test_conv2d_bit_exact(path, shape, dtype):
     ref = testing.conv2d_nchw(x.astype(np.int32), k, st, pd, 1, 1)
     got = y.transpose(0, 1, 4, 2, 3).reshape(ref.shape)
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("path", ["vnni512", "avx2", "generic"])
+@pytest.mark.parametrize("block", [8, 16])
+def test_conv2d_reads_wider_data_blocks(path, block):
+    """Data in NCHW8c / NCHW16c (as an x86 conv writes its output) is read in place, 4 channels a step."""
+    target, lanes = _target(path)
+    N, C, H, W, O, K, st, pd = shape = (1, 32, 7, 9, 16, 3, 2, 1)
+    mod, out = _conv(target, lanes, shape, "int8", epilogue=False, block=block)
+    x, k = _int8((N, C, H, W)), _int8((O, C, K, K))
+    y = np.full([int(d.value) for d in out.shape], -99, np.int32)
+    mod(x, k, y)
+    ref = testing.conv2d_nchw(x.astype(np.int32), k, st, pd, 1, 1)
+    np.testing.assert_array_equal(y.transpose(0, 1, 4, 2, 3).reshape(ref.shape), ref)
 
 
 @pytest.mark.parametrize("path", ["vnni512", "avx2"])
@@ -148,8 +162,10 @@ def test_lanes_follow_the_target():
 def test_bad_layouts_are_rejected():
     X = te.placeholder((1, 2, 5, 5, 8), "int8", "X")
     Kw = te.placeholder((2, 2, 3, 3, 8, 8), "int8", "K")
-    with pytest.raises(ShapeError, match="4 input channels"):
+    with pytest.raises(ShapeError, match="multiple of 4 input channels per block and the kernel 4"):
         conv2d_NCHWc_int8_x86(X, Kw)
+    with pytest.raises(ShapeError, match="kernel has 2 blocks of 4 input channels, data 2 x 8"):
+        conv2d_NCHWc_int8_x86(X, te.placeholder((2, 2, 3, 3, 8, 4), "int8", "K"))
     with pytest.raises(ShapeError, match="kernel int8"):
         conv2d_NCHWc_int8_x86(te.placeholder((1, 2, 5, 5, 4), "int8", "X"),
                               te.placeholder((2, 2, 3, 3, 8, 4), "uint8", "K"))

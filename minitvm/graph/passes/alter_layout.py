@@ -213,8 +213,8 @@ def x86_int8_lanes(target):
 def _x86_int8_layouts(in_types, attrs, lanes):
     """(data, kernel, output layout) of the x86 int8 templates for this conv, or None (dp4a):
 
-    - groups 1, output channels a multiple of 8: ``NCHW[x]c`` (``x`` 16, 8 or 4, the largest
-      dividing the input channels; 4 with zero padding when none does) / ``OIHW[L]o4i`` ->
+    - groups 1, output channels a multiple of 8: ``NCHW[x]c`` (``x`` = ``lanes``, else 8, where it
+      divides the input channels, else 4 with zero padding) / ``OIHW[L]o4i`` ->
       ``NCHW[L]c`` (``L`` = ``lanes`` where it divides the output channels, else 8);
     - depthwise: ``NCHW[b]c`` / ``OIHW[b]o`` -> ``NCHW[b]c`` (``b`` as for float convs, up to 16).
     """
@@ -224,7 +224,7 @@ def _x86_int8_layouts(in_types, attrs, lanes):
         out = lanes if O % lanes == 0 else 8 if O % 8 == 0 else None
         if out is None:
             return None
-        ib = next((b for b in (16, 8) if I % b == 0), 4)
+        ib = next((b for b in (lanes, 8) if I % b == 0), 4)    # as the previous x86 conv writes it
         return f"NCHW{ib}c", f"OIHW{out}o4i", f"NCHW{out}c"
     b = channel_block(O, 16)
     if groups == O and I == 1 and b:
