@@ -18,11 +18,12 @@ HOST = cpu_features()
 TARGETS = {
     "vnni512": ("+avx512f,+avx512bw,+avx512vnni", "avx512vnni", "OIHW16o4i"),
     "vnni256": ("-avx512vnni", "avxvnni", "OIHW8o4i"),
-    "avx2": ("-avxvnni,-avx512vnni", "avx2", "OIHW8o4i"),
+    "avx2": ("-avxvnni,-avx512vnni", "avx2", "OIHW8o2i"),
     "generic": ("-avx2,-avx512f,-avxvnni,-avx512vnni", None, "OIHW4o4i"),
 }
-# the data layouts of the two convs: 6 channels padded to 4-blocks, then the first conv's output as it is
-DATA = {"vnni512": {"NCHW4c", "NCHW16c"}, "vnni256": {"NCHW4c", "NCHW8c"}, "avx2": {"NCHW4c", "NCHW8c"},
+# the data layouts of the two convs: 6 channels padded to the dot product's depth (4, or 2 for AVX2's
+# dot_i16), then the first conv's output as it is
+DATA = {"vnni512": {"NCHW4c", "NCHW16c"}, "vnni256": {"NCHW4c", "NCHW8c"}, "avx2": {"NCHW2c", "NCHW8c"},
         "generic": {"NCHW4c"}}
 
 

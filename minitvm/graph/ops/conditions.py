@@ -26,16 +26,17 @@ def gemm_int8_dense(attrs: dict, in_types: list) -> bool:
 
 
 def x86_int8_conv2d(attrs: dict, in_types: list) -> bool:
-    """An int8 conv2d in the x86 template's layouts (``NCHW[x]c`` data with x 4, 8 or 16, ``OIHW[L]o4i``
-    weights, L 8 or 16), which ``alter_layout`` picks only for LLVM targets with AVX2 or VNNI."""
+    """An int8 conv2d in the x86 template's layouts (``NCHW[x]c`` data with x 2 to 16; ``OIHW[L]o4i``
+    weights, L 8 or 16, or int16 ``OIHW8o2i`` ones), which ``alter_layout`` picks only for LLVM targets
+    with AVX2 or VNNI."""
     return in_types[0].dtype in ("int8", "uint8") and is_x86_int8_layout(attrs)
 
 
 def is_x86_int8_layout(attrs: dict) -> bool:
     """Whether a conv2d's layouts are the x86 int8 template's (groups 1)."""
     kl = attrs.get("kernel_layout", "OIHW")
-    return (attrs.get("data_layout") in ("NCHW4c", "NCHW8c", "NCHW16c") and kl in ("OIHW8o4i", "OIHW16o4i")
-            and attrs.get("groups", 1) == 1)
+    return (attrs.get("data_layout") in ("NCHW2c", "NCHW4c", "NCHW8c", "NCHW16c")
+            and kl in ("OIHW8o4i", "OIHW16o4i", "OIHW8o2i") and attrs.get("groups", 1) == 1)
 
 
 _NCHWC = re.compile(r"NCHW(\d+)c$")

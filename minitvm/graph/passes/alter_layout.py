@@ -52,6 +52,7 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
     tensor_cores = target is not None and TENSOR_CORE_FEATURE in target.features
     packed, kernel_packed = f"NCHW{factor}c", f"OIHW{factor}o{factor}i"
     x86 = x86_int8_lanes(target)
+    vnni = x86 is not None and bool({"avxvnni", "avx512vnni"} & target.features)
     float_lanes = x86_float_lanes(target) if float32 else None
     g = Graph(graph.name)
     channels: dict = {}   # value this pass put in another layout -> its true channel count
@@ -100,12 +101,15 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
         elif node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW" and int8:
             if tensor_cores and _fits_tensor_cores(in_types, attrs):
                 layouts = (NHWC, OHWI)
-            elif x86 and _x86_int8_layouts(in_types, attrs, x86):
-                layouts = _x86_int8_layouts(in_types, attrs, x86)
+            elif x86 and _x86_int8_layouts(in_types, attrs, x86, vnni):
+                layouts = _x86_int8_layouts(in_types, attrs, x86, vnni)
             elif _packable(in_types, attrs, factor):
                 layouts = (packed, kernel_packed)
         if layouts is not None:
-            w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": layouts[1]},
+            w = node.inputs[1]
+            if layouts[1].endswith("o2i"):      # dot_i16 multiplies int16 weights (cast once, folded)
+                w = g.add_op("cast", [w], {"dtype": "int16"}, name=g.unique_name(f"{w}_int16"))
+            w = g.add_op("layout_transform", [w], {"src_layout": "OIHW", "dst_layout": layouts[1]},
                          name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
             data = convert(node.inputs[0], layouts[0])
             if layouts[0] == NHWC and in_types[1].shape[1] % TENSOR_CORE_K:
@@ -210,11 +214,12 @@ def x86_int8_lanes(target):
     return 16 if "avx512vnni" in target.features else 8
 
 
-def _x86_int8_layouts(in_types, attrs, lanes):
+def _x86_int8_layouts(in_types, attrs, lanes, vnni):
     """(data, kernel, output layout) of the x86 int8 templates for this conv, or None (dp4a):
 
-    - groups 1, output channels a multiple of 8: ``NCHW[x]c`` (``x`` = ``lanes``, else 8, where it
-      divides the input channels, else 4 with zero padding) / ``OIHW[L]o4i`` ->
+    - groups 1, output channels a multiple of 8: ``NCHW[x]c`` (``x`` = ``lanes``, 8 or 4, the first
+      that divides the input channels, else the dot product's depth with zero padding) /
+      ``OIHW[L]o4i`` (``dot_u8s8``; without VNNI ``OIHW8o2i``, int16 weights for ``dot_i16``) ->
       ``NCHW[L]c`` (``L`` = ``lanes`` where it divides the output channels, else 8);
     - depthwise: ``NCHW[b]c`` / ``OIHW[b]o`` -> ``NCHW[b]c`` (``b`` as for float convs, up to 16).
     """
@@ -224,8 +229,10 @@ def _x86_int8_layouts(in_types, attrs, lanes):
         out = lanes if O % lanes == 0 else 8 if O % 8 == 0 else None
         if out is None:
             return None
-        ib = next((b for b in (lanes, 8) if I % b == 0), 4)    # as the previous x86 conv writes it
-        return f"NCHW{ib}c", f"OIHW{out}o4i", f"NCHW{out}c"
+        depth = 4 if vnni else 2        # input channels per dot product: the kernel pads I to a multiple
+        # the data block: as the previous x86 conv writes it where it divides I, else the kernel's padding
+        ib = next((b for b in (lanes, 8, 4) if I % b == 0 and b >= depth), depth)
+        return f"NCHW{ib}c", f"OIHW{out}o{depth}i", f"NCHW{out}c"
     b = channel_block(O, 16)
     if groups == O and I == 1 and b:
         return f"NCHW{b}c", f"OIHW{b}o", f"NCHW{b}c"

@@ -32,7 +32,7 @@ from ..generic.injective import inline_injective
 from ..utils import as_list, conv_args, find_op, resolve_config
 from .conv2d import _schedule_input
 from .conv2d_nchwc import check_divides, define_tile_knobs, register_tile, vector_registers
-from .tensor_intrin import dot_u8s8
+from .tensor_intrin import dot_i16, dot_u8s8
 
 TAG = "conv2d_NCHWc_int8_x86"
 TEMPLATE = "conv2d_NCHWc_int8.x86"
@@ -57,26 +57,30 @@ def conv2d_NCHWc_int8_x86(data, kernel, stride=1, padding=0, dilation=1, out_dty
     if data.ndim != 5 or kernel.ndim != 6:
         raise ShapeError(f"{name}: data must be NCHW[x]c (5-D) and kernel OIHW[L]o4i (6-D), got "
                          f"{data.ndim}-D and {kernel.ndim}-D")
-    if data.dtype not in ("int8", "uint8") or kernel.dtype != "int8":
-        raise ShapeError(f"{name}: data must be int8 or uint8 and the kernel int8, got {data.dtype} and "
+    if data.dtype not in ("int8", "uint8") or kernel.dtype not in ("int8", "int16"):
+        raise ShapeError(f"{name}: data must be int8 or uint8 and the kernel int8 (or int16), got {data.dtype} and "
                          f"{kernel.dtype}")
     if out_dtype != "int32":
         raise ShapeError(f"{name}: accumulates in int32, not {out_dtype}")
     N, ICc, H, W, ib = (_const(d) for d in data.shape)
     OCc, KICc, KH, KW, lanes, kib = (_const(d) for d in kernel.shape)
-    if ib % 4 or kib != 4:
-        raise ShapeError(f"{name}: the data must pack a multiple of 4 input channels per block and the kernel 4, "
-                         f"got {ib} and {kib}")
-    words = ib // 4
+    depth = 2 if kernel.dtype == "int16" else 4      # input channels per dot_i16 / dot_u8s8
+    if ib % depth or kib != depth:
+        raise ShapeError(f"{name}: the data must pack a multiple of {depth} input channels per block and the kernel "
+                         f"{depth}, got {ib} and {kib}")
+    words = ib // depth
     if KICc != ICc * words:
-        raise ShapeError(f"{name}: kernel has {KICc} blocks of 4 input channels, data {ICc} x {ib} channels "
+        raise ShapeError(f"{name}: kernel has {KICc} blocks of {depth} input channels, data {ICc} x {ib} channels "
                          "(groups are not supported)")
     sh, sw = _pair(stride, "stride", name)
     dh, dw = _pair(dilation, "dilation", name)
     pt, pl, pb, pr = normalize_padding(padding, name)
     OH = _out_size(H, KH, sh, dh, pt, pb, name, "height")
     OW = _out_size(W, KW, sw, dw, pl, pr, name, "width")
-    signed = data.dtype == "int8"
+    signed = data.dtype == "int8" and depth == 4     # vpdpbusd / vpmaddubsw multiply unsigned data
+    if depth == 2:       # vpmaddwd multiplies int16: widened once, with the padding
+        data = te.compute(data.shape, lambda *i: data(*i).astype("int16"), name=f"{name}_i16",
+                          tag="injective,elemwise")
     if signed:
         data = te.compute(data.shape, lambda *i: (data(*i).astype("int32") + 128).astype("uint8"),
                           name=f"{name}_u8", tag="injective,elemwise")
@@ -85,12 +89,12 @@ def conv2d_NCHWc_int8_x86(data, kernel, stride=1, padding=0, dilation=1, out_dty
     ry = te.reduce_axis((0, KH), "ry")
     rx = te.reduce_axis((0, KW), "rx")
     icw = te.reduce_axis((0, words), "ic_word")
-    ibr = te.reduce_axis((0, 4), "ic_block")
+    ibr = te.reduce_axis((0, depth), "ic_block")
     attrs = {"stride": (sh, sw), "padding": (pt, pl, pb, pr), "dilation": (dh, dw), "groups": 1}
     acc = te.compute(
         (N, OCc, OH, OW, lanes),
         lambda n, oc, y, x, o: te.sum(
-            padded[n, ic, y * sh + ry * dh, x * sw + rx * dw, icw * 4 + ibr].astype("int32")
+            padded[n, ic, y * sh + ry * dh, x * sw + rx * dw, icw * depth + ibr].astype("int32")
             * kernel[oc, ic * words + icw, ry, rx, o, ibr].astype("int32"), axis=[ic, ry, rx, icw, ibr]),
         name=f"{name}_acc" if signed else name, tag=TAG, attrs=attrs)
     if not signed:
@@ -145,7 +149,7 @@ def conv2d_NCHWc_int8_x86_template(cfg, data_shape, kernel_shape, stride=1, padd
     """Tunable template: :func:`conv2d_NCHWc_int8_x86` scheduled with ``dot_u8s8`` (the instructions
     of the target's features); returns ``(schedule, [data, kernel, out])``."""
     data = te.placeholder(data_shape, dtype, "data")
-    kernel = te.placeholder(kernel_shape, "int8", "kernel")
+    kernel = te.placeholder(kernel_shape, "int16" if kernel_shape[-1] == 2 else "int8", "kernel")
     out = conv2d_NCHWc_int8_x86(data, kernel, stride, padding, dilation, out_dtype)
     return schedule_conv2d_NCHWc_int8_x86(out, cfg=cfg), [data, kernel, out]
 
@@ -193,7 +197,8 @@ def schedule_conv2d_NCHWc_int8_x86(outs, cfg=None):
     cn, coc, cy, cx, cob = s[acc].op.axis
     ic, ry, rx, icw, ib = s[acc].op.reduce_axis
     s[acc].reorder(ic, ry, rx, icw, cn, cy, coc, cx, cob, ib)
-    s[acc].tensorize(cob, dot_u8s8(lanes))
+    kernel = acc.op.input_tensors[1]
+    s[acc].tensorize(cob, dot_i16(lanes) if kernel.dtype == "int16" else dot_u8s8(lanes))
     s[acc].unroll(cx)
     s[acc].unroll(coc)
     return s
