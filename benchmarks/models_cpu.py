@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 
 for _var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):   # before numpy loads OpenBLAS
     os.environ.pop(_var, None)
@@ -146,6 +147,8 @@ def main():
     ap.add_argument("--target", default="llvm")
     ap.add_argument("--log", default=None, help="tuning log to build minitvm's kernels with")
     args = ap.parse_args()
+    if not args.log:   # default configs, on purpose
+        warnings.simplefilter("ignore", autotune.FallbackConfigWarning)
     set_num_threads(args.threads)
     target = Target(args.target)
     print(f"target {target}; threads {args.threads} (minitvm and onnxruntime {ort.__version__}); "

@@ -410,7 +410,7 @@ def _conv2d_te(node, ins, name):
         return te.compute(out.shape, lambda n, h, w, c: out(n, h, w, c) + bias[c], name=f"{name}_bias",
                           tag="injective,bias_add")
     if is_nchwc_layout(a):
-        # the CPU's packed layouts (alter_layout picks them for float convs on AVX2 / AVX-512 targets)
+        # the CPU's packed layouts (alter_layout: float convs on AVX2 / AVX-512 targets, int8 depthwise on x86)
         conv = topi_nchwc.conv2d_NCHWc if a["groups"] == 1 else topi_nchwc.depthwise_conv2d_NCHWc
         out = conv(data, weight, a["strides"], a["padding"], a["dilation"], out_dtype=node.type.dtype, name=name)
     elif is_x86_int8_layout(a) and data.dtype in ("int8", "uint8"):

@@ -1,15 +1,20 @@
-"""Layout rewriting: int8 convolutions move to the layouts their templates (CUDA, x86) read.
+"""Layout rewriting: convolutions move to the layouts their templates (CUDA, x86) read.
 
-Three layouts, one per template family:
+int8 convolutions, one layout per template family:
 
 - **NHWC / OHWI** for the implicit GEMM on the int8 tensor cores, where the target has them
   (``Target.features`` has ``mma_s8_m16n8k32``: sm_80 and up) and the conv fits it (groups 1,
   at least 16 input channels, zero-padded to a multiple of 32, output channels a multiple of 8);
-- **NCHW4c / OIHW[L]o4i -> NCHW[L]c** for the x86 template (``topi/cpu/conv2d_int8.py``) on an LLVM
-  target with AVX2 or VNNI (``L`` = 16 with AVX512-VNNI, else 8; groups 1, output channels a
-  multiple of ``L``); a ``layout_transform`` NCHW[L]c -> NCHW4c feeds the next conv;
+- **NCHW[x]c / OIHW[L]o4i (or int16 OIHW8o2i) -> NCHW[L]c** for the x86 template
+  (``topi/cpu/conv2d_int8.py``) on an LLVM target with AVX2 or VNNI (``L`` = 16 with AVX512-VNNI,
+  else 8; groups 1, output channels a multiple of 8; ``x`` such that a conv reads the previous
+  one's output as it is), and NCHW[b]c / OIHW[b]o for int8 depthwise convs there;
 - **NCHW[x]c / OIHW[x]o[x]i** (``x`` = ``factor``, 4) for the ``dp4a`` templates, which read 4 input
   channels as one 32-bit word: every other int8 conv (older GPUs, other CPUs, grouped convs).
+
+float32 convolutions on an LLVM target with AVX2 or AVX-512 (``float32=True``): **NCHW[ib]c /
+OIHW[ib]i[ob]o -> NCHW[ob]c** (depthwise: NCHW[b]c / OIHW[b]o) for ``topi/cpu/conv2d_nchwc.py``,
+blocks of up to 16 (AVX-512) or 8 (AVX2) channels. ``build`` runs the pass with ``int8=False``.
 
 An int8 ``dense`` (the classifier of a fully int8 or a pre-quantized model) keeps its layout but,
 with tensor cores, gets ``gemm_int8`` (the tensor-core GEMM computes it) and its features padded
