@@ -161,9 +161,35 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
             continue
         g.add_op(node.op, [convert(i, "NCHW") if lay else i for i, lay in zip(node.inputs, layout_in)], attrs,
                  name=name)
+    unpacked = {}
     for o in graph.outputs:
-        g.mark_output(convert(o, "NCHW") if o in channels else o)
-    return cancel_transforms(fold_constant(g))
+        if o in channels:
+            unpacked[o] = convert(o, "NCHW")
+        g.mark_output(unpacked.get(o, o))
+    g = cancel_transforms(fold_constant(g))
+    return _keep_output_names(g, unpacked) if unpacked else g
+
+
+def _keep_output_names(graph, unpacked: dict):
+    """``graph`` with the transform back to NCHW of each output ``o`` (``unpacked[o]``) named ``o``
+    again, so that a model's outputs keep their names, and the packed value ``o`` renamed."""
+    from ..ir import Graph
+    names = {}
+    for o, t in unpacked.items():
+        names[o] = graph.unique_name(f"{o}_{graph.node(o).type.layout}")
+        names[t] = o
+    g = Graph(graph.name)
+    for name in graph.topo_order():
+        node, new = graph.node(name), names.get(name, name)
+        if node.is_input:
+            g.add_input(new, node.type.shape, node.type.dtype, node.type.layout)
+        elif node.is_const:
+            g.add_const(new, node.value, node.type.layout)
+        else:
+            g.add_op(node.op, [names.get(i, i) for i in node.inputs], dict(node.attrs), name=new)
+    for o in graph.outputs:
+        g.mark_output(names.get(o, o))
+    return g
 
 
 def x86_float_lanes(target):
