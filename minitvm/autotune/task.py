@@ -39,6 +39,8 @@ _BUILTIN_MODULES = {
     "depthwise_conv2d_NCHWc.x86": "minitvm.topi.cpu.conv2d_nchwc",
     "conv2d_NCHWc_int8.x86": "minitvm.topi.cpu.conv2d_int8",
     "dense.x86": "minitvm.topi.cpu.dense",
+    "dense_packed.x86": "minitvm.topi.cpu.dense",
+    "dense_int8.x86": "minitvm.topi.cpu.dense_int8",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 __all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense", "x86_int8_conv2d", "nchwc_conv2d",
-           "nchwc_depthwise_conv2d"]
+           "nchwc_depthwise_conv2d", "packed_dense", "x86_int8_dense"]
 
 
 def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:
@@ -67,3 +67,14 @@ def is_nchwc_layout(attrs: dict) -> bool:
         return bool(k) and k.group(1) == d.group(1)
     k = _OIHW_IO.match(kl)
     return bool(k) and k.group(1) == d.group(1)
+
+
+def packed_dense(attrs: dict, in_types: list) -> bool:
+    """A float dense whose weight ``alter_layout`` packed as ``OI[b]o`` (``dense_packed``)."""
+    wl = attrs.get("weight_layout", "OI")
+    return wl != "OI" and wl.endswith("o") and in_types[0].dtype not in ("int8", "uint8")
+
+
+def x86_int8_dense(attrs: dict, in_types: list) -> bool:
+    """An int8 dense whose weight ``alter_layout`` packed as ``OI[L]o4i`` for ``dot_u8s8``."""
+    return attrs.get("weight_layout", "OI").endswith("o4i") and in_types[0].dtype in ("int8", "uint8")

@@ -24,6 +24,7 @@ from .registry import Attr
 from .conditions import is_nchwc_layout, is_x86_int8_layout
 from .strategy import register_compute
 from ...topi.cpu.conv2d_int8 import conv2d_NCHWc_int8_x86
+from ...topi.cpu.dense_int8 import dense_int8_x86
 
 
 # ====================================================================== conv2d
@@ -269,15 +270,26 @@ _deform_infer.compute(_deform_compute, lambda t, o, a: _conv_macs(t, o, a, defor
 @_op("dense", ("data", "weight", "bias?"),
      (Attr("units", "int", None, "output features (checked against the weight)"),
       Attr("out_dtype", "dtype", "", "output dtype ('' = data dtype)"),
-      Attr("gemm_int8", "bool", False, "int8 on the tensor-core GEMM (set by alter_layout, features padded to 32)")),
+      Attr("gemm_int8", "bool", False, "int8 on the tensor-core GEMM (set by alter_layout, features padded to 32)"),
+      Attr("weight_layout", "layout", "OI", "layout of the weight: OI ([units, K]), or packed for the CPU "
+                                             "templates by alter_layout (OI[b]o float, OI[L]o4i int8)")),
      doc="data [N, K] x weight [units, K]^T (+ bias [units]).")
 def _dense_infer(ctx, types, attrs):
+    from ...topi.nn.layout import Layout
     dt, wt = types[0], types[1]
-    if dt.ndim != 2 or wt.ndim != 2:
+    wl = Layout.parse(attrs["weight_layout"])
+    if sorted(wl.primal) != ["I", "O"]:
+        raise ctx.attr_error("weight_layout", f"= {wl.name!r} must have primal axes O, I")
+    _check_layout(ctx, wt, "" if wl.name == "OI" else wl.name, "weight")
+    try:
+        w = wl.primal_shape(wt.shape)
+    except ShapeError as e:
+        raise ctx.shape_error(f"weight {wt}: {e}") from None
+    if dt.ndim != 2 or len(w) != 2:
         raise ctx.shape_error(f"data must be [N, K] and weight [units, K], got {dt} and {wt}")
-    if dt.shape[1] != wt.shape[1]:
-        raise ctx.shape_error(f"data has {dt.shape[1]} features but weight {wt} expects {wt.shape[1]}")
-    units = wt.shape[0]
+    if dt.shape[1] != w["I"]:
+        raise ctx.shape_error(f"data has {dt.shape[1]} features but weight {wt} expects {w['I']}")
+    units = w["O"]
     if attrs["units"] is not None and attrs["units"] != units:
         raise ctx.attr_error("units", f"= {attrs['units']} but the weight has {units} rows")
     if dt.dtype != wt.dtype and not attrs["out_dtype"]:
@@ -294,7 +306,7 @@ def _dense_infer(ctx, types, attrs):
 
 def _dense_compute(inputs, attrs, out_type):
     acc = _acc(inputs[0].dtype)
-    out = inputs[0].astype(acc) @ inputs[1].astype(acc).T
+    out = inputs[0].astype(acc) @ _to_primal(inputs[1], attrs["weight_layout"], "OI").astype(acc).T
     if len(inputs) > 2:
         out = out + inputs[2].astype(acc)
     return _cast(out, out_type.dtype)
@@ -436,6 +448,14 @@ register_compute("conv2d", _conv2d_te)
 register_compute("deformable_conv2d", _deformable_conv2d_te)
 def _dense_te(node, ins, name):
     bias = ins[2] if len(ins) > 2 else None
+    wl = node.attrs.get("weight_layout", "OI")
+    if wl != "OI":
+        # the CPU templates' packed weights (alter_layout): float OI[b]o, int8 OI[L]o4i for dot_u8s8
+        dense = dense_int8_x86 if wl.endswith("4i") else topi_dense.dense_packed
+        out = dense(ins[0], ins[1], out_dtype=node.type.dtype, name=name)
+        if bias is None:
+            return out
+        return te.compute(out.shape, lambda m, n: out(m, n) + bias[n], name=f"{name}_bias", tag="injective,bias_add")
     if not node.attrs.get("gemm_int8"):
         return topi_dense.dense(ins[0], ins[1], bias, out_dtype=node.type.dtype, name=name)
     # int8 on the tensor cores (alter_layout marks only such denses)

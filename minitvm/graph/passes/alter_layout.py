@@ -134,6 +134,9 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
             attrs["gemm_int8"] = True
             g.add_op("dense", ins, attrs, name=name)
             continue
+        if node.op == "dense" and attrs.get("weight_layout", "OI") == "OI" and \
+                _x86_dense(g, node, in_types, attrs, float_lanes, x86 if int8 else None):
+            continue
         layout_in = [t.layout if i in channels else None for i, t in zip(node.inputs, in_types)]
         first = next((lay for lay in layout_in if lay), None)
         if node.op == "requantize_per_channel" and first and attrs.get("axis", 1) % 4 == 1:
@@ -221,6 +224,50 @@ def _float_layouts(in_types, attrs, lanes):
     if groups == O and I == 1 and b:
         return f"NCHW{b}c", f"OIHW{b}o", f"NCHW{b}c"
     return None
+
+
+def _x86_dense(g, node, in_types, attrs, float_lanes, int8_lanes) -> bool:
+    """Add ``node`` (a dense layer with a constant weight) to ``g`` with its weight packed for the CPU
+    templates, if it fits one; return whether it did.
+
+    - float32 (``float_lanes``): ``OI[b]o`` (``b`` units a vector, :func:`channel_block`) for
+      ``dense_packed``;
+    - int8 on x86 (``int8_lanes``): ``OI[L]o4i`` for ``dot_u8s8`` (``L`` units, 4 features a
+      step; features a multiple of 4). int8 data enters as uint8 (``a + 128``: a cast, an add and a
+      cast, fused into one small kernel) and the bias absorbs ``-128 * sum(w)`` of each unit, folded
+      from the constant weight, so the kernel computes no correction.
+    """
+    import numpy as np
+    weight = g.node(node.inputs[1])
+    bias = g.node(node.inputs[2]) if len(node.inputs) > 2 else None
+    if not weight.is_const or (bias is not None and not bias.is_const):
+        return False
+    O, K = weight.type.shape
+    ins = list(node.inputs)
+    if float_lanes and in_types[0].dtype == weight.type.dtype == "float32":
+        b = channel_block(O, float_lanes)
+        if b is None:
+            return False
+        layout = f"OI{b}o"
+    elif int8_lanes and _is_int8(in_types[0]) and weight.type.dtype == "int8" and K % 4 == 0:
+        lanes = int8_lanes if O % int8_lanes == 0 else 8 if O % 8 == 0 else None
+        if lanes is None:
+            return False
+        layout = f"OI{lanes}o4i"
+        if in_types[0].dtype == "int8":
+            wide = g.add_op("cast", [ins[0]], {"dtype": "int32"}, name=g.unique_name(f"{ins[0]}_i32"))
+            c128 = g.add_const(g.unique_name(f"{node.name}_128"), np.array(128, np.int32))
+            shifted = g.add_op("add", [wide, c128], name=g.unique_name(f"{ins[0]}_plus128"))
+            ins[0] = g.add_op("cast", [shifted], {"dtype": "uint8"}, name=g.unique_name(f"{ins[0]}_u8"))
+            comp = -128 * weight.value.astype(np.int64).sum(axis=1)
+            total = comp + (bias.value.astype(np.int64) if bias is not None else 0)
+            ins[2:] = [g.add_const(g.unique_name(f"{node.name}_bias_u8"), total.astype(np.int32))]
+    else:
+        return False
+    ins[1] = g.add_op("layout_transform", [ins[1]], {"src_layout": "OI", "dst_layout": layout},
+                      name=g.unique_name(f"{ins[1]}_{layout}"))
+    g.add_op("dense", ins, dict(attrs, weight_layout=layout), name=node.name)
+    return True
 
 
 def _dense_fits_tensor_cores(in_types) -> bool:

@@ -23,7 +23,8 @@ from .. import testing
 from ..generic.injective import inline_injective
 from ..generic.tensor_intrin import dp4a
 from ..nn.dense import dense as dense_compute
-from ..utils import divisors, largest_divisor, resolve_config
+from ..nn.dense import dense_packed
+from ..utils import as_list, divisors, find_op, largest_divisor, resolve_config
 from .conv2d_nchwc import check_divides
 from ...tir import expr as E
 from ...tir.functor import Visitor
@@ -177,4 +178,85 @@ def schedule_dense(outs, cfg=None):
     return s
 
 
-__all__ = ["schedule_dense", "default_config", "define_knobs", "dense_x86", "TEMPLATE"]
+# -------------------------------------------------------------------- packed weights (OI[b]o)
+PACKED_TEMPLATE = "dense_packed.x86"
+
+
+def default_config_packed(dense) -> dict:
+    """Sound knob values for a dense_packed: ``unit_block`` blocks of ``b`` units per tile (up to 4:
+    independent FMA chains), ``k_unroll`` (up to 4)."""
+    K = int(dense.op.reduce_axis[0].dom.extent.value)
+    blocks = int(dense.op.input_tensors[1].shape[0].value)
+    return {"unit_block": largest_divisor(blocks, 4), "k_unroll": largest_divisor(K, 4)}
+
+
+def define_knobs_packed(cfg, dense) -> None:
+    """Declare ``unit_block`` (divisors of the unit blocks up to 8) and ``k_unroll`` (up to 16)."""
+    K = int(dense.op.reduce_axis[0].dom.extent.value)
+    blocks = int(dense.op.input_tensors[1].shape[0].value)
+    cfg.define_knob("unit_block", [d for d in divisors(blocks) if d <= 8])
+    cfg.define_knob("k_unroll", [d for d in divisors(K) if d <= 16])
+    if cfg.is_fallback:
+        cfg.fallback_with(default_config_packed(dense))
+
+
+def _reference_packed(inputs, data_shape, weight_shape, dtype="float32", out_dtype="float32"):
+    """numpy dense of ``inputs = [data, weight [units / b, in, b]]`` (float64 sums)."""
+    data, w = inputs
+    return [testing.dense(data, w.transpose(0, 2, 1).reshape(-1, w.shape[1])).astype(out_dtype)]
+
+
+@autotune.template(PACKED_TEMPLATE, reference=_reference_packed)
+def dense_packed_x86(cfg, data_shape, weight_shape, dtype="float32", out_dtype="float32"):
+    """Tunable template: ``topi.nn.dense_packed`` scheduled for the CPU; returns ``(schedule, [data,
+    weight, out])``."""
+    data = te.placeholder(tuple(data_shape), dtype, "data")
+    weight = te.placeholder(tuple(weight_shape), dtype, "weight")
+    out = dense_packed(data, weight, out_dtype=out_dtype)
+    return schedule_dense_packed(out, cfg=cfg), [data, weight, out]
+
+
+def schedule_dense_packed(outs, cfg=None):
+    """CPU schedule of the ``dense_packed`` layer feeding ``outs``: tiles of ``unit_block`` vectors
+    of ``b`` units accumulate over all of ``k`` (each step broadcasts one input and loads one weight
+    vector per block: ``weight[j // b, k, :]`` is contiguous), blocks of units in parallel."""
+    what = "schedule_dense_packed (cpu)"
+    outs = as_list(outs)
+    output = outs[0]
+    s = te.create_schedule([o.op for o in outs])
+    dense = find_op(output, "dense_packed", what).output(0)
+    data, weight = dense.op.input_tensors
+    workload = (PACKED_TEMPLATE, tuple(int(d.value) for d in data.shape), tuple(int(d.value) for d in weight.shape),
+                data.dtype, dense.dtype)
+    cfg = resolve_config(cfg, workload, default_config_packed(dense), lambda c: define_knobs_packed(c, dense),
+                         ("unit_block", "k_unroll"), what, target="llvm")
+    blocks, K, b = (int(d.value) for d in weight.shape)
+    ub, ku = cfg["unit_block"], cfg["k_unroll"]
+    check_divides("unit_block", ub, blocks, what, "blocks of units")
+    check_divides("k_unroll", ku, K, what, "input features")
+    reds = inline_injective(s, [output], stop={dense.op})
+    if reds:
+        raise ScheduleError(f"{what}: {reds[0].name} between the dense layer and {output.name} is not element-wise")
+    acc = s.cache_write(output, "local") if dense.op is output.op else dense
+    if acc is dense:
+        s[dense].set_scope("local")
+    i, j = s[output].op.axis
+    jo, ji = s[output].split(j, factor=b * ub)
+    s[output].reorder(jo, i, ji)
+    s[output].parallel(jo)
+    _, jii = s[output].split(ji, factor=b)
+    s[output].vectorize(jii)
+    s[acc].compute_at(s[output], i)
+    ci, cj = s[acc].op.axis
+    (k,) = s[acc].op.reduce_axis
+    cjo, cji = s[acc].split(cj, factor=b)
+    ko, ki = s[acc].split(k, factor=ku)
+    s[acc].reorder(ci, ko, ki, cjo, cji)
+    s[acc].vectorize(cji)
+    s[acc].unroll(cjo)
+    s[acc].unroll(ki)
+    return s
+
+
+__all__ = ["schedule_dense", "default_config", "define_knobs", "dense_x86", "TEMPLATE", "schedule_dense_packed",
+           "dense_packed_x86", "default_config_packed", "define_knobs_packed", "PACKED_TEMPLATE"]
