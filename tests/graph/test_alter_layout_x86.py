@@ -111,3 +111,46 @@ def test_int8_graph_bit_exact_and_on_the_x86_template(path):
 def test_output_channels_not_a_multiple_of_the_lanes_keep_dp4a():
     a = alter_layout(_net(O=12), target=Target("llvm -mattr=-avxvnni,-avx512vnni"))
     assert {n.attrs["kernel_layout"] for n in a.op_nodes("conv2d")} == {"OIHW4o4i"}
+
+
+def _dense_net(dtype, with_bias):
+    g = Graph("fc")
+    if dtype == "int8":
+        x = g.add_input("x", (2, 40), "int8")
+        w = g.add_const("w", rng.integers(-128, 128, (24, 40), dtype=np.int8))
+        ins = [x, w] + ([g.add_const("b", rng.integers(-9000, 9000, (24,), dtype=np.int32))] if with_bias else [])
+        d = g.add_op("dense", ins, {"out_dtype": "int32"}, name="fc")
+    else:
+        x = g.add_input("x", (2, 40), "float32")
+        w = g.add_const("w", rng.standard_normal((24, 40)).astype(np.float32))
+        ins = [x, w] + ([g.add_const("b", rng.standard_normal(24).astype(np.float32))] if with_bias else [])
+        d = g.add_op("dense", ins, name="fc")
+    g.mark_output(g.add_op("relu", [d], name="r"))
+    return g
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_int8_dense_on_the_dot_product_bit_exact(with_bias):
+    target = _target("vnni512") if "avx512vnni" in HOST else _target("avx2")
+    g = _dense_net("int8", with_bias)
+    a = alter_layout(g, target=target)
+    assert a.node("fc").attrs["weight_layout"] == "OI8o4i"     # 24 units: blocks of 8 even with 16 lanes
+    assert a.input_types("fc")[0].dtype == "uint8"        # offset by graph ops, corrected in the bias
+    model = build(a, target)
+    assert "dense_int8.x86" in model.summary()
+    x = rng.integers(-128, 128, (2, 40), dtype=np.int8)
+    x[0] = -128
+    np.testing.assert_array_equal(model.run({"x": x})[0], run_reference(g, {"x": x})[0])
+
+
+def test_float_dense_packs_its_weight_and_int8_stays_on_dp4a_elsewhere():
+    g = _dense_net("float32", True)
+    a = alter_layout(g, target=Target("llvm -mattr=+avx2,+fma,-avx512f"))
+    assert a.node("fc").attrs["weight_layout"] == "OI8o"
+    x = rng.standard_normal((2, 40)).astype(np.float32)
+    if "avx2" in HOST:
+        model = build(a, "llvm -mattr=-avx512f")
+        assert "dense_packed.x86" in model.summary()
+        np.testing.assert_allclose(model.run({"x": x})[0], run_reference(g, {"x": x})[0], rtol=1e-5, atol=1e-5)
+    generic = alter_layout(_dense_net("int8", True), target=Target("llvm -mattr=" + TARGETS["generic"][0]))
+    assert generic.node("fc").attrs.get("weight_layout", "OI") == "OI"

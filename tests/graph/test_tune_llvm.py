@@ -22,7 +22,7 @@ def test_float_tasks_are_the_packed_templates_the_build_uses():
     graph, _ = zoo.get_model("resnet18", batch=1, image_size=32)
     tasks = extract_tasks(graph, AVX2, counts=True)
     names = {t.name for t, _ in tasks}
-    assert names == {"conv2d_NCHWc.x86", "dense.x86"}
+    assert names == {"conv2d_NCHWc.x86", "dense_packed.x86"}
     anchors = [g for g in lowered_groups(optimize(graph, AVX2), AVX2)
                if g.group.anchor and graph.node(g.group.anchor).op in ("conv2d", "dense")]
     assert sum(n for _, n in tasks) == len(anchors) == 21
@@ -40,13 +40,13 @@ def test_int8_tasks_are_the_dot_product_template():
     q = quantize_for_target(graph, np.random.default_rng(0), n_images=0, target=VNNI512)
     names = [t.name for t in extract_tasks(q, VNNI512)]
     # the first conv and the classifier stay float (the default recipe)
-    assert names[0] == "conv2d_NCHWc.x86" and names[-1] == "dense.x86"
+    assert names[0] == "conv2d_NCHWc.x86" and names[-1] == "dense_packed.x86"
     assert set(names[1:-1]) == {"conv2d_NCHWc_int8.x86"}
 
 
 def test_a_cpu_without_avx2_has_no_packed_float_tasks():
     graph, _ = zoo.get_model("resnet18", batch=1, image_size=32)
-    assert {t.name for t in extract_tasks(graph, GENERIC)} == {"dense.x86"}
+    assert {t.name for t in extract_tasks(graph, GENERIC)} == {"dense.x86"}     # (plain weights too)
 
 
 def _mobile_net():
@@ -80,7 +80,7 @@ def test_tune_graph_on_the_host_cpu_and_build_with_the_log(tmp_path):
                                                                 autotune.LocalRunner(number=1, repeat=1,
                                                                                      check_correctness=True)))
     names = {t.name for t, _ in results}
-    assert names == {"conv2d_NCHWc.x86", "depthwise_conv2d_NCHWc.x86", "dense.x86"}
+    assert names == {"conv2d_NCHWc.x86", "depthwise_conv2d_NCHWc.x86", "dense_packed.x86"}
     assert all(np.isfinite(cost) for _, cost in results)     # every task has a valid, checked trial
     records = autotune.load_records(str(log))
     assert len(records) == sum(min(3, len(t.config_space)) for t, _ in results)
