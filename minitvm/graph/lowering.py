@@ -86,7 +86,8 @@ def lowered_groups(graph, target):
         out = tensors[grp.output]
         anchor = graph.node(grp.anchor) if grp.anchor else None
         try:
-            s, impl = schedule_group(anchor, graph.input_types(grp.anchor) if anchor else [], out, target)
+            with Target(target):        # templates read its features (vector registers ...)
+                s, impl = schedule_group(anchor, graph.input_types(grp.anchor) if anchor else [], out, target)
         except Exception as exc:
             raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be scheduled: {exc}") from exc
         yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s, impl)

@@ -11,7 +11,7 @@ from minitvm.runtime.cpu_features import cpu_features
 from minitvm.target import Target
 from minitvm.topi import testing
 from minitvm.topi.cpu.conv2d_nchwc import (conv2d_NCHWc_x86, default_config, depthwise_conv2d_NCHWc_x86,
-                                           register_tile, schedule_conv2d_NCHWc)
+                                           register_tile, schedule_conv2d_NCHWc, vector_registers)
 from minitvm.topi.nn.conv2d_nchwc import conv2d_NCHWc, depthwise_conv2d_NCHWc
 
 HOST = cpu_features()
@@ -103,8 +103,13 @@ def test_depthwise_matches_numpy(dtype, stride, dilation):
 def test_default_tile_fits_the_registers():
     assert register_tile(56, 4, 32) == {"ow_block": 8, "oc_block": 2}     # 16 zmm accumulators
     assert register_tile(7, 32, 32) == {"ow_block": 7, "oc_block": 2}
+    assert register_tile(56, 3, 32) == {"ow_block": 4, "oc_block": 3}     # 24 channels in blocks of 8
     assert register_tile(56, 8, 16) == {"ow_block": 4, "oc_block": 2}     # AVX2: 8 of 16 ymm
     assert register_tile(13, 3, 32) == {"ow_block": 1, "oc_block": 3}     # a prime width
+    with Target("llvm -mattr=-avx512f"):
+        assert vector_registers() == 16
+    with Target("llvm -mattr=+avx512f"):
+        assert vector_registers() == 32
 
 
 def test_bad_knobs_and_layouts_are_rejected():

@@ -114,14 +114,14 @@ def default_config_x86(acc) -> dict:
     """Sound knob values for a conv2d_NCHWc_int8_x86 of this shape: the register tile of
     :func:`~minitvm.topi.cpu.conv2d_nchwc.register_tile` (``ow_block`` columns x ``oc_block``
     channel blocks of ``L`` int32 lanes)."""
-    OCc, OW, lanes = (int(acc.shape[i].value) for i in (1, 3, 4))
-    return register_tile(OW, OCc, vector_registers(lanes, 32))
+    OCc, OW = int(acc.shape[1].value), int(acc.shape[3].value)
+    return register_tile(OW, OCc, vector_registers())
 
 
 def define_knobs_x86(cfg, acc) -> None:
     """Declare the knobs of ``conv2d_NCHWc_int8.x86`` (``ow_block``, ``oc_block``) for ``acc`` on ``cfg``."""
-    OCc, OW, lanes = (int(acc.shape[i].value) for i in (1, 3, 4))
-    define_tile_knobs(cfg, OW, OCc, vector_registers(lanes, 32), default_config_x86(acc))
+    OCc, OW = int(acc.shape[1].value), int(acc.shape[3].value)
+    define_tile_knobs(cfg, OW, OCc, vector_registers(), default_config_x86(acc))
 
 
 def _workload_args(acc) -> tuple:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ... import autotune, te
 from ...errors import ScheduleError
+from ...target import Target
 from .. import testing
 from ..generic.injective import inline_injective
 from ..nn.conv2d_nchwc import DEPTHWISE_TAG, NCHWC_TAG, conv2d_NCHWc, depthwise_conv2d_NCHWc
@@ -37,21 +38,24 @@ _CONV_KNOBS = ("ow_block", "oc_block", "unroll_kw")
 _DEPTHWISE_KNOBS = ("ow_block",)
 
 
-def vector_registers(lanes: int, bits: int) -> int:
-    """Vector registers of the ISA whose registers hold ``lanes`` elements of ``bits`` bits:
-    32 ``zmm`` for 512-bit vectors (AVX-512), else 16 (AVX2)."""
-    return 32 if lanes * bits >= 512 else 16
+def vector_registers() -> int:
+    """Vector registers of the current target (the host's without one): 32 with AVX-512 (also for
+    ``ymm``: AVX512-VL reaches ``ymm16``-``ymm31``), else 16."""
+    target = Target.current() or Target("llvm")
+    return 32 if "avx512f" in target.features else 16
 
 
 def register_tile(OW: int, blocks: int, registers: int) -> dict:
-    """Default ``ow_block`` x ``oc_block`` of a register-tiled convolution: about ``registers / 2``
-    accumulators, so that the broadcast inputs and the weight vectors of a step stay in registers
-    too (28 of 32 ``zmm`` as accumulators spilled: measured 2x slower): columns first (the largest
-    divisor of the width up to a quarter of the registers: 7 or 8 on AVX-512), then channel
-    blocks (a divisor of ``blocks``, up to 4)."""
-    owb = largest_divisor(OW, registers // 4)
-    ocb = largest_divisor(blocks, max(1, min(4, registers // 2 // owb)))
-    return {"ow_block": owb, "oc_block": ocb}
+    """Default ``ow_block`` x ``oc_block`` of a register-tiled convolution: the most accumulators up
+    to ``registers / 2``, so that the broadcast inputs and the weight vectors of a step stay in
+    registers too (28 of 32 ``zmm`` as accumulators spilled: measured 2x slower), with at most a
+    quarter of the registers as columns (a divisor of the width) and up to 4 channel blocks (a
+    divisor of ``blocks``); more columns on a tie."""
+    best = (0, 0, 0)
+    for owb in (d for d in divisors(OW) if d <= registers // 4):
+        ocb = largest_divisor(blocks, max(1, min(4, registers // 2 // owb)))
+        best = max(best, (owb * ocb, owb, ocb))
+    return {"ow_block": best[1], "oc_block": best[2]}
 
 
 def define_tile_knobs(cfg, OW: int, blocks: int, registers: int, default: dict) -> None:
@@ -67,16 +71,15 @@ def define_tile_knobs(cfg, OW: int, blocks: int, registers: int, default: dict) 
 # -------------------------------------------------------------------- conv2d_NCHWc
 def default_config(conv) -> dict:
     """Sound knob values for a conv2d_NCHWc of this shape (see :func:`register_tile`)."""
-    OCc, OW, ob = (int(conv.shape[i].value) for i in (1, 3, 4))
-    regs = vector_registers(ob, 32)
-    return dict(register_tile(OW, OCc, regs), unroll_kw=False)
+    OCc, OW = int(conv.shape[1].value), int(conv.shape[3].value)
+    return dict(register_tile(OW, OCc, vector_registers()), unroll_kw=False)
 
 
 def define_knobs(cfg, conv) -> None:
     """Declare the knobs of ``conv2d_NCHWc.x86`` for ``conv`` on ``cfg``."""
-    OCc, OW, ob = (int(conv.shape[i].value) for i in (1, 3, 4))
+    OCc, OW = int(conv.shape[1].value), int(conv.shape[3].value)
     cfg.define_knob("unroll_kw", [False, True])
-    define_tile_knobs(cfg, OW, OCc, vector_registers(ob, 32), default_config(conv))
+    define_tile_knobs(cfg, OW, OCc, vector_registers(), default_config(conv))
 
 
 def _reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
@@ -162,9 +165,8 @@ def schedule_conv2d_NCHWc(outs, cfg=None):
 def default_config_depthwise(conv) -> dict:
     """Sound knob values for a depthwise_conv2d_NCHWc: ``ow_block`` columns (as many as the
     registers hold, a divisor of the width)."""
-    OW, b = int(conv.shape[3].value), int(conv.shape[4].value)
-    bits = 32
-    return {"ow_block": largest_divisor(OW, vector_registers(b, bits) // 2)}
+    OW = int(conv.shape[3].value)
+    return {"ow_block": largest_divisor(OW, vector_registers() // 2)}
 
 
 def define_knobs_depthwise(cfg, conv) -> None:
