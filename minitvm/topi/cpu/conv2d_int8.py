@@ -1,11 +1,14 @@
 """The x86 int8 convolution: ``conv2d_NCHWc_int8_x86`` tensorized with ``dot_u8s8``
-(``vpdpbusd`` / ``vpmaddubsw`` + ``vpmaddwd`` / plain multiplies, from the target's features).
+(``vpdpbusd`` / ``vpmaddubsw`` + ``vpmaddwd`` / plain multiplies, from the target's features), or
+with ``dot_i16`` (one ``vpmaddwd`` per 16 products: CPUs without VNNI) for int16 kernels.
 
 Layouts: data ``NCHW[x]c`` with ``x`` a multiple of 4 (4 input channels: one 32-bit word
 broadcast to every lane; ``x`` = 16 reads the previous conv's ``NCHW16c`` output as it is),
 kernel ``OIHW[L]o4i`` (``L`` output channels x 4 input channels: one 64-byte ``zmm`` for
 ``L = 16``, one ``ymm`` for ``L = 8``), output ``NCHW[L]c`` in int32. :func:`x86_lanes` picks
-``L`` for a target: 16 with AVX512-VNNI, else 8.
+``L`` for a target: 16 with AVX512-VNNI, else 8. An int16 kernel ``OIHW[L]o2i`` (int8 weights
+widened) takes 2 input channels a step; the data is widened to int16 once, with the padding, and
+needs no offset (``vpmaddwd`` multiplies signed by signed words).
 
 The instructions multiply unsigned by signed bytes, so int8 activations are shifted into
 uint8 (``a + 128``, computed once with the padding, whose value becomes 128) and the
@@ -48,8 +51,8 @@ def x86_lanes(target=None) -> int:
 
 def conv2d_NCHWc_int8_x86(data, kernel, stride=1, padding=0, dilation=1, out_dtype="int32",
                           name="conv2d_NCHWc_int8_x86"):
-    """int8 (or uint8) data ``NCHW[x]c`` (``x`` a multiple of 4) x int8 kernel ``OIHW[L]o4i`` -> int32
-    ``NCHW[L]c``.
+    """int8 (or uint8) data ``NCHW[x]c`` (``x`` a multiple of 4) x int8 kernel ``OIHW[L]o4i`` (or int16
+    ``OIHW[L]o2i``) -> int32 ``NCHW[L]c``.
 
     ``out[n, oc, y, x, o] = sum(data[n, ic, y*sh + ry*dh, x*sw + rx*dw, 4*m + i]
     * kernel[oc, ic*(x/4) + m, ry, rx, o, i])``, computed as unsigned x signed bytes (module docstring).
@@ -128,8 +131,8 @@ def _workload_args(acc) -> tuple:
     """The template arguments that declare ``acc``: the int8 (or uint8) data before the offset and
     the padding, the kernel, the attributes."""
     data, kernel = acc.op.input_tensors
-    while isinstance(data.op, ComputeOp) and data.op.input_tensors and not data.op.reduce_axis:
-        data = data.op.input_tensors[0]         # back through the padding and the uint8 offset
+    while isinstance(data.op, ComputeOp) and data.op.tag in ("injective,pad", "injective,elemwise"):
+        data = data.op.input_tensors[0]         # back through the padding and the uint8 offset / int16 widening
     a = acc.op.attrs
     return conv_args([int(d.value) for d in data.shape], [int(d.value) for d in kernel.shape], a["stride"],
                      a["padding"], a["dilation"], 1, data.dtype, "int32")
@@ -147,7 +150,8 @@ def _reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1
 def conv2d_NCHWc_int8_x86_template(cfg, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1,
                                    dtype="int8", out_dtype="int32"):
     """Tunable template: :func:`conv2d_NCHWc_int8_x86` scheduled with ``dot_u8s8`` (the instructions
-    of the target's features); returns ``(schedule, [data, kernel, out])``."""
+    of the target's features), or ``dot_i16`` for an int16 kernel (``kernel_shape[-1] == 2``);
+    returns ``(schedule, [data, kernel, out])``."""
     data = te.placeholder(data_shape, dtype, "data")
     kernel = te.placeholder(kernel_shape, "int16" if kernel_shape[-1] == 2 else "int8", "kernel")
     out = conv2d_NCHWc_int8_x86(data, kernel, stride, padding, dilation, out_dtype)
