@@ -35,6 +35,12 @@ _BUILTIN_MODULES = {
     "conv2d_NHWC_int8_tensorcore.cuda": "minitvm.topi.cuda.gemm_int8_tensorcore",
     "dense_int8_tensorcore.cuda": "minitvm.topi.cuda.gemm_int8_tensorcore",
     "matmul.cpu": "minitvm.topi.cpu.matmul",
+    "conv2d_NCHWc.x86": "minitvm.topi.cpu.conv2d_nchwc",
+    "depthwise_conv2d_NCHWc.x86": "minitvm.topi.cpu.conv2d_nchwc",
+    "conv2d_NCHWc_int8.x86": "minitvm.topi.cpu.conv2d_int8",
+    "dense.x86": "minitvm.topi.cpu.dense",
+    "dense_packed.x86": "minitvm.topi.cpu.dense",
+    "dense_int8.x86": "minitvm.topi.cpu.dense_int8",
 }
 
 

@@ -5,7 +5,7 @@ from .. import dtype as dt
 from ..errors import CodegenError
 from ..tir import expr as E
 from ..tir import stmt as S
-from .llvm_x86 import DOT_U8S8, emit_dot_u8s8
+from .llvm_x86 import DOT_I16, DOT_U8S8, emit_dot_i16, emit_dot_u8s8
 from .llvm_types import (FCMP, ICMP, UCMP, UNARY_MATH, const_int_of, const_literal, elem_size, is_signed,
                          llvm_type, mangle, mem_type)
 
@@ -114,7 +114,9 @@ class ExprBuilder:
     def _arith(self, e, iop, fop):
         a, b, dtype, ty = self._operands(e)
         if dt.is_float(dtype):
-            return self.val(f"{fop} {ty} {a}, {b}")
+            # contract: a multiply feeding an add may become one FMA (one rounding instead of
+            # two), as nvcc does by default; sums keep their order
+            return self.val(f"{fop} contract {ty} {a}, {b}")
         if self.index_depth and is_signed(dtype) and dt.bits(dtype) >= 32:
             # Values wrap (the dtype rule), but an index that overflows is out of bounds
             # anyway; nsw lets LLVM widen index math to 64-bit addresses and vectorize.
@@ -509,6 +511,8 @@ class ExprBuilder:
             return self._dp4a(e)
         if op == DOT_U8S8:
             return emit_dot_u8s8(self, e)
+        if op == DOT_I16:
+            return emit_dot_i16(self, e)
         if op == "reinterpret":
             self._check_arity(e, 1)
             src = args[0].dtype
@@ -536,7 +540,7 @@ class ExprBuilder:
         raise CodegenError(
             f"llvm codegen: unknown intrinsic call '{e.op}' in {self.func_name} ({e}); the CPU backend "
             "knows exp, log, sqrt, tanh, floor, ceil, fabs, pow, sin, cos, round, truncdiv, truncmod, "
-            "likely, dp4a, dot_u8s8, reinterpret, if_then_else, shifts and bitwise ops")
+            "likely, dp4a, dot_u8s8, dot_i16, reinterpret, if_then_else, shifts and bitwise ops")
 
     def _check_arity(self, e, n):
         if len(e.args) != n:

@@ -1,4 +1,5 @@
-"""LLVM IR for the x86 int8 dot product ``dot_u8s8`` (see :mod:`minitvm.topi.cpu.tensor_intrin`).
+"""LLVM IR for the x86 int8 dot products ``dot_u8s8`` and ``dot_i16`` (see
+:mod:`minitvm.topi.cpu.tensor_intrin`).
 
 ``dot_u8s8(x, w, acc)``: ``x`` is 4 uint8 values, ``w`` is ``L x 4`` int8 values (row ``i`` is
 output lane ``i``), ``acc`` is ``L`` int32 values; the result is
@@ -25,9 +26,10 @@ from __future__ import annotations
 from .. import dtype as dt
 from ..errors import CodegenError
 
-__all__ = ["DOT_U8S8", "emit_dot_u8s8"]
+__all__ = ["DOT_U8S8", "DOT_I16", "emit_dot_u8s8", "emit_dot_i16"]
 
 DOT_U8S8 = "dot_u8s8"
+DOT_I16 = "dot_i16"
 
 
 def _splat_word(b, x: str, words: int) -> str:
@@ -125,6 +127,46 @@ def emit_dot_u8s8(b, e) -> str:
         wp = wv if parts == 1 else _half(b, wv, 4 * lanes, "i8", p, parts)
         ap = av if parts == 1 else _half(b, av, lanes, "i32", p, parts)
         outs.append(_avx2(b, xp, wp, ap) if path == "avx2" else _vnni(b, xp, wp, ap, width))
+    while len(outs) > 1:
+        n = lanes // len(outs)
+        outs = [_concat(b, outs[k:k + 2], n, "i32") for k in range(0, len(outs), 2)]
+    return outs[0]
+
+
+def emit_dot_i16(b, e) -> str:
+    """Lower ``dot_i16(x, w, acc)``: ``x`` 2 int16 values (the pair, one 32-bit word, broadcast to
+    every lane), ``w`` ``L x 2`` int16 values, ``acc`` ``L`` int32 values; the result is
+    ``acc[i] + x[0] * w[i, 0] + x[1] * w[i, 1]`` (int32 wrap-around only: a pair sum of int16
+    products overflows only for ``x = w = -32768``). ``vpmaddwd`` on ``ymm`` with AVX2 (16 lanes as
+    two halves), else widening multiplies."""
+    if len(e.args) != 3:
+        raise CodegenError(f"llvm codegen: {DOT_I16} takes (x, w, acc), got {len(e.args)} arguments: {e}")
+    x, w, acc = e.args
+    lanes = dt.lanes_of(acc.dtype)
+    if (dt.split_lanes(x.dtype) != ("int16", 2) or dt.split_lanes(w.dtype) != ("int16", 2 * lanes)
+            or dt.element_of(acc.dtype) != "int32" or e.dtype != acc.dtype):
+        raise CodegenError(f"llvm codegen: {DOT_I16} takes int16x2, int16x{2 * lanes} and int32x{lanes}; "
+                           f"got {x.dtype}, {w.dtype}, {acc.dtype} -> {e.dtype}")
+    pair = b.val(f"bitcast <2 x i16> {b.expr(x)} to i32")
+    xs = b.val(f"bitcast <{lanes} x i32> {b.splat(pair, 'int32', lanes)} to <{2 * lanes} x i16>")
+    wv, av = b.expr(w), b.expr(acc)
+    width = 8 if "avx2" in b.mod.features and lanes % 8 == 0 else 0
+    if width == 0:
+        n = 2 * lanes
+        prod = b.val(f"mul <{n} x i32> {b.val(f'sext <{n} x i16> {xs} to <{n} x i32>')}, "
+                     f"{b.val(f'sext <{n} x i16> {wv} to <{n} x i32>')}")
+        even, odd = ([b.val(f"shufflevector <{n} x i32> {prod}, <{n} x i32> poison, <{lanes} x i32> <"
+                            + ", ".join(f"i32 {2 * i + k}" for i in range(lanes)) + ">") for k in (0, 1)])
+        return b.val(f"add <{lanes} x i32> {av}, {b.val(f'add <{lanes} x i32> {even}, {odd}')}")
+    fn = b.mod.declare("llvm.x86.avx2.pmadd.wd", "<8 x i32>", ["<16 x i16>", "<16 x i16>"])
+    parts = lanes // width
+    outs = []
+    for p in range(parts):
+        xp = xs if parts == 1 else _half(b, xs, 2 * lanes, "i16", p, parts)
+        wp = wv if parts == 1 else _half(b, wv, 2 * lanes, "i16", p, parts)
+        ap = av if parts == 1 else _half(b, av, lanes, "i32", p, parts)
+        prod = b.val(f"call <{width} x i32> {fn}(<{2 * width} x i16> {xp}, <{2 * width} x i16> {wp})")
+        outs.append(b.val(f"add <{width} x i32> {ap}, {prod}"))
     while len(outs) > 1:
         n = lanes // len(outs)
         outs = [_concat(b, outs[k:k + 2], n, "i32") for k in range(0, len(outs), 2)]

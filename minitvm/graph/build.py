@@ -67,7 +67,7 @@ def build(graph, target="llvm", optimize_graph: bool = True, progress=None, tact
             with chosen:
                 return build(graph, target, optimize_graph, progress)
     if optimize_graph:
-        graph = optimize(graph)
+        graph = optimize(graph, target)
     funcs, steps = [], []
     for g in lowered_groups(graph, target):
         grp = g.group

@@ -9,13 +9,19 @@ from .. import te
 from ..errors import GraphError
 from .ops import strategy
 from .passes import dead_code_elimination, fold_constant, simplify_inference
+from .passes.alter_layout import alter_layout
 from .passes.fuse_ops import fuse_ops
+from ..target import Target
 
 
-def optimize(graph):
-    """The standard graph passes before compilation: BN folding, constant folding, DCE."""
+def optimize(graph, target=None):
+    """The standard graph passes before compilation: BN folding, constant folding, DCE; for an
+    LLVM ``target`` with AVX2 or AVX-512 then the float convs' packed layouts (``alter_layout``
+    with ``int8=False``: int8 convs are laid out when the graph is quantized)."""
     for p in (simplify_inference, fold_constant, dead_code_elimination):
         graph = p(graph)
+    if target is not None and Target(target).kind == "llvm":
+        graph = alter_layout(graph, target=target, int8=False)
     return graph
 
 
@@ -80,7 +86,8 @@ def lowered_groups(graph, target):
         out = tensors[grp.output]
         anchor = graph.node(grp.anchor) if grp.anchor else None
         try:
-            s, impl = schedule_group(anchor, graph.input_types(grp.anchor) if anchor else [], out, target)
+            with Target(target):        # templates read its features (vector registers ...)
+                s, impl = schedule_group(anchor, graph.input_types(grp.anchor) if anchor else [], out, target)
         except Exception as exc:
             raise GraphError(f"fused group {grp.nodes} (anchor {grp.anchor}): cannot be scheduled: {exc}") from exc
         yield LoweredGroup(k, len(groups), grp, ext, [tensors[i] for i in ext], out, s, impl)

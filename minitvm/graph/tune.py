@@ -9,8 +9,8 @@
 Extraction schedules every fused group exactly as :func:`~minitvm.graph.build.build` does
 (same passes, same layouts, same epilogue fusion) under a context that records which templates
 ask for a config, so the tasks found are the workloads the build will look up. Nothing is
-compiled and no GPU is needed. Only the CUDA schedules are templates; a graph built for
-``llvm`` has no tasks.
+compiled and no GPU is needed. On ``llvm`` the tasks are the CPU templates (``conv2d_NCHWc.x86``,
+``conv2d_NCHWc_int8.x86``, ``dense_packed.x86`` ...), tuned on the host CPU.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def extract_tasks(graph, target: str = "cuda", optimize_graph: bool = True, coun
     the task's workload (its weight when summing tuned time over the model).
     """
     if optimize_graph:
-        graph = optimize(graph)
+        graph = optimize(graph, target)
     recorder = _TaskRecorder()
     with recorder:
         for _ in lowered_groups(graph, Target(target)):

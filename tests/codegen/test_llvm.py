@@ -70,6 +70,24 @@ def test_vector_add_float32():
     assert "<8 x float>" in m.get_source("optimized") or "<4 x float>" in m.get_source("optimized")
 
 
+def fused_multiply_add(a, b, c):
+    """float32 ``a * b + c`` rounded once, as LLVM computes it (float multiply-adds may contract to
+    FMA, as nvcc does): the float64 product of two float32 values is exact."""
+    return (np.asarray(a, np.float64) * np.float32(b) + np.asarray(c, np.float32)).astype(np.float32)
+
+
+def test_float_multiply_add_contracts_to_one_fma():
+    A, B, C = (Buffer(x, (64,), "float32") for x in "ABC")
+    i = Var("i")
+    m = build_llvm([PrimFunc("fma", (A, B, C), loop(i, 64, store(C, load(A, i) * load(B, i) + load(C, i), i)))])
+    assert "fmul contract" in m.get_source() and "fadd contract" in m.get_source()
+    a, b = rng.standard_normal(64).astype("float32"), rng.standard_normal(64).astype("float32")
+    c = rng.standard_normal(64).astype("float32")
+    want = fused_multiply_add(a, b, c)
+    m(a, b, c)
+    np.testing.assert_array_equal(c, want)
+
+
 def test_symbolic_shape_two_sizes():
     n = SizeVar("n")
     A, B, C = (Buffer(x, (n,), "float32") for x in "ABC")
@@ -82,7 +100,7 @@ def test_symbolic_shape_two_sizes():
         a, b = rng.standard_normal(size).astype("float32"), rng.standard_normal(size).astype("float32")
         c = poison(size, "float32")
         m["vadd_n"](a, b, c)
-        np.testing.assert_array_equal(c, a * b + np.float32(1.0))
+        np.testing.assert_array_equal(c, fused_multiply_add(a, b, 1.0))
 
 
 def test_shape_var_inferred_from_params_without_attrs():
@@ -250,7 +268,7 @@ def test_vectorized_ramp_float32x8():
     a, b = rng.standard_normal(n).astype("float32"), rng.standard_normal(n).astype("float32")
     c = poison(n, "float32")
     m(a, b, c)
-    np.testing.assert_array_equal(c, a * b + np.float32(2.0))
+    np.testing.assert_array_equal(c, fused_multiply_add(a, b, 2.0))
 
 
 def test_gather_stride2_and_scatter():
@@ -493,7 +511,7 @@ def test_parallel_loop():
         a = rng.standard_normal((r, cols)).astype("float32")
         c = poison((r, cols), "float32")
         m(a, c)
-        ref = a * np.float32(2.5) + np.arange(r, dtype="float32")[:, None]
+        ref = fused_multiply_add(a, 2.5, np.arange(r, dtype="float32")[:, None])
         np.testing.assert_array_equal(c, ref)
 
 

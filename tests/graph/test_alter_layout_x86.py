@@ -1,5 +1,6 @@
 """int8 convolutions on LLVM targets with AVX2 / VNNI take the x86 dot-product template's layouts
-(NCHW4c data, OIHW[L]o4i weights, NCHW[L]c output) and compute the reference's bits."""
+(NCHW[x]c data, OIHW[L]o4i weights, NCHW[L]c output; depthwise NCHW[b]c / OIHW[b]o) and compute the
+reference's bits."""
 import numpy as np
 import pytest
 
@@ -17,9 +18,43 @@ HOST = cpu_features()
 TARGETS = {
     "vnni512": ("+avx512f,+avx512bw,+avx512vnni", "avx512vnni", "OIHW16o4i"),
     "vnni256": ("-avx512vnni", "avxvnni", "OIHW8o4i"),
-    "avx2": ("-avxvnni,-avx512vnni", "avx2", "OIHW8o4i"),
+    "avx2": ("-avxvnni,-avx512vnni", "avx2", "OIHW8o2i"),
     "generic": ("-avx2,-avx512f,-avxvnni,-avx512vnni", None, "OIHW4o4i"),
 }
+# the data layouts of the two convs: 6 channels padded to the dot product's depth (4, or 2 for AVX2's
+# dot_i16), then the first conv's output as it is
+DATA = {"vnni512": {"NCHW4c", "NCHW16c"}, "vnni256": {"NCHW4c", "NCHW8c"}, "avx2": {"NCHW2c", "NCHW8c"},
+        "generic": {"NCHW4c"}}
+
+
+def _depthwise_net(C=48):
+    """An int8 depthwise conv (stride 2, padded) with a bias and per-channel requantize, then a 1x1 conv."""
+    g = Graph("qdw")
+    x = g.add_input("x", (1, C, 9, 9), "int8")
+    w = g.add_const("w", rng.integers(-128, 128, (C, 1, 3, 3), dtype=np.int8))
+    b = g.add_const("b", rng.integers(-5000, 5000, (C,), dtype=np.int32))
+    d = g.add_op("conv2d", [x, w, b], {"strides": (2, 2), "padding": (1, 1, 1, 1), "groups": C, "out_dtype": "int32"},
+                 name="dw")
+    m = g.add_const("m", rng.integers(2**29, 2**30, (C,), dtype=np.int32))
+    s = g.add_const("s", np.full((C,), 12, np.int32))
+    q = g.add_op("requantize_per_channel", [d, m, s], {"out_dtype": "int8"}, name="q")
+    w2 = g.add_const("w2", rng.integers(-128, 128, (16, C, 1, 1), dtype=np.int8))
+    g.mark_output(g.add_op("conv2d", [q, w2], {"out_dtype": "int32"}, name="pw"))
+    return g
+
+
+@pytest.mark.parametrize("path", ["vnni512", "avx2"])
+def test_int8_depthwise_packed_and_bit_exact(path):
+    target = _target(path)
+    g = _depthwise_net()
+    a = alter_layout(g, target=target)
+    dw = a.node("dw")
+    assert dw.attrs["data_layout"] == "NCHW16c" and dw.attrs["kernel_layout"] == "OIHW16o"
+    model = build(a, target)
+    assert "depthwise_conv2d_NCHWc.x86" in model.summary()
+    x = rng.integers(-128, 128, (1, 48, 9, 9), dtype=np.int8)
+    x.reshape(-1)[::5] = -128
+    np.testing.assert_array_equal(model.run({"x": x})[0], run_reference(g, {"x": x})[0])
 
 
 def _net(C=6, O=32):
@@ -55,7 +90,10 @@ def test_layouts_follow_the_target_features(path):
     mattr, _, kernel = TARGETS[path]
     a = alter_layout(_net(), target=Target(f"llvm -mattr={mattr}" if mattr else "llvm"))
     assert {n.attrs["kernel_layout"] for n in a.op_nodes("conv2d")} == {kernel}
-    assert {n.attrs["data_layout"] for n in a.op_nodes("conv2d")} == {"NCHW4c"}
+    assert {n.attrs["data_layout"] for n in a.op_nodes("conv2d")} == DATA[path]
+    assert not a.op_nodes("layout_transform") or path == "generic" or all(
+        a.node(n.inputs[0]).is_input or n.name in a.outputs or n.attrs["dst_layout"] == "NCHW"
+        for n in a.op_nodes("layout_transform"))   # x86: transforms only at the edges
 
 
 @pytest.mark.parametrize("path", list(TARGETS))
@@ -67,9 +105,52 @@ def test_int8_graph_bit_exact_and_on_the_x86_template(path):
     x.reshape(-1)[::3] = -128
     x.reshape(-1)[1::3] = 127
     np.testing.assert_array_equal(model.run({"x": x})[0], run_reference(g, {"x": x})[0])
-    assert ("conv2d_NCHWc_int8_x86.llvm" in model.summary()) == (path != "generic")
+    assert ("conv2d_NCHWc_int8.x86" in model.summary()) == (path != "generic")
 
 
 def test_output_channels_not_a_multiple_of_the_lanes_keep_dp4a():
     a = alter_layout(_net(O=12), target=Target("llvm -mattr=-avxvnni,-avx512vnni"))
     assert {n.attrs["kernel_layout"] for n in a.op_nodes("conv2d")} == {"OIHW4o4i"}
+
+
+def _dense_net(dtype, with_bias):
+    g = Graph("fc")
+    if dtype == "int8":
+        x = g.add_input("x", (2, 40), "int8")
+        w = g.add_const("w", rng.integers(-128, 128, (24, 40), dtype=np.int8))
+        ins = [x, w] + ([g.add_const("b", rng.integers(-9000, 9000, (24,), dtype=np.int32))] if with_bias else [])
+        d = g.add_op("dense", ins, {"out_dtype": "int32"}, name="fc")
+    else:
+        x = g.add_input("x", (2, 40), "float32")
+        w = g.add_const("w", rng.standard_normal((24, 40)).astype(np.float32))
+        ins = [x, w] + ([g.add_const("b", rng.standard_normal(24).astype(np.float32))] if with_bias else [])
+        d = g.add_op("dense", ins, name="fc")
+    g.mark_output(g.add_op("relu", [d], name="r"))
+    return g
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_int8_dense_on_the_dot_product_bit_exact(with_bias):
+    target = _target("vnni512") if "avx512vnni" in HOST else _target("avx2")
+    g = _dense_net("int8", with_bias)
+    a = alter_layout(g, target=target)
+    assert a.node("fc").attrs["weight_layout"] == "OI8o4i"     # 24 units: blocks of 8 even with 16 lanes
+    assert a.input_types("fc")[0].dtype == "uint8"        # offset by graph ops, corrected in the bias
+    model = build(a, target)
+    assert "dense_int8.x86" in model.summary()
+    x = rng.integers(-128, 128, (2, 40), dtype=np.int8)
+    x[0] = -128
+    np.testing.assert_array_equal(model.run({"x": x})[0], run_reference(g, {"x": x})[0])
+
+
+def test_float_dense_packs_its_weight_and_int8_stays_on_dp4a_elsewhere():
+    g = _dense_net("float32", True)
+    a = alter_layout(g, target=Target("llvm -mattr=+avx2,+fma,-avx512f"))
+    assert a.node("fc").attrs["weight_layout"] == "OI8o"
+    x = rng.standard_normal((2, 40)).astype(np.float32)
+    if "avx2" in HOST:
+        model = build(a, "llvm -mattr=-avx512f")
+        assert "dense_packed.x86" in model.summary()
+        np.testing.assert_allclose(model.run({"x": x})[0], run_reference(g, {"x": x})[0], rtol=1e-5, atol=1e-5)
+    generic = alter_layout(_dense_net("int8", True), target=Target("llvm -mattr=" + TARGETS["generic"][0]))
+    assert generic.node("fc").attrs.get("weight_layout", "OI") == "OI"

@@ -59,7 +59,7 @@ def test_small_net_compiled_for_cpu_matches_reference_and_reuses_memory():
     (out,) = model.run({"data": x})
     (ref,) = run_reference(g, {"data": x})
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
-    every_value = sum(g.node(s.output).type.nbytes for s in model.steps)
+    every_value = sum(model.types[s.output].nbytes for s in model.steps)   # (the graph as built)
     assert 0 < model.peak_bytes < every_value
     assert "kernels" in model.summary()
 
@@ -128,10 +128,12 @@ def test_profile_times_every_kernel_and_names_its_template():
     assert [r.func for r in rows] == [s.func for s in model.steps]
     assert all(r.seconds > 0 for r in rows) and abs(sum(r.share for r in rows) - 1) < 1e-9
     convs = [r for r in rows if r.ops.startswith("conv2d")]
-    assert convs and all(r.macs > 0 and r.tops > 0 and r.implementation == "conv2d_nchw.llvm" for r in convs)
+    # NCHW on CPUs without AVX2, the packed template with it (build for the host)
+    assert convs and all(r.macs > 0 and r.tops > 0 for r in convs)
+    assert {r.implementation for r in convs} <= {"conv2d_nchw.llvm", "conv2d_NCHWc.x86"}
     assert all(r.macs == 0 and r.gbps > 0 for r in rows if "pool" in r.ops)
     table = format_profile(rows, replay_seconds=sum(r.seconds for r in rows))
-    assert "conv2d_nchw.llvm" in table and f"{len(rows)} kernels" in table
+    assert convs[0].implementation in table and f"{len(rows)} kernels" in table
 
 
 def test_profile_needs_inputs():

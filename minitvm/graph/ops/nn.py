@@ -8,6 +8,7 @@ import numpy as np
 from ... import te
 from ...errors import ShapeError
 from ...topi.nn import conv2d as topi_conv2d
+from ...topi.nn import conv2d_nchwc as topi_nchwc
 from ...topi.nn.conv2d_gemm import conv2d_NHWC_int8_gemm, dense_int8_gemm
 from ...topi.nn import deformable_conv2d as topi_deformable
 from ...topi.nn import dense as topi_dense
@@ -20,9 +21,10 @@ from .common import (_acc, _bcast_shape, _canon_axis, _cast, _check_layout, _con
                      _positive, _same_dtype)
 from .layout import layout_transform_np
 from .registry import Attr
-from .conditions import is_x86_int8_layout
+from .conditions import is_nchwc_layout, is_x86_int8_layout
 from .strategy import register_compute
 from ...topi.cpu.conv2d_int8 import conv2d_NCHWc_int8_x86
+from ...topi.cpu.dense_int8 import dense_int8_x86
 
 
 # ====================================================================== conv2d
@@ -284,15 +286,26 @@ _deform_infer.compute(_deform_compute, lambda t, o, a: _conv_macs(t, o, a, defor
       Attr("out_dtype", "dtype", "", "output dtype ('' = data dtype)"),
       Attr("gemm_int8", "bool", False, "int8 on the tensor-core GEMM (set by alter_layout, features padded to 32)"),
       Attr("split_k", "int", 0, "int8 as this many partial sums over slices of the features (set by alter_layout "
-                                "for small batches on CUDA; 0: one sum)")),
+                                "for small batches on CUDA; 0: one sum)"),
+      Attr("weight_layout", "layout", "OI", "layout of the weight: OI ([units, K]), or packed for the CPU "
+                                             "templates by alter_layout (OI[b]o float, OI[L]o4i int8)")),
      doc="data [N, K] x weight [units, K]^T (+ bias [units]).")
 def _dense_infer(ctx, types, attrs):
+    from ...topi.nn.layout import Layout
     dt, wt = types[0], types[1]
-    if dt.ndim != 2 or wt.ndim != 2:
+    wl = Layout.parse(attrs["weight_layout"])
+    if sorted(wl.primal) != ["I", "O"]:
+        raise ctx.attr_error("weight_layout", f"= {wl.name!r} must have primal axes O, I")
+    _check_layout(ctx, wt, "" if wl.name == "OI" else wl.name, "weight")
+    try:
+        w = wl.primal_shape(wt.shape)
+    except ShapeError as e:
+        raise ctx.shape_error(f"weight {wt}: {e}") from None
+    if dt.ndim != 2 or len(w) != 2:
         raise ctx.shape_error(f"data must be [N, K] and weight [units, K], got {dt} and {wt}")
-    if dt.shape[1] != wt.shape[1]:
-        raise ctx.shape_error(f"data has {dt.shape[1]} features but weight {wt} expects {wt.shape[1]}")
-    units = wt.shape[0]
+    if dt.shape[1] != w["I"]:
+        raise ctx.shape_error(f"data has {dt.shape[1]} features but weight {wt} expects {w['I']}")
+    units = w["O"]
     if attrs["units"] is not None and attrs["units"] != units:
         raise ctx.attr_error("units", f"= {attrs['units']} but the weight has {units} rows")
     if dt.dtype != wt.dtype and not attrs["out_dtype"]:
@@ -309,7 +322,7 @@ def _dense_infer(ctx, types, attrs):
 
 def _dense_compute(inputs, attrs, out_type):
     acc = _acc(inputs[0].dtype)
-    out = inputs[0].astype(acc) @ inputs[1].astype(acc).T
+    out = inputs[0].astype(acc) @ _to_primal(inputs[1], attrs["weight_layout"], "OI").astype(acc).T
     if len(inputs) > 2:
         out = out + inputs[2].astype(acc)
     return _cast(out, out_type.dtype)
@@ -424,7 +437,11 @@ def _conv2d_te(node, ins, name):
             return out
         return te.compute(out.shape, lambda n, h, w, c: out(n, h, w, c) + bias[c], name=f"{name}_bias",
                           tag="injective,bias_add")
-    if is_x86_int8_layout(a) and data.dtype in ("int8", "uint8"):
+    if is_nchwc_layout(a):
+        # the CPU's packed layouts (alter_layout: float convs on AVX2 / AVX-512 targets, int8 depthwise on x86)
+        conv = topi_nchwc.conv2d_NCHWc if a["groups"] == 1 else topi_nchwc.depthwise_conv2d_NCHWc
+        out = conv(data, weight, a["strides"], a["padding"], a["dilation"], out_dtype=node.type.dtype, name=name)
+    elif is_x86_int8_layout(a) and data.dtype in ("int8", "uint8"):
         # the x86 dot-product template's layouts (alter_layout picks them for AVX2 / VNNI targets)
         out = conv2d_NCHWc_int8_x86(data, weight, a["strides"], a["padding"], a["dilation"], name=name)
     elif a.get("data_layout", "NCHW") == "NCHW" and a.get("kernel_layout", "OIHW") == "OIHW":
@@ -447,7 +464,12 @@ register_compute("conv2d", _conv2d_te)
 register_compute("deformable_conv2d", _deformable_conv2d_te)
 def _dense_te(node, ins, name):
     bias = ins[2] if len(ins) > 2 else None
-    if node.attrs.get("split_k"):
+    wl = node.attrs.get("weight_layout", "OI")
+    if wl != "OI":
+        # the CPU templates' packed weights (alter_layout): float OI[b]o, int8 OI[L]o4i for dot_u8s8
+        dense = dense_int8_x86 if wl.endswith("4i") else topi_dense.dense_packed
+        out = dense(ins[0], ins[1], out_dtype=node.type.dtype, name=name)
+    elif node.attrs.get("split_k"):
         out = topi_dense.dense_int8_split_k(ins[0], ins[1], node.attrs["split_k"], name=name)
     elif node.attrs.get("gemm_int8"):
         # int8 on the tensor cores (alter_layout marks only such denses)

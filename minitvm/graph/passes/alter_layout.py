@@ -1,6 +1,6 @@
-"""Layout rewriting: int8 convolutions move to the layouts their templates (CUDA, x86) read.
+"""Layout rewriting: convolutions move to the layouts their templates (CUDA, x86) read.
 
-Three layouts, one per template family:
+int8 convolutions, one layout per template family:
 
 - **NHWC / OHWI** for the implicit GEMM on the int8 tensor cores, where the target has them
   (``Target.features`` has ``mma_s8_m16n8k32``: sm_80 and up) and the conv fits it (groups 1,
@@ -10,11 +10,16 @@ Three layouts, one per template family:
   them with its weights packed to match (7 x 7 over 3 channels: 21 of every 32 products useful,
   against 3 of 32 with the channels padded alone). An int8 ``deformable_conv2d`` gets there as
   ``deformable_sample`` (its int8 samples as NHWC channels, tap by tap) and a 1 x 1 conv;
-- **NCHW4c / OIHW[L]o4i -> NCHW[L]c** for the x86 template (``topi/cpu/conv2d_int8.py``) on an LLVM
-  target with AVX2 or VNNI (``L`` = 16 with AVX512-VNNI, else 8; groups 1, output channels a
-  multiple of ``L``); a ``layout_transform`` NCHW[L]c -> NCHW4c feeds the next conv;
+- **NCHW[x]c / OIHW[L]o4i (or int16 OIHW8o2i) -> NCHW[L]c** for the x86 template
+  (``topi/cpu/conv2d_int8.py``) on an LLVM target with AVX2 or VNNI (``L`` = 16 with AVX512-VNNI,
+  else 8; groups 1, output channels a multiple of 8; ``x`` such that a conv reads the previous
+  one's output as it is), and NCHW[b]c / OIHW[b]o for int8 depthwise convs there;
 - **NCHW[x]c / OIHW[x]o[x]i** (``x`` = ``factor``, 4) for the ``dp4a`` templates, which read 4 input
   channels as one 32-bit word: every other int8 conv (older GPUs, other CPUs, grouped convs).
+
+float32 convolutions on an LLVM target with AVX2 or AVX-512 (``float32=True``): **NCHW[ib]c /
+OIHW[ib]i[ob]o -> NCHW[ob]c** (depthwise: NCHW[b]c / OIHW[b]o) for ``topi/cpu/conv2d_nchwc.py``,
+blocks of up to 16 (AVX-512) or 8 (AVX2) channels. ``build`` runs the pass with ``int8=False``.
 
 An int8 ``dense`` (the classifier of a fully int8 or a pre-quantized model) keeps its layout but,
 on CUDA, gets its features padded with zeros to a multiple of 32 and either ``split_k`` (batches
@@ -50,18 +55,21 @@ def _is_int8(t) -> bool:
     return t.dtype in ("int8", "uint8")
 
 
-def alter_layout(graph, factor: int = 4, target=None):
-    """Rewrite int8 conv2d and its neighbours to their templates' layouts for ``target`` (a
+def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32: bool = True):
+    """Rewrite int8 conv2d (``int8``) and, on LLVM targets with AVX2 or AVX-512, float32 conv2d
+    (``float32``) and their neighbours to their templates' layouts for ``target`` (a
     :class:`~minitvm.target.Target` or its string; None: the current target, else the dp4a
-    layouts only); return a new graph."""
+    layouts only); return a new graph. Convs already in another layout stay as they are, so
+    running the pass again on its result changes nothing."""
     from ..ir import Graph
     target = Target(target) if target is not None else Target.current()
     tensor_cores = target is not None and TENSOR_CORE_FEATURE in target.features
     packed, kernel_packed = f"NCHW{factor}c", f"OIHW{factor}o{factor}i"
-    x86 = x86_layouts(target)
-    altered = (packed, NHWC) + ((x86[2],) if x86 else ())
+    x86 = x86_int8_lanes(target)
+    vnni = x86 is not None and bool({"avxvnni", "avx512vnni"} & target.features)
+    float_lanes = x86_float_lanes(target) if float32 else None
     g = Graph(graph.name)
-    channels: dict = {}   # value in an altered layout -> its true channel count
+    channels: dict = {}   # value this pass put in another layout -> its true channel count
     twin: dict = {}       # (value, layout) -> the value converted to that layout
 
     def convert(v, layout):
@@ -72,10 +80,10 @@ def alter_layout(graph, factor: int = 4, target=None):
         key = (v, layout)
         if key not in twin:
             attrs = {"src_layout": cur, "dst_layout": layout}
-            if cur in altered and (cur != NHWC or channels.get(v, t.shape[3]) < t.shape[3]):
+            if v in channels and (cur != NHWC or channels[v] < t.shape[3]):
                 attrs["extents"] = {"C": channels[v]}
             twin[key] = g.add_op("layout_transform", [v], attrs, name=g.unique_name(f"{v}_{layout}"))
-            if layout in altered:
+            if layout != "NCHW":
                 channels[twin[key]] = channels.get(v, t.shape[1] if cur == "NCHW" else t.shape[3])
         return twin[key]
 
@@ -115,47 +123,52 @@ def alter_layout(graph, factor: int = 4, target=None):
             continue
         in_types = [g.node(i).type for i in node.inputs]
         attrs = dict(node.attrs)
-        if node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW":
+        layouts = None
+        if node.op == "conv2d" and attrs.get("data_layout", "NCHW") == "NCHW" and float_lanes \
+                and in_types[0].dtype == "float32":
+            layouts = _float_layouts(in_types, attrs, float_lanes)
+        elif node.op == "conv2d" and _is_int8(in_types[0]) and attrs.get("data_layout", "NCHW") == "NCHW" and int8:
             if tensor_cores and _foldable(in_types, attrs, graph.node(node.inputs[1])):
                 fold_width(g, node, convert(node.inputs[0], NHWC), graph.node(node.inputs[1]).value)
                 channels[name] = in_types[1].shape[0]
                 continue
             if tensor_cores and _fits_tensor_cores(in_types, attrs, graph.node(node.inputs[1])):
                 layouts = (NHWC, OHWI)
-            elif x86 and _fits_x86(in_types, attrs, x86[3]):
-                layouts = x86[:3]
+            elif x86 and _x86_int8_layouts(in_types, attrs, x86, vnni):
+                layouts = _x86_int8_layouts(in_types, attrs, x86, vnni)
             elif _packable(in_types, attrs, factor):
                 layouts = (packed, kernel_packed)
-            else:
-                layouts = None
-            if layouts is not None:
-                w = g.add_op("layout_transform", [node.inputs[1]], {"src_layout": "OIHW", "dst_layout": layouts[1]},
-                             name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
-                data = convert(node.inputs[0], layouts[0])
-                if layouts[0] == NHWC and (in_types[1].shape[1] % TENSOR_CORE_K or
-                                           g.node(data).type.shape[3] != in_types[1].shape[1]):
-                    # channels padded with zeros to whole k-steps, on the data and (folded) on the weights
-                    data, w = pad_channels(data), pad_channels(w)
-                ins = [data, w] + list(node.inputs[2:])
-                O = in_types[1].shape[0]
-                if layouts[0] == NHWC and O % TENSOR_CORE_N:
-                    # output channels padded to whole 8-column tiles: zero weight rows (and bias); the
-                    # padded channels are cropped where the value leaves NHWC
-                    size = -(-O // TENSOR_CORE_N) * TENSOR_CORE_N
-                    ins = [data, pad_axis(w, 0, size)] + [pad_axis(b, 0, size) for b in ins[2:]]
-                attrs.update(data_layout=layouts[0], kernel_layout=layouts[1])
-                if len(layouts) > 2:
-                    attrs.update(out_layout=layouts[2])
-                g.add_op("conv2d", ins, attrs, name=name)
-                channels[name] = O
-                continue
-        if node.op == "deformable_conv2d" and tensor_cores and _deformable_fits_tensor_cores(in_types, attrs, graph,
-                                                                                           node):
+        if layouts is not None:
+            w = node.inputs[1]
+            if layouts[1].endswith("o2i"):      # dot_i16 multiplies int16 weights (cast once, folded)
+                w = g.add_op("cast", [w], {"dtype": "int16"}, name=g.unique_name(f"{w}_int16"))
+            w = g.add_op("layout_transform", [w], {"src_layout": "OIHW", "dst_layout": layouts[1]},
+                         name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
+            data = convert(node.inputs[0], layouts[0])
+            if layouts[0] == NHWC and (in_types[1].shape[1] % TENSOR_CORE_K or
+                                       g.node(data).type.shape[3] != in_types[1].shape[1]):
+                # channels padded with zeros to whole k-steps, on the data and (folded) on the weights
+                data, w = pad_channels(data), pad_channels(w)
+            ins = [data, w] + list(node.inputs[2:])
+            O = in_types[1].shape[0]
+            if layouts[0] == NHWC and O % TENSOR_CORE_N:
+                # output channels padded to whole 8-column tiles: zero weight rows (and bias); the
+                # padded channels are cropped where the value leaves NHWC
+                size = -(-O // TENSOR_CORE_N) * TENSOR_CORE_N
+                ins = [data, pad_axis(w, 0, size)] + [pad_axis(b, 0, size) for b in ins[2:]]
+            attrs.update(data_layout=layouts[0], kernel_layout=layouts[1])
+            if len(layouts) > 2:
+                attrs.update(out_layout=layouts[2])
+            g.add_op("conv2d", ins, attrs, name=name)
+            channels[name] = O
+            continue
+        if node.op == "deformable_conv2d" and int8 and tensor_cores and \
+                _deformable_fits_tensor_cores(in_types, attrs, graph, node):
             sample_gemm(g, node, convert(node.inputs[0], NHWC), convert(node.inputs[1], "NCHW"),
                         graph.node(node.inputs[2]).value)
             channels[name] = in_types[2].shape[0]
             continue
-        if node.op == "dense" and _dense_fits_split_k(target, in_types):
+        if node.op == "dense" and int8 and _dense_fits_split_k(target, in_types):
             from ...topi.cuda.dense_split_k import choose_splits
             ins = list(node.inputs)
             if in_types[0].shape[1] % TENSOR_CORE_K:
@@ -172,7 +185,10 @@ def alter_layout(graph, factor: int = 4, target=None):
             attrs["gemm_int8"] = True
             g.add_op("dense", ins, attrs, name=name)
             continue
-        layout_in = [t.layout if t.layout in altered else None for t in in_types]
+        if node.op == "dense" and attrs.get("weight_layout", "OI") == "OI" and \
+                _x86_dense(g, node, in_types, attrs, float_lanes, x86 if int8 else None):
+            continue
+        layout_in = [t.layout if i in channels else None for i, t in zip(node.inputs, in_types)]
         first = next((lay for lay in layout_in if lay), None)
         if node.op == "requantize_per_channel" and first and attrs.get("axis", 1) % 4 == 1:
             ins = list(node.inputs)
@@ -211,9 +227,110 @@ def alter_layout(graph, factor: int = 4, target=None):
             continue
         g.add_op(node.op, [convert(i, "NCHW") if lay else i for i, lay in zip(node.inputs, layout_in)], attrs,
                  name=name)
+    unpacked = {}
     for o in graph.outputs:
-        g.mark_output(convert(o, "NCHW") if g.node(o).type.layout in altered else o)
-    return cancel_transforms(fold_constant(g))
+        if o in channels:
+            unpacked[o] = convert(o, "NCHW")
+        g.mark_output(unpacked.get(o, o))
+    g = cancel_transforms(fold_constant(g))
+    return _keep_output_names(g, unpacked) if unpacked else g
+
+
+def _keep_output_names(graph, unpacked: dict):
+    """``graph`` with the transform back to NCHW of each output ``o`` (``unpacked[o]``) named ``o``
+    again, so that a model's outputs keep their names, and the packed value ``o`` renamed."""
+    from ..ir import Graph
+    names = {}
+    for o, t in unpacked.items():
+        names[o] = graph.unique_name(f"{o}_{graph.node(o).type.layout}")
+        names[t] = o
+    g = Graph(graph.name)
+    for name in graph.topo_order():
+        node, new = graph.node(name), names.get(name, name)
+        if node.is_input:
+            g.add_input(new, node.type.shape, node.type.dtype, node.type.layout)
+        elif node.is_const:
+            g.add_const(new, node.value, node.type.layout)
+        else:
+            g.add_op(node.op, [names.get(i, i) for i in node.inputs], dict(node.attrs), name=new)
+    for o in graph.outputs:
+        g.mark_output(names.get(o, o))
+    return g
+
+
+def x86_float_lanes(target):
+    """floats per vector register of an LLVM ``target`` with AVX-512 (16) or AVX2 (8), else None
+    (float convs keep NCHW)."""
+    if target is None or target.kind != "llvm":
+        return None
+    return 16 if "avx512f" in target.features else 8 if "avx2" in target.features else None
+
+
+def channel_block(channels: int, lanes: int):
+    """Channels per block of a packed float tensor: the largest power of two dividing ``channels``,
+    at most ``lanes`` (so that a conv's output blocks are the next conv's input blocks); all of
+    them when that is 1 and they fit a vector (the 3 channels of an image), else None."""
+    block = min(lanes, channels & -channels)
+    return block if block > 1 else channels if channels <= lanes else None
+
+
+def _float_layouts(in_types, attrs, lanes):
+    """(data, kernel, output layout) of the CPU's packed float conv (``topi/nn/conv2d_nchwc.py``):
+    ``NCHW[ib]c`` / ``OIHW[ib]i[ob]o`` -> ``NCHW[ob]c`` for groups 1, ``NCHW[b]c`` / ``OIHW[b]o`` for a
+    depthwise conv; None for other grouped convs and channel counts with no block."""
+    O, I = in_types[1].shape[0], in_types[1].shape[1]    # (the data may be packed already: read the weight)
+    groups = attrs.get("groups", 1)
+    if groups == 1:
+        ib, ob = channel_block(I, lanes), channel_block(O, lanes)
+        return (f"NCHW{ib}c", f"OIHW{ib}i{ob}o", f"NCHW{ob}c") if ib and ob else None
+    b = channel_block(O, lanes)
+    if groups == O and I == 1 and b:
+        return f"NCHW{b}c", f"OIHW{b}o", f"NCHW{b}c"
+    return None
+
+
+def _x86_dense(g, node, in_types, attrs, float_lanes, int8_lanes) -> bool:
+    """Add ``node`` (a dense layer with a constant weight) to ``g`` with its weight packed for the CPU
+    templates, if it fits one; return whether it did.
+
+    - float32 (``float_lanes``): ``OI[b]o`` (``b`` units a vector, :func:`channel_block`) for
+      ``dense_packed``;
+    - int8 on x86 (``int8_lanes``): ``OI[L]o4i`` for ``dot_u8s8`` (``L`` units, 4 features a
+      step; features a multiple of 4). int8 data enters as uint8 (``a + 128``: a cast, an add and a
+      cast, fused into one small kernel) and the bias absorbs ``-128 * sum(w)`` of each unit, folded
+      from the constant weight, so the kernel computes no correction.
+    """
+    import numpy as np
+    weight = g.node(node.inputs[1])
+    bias = g.node(node.inputs[2]) if len(node.inputs) > 2 else None
+    if not weight.is_const or (bias is not None and not bias.is_const):
+        return False
+    O, K = weight.type.shape
+    ins = list(node.inputs)
+    if float_lanes and in_types[0].dtype == weight.type.dtype == "float32":
+        b = channel_block(O, float_lanes)
+        if b is None:
+            return False
+        layout = f"OI{b}o"
+    elif int8_lanes and _is_int8(in_types[0]) and weight.type.dtype == "int8" and K % 4 == 0:
+        lanes = int8_lanes if O % int8_lanes == 0 else 8 if O % 8 == 0 else None
+        if lanes is None:
+            return False
+        layout = f"OI{lanes}o4i"
+        if in_types[0].dtype == "int8":
+            wide = g.add_op("cast", [ins[0]], {"dtype": "int32"}, name=g.unique_name(f"{ins[0]}_i32"))
+            c128 = g.add_const(g.unique_name(f"{node.name}_128"), np.array(128, np.int32))
+            shifted = g.add_op("add", [wide, c128], name=g.unique_name(f"{ins[0]}_plus128"))
+            ins[0] = g.add_op("cast", [shifted], {"dtype": "uint8"}, name=g.unique_name(f"{ins[0]}_u8"))
+            comp = -128 * weight.value.astype(np.int64).sum(axis=1)
+            total = comp + (bias.value.astype(np.int64) if bias is not None else 0)
+            ins[2:] = [g.add_const(g.unique_name(f"{node.name}_bias_u8"), total.astype(np.int32))]
+    else:
+        return False
+    ins[1] = g.add_op("layout_transform", [ins[1]], {"src_layout": "OI", "dst_layout": layout},
+                      name=g.unique_name(f"{ins[1]}_{layout}"))
+    g.add_op("dense", ins, dict(attrs, weight_layout=layout), name=node.name)
+    return True
 
 
 def _dense_fits_split_k(target, in_types) -> bool:
@@ -293,19 +410,37 @@ def sample_gemm(g, node, data, offset, weight):
     return g.add_op("conv2d", [samples, w] + list(node.inputs[3:]), attrs, name=node.name)
 
 
-def x86_layouts(target):
-    """(data, kernel, output layout, lanes) of the x86 int8 conv template for an LLVM ``target``
-    with AVX2 or VNNI (``NCHW4c``, ``OIHW[L]o4i``, ``NCHW[L]c``, ``L`` 16 with AVX512-VNNI, else 8),
-    else None (the dp4a layouts)."""
+def x86_int8_lanes(target):
+    """int32 lanes of the widest ``dot_u8s8`` of an LLVM ``target``: 16 with AVX512-VNNI, 8 with
+    AVX-VNNI or AVX2, else None (the dp4a layouts)."""
     if target is None or target.kind != "llvm" or not {"avx2", "avxvnni", "avx512vnni"} & target.features:
         return None
-    lanes = 16 if "avx512vnni" in target.features else 8
-    return "NCHW4c", f"OIHW{lanes}o4i", f"NCHW{lanes}c", lanes
+    return 16 if "avx512vnni" in target.features else 8
 
 
-def _fits_x86(in_types, attrs, lanes) -> bool:
-    """groups 1 and output channels a multiple of the lanes (the input channels are padded to 4)."""
-    return attrs.get("groups", 1) == 1 and in_types[1].shape[0] % lanes == 0
+def _x86_int8_layouts(in_types, attrs, lanes, vnni):
+    """(data, kernel, output layout) of the x86 int8 templates for this conv, or None (dp4a):
+
+    - groups 1, output channels a multiple of 8: ``NCHW[x]c`` (``x`` = ``lanes``, 8 or 4, the first
+      that divides the input channels, else the dot product's depth with zero padding) /
+      ``OIHW[L]o4i`` (``dot_u8s8``; without VNNI ``OIHW8o2i``, int16 weights for ``dot_i16``) ->
+      ``NCHW[L]c`` (``L`` = ``lanes`` where it divides the output channels, else 8);
+    - depthwise: ``NCHW[b]c`` / ``OIHW[b]o`` -> ``NCHW[b]c`` (``b`` as for float convs, up to 16).
+    """
+    O, I = in_types[1].shape[0], in_types[1].shape[1]
+    groups = attrs.get("groups", 1)
+    if groups == 1:
+        out = lanes if O % lanes == 0 else 8 if O % 8 == 0 else None
+        if out is None:
+            return None
+        depth = 4 if vnni else 2        # input channels per dot product: the kernel pads I to a multiple
+        # the data block: as the previous x86 conv writes it where it divides I, else the kernel's padding
+        ib = next((b for b in (lanes, 8, 4) if I % b == 0 and b >= depth), depth)
+        return f"NCHW{ib}c", f"OIHW{out}o{depth}i", f"NCHW{out}c"
+    b = channel_block(O, 16)
+    if groups == O and I == 1 and b:
+        return f"NCHW{b}c", f"OIHW{b}o", f"NCHW{b}c"
+    return None
 
 
 def _packable(in_types, attrs, factor) -> bool:

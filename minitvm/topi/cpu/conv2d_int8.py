@@ -1,10 +1,14 @@
 """The x86 int8 convolution: ``conv2d_NCHWc_int8_x86`` tensorized with ``dot_u8s8``
-(``vpdpbusd`` / ``vpmaddubsw`` + ``vpmaddwd`` / plain multiplies, from the target's features).
+(``vpdpbusd`` / ``vpmaddubsw`` + ``vpmaddwd`` / plain multiplies, from the target's features), or
+with ``dot_i16`` (one ``vpmaddwd`` per 16 products: CPUs without VNNI) for int16 kernels.
 
-Layouts: data ``NCHW4c`` (4 input channels: one 32-bit word broadcast to every lane), kernel
-``OIHW[L]o4i`` (``L`` output channels x 4 input channels: one 64-byte ``zmm`` for ``L = 16``,
-one ``ymm`` for ``L = 8``), output ``NCHW[L]c`` in int32. :func:`x86_lanes` picks ``L`` for a
-target: 16 with AVX512-VNNI, else 8.
+Layouts: data ``NCHW[x]c`` with ``x`` a multiple of 4 (4 input channels: one 32-bit word
+broadcast to every lane; ``x`` = 16 reads the previous conv's ``NCHW16c`` output as it is),
+kernel ``OIHW[L]o4i`` (``L`` output channels x 4 input channels: one 64-byte ``zmm`` for
+``L = 16``, one ``ymm`` for ``L = 8``), output ``NCHW[L]c`` in int32. :func:`x86_lanes` picks
+``L`` for a target: 16 with AVX512-VNNI, else 8. An int16 kernel ``OIHW[L]o2i`` (int8 weights
+widened) takes 2 input channels a step; the data is widened to int16 once, with the padding, and
+needs no offset (``vpmaddwd`` multiplies signed by signed words).
 
 The instructions multiply unsigned by signed bytes, so int8 activations are shifted into
 uint8 (``a + 128``, computed once with the padding, whose value becomes 128) and the
@@ -20,17 +24,21 @@ into the vectorized copy-out.
 """
 from __future__ import annotations
 
-from ... import te
+from ... import autotune, te
 from ...errors import ScheduleError, ShapeError
 from ...target import Target
+from ...tensor import ComputeOp
+from .. import testing
 from ..nn.conv2d import _out_size, _pair, normalize_padding, pad
 from ..nn.layout import _const
 from ..generic.injective import inline_injective
-from ..utils import as_list, find_op, largest_divisor
-from .conv2d import _ow_block, _schedule_input
-from .tensor_intrin import dot_u8s8
+from ..utils import as_list, conv_args, find_op, resolve_config
+from .conv2d import _schedule_input
+from .conv2d_nchwc import check_divides, define_tile_knobs, register_tile, vector_registers
+from .tensor_intrin import dot_i16, dot_u8s8
 
 TAG = "conv2d_NCHWc_int8_x86"
+TEMPLATE = "conv2d_NCHWc_int8.x86"
 COMP_TAG = "conv2d_NCHWc_int8_x86_comp"
 
 
@@ -43,31 +51,39 @@ def x86_lanes(target=None) -> int:
 
 def conv2d_NCHWc_int8_x86(data, kernel, stride=1, padding=0, dilation=1, out_dtype="int32",
                           name="conv2d_NCHWc_int8_x86"):
-    """int8 (or uint8) data ``NCHW4c`` x int8 kernel ``OIHW[L]o4i`` -> int32 ``NCHW[L]c``.
+    """int8 (or uint8) data ``NCHW[x]c`` (``x`` a multiple of 4) x int8 kernel ``OIHW[L]o4i`` (or int16
+    ``OIHW[L]o2i``) -> int32 ``NCHW[L]c``.
 
-    ``out[n, oc, y, x, o] = sum(data[n, ic, y*sh + ry*dh, x*sw + rx*dw, ib]
-    * kernel[oc, ic, ry, rx, o, ib])``, computed as unsigned x signed bytes (module docstring).
+    ``out[n, oc, y, x, o] = sum(data[n, ic, y*sh + ry*dh, x*sw + rx*dw, 4*m + i]
+    * kernel[oc, ic*(x/4) + m, ry, rx, o, i])``, computed as unsigned x signed bytes (module docstring).
     """
     if data.ndim != 5 or kernel.ndim != 6:
-        raise ShapeError(f"{name}: data must be NCHW4c (5-D) and kernel OIHW[L]o4i (6-D), got "
+        raise ShapeError(f"{name}: data must be NCHW[x]c (5-D) and kernel OIHW[L]o4i (6-D), got "
                          f"{data.ndim}-D and {kernel.ndim}-D")
-    if data.dtype not in ("int8", "uint8") or kernel.dtype != "int8":
-        raise ShapeError(f"{name}: data must be int8 or uint8 and the kernel int8, got {data.dtype} and "
+    if data.dtype not in ("int8", "uint8") or kernel.dtype not in ("int8", "int16"):
+        raise ShapeError(f"{name}: data must be int8 or uint8 and the kernel int8 (or int16), got {data.dtype} and "
                          f"{kernel.dtype}")
     if out_dtype != "int32":
         raise ShapeError(f"{name}: accumulates in int32, not {out_dtype}")
     N, ICc, H, W, ib = (_const(d) for d in data.shape)
     OCc, KICc, KH, KW, lanes, kib = (_const(d) for d in kernel.shape)
-    if ib != 4 or kib != 4:
-        raise ShapeError(f"{name}: data and kernel must pack 4 input channels per block, got {ib} and {kib}")
-    if KICc != ICc:
-        raise ShapeError(f"{name}: kernel has {KICc} input channel blocks, data {ICc} (groups are not supported)")
+    depth = 2 if kernel.dtype == "int16" else 4      # input channels per dot_i16 / dot_u8s8
+    if ib % depth or kib != depth:
+        raise ShapeError(f"{name}: the data must pack a multiple of {depth} input channels per block and the kernel "
+                         f"{depth}, got {ib} and {kib}")
+    words = ib // depth
+    if KICc != ICc * words:
+        raise ShapeError(f"{name}: kernel has {KICc} blocks of {depth} input channels, data {ICc} x {ib} channels "
+                         "(groups are not supported)")
     sh, sw = _pair(stride, "stride", name)
     dh, dw = _pair(dilation, "dilation", name)
     pt, pl, pb, pr = normalize_padding(padding, name)
     OH = _out_size(H, KH, sh, dh, pt, pb, name, "height")
     OW = _out_size(W, KW, sw, dw, pl, pr, name, "width")
-    signed = data.dtype == "int8"
+    signed = data.dtype == "int8" and depth == 4     # vpdpbusd / vpmaddubsw multiply unsigned data
+    if depth == 2:       # vpmaddwd multiplies int16: widened once, with the padding
+        data = te.compute(data.shape, lambda *i: data(*i).astype("int16"), name=f"{name}_i16",
+                          tag="injective,elemwise")
     if signed:
         data = te.compute(data.shape, lambda *i: (data(*i).astype("int32") + 128).astype("uint8"),
                           name=f"{name}_u8", tag="injective,elemwise")
@@ -75,16 +91,18 @@ def conv2d_NCHWc_int8_x86(data, kernel, stride=1, padding=0, dilation=1, out_dty
     ic = te.reduce_axis((0, ICc), "ic_chunk")
     ry = te.reduce_axis((0, KH), "ry")
     rx = te.reduce_axis((0, KW), "rx")
-    ibr = te.reduce_axis((0, 4), "ic_block")
+    icw = te.reduce_axis((0, words), "ic_word")
+    ibr = te.reduce_axis((0, depth), "ic_block")
     attrs = {"stride": (sh, sw), "padding": (pt, pl, pb, pr), "dilation": (dh, dw), "groups": 1}
     acc = te.compute(
         (N, OCc, OH, OW, lanes),
-        lambda n, oc, y, x, o: te.sum(padded[n, ic, y * sh + ry * dh, x * sw + rx * dw, ibr].astype("int32")
-                                      * kernel[oc, ic, ry, rx, o, ibr].astype("int32"), axis=[ic, ry, rx, ibr]),
+        lambda n, oc, y, x, o: te.sum(
+            padded[n, ic, y * sh + ry * dh, x * sw + rx * dw, icw * depth + ibr].astype("int32")
+            * kernel[oc, ic * words + icw, ry, rx, o, ibr].astype("int32"), axis=[ic, ry, rx, icw, ibr]),
         name=f"{name}_acc" if signed else name, tag=TAG, attrs=attrs)
     if not signed:
         return acc
-    kc = te.reduce_axis((0, ICc), "kc")
+    kc = te.reduce_axis((0, KICc), "kc")
     ky = te.reduce_axis((0, KH), "ky")
     kx = te.reduce_axis((0, KW), "kx")
     kb = te.reduce_axis((0, 4), "kb")
@@ -96,23 +114,61 @@ def conv2d_NCHWc_int8_x86(data, kernel, stride=1, padding=0, dilation=1, out_dty
 
 
 def default_config_x86(acc) -> dict:
-    """Sound knob values for a conv2d_NCHWc_int8_x86 of this shape: ``ow_block`` columns per tile
-    (8 when they divide the width, see ``_ow_block``) and ``oc_block`` channel blocks per tile
-    (2 when the number of blocks is even, else 1)."""
+    """Sound knob values for a conv2d_NCHWc_int8_x86 of this shape: the register tile of
+    :func:`~minitvm.topi.cpu.conv2d_nchwc.register_tile` (``ow_block`` columns x ``oc_block``
+    channel blocks of ``L`` int32 lanes)."""
     OCc, OW = int(acc.shape[1].value), int(acc.shape[3].value)
-    owb = _ow_block(OW, 8) if OW >= 4 else OW
-    return {"ow_block": owb, "oc_block": largest_divisor(OCc, 2)}
+    return register_tile(OW, OCc, vector_registers())
 
 
-def schedule_conv2d_NCHWc_int8_x86(outs, cfg: dict | None = None):
+def define_knobs_x86(cfg, acc) -> None:
+    """Declare the knobs of ``conv2d_NCHWc_int8.x86`` (``ow_block``, ``oc_block``) for ``acc`` on ``cfg``."""
+    OCc, OW = int(acc.shape[1].value), int(acc.shape[3].value)
+    define_tile_knobs(cfg, OW, OCc, vector_registers(), default_config_x86(acc))
+
+
+def _workload_args(acc) -> tuple:
+    """The template arguments that declare ``acc``: the int8 (or uint8) data before the offset and
+    the padding, the kernel, the attributes."""
+    data, kernel = acc.op.input_tensors
+    while isinstance(data.op, ComputeOp) and data.op.tag in ("injective,pad", "injective,elemwise"):
+        data = data.op.input_tensors[0]         # back through the padding and the uint8 offset / int16 widening
+    a = acc.op.attrs
+    return conv_args([int(d.value) for d in data.shape], [int(d.value) for d in kernel.shape], a["stride"],
+                     a["padding"], a["dilation"], 1, data.dtype, "int32")
+
+
+def _reference(inputs, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1, dtype="int8",
+               out_dtype="int32"):
+    """numpy conv2d_NCHWc_int8_x86 of ``inputs = [data, kernel]`` (exact), packed like the output."""
+    data, kernel = inputs
+    out = testing.conv2d_nchw(testing.unpack_nchwc(data), testing.unpack_oihw(kernel), stride, padding, dilation)
+    return [testing.pack_nchwc(out, kernel.shape[4]).astype(out_dtype)]
+
+
+@autotune.template(TEMPLATE, normalize=conv_args, reference=_reference)
+def conv2d_NCHWc_int8_x86_template(cfg, data_shape, kernel_shape, stride=1, padding=0, dilation=1, groups=1,
+                                   dtype="int8", out_dtype="int32"):
+    """Tunable template: :func:`conv2d_NCHWc_int8_x86` scheduled with ``dot_u8s8`` (the instructions
+    of the target's features), or ``dot_i16`` for an int16 kernel (``kernel_shape[-1] == 2``);
+    returns ``(schedule, [data, kernel, out])``."""
+    data = te.placeholder(data_shape, dtype, "data")
+    kernel = te.placeholder(kernel_shape, "int16" if kernel_shape[-1] == 2 else "int8", "kernel")
+    out = conv2d_NCHWc_int8_x86(data, kernel, stride, padding, dilation, out_dtype)
+    return schedule_conv2d_NCHWc_int8_x86(out, cfg=cfg), [data, kernel, out]
+
+
+def schedule_conv2d_NCHWc_int8_x86(outs, cfg=None):
     """CPU schedule of :func:`conv2d_NCHWc_int8_x86` feeding ``outs`` (``dot_u8s8`` tensorized;
-    knobs ``ow_block``, ``oc_block``, see :func:`default_config_x86`)."""
+    knobs ``ow_block``, ``oc_block``: a config, a dict over :func:`default_config_x86`, or None to ask
+    the dispatch context for the ``conv2d_NCHWc_int8.x86`` workload)."""
     outs = as_list(outs)
     output = outs[0]
     what = "schedule_conv2d_NCHWc_int8_x86 (cpu)"
     s = te.create_schedule([o.op for o in outs])
     acc = find_op(output, TAG, what).output(0)
-    cfg = dict(default_config_x86(acc), **(cfg or {}))
+    cfg = resolve_config(cfg, (TEMPLATE,) + _workload_args(acc), default_config_x86(acc),
+                         lambda c: define_knobs_x86(c, acc), ("ow_block", "oc_block"), what, target="llvm")
     stop, inputs = {acc.op}, list(acc.op.input_tensors)
     for op in _ops_between(output, acc):
         if op.tag == COMP_TAG:
@@ -132,9 +188,9 @@ def schedule_conv2d_NCHWc_int8_x86(outs, cfg: dict | None = None):
     else:
         s[acc].set_scope("local")
     OCc, OW, lanes = int(output.shape[1].value), int(output.shape[3].value), int(output.shape[4].value)
-    owb, ocb = int(cfg["ow_block"]), int(cfg["oc_block"])
-    if OCc % ocb:
-        raise ScheduleError(f"{what}: knob oc_block={ocb} must divide the {OCc} channel blocks")
+    owb, ocb = cfg["ow_block"], cfg["oc_block"]
+    check_divides("ow_block", owb, OW, what, "output columns")
+    check_divides("oc_block", ocb, OCc, what, "output channel blocks")
     n, oc, y, x, ob = s[output].op.axis
     oco, oci = s[output].split(oc, factor=ocb)
     xo, xi = s[output].split(x, factor=owb)
@@ -143,11 +199,11 @@ def schedule_conv2d_NCHWc_int8_x86(outs, cfg: dict | None = None):
     s[output].vectorize(ob)
     s[acc].compute_at(s[output], xo)
     cn, coc, cy, cx, cob = s[acc].op.axis
-    ic, ry, rx, ib = s[acc].op.reduce_axis
-    s[acc].reorder(ic, ry, rx, cn, cy, coc, cx, cob, ib)
-    s[acc].tensorize(cob, dot_u8s8(lanes))
-    if OW % owb == 0:
-        s[acc].unroll(cx)
+    ic, ry, rx, icw, ib = s[acc].op.reduce_axis
+    s[acc].reorder(ic, ry, rx, icw, cn, cy, coc, cx, cob, ib)
+    kernel = acc.op.input_tensors[1]
+    s[acc].tensorize(cob, dot_i16(lanes) if kernel.dtype == "int16" else dot_u8s8(lanes))
+    s[acc].unroll(cx)
     s[acc].unroll(coc)
     return s
 
@@ -165,4 +221,5 @@ def _ops_between(output, acc):
     return found
 
 
-__all__ = ["conv2d_NCHWc_int8_x86", "schedule_conv2d_NCHWc_int8_x86", "default_config_x86", "x86_lanes"]
+__all__ = ["conv2d_NCHWc_int8_x86", "schedule_conv2d_NCHWc_int8_x86", "default_config_x86", "define_knobs_x86",
+           "conv2d_NCHWc_int8_x86_template", "x86_lanes", "TEMPLATE"]

@@ -1,7 +1,8 @@
 """x86 tensor intrinsics: ``dot_u8s8`` (4-deep uint8 x int8 dot products into ``lanes`` int32
 lanes; ``vpdpbusd`` with AVX-VNNI / AVX512-VNNI, ``vpmaddubsw`` + ``vpmaddwd`` with AVX2, plain
-widening multiplies elsewhere, chosen by the LLVM code generator from the target's features:
-see :mod:`minitvm.codegen.llvm_x86`)."""
+widening multiplies elsewhere) and ``dot_i16`` (2-deep int16 dot products, one ``vpmaddwd``:
+the int8 path of CPUs without VNNI), chosen by the LLVM code generator from the target's features:
+see :mod:`minitvm.codegen.llvm_x86`."""
 from __future__ import annotations
 
 from ... import te
@@ -44,4 +45,31 @@ def dot_u8s8(lanes: int = 16, name: str = "dot_u8s8"):
     return te.decl_tensor_intrin(z.op, lower_fn, name=name)
 
 
-__all__ = ["dot_u8s8"]
+def dot_i16(lanes: int = 8, name: str = "dot_i16"):
+    """``z[i] += sum_k int32(x[k]) * int32(w[i, k])``: ``x`` 2 int16 values (one 32-bit word
+    broadcast to every lane), ``w`` a ``lanes x 2`` int16 tile stored contiguously (``OIHW[lanes]o2i``
+    kernels), ``z`` ``lanes`` int32 accumulators; one ``vpmaddwd`` per 8 lanes on AVX2. Exact for
+    int8 or uint8 data widened to int16 and int8 weights, with no offset."""
+    x = te.placeholder((2,), "int16", "x")
+    w = te.placeholder((lanes, 2), "int16", "w")
+    k = te.reduce_axis((0, 2), "rk")
+    z = te.compute((lanes,), lambda i: te.sum(x[k].astype("int32") * w[i, k].astype("int32"), axis=[k]), name="z")
+
+    def lower_fn(ins, outs):
+        xin, win = ins
+        out = outs[0]
+        if not E.is_const_int(Analyzer().simplify(win.strides[0]), 2):
+            raise TensorizeError(f"{name}: the {lanes} x 2 weight tile of {win.buffer.name} must be contiguous "
+                                 f"(row stride {win.strides[0]}, not 2); pack the kernel as OIHW{lanes}o2i")
+        xv, wv = xin.vload([0], 2), win.vload([0, 0], 2 * lanes)
+        acc_t = dt.with_lanes("int32", lanes)
+        zero = E.Broadcast(E.const(0), lanes)
+        body = _vstore(out, E.Call(acc_t, "dot_i16", (xv, wv, zero)), lanes)
+        reset = _vstore(out, zero, lanes)
+        update = _vstore(out, E.Call(acc_t, "dot_i16", (xv, wv, out.vload([0], lanes))), lanes)
+        return body, reset, update
+
+    return te.decl_tensor_intrin(z.op, lower_fn, name=name)
+
+
+__all__ = ["dot_u8s8", "dot_i16"]

@@ -61,3 +61,20 @@ def dense_int8_split_k(data, weight, splits: int, name: str = "dense_int8_split_
         name=f"{name}_partial", tag=SPLIT_K_TAG)
     rs = te.reduce_axis((0, splits), "rs")
     return te.compute((M, N), lambda m, n: te.sum(partial[rs, m, n], axis=rs), name=name, tag="dense_int8")
+def dense_packed(data, weight, out_dtype: str | None = None, name: str = "dense_packed"):
+    """Dense layer over a packed weight ``[units / b, in, b]`` (layout ``OI[b]o``: ``b`` units
+    innermost, one vector of them per input feature): ``out[i, j] = sum_k data[i, k] *
+    weight[j // b, k, j % b]``, each output a sequential sum over ``k``."""
+    if data.ndim != 2 or weight.ndim != 3:
+        raise ShapeError(f"{name}: data must be 2-D [batch, in] and weight 3-D [units / b, in, b], got "
+                         f"{data.ndim}-D and {weight.ndim}-D")
+    K, K2, b = _const(data.shape[1]), _const(weight.shape[1]), _const(weight.shape[2])
+    if K != K2:
+        raise ShapeError(f"{name}: {data.name} has {K} input features, {weight.name} expects {K2}")
+    if data.dtype != weight.dtype:
+        raise DtypeError(f"{name}: data is {data.dtype} but weight is {weight.dtype}")
+    out_dtype = out_dtype or data.dtype
+    k = te.reduce_axis((0, K), "k")
+    return te.compute((data.shape[0], _const(weight.shape[0]) * b),
+                      lambda i, j: te.sum(data[i, k].astype(out_dtype) * weight[j // b, k, j % b].astype(out_dtype),
+                                          axis=k), name=name, tag="dense_packed")
