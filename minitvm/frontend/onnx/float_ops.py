@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .attrs import _auto_pad, _ints, _onnx_dtype, _pad_args, _reduce_axes, _reshape_target, _spatial_2d
+from .attrs import _auto_pad, _axes, _check_axes, _graph_dtype, _ints, _pad_args, _reduce_axes, _reshape_target, _spatial_2d
 from .registry import ConverterTable
 
 __all__ = ["CONVERTERS", "conv_attrs", "pool", "leaky_relu", "softmax"]
@@ -225,7 +225,7 @@ def _identity(imp, node):
 
 @CONVERTERS.converter("Cast")
 def _cast(imp, node):
-    dtype = np.dtype(_onnx_dtype(node.get("to"))).name
+    dtype = _graph_dtype(node, node.get("to"))
     x = imp.tensor(node, node.input(0))
     if imp.g.node(x).type.dtype == dtype:
         return x
@@ -343,10 +343,24 @@ def _reshape(imp, node):
 
 @CONVERTERS.converter("Unsqueeze", "Squeeze")
 def _squeeze_graph(imp, node):
-    xs, dtype = imp.type(node, node.input(0))
-    axes = imp.const(node, node.input(1), "axes") if node.input(1) else None
-    out = imp.table.const_evals[node.op](imp, node, [np.broadcast_to(np.zeros((), bool), xs), axes]).shape
-    return imp.add(node, "reshape", [imp.tensor(node, node.input(0))], {"newshape": list(out)})
+    xs, _ = imp.type(node, node.input(0))
+    axes = _axes(imp, node, 1)
+    if node.op == "Unsqueeze":
+        if axes is None:
+            raise node.error("is required", "axes")
+        rank = len(xs) + len(axes)
+        axes = _check_axes(node, axes, rank)
+        out, rest = [], iter(xs)
+        for k in range(rank):
+            out.append(1 if k in axes else next(rest))
+    elif axes is None:
+        out = [d for d in xs if d != 1]
+    else:
+        axes = _check_axes(node, axes, len(xs))
+        if any(xs[a] != 1 for a in axes):
+            raise node.error(f"= {sorted(axes)} names a dimension that is not 1 in {list(xs)}", "axes")
+        out = [d for k, d in enumerate(xs) if k not in axes]
+    return imp.add(node, "reshape", [imp.tensor(node, node.input(0))], {"newshape": out})
 
 
 @CONVERTERS.converter("Transpose")

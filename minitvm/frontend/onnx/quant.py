@@ -68,6 +68,9 @@ __all__ = ["CONVERTERS", "QUANT_OPS"]
 #: the quantized converters (merged after the float ones)
 CONVERTERS = ConverterTable()
 
+# their converters fold constants themselves (a DequantizeLinear of a weight is remembered for its anchor)
+CONVERTERS.sees_constants |= {"QuantizeLinear", "DequantizeLinear"}
+
 #: op types handled here (com.microsoft ones included)
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
              "QLinearMul", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearSigmoid",

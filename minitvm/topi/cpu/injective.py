@@ -30,6 +30,8 @@ def schedule_injective_from_existing(s, out):
     """Parallelize and vectorize output ``out`` of schedule ``s`` (its producers untouched)."""
     st = s[out]
     axes = list(st.op.axis)
+    if not axes:   # a 0-d output: one element, nothing to parallelize
+        return s
     if len(axes) > 1:
         outer = st.fuse(*axes[:-1]) if len(axes) > 2 else axes[0]
         st.parallel(outer)
