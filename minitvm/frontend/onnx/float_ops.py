@@ -132,17 +132,6 @@ def _mul(imp, node):
     return _binary_graph(imp, node, "mul")
 
 
-@CONVERTERS.converter("Div")
-def _div(imp, node):
-    if not imp.is_const(node, node.input(1)):
-        raise node.error("division by a non-constant tensor is not supported (input B must be a constant)")
-    c = imp.const(node, node.input(1), "B")
-    if c.dtype.kind != "f":
-        raise node.error(f"integer division of a tensor ({c.dtype}) is not supported")
-    recip = imp.new_const(f"{node.input(1)}_reciprocal", (1.0 / c.astype(np.float64)).astype(c.dtype))
-    return imp.add(node, "mul", [imp.tensor(node, node.input(0)), recip])
-
-
 @CONVERTERS.converter("Relu")
 def _relu(imp, node):
     return imp.add(node, "relu", [imp.tensor(node, node.input(0))])
