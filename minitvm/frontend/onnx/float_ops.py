@@ -289,23 +289,34 @@ def softmax(imp, node, x, opset, suffix=""):
     return imp.add(node, "reshape", [y], {"newshape": list(xs)}, suffix=suffix)
 
 
-@CONVERTERS.converter("ReduceMean", "ReduceMax")
-def _reduce_spatial(imp, node):
-    """ReduceMean / ReduceMax of a graph tensor over the spatial axes of NCHW (what
-    ``x.mean((2, 3), keepdim=True)`` exports) -> global_avg_pool2d / global_max_pool2d, and a
-    reshape to [N, C] when ``keepdims`` is 0."""
+_REDUCE_KINDS = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
+                 "ReduceProd": "prod", "ReduceSumSquare": "sum_square", "ReduceL1": "l1", "ReduceL2": "l2",
+                 "ReduceLogSum": "log_sum", "ReduceLogSumExp": "log_sum_exp"}
+
+
+@CONVERTERS.converter(*_REDUCE_KINDS)
+def _reduce(imp, node):
+    """Reduce* of a graph tensor over its ``axes`` (attribute, or input from opset 18 / ReduceSum 13;
+    none or empty: every axis, or no reduction with ``noop_with_empty_axes``) -> ``reduce``; a
+    ReduceMean / ReduceMax of NCHW over the spatial axes (``x.mean((2, 3))``) -> the global pools."""
     xs, _ = imp.type(node, node.input(0))
-    _spatial_2d(node, node.op, len(xs))
     axes = _reduce_axes(node, imp.const(node, node.input(1), "axes") if node.input(1) else None)
-    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
-        raise node.error(f"= {None if axes is None else list(axes)} is not supported on a graph tensor (only the "
-                         "spatial axes [2, 3])", "axes")
-    op = "global_avg_pool2d" if node.op == "ReduceMean" else "global_max_pool2d"
     x = imp.tensor(node, node.input(0))
-    if int(node.get("keepdims", 1)):
-        return imp.add(node, op, [x])
-    y = imp.add(node, op, [x], suffix=".pool")
-    return imp.add(node, "reshape", [y], {"newshape": list(xs[:2])})
+    if not axes and int(node.get("noop_with_empty_axes", 0)):
+        return x
+    axes = sorted(_check_axes(node, axes, len(xs))) if axes else list(range(len(xs)))
+    keep = bool(int(node.get("keepdims", 1)))
+    kind = _REDUCE_KINDS[node.op]
+    if len(xs) == 4 and axes == [2, 3] and kind in ("mean", "max"):
+        op = "global_avg_pool2d" if kind == "mean" else "global_max_pool2d"
+        if keep:
+            return imp.add(node, op, [x])
+        y = imp.add(node, op, [x], suffix=".pool")
+        return imp.add(node, "reshape", [y], {"newshape": list(xs[:2])})
+    if not keep and len(axes) == len(xs):   # a 0-d result: reduce keeping dims, then drop them
+        y = imp.add(node, "reduce", [x], {"axes": axes, "keepdims": True, "kind": kind}, suffix=".reduce")
+        return imp.add(node, "reshape", [y], {"newshape": []})
+    return imp.add(node, "reduce", [x], {"axes": axes, "keepdims": keep, "kind": kind})
 
 
 @CONVERTERS.converter("Softmax")

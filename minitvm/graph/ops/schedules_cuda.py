@@ -29,3 +29,4 @@ for _op in ("max_pool2d", "avg_pool2d"):
 for _op in ("global_avg_pool2d", "global_max_pool2d"):
     register_schedule(_op, KIND, reduction.schedule_global_pool, "global_pool.cuda")
 register_schedule("softmax", KIND, reduction.schedule_softmax, "softmax.cuda")
+register_schedule("reduce", KIND, reduction.schedule_reduce, "reduce.cuda")

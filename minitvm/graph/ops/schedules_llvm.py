@@ -25,3 +25,4 @@ for _op in ("max_pool2d", "avg_pool2d"):
 for _op in ("global_avg_pool2d", "global_max_pool2d"):
     register_schedule(_op, KIND, injective.schedule_global_pool, "global_pool.llvm")
 register_schedule("softmax", KIND, injective.schedule_softmax, "softmax.llvm")
+register_schedule("reduce", KIND, injective.schedule_reduce, "reduce.llvm")

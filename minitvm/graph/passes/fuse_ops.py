@@ -26,6 +26,7 @@ PATTERNS = {
     "dequantize": INJECTIVE, "cast": INJECTIVE, "requantize_per_channel": INJECTIVE, "qadd": INJECTIVE,
     "qconcatenate": OPAQUE,
     "max_pool2d": REDUCE, "avg_pool2d": REDUCE, "global_avg_pool2d": REDUCE, "global_max_pool2d": REDUCE,
+    "reduce": REDUCE,
     "softmax": OPAQUE, "concatenate": OPAQUE,
 }
 PATTERNS.update({op: INJECTIVE for op in UNARY_OPS + BINARY_OPS + ("where",)})
