@@ -1,10 +1,11 @@
 """The graph ops: the registry (:mod:`.registry`), the op families that register into it on
 import (:mod:`.nn`, :mod:`.elemwise`, :mod:`.math`, :mod:`.reduce`, :mod:`.pool`, :mod:`.shape`,
-:mod:`.layout`) with their
+:mod:`.transform`, :mod:`.layout`) with their
 computes, and the op strategies (:mod:`.strategy`) with the schedules per target
 (:mod:`.schedules_cuda`, :mod:`.schedules_llvm`). The quantized ops live in
 :mod:`minitvm.graph.quantize.ops`. See ``docs/graph.md``."""
-from . import elemwise, layout, math, nn, pool, reduce, schedules_cuda, schedules_llvm, shape  # noqa: F401  (registration)
+from . import (elemwise, layout, math, nn, pool, reduce, schedules_cuda, schedules_llvm, shape,  # noqa: F401
+               transform)  # (registration)
 from .layout import layout_transform_np
 from .nn import conv2d_np, deformable_conv2d_np
 from .pool import pool2d_np

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ArgumentError, GraphError
+from ...errors import ArgumentError
 from ...topi.nn import conv2d as topi_conv2d
 from ...topi.nn import injective as topi_injective
+from ...topi.nn import transform as topi_transform
 from ..types import TensorType
 from .common import _canon_axis, _cast, _contig, _op
 from .registry import REQUIRED, Attr
@@ -139,10 +140,10 @@ _pad_infer.compute(_pad_np)
 # ====================================================================== computes (te)
 def _pad_te(node, ins, name):
     a = node.attrs
-    if a.get("mode", "constant") != "constant":
-        raise GraphError(f"node {node.name!r} (pad): mode {a['mode']!r} is not supported by the compiler yet")
     before = [p[0] for p in a["pad_width"]]
     after = [p[1] for p in a["pad_width"]]
+    if a.get("mode", "constant") != "constant":
+        return topi_transform.pad_mode(ins[0], before, after, a["mode"], name=name)
     return topi_conv2d.pad(ins[0], before, after, a["value"], name=name)
 
 
