@@ -100,15 +100,27 @@ def _scaled(imp, node, x, factor, suffix):
 
 @CONVERTERS.converter("MatMul")
 def _matmul(imp, node):
+    """MatMul (numpy semantics): 2-D by a constant -> ``dense``; otherwise ``matmul`` (batch dims
+    broadcast), a 1-D operand made a matrix first and its axis dropped from the result."""
     a_shape, _ = imp.type(node, node.input(0))
     b_shape, _ = imp.type(node, node.input(1))
-    if len(a_shape) < 2 or len(b_shape) < 2:
-        raise node.error(f"1-D operands are not supported (shapes {list(a_shape)} and {list(b_shape)})")
     a = imp.tensor(node, node.input(0))
     if len(a_shape) == 2 and len(b_shape) == 2 and imp.is_const(node, node.input(1)):
         w = imp.const(node, node.input(1), "B")
         return imp.add(node, "dense", [a, imp.new_const(f"{node.input(1)}_T", w.T)])
-    return imp.add(node, "matmul", [a, imp.tensor(node, node.input(1))])
+    if not a_shape or not b_shape:
+        raise node.error(f"0-d operands are invalid (shapes {list(a_shape)} and {list(b_shape)})")
+    b = imp.tensor(node, node.input(1))
+    if len(a_shape) == 1:
+        a = imp.add(node, "reshape", [a], {"newshape": [1, a_shape[0]]}, suffix=".a_row")
+    if len(b_shape) == 1:
+        b = imp.add(node, "reshape", [b], {"newshape": [b_shape[0], 1]}, suffix=".b_column")
+    if len(a_shape) > 1 and len(b_shape) > 1:
+        return imp.add(node, "matmul", [a, b])
+    y = imp.add(node, "matmul", [a, b], suffix=".matmul")
+    shape = list(imp.g.node(y).type.shape)
+    shape = shape[:-2] + ([shape[-2]] if len(a_shape) > 1 else []) + ([shape[-1]] if len(b_shape) > 1 else [])
+    return imp.add(node, "reshape", [y], {"newshape": shape})
 
 
 # ====================================================================== element-wise

@@ -2,7 +2,12 @@
 implementations of an op."""
 from __future__ import annotations
 
-__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense", "x86_int8_conv2d"]
+__all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense", "x86_int8_conv2d", "batched_matmul"]
+
+
+def batched_matmul(attrs: dict, in_types: list) -> bool:
+    """A matmul with a batch dimension (an operand of rank > 2)."""
+    return any(t.ndim > 2 for t in in_types)
 
 
 def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:

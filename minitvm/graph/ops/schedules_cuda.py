@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...topi.cuda import (conv2d, conv2d_int8, deformable_conv2d, dense, gemm_int8_tensorcore, injective, matmul,
                           reduction)
-from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d
+from .conditions import batched_matmul, gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d
 from .strategy import GENERIC, register_schedule
 
 KIND = "cuda"
@@ -22,6 +22,8 @@ register_schedule("dense", KIND, dense.schedule_dense, "dense.cuda")
 register_schedule("dense", KIND, gemm_int8_tensorcore.schedule_int8_gemm, "dense_int8_tensorcore.cuda",
                   condition=gemm_int8_dense, priority=20)
 register_schedule("matmul", KIND, matmul.schedule_matmul_naive, "matmul_naive.cuda")
+register_schedule("matmul", KIND, matmul.schedule_batch_matmul, "batch_matmul.cuda", condition=batched_matmul,
+                  priority=10)
 register_schedule("deformable_conv2d", KIND, deformable_conv2d.schedule_deformable_conv2d_nchw,
                   "deformable_conv2d_nchw.cuda")
 for _op in ("max_pool2d", "avg_pool2d"):

@@ -1,8 +1,8 @@
 """The LLVM (CPU) implementations of the graph ops' strategies (target kind ``"llvm"``)."""
 from __future__ import annotations
 
-from ...topi.cpu import conv2d, conv2d_int8, dense, gemm_int8, injective
-from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d, x86_int8_conv2d
+from ...topi.cpu import conv2d, conv2d_int8, dense, gemm_int8, injective, matmul
+from .conditions import batched_matmul, gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d, x86_int8_conv2d
 from .strategy import GENERIC, register_schedule
 
 KIND = "llvm"
@@ -18,6 +18,8 @@ register_schedule("conv2d", KIND, gemm_int8.schedule_int8_gemm, "conv2d_NHWC_int
 register_schedule("deformable_conv2d", KIND, conv2d.schedule_deformable_conv2d_nchw, "deformable_conv2d_nchw.llvm")
 for _op in ("dense", "matmul"):
     register_schedule(_op, KIND, dense.schedule_dense, "dense.llvm")
+register_schedule("matmul", KIND, matmul.schedule_batch_matmul, "batch_matmul.llvm", condition=batched_matmul,
+                  priority=10)
 register_schedule("dense", KIND, gemm_int8.schedule_int8_gemm, "dense_int8_gemm.llvm", condition=gemm_int8_dense,
                   priority=20)
 for _op in ("max_pool2d", "avg_pool2d"):
