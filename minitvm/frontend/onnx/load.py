@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ...errors import GraphError
-from . import float_ops, math_ops, nn_ops, quant, shape_ops
+from . import float_ops, math_ops, nn_ops, quant, resize, shape_ops
 from .fold import MAX_FOLD_BYTES
 from .importer import Importer
 from .registry import ConverterTable
@@ -13,8 +13,8 @@ from .validate import check_model
 __all__ = ["from_onnx", "supported_ops", "CONVERTERS"]
 
 #: every converter; the quantized ones replace (and wrap) the float Conv, Gemm, MatMul and pass-through ops
-CONVERTERS = ConverterTable.merged(float_ops.CONVERTERS, math_ops.CONVERTERS, nn_ops.CONVERTERS, shape_ops.CONVERTERS,
-                                   quant.CONVERTERS)
+CONVERTERS = ConverterTable.merged(float_ops.CONVERTERS, math_ops.CONVERTERS, nn_ops.CONVERTERS, resize.CONVERTERS,
+                                   shape_ops.CONVERTERS, quant.CONVERTERS)
 
 
 def supported_ops() -> list[str]:

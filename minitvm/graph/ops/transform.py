@@ -1,5 +1,6 @@
 """Data movement ops (declarations, numpy references, topi computes): ``strided_slice`` (ONNX
-Slice), ``take`` (Gather), ``broadcast_to`` (Expand) and ``tile``."""
+Slice), ``take`` (Gather), ``broadcast_to`` (Expand), ``tile`` and ``interpolate`` (one axis of
+Resize)."""
 from __future__ import annotations
 
 import numpy as np
@@ -116,3 +117,35 @@ def _tile_infer(ctx, types, attrs):
 
 _tile_infer.compute(lambda i, a, o: _contig(np.tile(i[0], a["reps"])))
 register_compute("tile", lambda node, ins, name: topi_transform.tile(ins[0], node.attrs["reps"], name=name))
+
+
+@_op("interpolate", ("data", "indices", "weights", "offset?"), (Attr("axis", "int", REQUIRED, "the resampled axis"),),
+     doc="Resampling along axis: out[.., y, ..] = sum_t weights[y, t] * data[.., indices[y, t], ..] (+ offset[y]); "
+         "one axis of ONNX Resize (integer data rounds half to even and saturates).")
+def _interp_infer(ctx, types, attrs):
+    d, i, w = types[:3]
+    axis = _canon_axis(ctx, "axis", attrs["axis"], d.ndim)
+    if i.ndim != 2 or w.shape != i.shape or np.dtype(i.dtype).kind not in "iu" or np.dtype(w.dtype).kind != "f":
+        raise ctx.shape_error(f"indices (integers) and weights (floats) must be [out, taps] alike, got {i} and {w}")
+    if len(types) > 3 and types[3].shape != (i.shape[0],):
+        raise ctx.shape_error(f"offset must be [{i.shape[0]}], got {types[3]}")
+    return TensorType(d.shape[:axis] + (i.shape[0],) + d.shape[axis + 1:], d.dtype)
+
+
+def _interp_np(i, a, o):
+    d, idx, w = i[:3]
+    axis = a["axis"] % d.ndim
+    g = np.take(d.astype(np.float64), idx.astype(np.int64), axis=axis)           # [.., out, taps, ..]
+    wshape = (1,) * axis + w.shape + (1,) * (d.ndim - axis - 1)
+    r = (g * w.astype(np.float64).reshape(wshape)).sum(axis=axis + 1)
+    if len(i) > 3:
+        r = r + i[3].astype(np.float64).reshape((1,) * axis + (-1,) + (1,) * (d.ndim - axis - 1))
+    if d.dtype.kind in "iu":
+        info = np.iinfo(d.dtype)
+        r = np.clip(np.rint(r), info.min, info.max)
+    return _contig(r.astype(o.dtype))
+
+
+_interp_infer.compute(_interp_np)
+register_compute("interpolate", lambda node, ins, name: topi_transform.interpolate(
+    ins[0], ins[1], ins[2], ins[3] if len(ins) > 3 else None, node.attrs["axis"], name=name))

@@ -30,7 +30,7 @@ PATTERNS = {
     "softmax": OPAQUE, "concatenate": OPAQUE,
 }
 PATTERNS.update({op: INJECTIVE for op in UNARY_OPS + BINARY_OPS + ("where", "strided_slice", "take",
-                                                                     "broadcast_to", "tile")})
+                                                                     "broadcast_to", "tile", "interpolate")})
 
 # element-wise ops an anchor or reduction can take as its epilogue (shape-preserving)
 _EPILOGUE = {"relu", "clip", "add", "sub", "mul", "bias_add", "batch_norm", "requantize", "cast",

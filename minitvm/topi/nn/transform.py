@@ -1,4 +1,5 @@
 """Data movement with static shapes: :func:`take` (ONNX Gather), :func:`broadcast_to` (Expand),
+:func:`interpolate` (one axis of Resize),
 :func:`tile` and :func:`pad_mode` (Pad's ``edge`` and ``reflect`` modes). Each is one injective
 ``te.compute`` (tags ``injective,take`` ...), so the injective schedules fuse it.
 """
@@ -10,7 +11,7 @@ from ...errors import DtypeError, ShapeError
 from ...tir import expr as E
 from .layout import _const
 
-__all__ = ["take", "broadcast_to", "tile", "pad_mode"]
+__all__ = ["take", "broadcast_to", "tile", "pad_mode", "interpolate"]
 
 
 def _static(x, name):
@@ -96,3 +97,30 @@ def pad_mode(x, before, after, mode: str, name: str = "pad"):
     return te.compute(out, lambda *i: x(*[index(v, b, s) if (b or a) else v for v, b, a, s in
                                           zip(i, before, after, src)]),
                       name=name, tag="injective,pad")
+
+
+def interpolate(data, indices, weights, offset=None, axis: int = 0, name: str = "interpolate"):
+    """Resampling along ``axis``: ``out[.., y, ..] = sum_t weights[y, t] * data[.., indices[y, t], ..]
+    (+ offset[y])``, the taps unrolled (``indices`` int32 and ``weights`` float32 of shape
+    ``[out_extent, taps]``, static; the weights of every resize mode are data independent, so they
+    are made at import). Float data keeps its dtype (float16 accumulates in float32); integer data
+    accumulates in float32 and is rounded half to even and saturated, as ONNX Resize does."""
+    shape = _static(data, name)
+    axis %= len(shape)
+    n_out, taps = (int(_const(d)) for d in weights.shape)
+    acc = "float32" if not dt.is_float(data.dtype) or dt.bits(data.dtype) < 32 else data.dtype
+
+    def f(*i):
+        y = i[axis]
+        total = offset(y).astype(acc) if offset is not None else None
+        for t in range(taps):
+            v = data(*i[:axis], indices[y, t], *i[axis + 1:]).astype(acc) * weights[y, t].astype(acc)
+            total = v if total is None else total + v
+        if dt.is_float(data.dtype):
+            return total.astype(data.dtype)
+        lo, hi = dt.value_range(data.dtype)
+        return te.min(te.max(te.round(total), E.const(float(lo), acc)), E.const(float(hi), acc)).astype(data.dtype)
+
+    out = list(data.shape)
+    out[axis] = n_out
+    return te.compute(tuple(out), f, name=name, tag="injective,interpolate", attrs={"axis": axis})
