@@ -179,6 +179,8 @@ def _clip(imp, node):
         lo, hi = float(node.get("min", -np.inf)), float(node.get("max", np.inf))
     x = imp.tensor(node, node.input(0))
     _, dtype = imp.type(node, node.input(0))
+    if lo > hi:   # ONNX: every value becomes max (min(max(x, lo), hi) with lo > hi)
+        lo = hi
     if np.dtype(dtype).kind in "iu":   # an integer tensor's own range bounds it already
         info = np.iinfo(dtype)
         lo, hi = max(lo, float(info.min)), min(hi, float(info.max))
@@ -210,13 +212,14 @@ def _hardswish(imp, node):
 
 @CONVERTERS.converter("Identity", "Dropout")
 def _identity(imp, node):
+    """Identity; Dropout in inference mode (or training with ratio 0): the input, and a mask of ones."""
     if node.op == "Dropout":
         mode = node.input(2)
-        if mode and not imp.is_const(node, mode):
-            raise node.error(f"input training_mode ({mode!r}) must be a constant false (inference only; "
-                             "a graph input may be true at run time)")
         if mode and bool(imp.const(node, mode, "training_mode").reshape(-1)[0]):
-            raise node.error("training_mode = true is not supported (inference only)")
+            ratio = float(imp.const(node, node.input(1), "ratio").reshape(-1)[0]) if node.input(1) else 0.5
+            if ratio != 0.0:
+                raise node.error(f"training_mode = true with ratio {ratio} is not supported (random masks; "
+                                 "inference only)")
         if len(node.outputs) > 1 and node.outputs[1]:
             x = imp.value(node, node.input(0))
             shape, _ = imp.type(node, node.input(0))
@@ -248,25 +251,34 @@ def _bn(imp, node):
 
 def pool(imp, node, op, x=None, suffix=""):
     """``max_pool2d`` / ``avg_pool2d`` of ``x`` (default: the node's first input) with the ONNX
-    pooling attributes of ``node``."""
+    pooling attributes of ``node``; a 1-D pool (N, C, W) runs as a 2-D one of height 1."""
     xs, _ = imp.type(node, node.input(0))
-    _spatial_2d(node, node.op, len(xs))
+    one_d = len(xs) == 3
+    if not one_d:
+        _spatial_2d(node, node.op, len(xs))
     if len([o for o in node.outputs if o]) > 1:
         raise node.error("the Indices output is not supported")
+    rank = 1 if one_d else 2
     kernel = _ints(node, "kernel_shape")
-    if kernel is None or len(kernel) != 2:
-        raise node.error(f"= {kernel} must give 2 values", "kernel_shape")
-    strides = _ints(node, "strides", [1, 1])
-    dil = _ints(node, "dilations", [1, 1])
+    if kernel is None or len(kernel) != rank:
+        raise node.error(f"= {kernel} must give {rank} values", "kernel_shape")
+    strides = _ints(node, "strides", [1] * rank)
+    dil = _ints(node, "dilations", [1] * rank)
     if any(d != 1 for d in dil):
         raise node.error(f"= {dil} is not supported (only 1)", "dilations")
-    pads = _auto_pad(node, xs[2:], kernel, strides, dil, _ints(node, "pads", [0, 0, 0, 0]))
+    pads = _auto_pad(node, xs[2:], kernel, strides, dil, _ints(node, "pads", [0] * 2 * rank))
+    if one_d:
+        kernel, strides, pads = [1] + kernel, [1] + strides, [0, pads[0], 0, pads[1]]
     attrs = {"pool_size": kernel, "strides": strides, "padding": tuple(pads),
              "ceil_mode": bool(node.get("ceil_mode", 0))}
     if op == "avg_pool2d":
         attrs["count_include_pad"] = bool(node.get("count_include_pad", 0))
     x = imp.tensor(node, node.input(0)) if x is None else x
-    return imp.add(node, op, [x], attrs, suffix=suffix)
+    if not one_d:
+        return imp.add(node, op, [x], attrs, suffix=suffix)
+    x = imp.add(node, "reshape", [x], {"newshape": [xs[0], xs[1], 1, xs[2]]}, suffix=suffix + ".2d")
+    y = imp.add(node, op, [x], attrs, suffix=suffix + ".pool")
+    return imp.add(node, "reshape", [y], {"newshape": [xs[0], xs[1], imp.g.node(y).type.shape[3]]}, suffix=suffix)
 
 
 @CONVERTERS.converter("MaxPool")
@@ -391,8 +403,8 @@ def _concat(imp, node):
 def _pad(imp, node):
     xs, dtype = imp.type(node, node.input(0))
     mode = node.get("mode", "constant")
-    if mode not in ("constant", "edge", "reflect"):
-        raise node.error(f"= {mode!r} is not supported (constant, edge or reflect)", "mode")
+    if mode not in ("constant", "edge", "reflect", "wrap"):
+        raise node.error(f"= {mode!r} is not supported (constant, edge, reflect or wrap)", "mode")
     pad_width, value = _pad_args(imp, node, len(xs))
     return imp.add(node, "pad", [imp.tensor(node, node.input(0))],
                    {"pad_width": pad_width, "value": value, "mode": mode})

@@ -116,7 +116,8 @@ _transpose_infer.compute(lambda i, a, o: _contig(np.transpose(i[0], a["axes"])))
 @_op("pad", ("data",),
      (Attr("pad_width", "pad_width", REQUIRED, "((before, after), ...) per dimension"),
       Attr("value", "float", 0.0, "fill value (constant mode)"),
-      Attr("mode", "str", "constant", "constant, edge or reflect", choices=("constant", "edge", "reflect"))),
+      Attr("mode", "str", "constant", "constant, edge, reflect or wrap",
+           choices=("constant", "edge", "reflect", "wrap"))),
      doc="Pad every dimension.")
 def _pad_infer(ctx, types, attrs):
     t = types[0]

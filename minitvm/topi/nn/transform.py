@@ -74,11 +74,12 @@ def tile(x, reps, name: str = "tile"):
 
 
 def pad_mode(x, before, after, mode: str, name: str = "pad"):
-    """``x`` padded by ``before`` / ``after`` per axis, the border copied (``edge``) or mirrored
-    without repeating the edge (``reflect``; each pad smaller than its axis)."""
+    """``x`` padded by ``before`` / ``after`` per axis, the border copied (``edge``), mirrored
+    without repeating the edge (``reflect``; each pad smaller than its axis) or wrapped around
+    (``wrap``: the axis repeats periodically)."""
     src = _static(x, name)
-    if mode not in ("edge", "reflect"):
-        raise ShapeError(f"{name}: mode {mode!r} is not edge or reflect")
+    if mode not in ("edge", "reflect", "wrap"):
+        raise ShapeError(f"{name}: mode {mode!r} is not edge, reflect or wrap")
     if len(before) != len(src) or len(after) != len(src):
         raise ShapeError(f"{name}: pads {list(before)}, {list(after)} must give one value per axis of {x.name}")
     if mode == "reflect" and any(b >= s or a >= s for b, a, s in zip(before, after, src)):
@@ -88,6 +89,8 @@ def pad_mode(x, before, after, mode: str, name: str = "pad"):
         if not b and s == 1:
             return E.const(0)
         j = v - b if b else v
+        if mode == "wrap":
+            return te.floormod(j + E.const(s * (-(-b // s))), E.const(s))   # shifted to stay non-negative
         if mode == "edge":
             return te.min(te.max(j, E.const(0)), E.const(s - 1))
         j = te.abs(j)                                   # before the start: mirror about 0
