@@ -21,13 +21,14 @@ def _node_name(proto) -> str:
 def _check_opset(model, opset):
     import onnx
     newest = onnx.defs.onnx_opset_version()
-    if opset > newest:
-        raise GraphError(f"from_onnx: the model's default-domain (ai.onnx) opset {opset} is newer than the newest "
-                         f"ONNX opset known ({newest}, onnx {onnx.__version__}); supported: {MIN_OPSET} to {newest}")
     for proto in model.graph.node:
         if proto.domain not in ("", "ai.onnx"):
             continue
         what = f"ONNX node {_node_name(proto)!r} ({proto.op_type})"
+        if opset > newest:
+            raise GraphError(f"{what}: the model's default-domain (ai.onnx) opset {opset} is newer than the newest "
+                             f"ONNX opset known ({newest}, onnx {onnx.__version__}); supported: {MIN_OPSET} to "
+                             f"{newest}")
         try:
             here = onnx.defs.get_schema(proto.op_type, opset).since_version
         except onnx.defs.SchemaError:
