@@ -42,17 +42,6 @@ CLAIMED = claimed_node_tests()
 
 #: reason -> the node tests refused for it (may only shrink: fix one, delete its name)
 EXPECTED_FAILURES = {
-    "AveragePool: attribute 'dilations' is not supported (only 1)": (
-        'test_averagepool_2d_dilations',),
-    'AveragePool: only 2-D (NCHW) AveragePool is supported': (
-        'test_averagepool_3d_default',
-        'test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False',
-        'test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True',
-        'test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False',
-        'test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True',
-        'test_averagepool_3d_dilations_small',),
-    "BatchNormalization: attribute 'training_mode' = 1 is not supported (inference only)": (
-        'test_batchnorm_epsilon_training_mode', 'test_batchnorm_example_training_mode',),
     "Cast: attribute 'to' = (8-bit float, 4/2-bit int, bfloat16) is not supported (minitvm has bool, integer and float16/32/64 tensors)": (
         'test_cast_FLOAT16_to_FLOAT4E2M1', 'test_cast_FLOAT16_to_FLOAT8E4M3FN', 'test_cast_FLOAT16_to_FLOAT8E4M3FNUZ',
         'test_cast_FLOAT16_to_FLOAT8E5M2', 'test_cast_FLOAT16_to_FLOAT8E5M2FNUZ', 'test_cast_FLOAT16_to_INT2',
@@ -65,22 +54,9 @@ EXPECTED_FAILURES = {
         'test_cast_no_saturate_FLOAT16_to_FLOAT8E5M2', 'test_cast_no_saturate_FLOAT16_to_FLOAT8E5M2FNUZ',
         'test_cast_no_saturate_FLOAT_to_FLOAT8E4M3FN', 'test_cast_no_saturate_FLOAT_to_FLOAT8E4M3FNUZ',
         'test_cast_no_saturate_FLOAT_to_FLOAT8E5M2', 'test_cast_no_saturate_FLOAT_to_FLOAT8E5M2FNUZ',),
-    "DequantizeLinear: attribute 'block_size' blocked quantization is not supported": (
-        'test_dequantizelinear_blocked',),
-    "DequantizeLinear: is quantized as (u)int16; minitvm's quantized ops take 8-bit activations only (int8 or uint8, any zero point)": (
-        'test_dequantizelinear_int16', 'test_dequantizelinear_uint16',),
-    'DequantizeLinear: per-axis quantization of an activation is not supported': (
-        'test_dequantizelinear_axis',),
     'Dropout: training_mode = true with ratio > 0 is not supported (random masks; inference only)': (
         'test_training_dropout', 'test_training_dropout_default', 'test_training_dropout_default_mask',
         'test_training_dropout_mask',),
-    "MaxPool: attribute 'dilations' is not supported (only 1)": (
-        'test_maxpool_2d_dilations',),
-    'MaxPool: only 2-D (NCHW) MaxPool is supported': (
-        'test_maxpool_3d_default', 'test_maxpool_3d_dilations', 'test_maxpool_3d_dilations_use_ref_impl',
-        'test_maxpool_3d_dilations_use_ref_impl_large',),
-    'MaxPool: the Indices output is not supported': (
-        'test_maxpool_with_argmax_2d_precomputed_pads', 'test_maxpool_with_argmax_2d_precomputed_strides',),
     'ONNX has element type (8-bit float, 4/2-bit int, bfloat16); minitvm takes bool, integer and float16/32/64 inputs': (
         'test_cast_BFLOAT16_to_FLOAT', 'test_cast_FLOAT4E2M1_to_FLOAT', 'test_cast_FLOAT4E2M1_to_FLOAT16',
         'test_cast_FLOAT8E4M3FNUZ_to_FLOAT', 'test_cast_FLOAT8E4M3FNUZ_to_FLOAT16', 'test_cast_FLOAT8E4M3FN_to_FLOAT',
@@ -94,20 +70,13 @@ EXPECTED_FAILURES = {
         'test_dequantizelinear_e4m3fn_float16', 'test_dequantizelinear_e4m3fn_zero_point',
         'test_dequantizelinear_e5m2', 'test_dequantizelinear_float4e2m1', 'test_dequantizelinear_int2',
         'test_dequantizelinear_int4', 'test_dequantizelinear_uint2', 'test_dequantizelinear_uint4',
-        'test_equal_string', 'test_equal_string_broadcast', 'test_quantizelinear_e4m3fn', 'test_quantizelinear_e5m2',
-        'test_quantizelinear_float4e2m1', 'test_quantizelinear_int2', 'test_quantizelinear_int4',
-        'test_quantizelinear_uint2', 'test_quantizelinear_uint4', 'test_range_bfloat16_type_positive_delta',),
+        'test_quantizelinear_e4m3fn', 'test_quantizelinear_e5m2', 'test_quantizelinear_float4e2m1',
+        'test_quantizelinear_int2', 'test_quantizelinear_int4', 'test_quantizelinear_uint2',
+        'test_quantizelinear_uint4', 'test_range_bfloat16_type_positive_delta',),
+    'ONNX has element type STRING; minitvm takes bool, integer and float16/32/64 inputs': (
+        'test_equal_string', 'test_equal_string_broadcast',),
     'ONNX input: only tensor inputs are supported': (
         'test_identity_opt', 'test_identity_sequence',),
-    'QLinearMatMul: only a 2-D A is supported': (
-        'test_qlinearmatmul_3D_int8_float16', 'test_qlinearmatmul_3D_int8_float32',
-        'test_qlinearmatmul_3D_uint8_float16', 'test_qlinearmatmul_3D_uint8_float32',),
-    "QuantizeLinear: attribute 'block_size' blocked quantization is not supported": (
-        'test_quantizelinear_blocked_asymmetric', 'test_quantizelinear_blocked_symmetric',),
-    "QuantizeLinear: is quantized as (u)int16; minitvm's quantized ops take 8-bit activations only (int8 or uint8, any zero point)": (
-        'test_quantizelinear_int16', 'test_quantizelinear_uint16',),
-    'QuantizeLinear: per-axis quantization of an activation is not supported': (
-        'test_quantizelinear_axis',),
 }
 EXPECTED = {name: reason for reason, names in EXPECTED_FAILURES.items() for name in names}
 

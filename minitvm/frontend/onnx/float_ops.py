@@ -239,8 +239,10 @@ def _cast(imp, node):
 # ====================================================================== normalization / pooling
 @CONVERTERS.converter("BatchNormalization")
 def _bn(imp, node):
+    """BatchNormalization: inference (``batch_norm``), or ``training_mode`` (opset 14 on) with the
+    batch's statistics (:func:`_bn_training`)."""
     if int(node.get("training_mode", 0)):
-        raise node.error("= 1 is not supported (inference only)", "training_mode")
+        return _bn_training(imp, node)
     if imp.opset < 9 and int(node.get("spatial", 1)) != 1:
         raise node.error("= 0 is not supported", "spatial")
     if len([o for o in node.outputs if o]) > 1:
@@ -249,36 +251,148 @@ def _bn(imp, node):
     return imp.add(node, "batch_norm", ins, {"epsilon": float(node.get("epsilon", 1e-5)), "axis": 1})
 
 
+def _bn_training(imp, node):
+    """Training-mode BatchNormalization: ``y`` normalized by the batch's mean and (population)
+    variance over every axis but 1, and the running statistics ``stat * momentum + batch stat *
+    (1 - momentum)``, as the ONNX reference computes them."""
+    xs, dtype = imp.type(node, node.input(0))
+    axes = [a for a in range(len(xs)) if a != 1]
+    x = imp.tensor(node, node.input(0))
+    channel = [1, xs[1]] + [1] * (len(xs) - 2)
+
+    def per_channel(i, suffix):
+        return imp.add(node, "reshape", [imp.tensor(node, node.input(i))], {"newshape": channel}, suffix=suffix)
+
+    mean = imp.add(node, "reduce", [x], {"axes": axes, "kind": "mean"}, suffix=".batch_mean")
+    d = imp.add(node, "sub", [x, mean], suffix=".centered")
+    var = imp.add(node, "reduce", [imp.add(node, "mul", [d, d], suffix=".square")], {"axes": axes, "kind": "mean"},
+                  suffix=".batch_var")
+    eps = imp.new_const(f"{node.name}.epsilon", np.asarray(float(node.get("epsilon", 1e-5)), dtype))
+    std = imp.add(node, "sqrt", [imp.add(node, "add", [var, eps], suffix=".var_eps")], suffix=".std")
+    y = imp.add(node, "divide", [imp.add(node, "mul", [d, per_channel(1, ".scale")], suffix=".scaled"), std],
+                suffix=".normalized")
+    y = imp.add(node, "add", [y, per_channel(2, ".bias")])
+    momentum = float(node.get("momentum", 0.9))
+    outs = [y]
+    for i, batch, what in ((3, mean, "mean"), (4, var, "var")):
+        run = imp.add(node, "mul", [imp.tensor(node, node.input(i)),
+                                    imp.new_const(f"{node.name}.momentum", np.asarray(momentum, dtype))],
+                      suffix=f".running_{what}_kept")
+        new = imp.add(node, "mul", [imp.add(node, "reshape", [batch], {"newshape": [xs[1]]}, suffix=f".{what}_flat"),
+                                    imp.new_const(f"{node.name}.rest", np.asarray(1 - momentum, dtype))],
+                      suffix=f".running_{what}_new")
+        outs.append(imp.add(node, "add", [run, new], suffix=f".running_{what}"))
+    return outs
+
+
 def pool(imp, node, op, x=None, suffix=""):
     """``max_pool2d`` / ``avg_pool2d`` of ``x`` (default: the node's first input) with the ONNX
-    pooling attributes of ``node``; a 1-D pool (N, C, W) runs as a 2-D one of height 1."""
+    pooling attributes of ``node``; a 1-D pool (N, C, W) runs as a 2-D one of height 1, a dilated
+    or 3-D one as its taps (:func:`_pool_by_taps`)."""
     xs, _ = imp.type(node, node.input(0))
-    one_d = len(xs) == 3
-    if not one_d:
-        _spatial_2d(node, node.op, len(xs))
-    if len([o for o in node.outputs if o]) > 1:
-        raise node.error("the Indices output is not supported")
-    rank = 1 if one_d else 2
+    indices = len(node.outputs) > 1 and bool(node.outputs[1])
+    if indices and (op != "max_pool2d" or x is not None):
+        raise node.error("the Indices output is not supported here")
+    rank = len(xs) - 2
+    if rank < 1:
+        raise node.error(f"needs an input of rank >= 3 (N, C, spatial ...), got {list(xs)}")
     kernel = _ints(node, "kernel_shape")
     if kernel is None or len(kernel) != rank:
         raise node.error(f"= {kernel} must give {rank} values", "kernel_shape")
     strides = _ints(node, "strides", [1] * rank)
     dil = _ints(node, "dilations", [1] * rank)
-    if any(d != 1 for d in dil):
-        raise node.error(f"= {dil} is not supported (only 1)", "dilations")
     pads = _auto_pad(node, xs[2:], kernel, strides, dil, _ints(node, "pads", [0] * 2 * rank))
+    ceil = bool(node.get("ceil_mode", 0))
+    include_pad = bool(node.get("count_include_pad", 0))
+    x = imp.tensor(node, node.input(0)) if x is None else x
+    if rank > 2 or any(d != 1 for d in dil) or indices:
+        return _pool_by_taps(imp, node, op, x, xs, kernel, strides, dil, pads, ceil, include_pad, suffix, indices)
+    one_d = rank == 1
     if one_d:
         kernel, strides, pads = [1] + kernel, [1] + strides, [0, pads[0], 0, pads[1]]
-    attrs = {"pool_size": kernel, "strides": strides, "padding": tuple(pads),
-             "ceil_mode": bool(node.get("ceil_mode", 0))}
+    attrs = {"pool_size": kernel, "strides": strides, "padding": tuple(pads), "ceil_mode": ceil}
     if op == "avg_pool2d":
-        attrs["count_include_pad"] = bool(node.get("count_include_pad", 0))
-    x = imp.tensor(node, node.input(0)) if x is None else x
+        attrs["count_include_pad"] = include_pad
     if not one_d:
         return imp.add(node, op, [x], attrs, suffix=suffix)
     x = imp.add(node, "reshape", [x], {"newshape": [xs[0], xs[1], 1, xs[2]]}, suffix=suffix + ".2d")
     y = imp.add(node, op, [x], attrs, suffix=suffix + ".pool")
     return imp.add(node, "reshape", [y], {"newshape": [xs[0], xs[1], imp.g.node(y).type.shape[3]]}, suffix=suffix)
+
+
+def _pool_by_taps(imp, node, op, x, xs, kernel, strides, dil, pads, ceil, include_pad, suffix, indices=False):
+    """A pooling of any rank and dilation as the max / mean of its taps: the input padded (with the
+    dtype's lowest value for max, 0 for the mean), one strided slice per window tap, combined by
+    ``maximum`` or ``add`` and divided by the count of the window's elements (in the input, or
+    in the explicitly padded input with ``count_include_pad``): one fused kernel. With
+    ``indices`` (MaxPool's second output) the taps are compared in order and the flat index
+    (``storage_order`` 0: row major, 1: column major over the spatial axes) of the first maximum
+    is kept."""
+    import itertools
+    rank, sp = len(kernel), list(xs[2:])
+    out, need = [], []
+    for a in range(rank):
+        span = (kernel[a] - 1) * dil[a] + 1
+        size = (sp[a] + pads[a] + pads[rank + a] - span) / strides[a] + 1
+        o = int(np.ceil(size)) if ceil else int(np.floor(size))
+        if ceil and (o - 1) * strides[a] >= sp[a] + pads[a]:
+            o -= 1     # the last window must start inside the input or its leading padding
+        if o < 1:
+            raise node.error(f"the window (extent {span}) does not fit axis {a + 2} ({sp[a]} + padding)")
+        out.append(o)
+        need.append(max(0, (o - 1) * strides[a] + span - sp[a] - pads[a]))
+    _, dtype = imp.type(node, node.input(0))
+    fill = (-np.inf if np.dtype(dtype).kind == "f" else float(np.iinfo(dtype).min)) if op == "max_pool2d" else 0.0
+    width = [(0, 0), (0, 0)] + [(pads[a], need[a]) for a in range(rank)]
+    xp = imp.add(node, "pad", [x], {"pad_width": width, "value": fill}, suffix=suffix + ".pad")
+    combine = "maximum" if op == "max_pool2d" else "add"
+    y = best = None
+    for k, taps in enumerate(itertools.product(*(range(n) for n in kernel))):
+        begin = [t * d for t, d in zip(taps, dil)]
+        part = imp.add(node, "strided_slice", [xp], {
+            "begin": begin, "end": [b + (o - 1) * s + 1 for b, o, s in zip(begin, out, strides)],
+            "strides": strides, "axes": list(range(2, 2 + rank))}, suffix=f"{suffix}.tap{k}")
+        if indices:
+            at = imp.new_const(f"{node.name}.index{k}", _tap_index(xs, out, strides, pads, begin,
+                                                                   int(node.get("storage_order", 0))))
+            if y is not None:
+                better = imp.add(node, "greater", [part, y], suffix=f".better{k}")
+                best = imp.add(node, "where", [better, at, best], suffix=f".arg{k}")
+                part = imp.add(node, "where", [better, part, y], suffix=f".max{k}")
+            else:
+                best = at
+            y = part
+            continue
+        y = part if y is None else imp.add(node, combine, [y, part], suffix=f"{suffix}.acc{k}")
+    if indices:
+        return [y, best]
+    if op == "max_pool2d":
+        return y
+    counts = np.ones(out)
+    for a in range(rank):
+        pos = np.arange(out[a])[:, None] * strides[a] + np.arange(kernel[a])[None, :] * dil[a] - pads[a]
+        lo, hi = (-pads[a], sp[a] + pads[rank + a]) if include_pad else (0, sp[a])
+        shape = [1] * rank
+        shape[a] = out[a]
+        counts = counts * ((pos >= lo) & (pos < hi)).sum(axis=1).reshape(shape)
+    count = imp.new_const(f"{node.name}{suffix}.count", counts.reshape([1, 1] + out).astype(dtype))
+    return imp.add(node, "divide", [y, count], suffix=suffix)
+
+
+def _tap_index(xs, out, strides, pads, begin, storage_order):
+    """int64 [N, C, *out]: the flat index into the input of one window tap at every output position."""
+    rank = len(out)
+    sp = xs[2:]
+    pos = [np.arange(o) * s + b - p for o, s, b, p in zip(out, strides, begin, pads[:rank])]
+    grid = np.meshgrid(*pos, indexing="ij")
+    order = range(rank) if not storage_order else range(rank - 1, -1, -1)
+    flat, mult = np.zeros(out, np.int64), 1
+    for a in reversed(list(order)):
+        flat += np.clip(grid[a], 0, sp[a] - 1) * mult
+        mult *= sp[a]
+    plane = int(np.prod(sp))
+    nc = (np.arange(xs[0])[:, None] * xs[1] + np.arange(xs[1])[None, :]) * plane
+    return (nc.reshape(xs[0], xs[1], *([1] * rank)) + flat).astype(np.int64)
 
 
 @CONVERTERS.converter("MaxPool")
