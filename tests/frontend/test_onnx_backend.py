@@ -57,7 +57,7 @@ EXPECTED_FAILURES = {
     'Dropout: training_mode = true with ratio > 0 is not supported (random masks; inference only)': (
         'test_training_dropout', 'test_training_dropout_default', 'test_training_dropout_default_mask',
         'test_training_dropout_mask',),
-    'ONNX has element type (8-bit float, 4/2-bit int, bfloat16); minitvm takes bool, integer and float16/32/64 inputs': (
+    'ONNX input has element type (8-bit float, 4/2-bit int, bfloat16); minitvm takes bool, integer and float16/32/64 inputs': (
         'test_cast_BFLOAT16_to_FLOAT', 'test_cast_FLOAT4E2M1_to_FLOAT', 'test_cast_FLOAT4E2M1_to_FLOAT16',
         'test_cast_FLOAT8E4M3FNUZ_to_FLOAT', 'test_cast_FLOAT8E4M3FNUZ_to_FLOAT16', 'test_cast_FLOAT8E4M3FN_to_FLOAT',
         'test_cast_FLOAT8E4M3FN_to_FLOAT16', 'test_cast_FLOAT8E5M2FNUZ_to_FLOAT',
@@ -73,7 +73,7 @@ EXPECTED_FAILURES = {
         'test_quantizelinear_e4m3fn', 'test_quantizelinear_e5m2', 'test_quantizelinear_float4e2m1',
         'test_quantizelinear_int2', 'test_quantizelinear_int4', 'test_quantizelinear_uint2',
         'test_quantizelinear_uint4', 'test_range_bfloat16_type_positive_delta',),
-    'ONNX has element type STRING; minitvm takes bool, integer and float16/32/64 inputs': (
+    'ONNX input has element type STRING; minitvm takes bool, integer and float16/32/64 inputs': (
         'test_equal_string', 'test_equal_string_broadcast',),
     'ONNX input: only tensor inputs are supported': (
         'test_identity_opt', 'test_identity_sequence',),
