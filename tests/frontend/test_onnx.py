@@ -249,8 +249,8 @@ def test_unsupported_op_names_the_node():
 
 
 @pytest.mark.parametrize("node,inits,shape,match", [
-    (h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2], name="mp"), [], [1, 1, 6, 6],
-     "ONNX node 'mp' \\(MaxPool\\): attribute 'dilations' = \\[2, 2\\] is not supported"),
+    (h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2, 2], name="mp"), [], [1, 1, 6, 6],
+     "ONNX node 'mp' \\(MaxPool\\): attribute 'kernel_shape' = \\[2, 2, 2\\]: Attribute kernel_shape has incorrect"),
     (h.make_node("Conv", ["x", "w"], ["y"], name="conv1d"), [init("w", rand(2, 1, 3))], [1, 1, 6],
      "ONNX node 'conv1d' \\(Conv\\): only 2-D"),
     (h.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[2, 2], name="c"), [init("w", rand(2, 1, 3, 3))],
