@@ -43,18 +43,26 @@ def _onnx_dtype(code):
     return onnx.helper.tensor_dtype_to_np_dtype(code)
 
 
-def _graph_dtype(node, code, attr="to") -> str:
-    """The minitvm dtype of ONNX element type ``code`` (attribute ``attr`` of ``node``); an error
-    naming them for a type minitvm has no dtype for (bfloat16, float8, 4-bit, strings ...)."""
+def dtype_of(code):
+    """``(minitvm dtype name or None, ONNX type name)`` of ONNX element type ``code`` (None: a type
+    minitvm has no dtype for: bfloat16, float8, 4-bit, strings ...)."""
     import onnx
     from ... import dtype as dt
     from ...errors import MiniTVMError
+    name = onnx.TensorProto.DataType.Name(code) if code in onnx.TensorProto.DataType.values() else str(code)
     try:
-        return dt.canonical(np.dtype(_onnx_dtype(code)).name)
+        return dt.canonical(np.dtype(_onnx_dtype(code)).name), name
     except (KeyError, TypeError, ValueError, MiniTVMError):
-        name = onnx.TensorProto.DataType.Name(code) if code in onnx.TensorProto.DataType.values() else code
-        raise node.error(f"= {name} is not supported (minitvm has bool, integer and float16/32/64 tensors)",
-                         attr) from None
+        return None, name
+
+
+def _graph_dtype(node, code, attr="to") -> str:
+    """The minitvm dtype of ONNX element type ``code`` (attribute ``attr`` of ``node``); an error
+    naming them for a type minitvm has no dtype for."""
+    dtype, name = dtype_of(code)
+    if dtype is None:
+        raise node.error(f"= {name} is not supported (minitvm has bool, integer and float16/32/64 tensors)", attr)
+    return dtype
 
 
 def _axes(imp, node, idx, attr="axes"):

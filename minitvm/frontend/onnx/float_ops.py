@@ -1,11 +1,15 @@
-"""Converters of the float ONNX ops: Conv, Gemm, MatMul, element-wise ops, BatchNormalization,
-pooling, Softmax, ReduceMean/ReduceMax over the spatial axes, and the shape ops on graph tensors
-(Flatten, Reshape, Squeeze/Unsqueeze, Transpose, Concat, Pad)."""
+"""Converters of the float ONNX ops: Conv, Gemm, MatMul, Add/Sub/Mul, the activations, Cast,
+BatchNormalization (inference and training mode), pooling (any rank and dilation), Softmax,
+Reduce*, and the shape ops on graph tensors (Flatten, Reshape, Squeeze/Unsqueeze, Transpose,
+Concat, Pad)."""
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
-from .attrs import _auto_pad, _axes, _check_axes, _graph_dtype, _ints, _pad_args, _reduce_axes, _reshape_target, _spatial_2d
+from .attrs import (_auto_pad, _axes, _check_axes, _graph_dtype, _ints, _pad_args, _reduce_axes, _reshape_target,
+                    _spatial_2d)
 from .registry import ConverterTable
 
 __all__ = ["CONVERTERS", "conv_attrs", "pool", "leaky_relu", "softmax"]
@@ -273,14 +277,13 @@ def _bn_training(imp, node):
                 suffix=".normalized")
     y = imp.add(node, "add", [y, per_channel(2, ".bias")])
     momentum = float(node.get("momentum", 0.9))
+    keep = imp.new_const(f"{node.name}.momentum", np.asarray(momentum, dtype))
+    rest = imp.new_const(f"{node.name}.one_minus_momentum", np.asarray(1 - momentum, dtype))
     outs = [y]
     for i, batch, what in ((3, mean, "mean"), (4, var, "var")):
-        run = imp.add(node, "mul", [imp.tensor(node, node.input(i)),
-                                    imp.new_const(f"{node.name}.momentum", np.asarray(momentum, dtype))],
-                      suffix=f".running_{what}_kept")
+        run = imp.add(node, "mul", [imp.tensor(node, node.input(i)), keep], suffix=f".running_{what}_kept")
         new = imp.add(node, "mul", [imp.add(node, "reshape", [batch], {"newshape": [xs[1]]}, suffix=f".{what}_flat"),
-                                    imp.new_const(f"{node.name}.rest", np.asarray(1 - momentum, dtype))],
-                      suffix=f".running_{what}_new")
+                                    rest], suffix=f".running_{what}_new")
         outs.append(imp.add(node, "add", [run, new], suffix=f".running_{what}"))
     return outs
 
@@ -324,11 +327,10 @@ def _pool_by_taps(imp, node, op, x, xs, kernel, strides, dil, pads, ceil, includ
     """A pooling of any rank and dilation as the max / mean of its taps: the input padded (with the
     dtype's lowest value for max, 0 for the mean), one strided slice per window tap, combined by
     ``maximum`` or ``add`` and divided by the count of the window's elements (in the input, or
-    in the explicitly padded input with ``count_include_pad``): one fused kernel. With
+    in the explicitly padded input with ``count_include_pad``), all element-wise ops that fuse. With
     ``indices`` (MaxPool's second output) the taps are compared in order and the flat index
     (``storage_order`` 0: row major, 1: column major over the spatial axes) of the first maximum
     is kept."""
-    import itertools
     rank, sp = len(kernel), list(xs[2:])
     out, need = [], []
     for a in range(rank):

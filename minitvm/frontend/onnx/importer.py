@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import dtype as dt
 from ...errors import GraphError, MiniTVMError
 from ...graph.ir import Graph
 from ...graph.passes import dead_code_elimination
+from .attrs import dtype_of
 from .fold import MAX_FOLD_BYTES, fold_node, foldable
 
 __all__ = ["OnnxNode", "Importer", "ConstantRequired", "clean_name", "contig"]
@@ -239,16 +239,13 @@ class Importer:
 def _input_dtype(vi) -> str:
     """The numpy dtype name of model input ``vi``; a GraphError for a non-tensor input or an element
     type minitvm has no dtype for."""
-    import onnx
     if not vi.type.HasField("tensor_type"):
         raise GraphError(f"ONNX input {vi.name!r}: only tensor inputs are supported")
-    code = vi.type.tensor_type.elem_type
-    try:
-        return dt.canonical(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code)).name)
-    except (KeyError, TypeError, ValueError, MiniTVMError):
-        name = onnx.TensorProto.DataType.Name(code) if code in onnx.TensorProto.DataType.values() else code
+    dtype, name = dtype_of(vi.type.tensor_type.elem_type)
+    if dtype is None:
         raise GraphError(f"ONNX input {vi.name!r} has element type {name}; minitvm takes bool, integer and "
-                         "float16/32/64 inputs") from None
+                         "float16/32/64 inputs")
+    return dtype
 
 
 class _Fake:
