@@ -260,6 +260,8 @@ class ExprPrinter:
             return self._math(e, lane)
         if op == "likely":
             return self._sub(e.args[0], lane)
+        if op in ("truncdiv", "truncmod") and dt.is_float(e.dtype):
+            return self._float_trunc(e, lane)
         if op in ("truncdiv", "truncmod"):
             a, b = (self._sub(x, lane) for x in e.args)
             bv = e.args[1].value if isinstance(e.args[1], E.IntImm) else None
@@ -299,6 +301,17 @@ class ExprPrinter:
             return f"{e.args[0].value}({args})"
         raise CodegenError(f"{self.f.name}: the CUDA backend does not know the intrinsic {op!r}; "
                            f"known: {', '.join(KNOWN_CALLS)}")
+
+    def _float_trunc(self, e, lane):
+        """Float ``truncmod`` (C's fmod) and ``truncdiv`` (the quotient truncated toward zero)."""
+        elem = dt.element_of(e.dtype)
+        a, b = (self._sub(x, lane) for x in e.args)
+        if elem == "float16":
+            self.helpers.add("half")
+            a, b = f"mt_h2f({a})", f"mt_h2f({b})"
+        sfx = "" if elem == "float64" else "f"
+        out = f"fmod{sfx}({a}, {b})" if e.op == "truncmod" else f"trunc{sfx}({a} / {b})"
+        return f"mt_f2h({out})" if elem == "float16" else out
 
     def _math(self, e, lane):
         op = e.op

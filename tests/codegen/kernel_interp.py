@@ -58,6 +58,29 @@ class WarpError(Exception):
     plain load/store of a warp fragment."""
 
 
+def _trunc_int(fn):
+    def f(a, b):
+        a, b = np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64)
+        safe = np.where(b == 0, 1, b)
+        q = np.abs(a) // np.abs(safe) * np.sign(a) * np.sign(safe)
+        return np.where(b == 0, 0, q if fn == "div" else a - q * safe)
+    return f
+
+
+def _trunc(fn):
+    def f(a, b):
+        if np.asarray(a).dtype.kind == "f":
+            return np.fmod(a, b) if fn == "mod" else np.trunc(a / b)
+        return _trunc_int(fn)(a, b)
+    return f
+
+
+#: the intrinsic calls the interpreter evaluates (numpy, as the CUDA math library computes them)
+_MATH = {"exp": np.exp, "sqrt": np.sqrt, "fabs": np.abs, "round": np.rint, "log": np.log, "tanh": np.tanh,
+         "floor": np.floor, "ceil": np.ceil, "sin": np.sin, "cos": np.cos, "pow": np.power,
+         "truncdiv": _trunc("div"), "truncmod": _trunc("mod")}
+
+
 def _wrap(v, dtype):
     elem = dt.element_of(dtype)
     if dt.is_float(elem):
@@ -241,10 +264,9 @@ class Thread:
             if e.op == "dp4a":
                 a, b, c = (self.ev(x) for x in e.args)
                 return _wrap(int(np.dot(a.astype(np.int64), b.astype(np.int64))) + int(c), "int32")
-            if e.op in ("exp", "sqrt", "fabs", "round", "floor", "ceil"):
-                f = {"exp": np.exp, "sqrt": np.sqrt, "fabs": np.abs, "round": np.rint, "floor": np.floor,
-                     "ceil": np.ceil}[e.op]
-                return _wrap(f(self.ev(e.args[0])), e.dtype)
+            if e.op in _MATH:
+                with np.errstate(all="ignore"):
+                    return _wrap(_MATH[e.op](*(self.ev(x) for x in e.args)), e.dtype)
             if e.op in ("shift_left", "shift_right"):     # int64 operands in these kernels
                 a, b = (np.asarray(self.ev(x)).astype(np.int64) for x in e.args)
                 return _wrap(np.left_shift(a, b) if e.op == "shift_left" else np.right_shift(a, b), e.dtype)

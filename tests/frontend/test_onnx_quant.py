@@ -459,22 +459,33 @@ def test_packed_int8_layout_keeps_asymmetric_results(tmp_path):
 
 
 # ---------------------------------------------------------------------- what stays unsupported
-def test_int16_activations_raise_naming_node_tensor_and_zero_point(tmp_path):
-    model, _ = _quantize(tmp_path, _mlp, "QDQ", False, "int16")
-    with pytest.raises(GraphError, match=r"ONNX node '[^']+' \(QuantizeLinear\): tensor 'x' is quantized as "
-                                         r"int16 with zero point -?\d+; .*8-bit activations only"):
-        from_onnx(model)
+def test_int16_activations_run_in_float_ops_within_one_step(tmp_path):
+    """16-bit QDQ tensors have no int8 anchor: Quantize/DequantizeLinear run as float ops (exact), the
+    anchors in float between them."""
+    model, shape = _quantize(tmp_path, _mlp, "QDQ", False, "int16")
+    graph, _ = from_onnx(model)
+    assert not _anchors(graph) or all(a.attrs["out_dtype"] != "int32" for a in _anchors(graph))
+    scale, compiled = _out_scale(model), build(graph, "llvm")
+    for x in _inputs(shape, 41):
+        want = _ort(model, x, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+        assert _lsb(compiled.run({"x": x})[0], want, scale) <= 1.0 + 1e-3
 
 
-def test_per_axis_activation_quantization_raises():
-    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], axis=1, name="qx")]
-    inits = [nh.from_array(np.array([0.1, 0.2], np.float32), "s"), nh.from_array(np.array([3, 4], np.uint8), "z")]
-    g = oh.make_graph(nodes, "pa", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 2])],
-                      [oh.make_tensor_value_info("xq", TP.UINT8, [1, 2])], inits)
-    model = oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 17)])
-    with pytest.raises(GraphError, match=r"ONNX node 'qx' \(QuantizeLinear\): tensor 'x': per-axis quantization "
-                                         r"of an activation is not supported \(2 scales\)"):
-        from_onnx(model)
+def test_per_axis_and_blocked_quantization_of_a_graph_tensor_equal_onnxruntime():
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], axis=1, name="qx"),
+             oh.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], axis=1, name="dqx"),
+             oh.make_node("QuantizeLinear", ["xd", "bs", "bz"], ["y"], axis=1, block_size=2, name="qb")]
+    inits = [nh.from_array(np.array([0.1, 0.2, 0.05], np.float32), "s"), nh.from_array(np.array([3, 4, 250], np.uint8), "z"),
+             nh.from_array(np.array([[0.1, 0.3], [0.2, 0.07]], np.float32), "bs"),
+             nh.from_array(np.array([[1, -3], [0, 7]], np.int16), "bz")]
+    g = oh.make_graph(nodes, "pa", [oh.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                      [oh.make_tensor_value_info("y", TP.INT16, [2, 3])], inits)
+    model = oh.make_model(g, ir_version=10, opset_imports=[oh.make_opsetid("", 21)])
+    graph, _ = from_onnx(model)
+    compiled = build(graph, "llvm")
+    for seed in range(3):
+        x = (np.random.default_rng(seed).standard_normal((2, 3)) * 8).astype(np.float32)
+        np.testing.assert_array_equal(compiled.run({"x": x})[0], _ort(model, x, ort.GraphOptimizationLevel.ORT_DISABLE_ALL))
 
 
 def _one_ms_node(op, inputs, consts, attrs=None, in_shape=(1, 4, 4, 4)):

@@ -8,7 +8,7 @@ def test_a_later_table_replaces_an_earlier_ones_entries():
     first, second = ConverterTable(), ConverterTable()
     first.converter("A", "B")(lambda imp, node: "first")
     second.converter("B")(lambda imp, node: "second")
-    second.const_eval("C")(lambda imp, node, v: v)
+    second.fold_only.add("C")
     second.ms_domain.add("B")
     merged = ConverterTable.merged(first, second)
     assert merged.converters["A"](None, None) == "first" and merged.converters["B"](None, None) == "second"
@@ -22,4 +22,5 @@ def test_the_quantized_converters_replace_and_wrap_the_float_ones():
     assert CONVERTERS.converters["MaxPool"] is quant.CONVERTERS.converters["MaxPool"]
     assert CONVERTERS.converters["Relu"] is float_ops.CONVERTERS.converters["Relu"]
     assert {"QLinearAdd", "QGemm", "QuantizeLinear"} <= CONVERTERS.ms_domain
-    assert {"Conv", "QLinearConv", "Shape", "Gather"} <= set(supported_ops())
+    assert {"Conv", "QLinearConv", "Shape", "Gather", "Range"} <= set(supported_ops())
+    assert {"QuantizeLinear", "DequantizeLinear"} <= CONVERTERS.sees_constants

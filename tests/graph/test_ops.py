@@ -280,7 +280,7 @@ def test_softmax_and_pad():
     with pytest.raises(GraphError, match="'pad_width' has 2 pairs for a 4-D input"):
         run_op("pad", [x], {"pad_width": ((0, 0), (1, 1))})
     with pytest.raises(GraphError, match="'mode'.*must be one of"):
-        run_op("pad", [x], {"pad_width": ((0, 0),) * 4, "mode": "wrap"})
+        run_op("pad", [x], {"pad_width": ((0, 0),) * 4, "mode": "symmetric"})
 
 
 def test_layout_transform():

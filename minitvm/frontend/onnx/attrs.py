@@ -43,12 +43,47 @@ def _onnx_dtype(code):
     return onnx.helper.tensor_dtype_to_np_dtype(code)
 
 
+def dtype_of(code):
+    """``(minitvm dtype name or None, ONNX type name)`` of ONNX element type ``code`` (None: a type
+    minitvm has no dtype for: bfloat16, float8, 4-bit, strings ...)."""
+    import onnx
+    from ... import dtype as dt
+    from ...errors import MiniTVMError
+    name = onnx.TensorProto.DataType.Name(code) if code in onnx.TensorProto.DataType.values() else str(code)
+    try:
+        return dt.canonical(np.dtype(_onnx_dtype(code)).name), name
+    except (KeyError, TypeError, ValueError, MiniTVMError):
+        return None, name
+
+
+def _graph_dtype(node, code, attr="to") -> str:
+    """The minitvm dtype of ONNX element type ``code`` (attribute ``attr`` of ``node``); an error
+    naming them for a type minitvm has no dtype for."""
+    dtype, name = dtype_of(code)
+    if dtype is None:
+        raise node.error(f"= {name} is not supported (minitvm has bool, integer and float16/32/64 tensors)", attr)
+    return dtype
+
+
 def _axes(imp, node, idx, attr="axes"):
     """Axes from an attribute (old opsets) or from constant input ``idx`` (new ones)."""
     if node.input(idx):
         return [int(a) for a in np.asarray(imp.const(node, node.input(idx), attr)).reshape(-1)]
     return _ints(node, attr)
 
+
+
+def _check_axes(node, axes, rank, attr="axes") -> set:
+    """``axes`` normalized into ``[0, rank)``; an error naming ``node`` and ``attr`` for one out of
+    range or given twice."""
+    out = set()
+    for a in axes:
+        if not -rank <= a < rank:
+            raise node.error(f"= {list(axes)}: axis {a} is out of range for rank {rank}", attr)
+        if a % rank in out:
+            raise node.error(f"= {list(axes)} names axis {a % rank} twice", attr)
+        out.add(a % rank)
+    return out
 
 
 def _pad_args(imp, node, ndim):

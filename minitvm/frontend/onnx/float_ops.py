@@ -1,11 +1,15 @@
-"""Converters of the float ONNX ops: Conv, Gemm, MatMul, element-wise ops, BatchNormalization,
-pooling, Softmax, ReduceMean/ReduceMax over the spatial axes, and the shape ops on graph tensors
-(Flatten, Reshape, Squeeze/Unsqueeze, Transpose, Concat, Pad)."""
+"""Converters of the float ONNX ops: Conv, Gemm, MatMul, Add/Sub/Mul, the activations, Cast,
+BatchNormalization (inference and training mode), pooling (any rank and dilation), Softmax,
+Reduce*, and the shape ops on graph tensors (Flatten, Reshape, Squeeze/Unsqueeze, Transpose,
+Concat, Pad)."""
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
-from .attrs import _auto_pad, _ints, _onnx_dtype, _pad_args, _reduce_axes, _reshape_target, _spatial_2d
+from .attrs import (_auto_pad, _axes, _check_axes, _graph_dtype, _ints, _pad_args, _reduce_axes, _reshape_target,
+                    _spatial_2d)
 from .registry import ConverterTable
 
 __all__ = ["CONVERTERS", "conv_attrs", "pool", "leaky_relu", "softmax"]
@@ -100,15 +104,27 @@ def _scaled(imp, node, x, factor, suffix):
 
 @CONVERTERS.converter("MatMul")
 def _matmul(imp, node):
+    """MatMul (numpy semantics): 2-D by a constant -> ``dense``; otherwise ``matmul`` (batch dims
+    broadcast), a 1-D operand made a matrix first and its axis dropped from the result."""
     a_shape, _ = imp.type(node, node.input(0))
     b_shape, _ = imp.type(node, node.input(1))
-    if len(a_shape) < 2 or len(b_shape) < 2:
-        raise node.error(f"1-D operands are not supported (shapes {list(a_shape)} and {list(b_shape)})")
     a = imp.tensor(node, node.input(0))
     if len(a_shape) == 2 and len(b_shape) == 2 and imp.is_const(node, node.input(1)):
         w = imp.const(node, node.input(1), "B")
         return imp.add(node, "dense", [a, imp.new_const(f"{node.input(1)}_T", w.T)])
-    return imp.add(node, "matmul", [a, imp.tensor(node, node.input(1))])
+    if not a_shape or not b_shape:
+        raise node.error(f"0-d operands are invalid (shapes {list(a_shape)} and {list(b_shape)})")
+    b = imp.tensor(node, node.input(1))
+    if len(a_shape) == 1:
+        a = imp.add(node, "reshape", [a], {"newshape": [1, a_shape[0]]}, suffix=".a_row")
+    if len(b_shape) == 1:
+        b = imp.add(node, "reshape", [b], {"newshape": [b_shape[0], 1]}, suffix=".b_column")
+    if len(a_shape) > 1 and len(b_shape) > 1:
+        return imp.add(node, "matmul", [a, b])
+    y = imp.add(node, "matmul", [a, b], suffix=".matmul")
+    shape = list(imp.g.node(y).type.shape)
+    shape = shape[:-2] + ([shape[-2]] if len(a_shape) > 1 else []) + ([shape[-1]] if len(b_shape) > 1 else [])
+    return imp.add(node, "reshape", [y], {"newshape": shape})
 
 
 # ====================================================================== element-wise
@@ -130,17 +146,6 @@ def _sub(imp, node):
 @CONVERTERS.converter("Mul")
 def _mul(imp, node):
     return _binary_graph(imp, node, "mul")
-
-
-@CONVERTERS.converter("Div")
-def _div(imp, node):
-    if not imp.is_const(node, node.input(1)):
-        raise node.error("division by a non-constant tensor is not supported (input B must be a constant)")
-    c = imp.const(node, node.input(1), "B")
-    if c.dtype.kind != "f":
-        raise node.error(f"integer division of a tensor ({c.dtype}) is not supported")
-    recip = imp.new_const(f"{node.input(1)}_reciprocal", (1.0 / c.astype(np.float64)).astype(c.dtype))
-    return imp.add(node, "mul", [imp.tensor(node, node.input(0)), recip])
 
 
 @CONVERTERS.converter("Relu")
@@ -178,6 +183,8 @@ def _clip(imp, node):
         lo, hi = float(node.get("min", -np.inf)), float(node.get("max", np.inf))
     x = imp.tensor(node, node.input(0))
     _, dtype = imp.type(node, node.input(0))
+    if lo > hi:   # ONNX: every value becomes max (min(max(x, lo), hi) with lo > hi)
+        lo = hi
     if np.dtype(dtype).kind in "iu":   # an integer tensor's own range bounds it already
         info = np.iinfo(dtype)
         lo, hi = max(lo, float(info.min)), min(hi, float(info.max))
@@ -209,13 +216,14 @@ def _hardswish(imp, node):
 
 @CONVERTERS.converter("Identity", "Dropout")
 def _identity(imp, node):
+    """Identity; Dropout in inference mode (or training with ratio 0): the input, and a mask of ones."""
     if node.op == "Dropout":
         mode = node.input(2)
-        if mode and not imp.is_const(node, mode):
-            raise node.error(f"input training_mode ({mode!r}) must be a constant false (inference only; "
-                             "a graph input may be true at run time)")
         if mode and bool(imp.const(node, mode, "training_mode").reshape(-1)[0]):
-            raise node.error("training_mode = true is not supported (inference only)")
+            ratio = float(imp.const(node, node.input(1), "ratio").reshape(-1)[0]) if node.input(1) else 0.5
+            if ratio != 0.0:
+                raise node.error(f"training_mode = true with ratio {ratio} is not supported (random masks; "
+                                 "inference only)")
         if len(node.outputs) > 1 and node.outputs[1]:
             x = imp.value(node, node.input(0))
             shape, _ = imp.type(node, node.input(0))
@@ -225,7 +233,7 @@ def _identity(imp, node):
 
 @CONVERTERS.converter("Cast")
 def _cast(imp, node):
-    dtype = np.dtype(_onnx_dtype(node.get("to"))).name
+    dtype = _graph_dtype(node, node.get("to"))
     x = imp.tensor(node, node.input(0))
     if imp.g.node(x).type.dtype == dtype:
         return x
@@ -235,8 +243,10 @@ def _cast(imp, node):
 # ====================================================================== normalization / pooling
 @CONVERTERS.converter("BatchNormalization")
 def _bn(imp, node):
+    """BatchNormalization: inference (``batch_norm``), or ``training_mode`` (opset 14 on) with the
+    batch's statistics (:func:`_bn_training`)."""
     if int(node.get("training_mode", 0)):
-        raise node.error("= 1 is not supported (inference only)", "training_mode")
+        return _bn_training(imp, node)
     if imp.opset < 9 and int(node.get("spatial", 1)) != 1:
         raise node.error("= 0 is not supported", "spatial")
     if len([o for o in node.outputs if o]) > 1:
@@ -245,27 +255,146 @@ def _bn(imp, node):
     return imp.add(node, "batch_norm", ins, {"epsilon": float(node.get("epsilon", 1e-5)), "axis": 1})
 
 
+def _bn_training(imp, node):
+    """Training-mode BatchNormalization: ``y`` normalized by the batch's mean and (population)
+    variance over every axis but 1, and the running statistics ``stat * momentum + batch stat *
+    (1 - momentum)``, as the ONNX reference computes them."""
+    xs, dtype = imp.type(node, node.input(0))
+    axes = [a for a in range(len(xs)) if a != 1]
+    x = imp.tensor(node, node.input(0))
+    channel = [1, xs[1]] + [1] * (len(xs) - 2)
+
+    def per_channel(i, suffix):
+        return imp.add(node, "reshape", [imp.tensor(node, node.input(i))], {"newshape": channel}, suffix=suffix)
+
+    mean = imp.add(node, "reduce", [x], {"axes": axes, "kind": "mean"}, suffix=".batch_mean")
+    d = imp.add(node, "sub", [x, mean], suffix=".centered")
+    var = imp.add(node, "reduce", [imp.add(node, "mul", [d, d], suffix=".square")], {"axes": axes, "kind": "mean"},
+                  suffix=".batch_var")
+    eps = imp.new_const(f"{node.name}.epsilon", np.asarray(float(node.get("epsilon", 1e-5)), dtype))
+    std = imp.add(node, "sqrt", [imp.add(node, "add", [var, eps], suffix=".var_eps")], suffix=".std")
+    y = imp.add(node, "divide", [imp.add(node, "mul", [d, per_channel(1, ".scale")], suffix=".scaled"), std],
+                suffix=".normalized")
+    y = imp.add(node, "add", [y, per_channel(2, ".bias")])
+    momentum = float(node.get("momentum", 0.9))
+    keep = imp.new_const(f"{node.name}.momentum", np.asarray(momentum, dtype))
+    rest = imp.new_const(f"{node.name}.one_minus_momentum", np.asarray(1 - momentum, dtype))
+    outs = [y]
+    for i, batch, what in ((3, mean, "mean"), (4, var, "var")):
+        run = imp.add(node, "mul", [imp.tensor(node, node.input(i)), keep], suffix=f".running_{what}_kept")
+        new = imp.add(node, "mul", [imp.add(node, "reshape", [batch], {"newshape": [xs[1]]}, suffix=f".{what}_flat"),
+                                    rest], suffix=f".running_{what}_new")
+        outs.append(imp.add(node, "add", [run, new], suffix=f".running_{what}"))
+    return outs
+
+
 def pool(imp, node, op, x=None, suffix=""):
     """``max_pool2d`` / ``avg_pool2d`` of ``x`` (default: the node's first input) with the ONNX
-    pooling attributes of ``node``."""
+    pooling attributes of ``node``; a 1-D pool (N, C, W) runs as a 2-D one of height 1, a dilated
+    or 3-D one as its taps (:func:`_pool_by_taps`)."""
     xs, _ = imp.type(node, node.input(0))
-    _spatial_2d(node, node.op, len(xs))
-    if len([o for o in node.outputs if o]) > 1:
-        raise node.error("the Indices output is not supported")
+    indices = len(node.outputs) > 1 and bool(node.outputs[1])
+    if indices and (op != "max_pool2d" or x is not None):
+        raise node.error("the Indices output is not supported here")
+    rank = len(xs) - 2
+    if rank < 1:
+        raise node.error(f"needs an input of rank >= 3 (N, C, spatial ...), got {list(xs)}")
     kernel = _ints(node, "kernel_shape")
-    if kernel is None or len(kernel) != 2:
-        raise node.error(f"= {kernel} must give 2 values", "kernel_shape")
-    strides = _ints(node, "strides", [1, 1])
-    dil = _ints(node, "dilations", [1, 1])
-    if any(d != 1 for d in dil):
-        raise node.error(f"= {dil} is not supported (only 1)", "dilations")
-    pads = _auto_pad(node, xs[2:], kernel, strides, dil, _ints(node, "pads", [0, 0, 0, 0]))
-    attrs = {"pool_size": kernel, "strides": strides, "padding": tuple(pads),
-             "ceil_mode": bool(node.get("ceil_mode", 0))}
-    if op == "avg_pool2d":
-        attrs["count_include_pad"] = bool(node.get("count_include_pad", 0))
+    if kernel is None or len(kernel) != rank:
+        raise node.error(f"= {kernel} must give {rank} values", "kernel_shape")
+    strides = _ints(node, "strides", [1] * rank)
+    dil = _ints(node, "dilations", [1] * rank)
+    pads = _auto_pad(node, xs[2:], kernel, strides, dil, _ints(node, "pads", [0] * 2 * rank))
+    ceil = bool(node.get("ceil_mode", 0))
+    include_pad = bool(node.get("count_include_pad", 0))
     x = imp.tensor(node, node.input(0)) if x is None else x
-    return imp.add(node, op, [x], attrs, suffix=suffix)
+    if rank > 2 or any(d != 1 for d in dil) or indices:
+        return _pool_by_taps(imp, node, op, x, xs, kernel, strides, dil, pads, ceil, include_pad, suffix, indices)
+    one_d = rank == 1
+    if one_d:
+        kernel, strides, pads = [1] + kernel, [1] + strides, [0, pads[0], 0, pads[1]]
+    attrs = {"pool_size": kernel, "strides": strides, "padding": tuple(pads), "ceil_mode": ceil}
+    if op == "avg_pool2d":
+        attrs["count_include_pad"] = include_pad
+    if not one_d:
+        return imp.add(node, op, [x], attrs, suffix=suffix)
+    x = imp.add(node, "reshape", [x], {"newshape": [xs[0], xs[1], 1, xs[2]]}, suffix=suffix + ".2d")
+    y = imp.add(node, op, [x], attrs, suffix=suffix + ".pool")
+    return imp.add(node, "reshape", [y], {"newshape": [xs[0], xs[1], imp.g.node(y).type.shape[3]]}, suffix=suffix)
+
+
+def _pool_by_taps(imp, node, op, x, xs, kernel, strides, dil, pads, ceil, include_pad, suffix, indices=False):
+    """A pooling of any rank and dilation as the max / mean of its taps: the input padded (with the
+    dtype's lowest value for max, 0 for the mean), one strided slice per window tap, combined by
+    ``maximum`` or ``add`` and divided by the count of the window's elements (in the input, or
+    in the explicitly padded input with ``count_include_pad``), all element-wise ops that fuse. With
+    ``indices`` (MaxPool's second output) the taps are compared in order and the flat index
+    (``storage_order`` 0: row major, 1: column major over the spatial axes) of the first maximum
+    is kept."""
+    rank, sp = len(kernel), list(xs[2:])
+    out, need = [], []
+    for a in range(rank):
+        span = (kernel[a] - 1) * dil[a] + 1
+        size = (sp[a] + pads[a] + pads[rank + a] - span) / strides[a] + 1
+        o = int(np.ceil(size)) if ceil else int(np.floor(size))
+        if ceil and (o - 1) * strides[a] >= sp[a] + pads[a]:
+            o -= 1     # the last window must start inside the input or its leading padding
+        if o < 1:
+            raise node.error(f"the window (extent {span}) does not fit axis {a + 2} ({sp[a]} + padding)")
+        out.append(o)
+        need.append(max(0, (o - 1) * strides[a] + span - sp[a] - pads[a]))
+    _, dtype = imp.type(node, node.input(0))
+    fill = (-np.inf if np.dtype(dtype).kind == "f" else float(np.iinfo(dtype).min)) if op == "max_pool2d" else 0.0
+    width = [(0, 0), (0, 0)] + [(pads[a], need[a]) for a in range(rank)]
+    xp = imp.add(node, "pad", [x], {"pad_width": width, "value": fill}, suffix=suffix + ".pad")
+    combine = "maximum" if op == "max_pool2d" else "add"
+    y = best = None
+    for k, taps in enumerate(itertools.product(*(range(n) for n in kernel))):
+        begin = [t * d for t, d in zip(taps, dil)]
+        part = imp.add(node, "strided_slice", [xp], {
+            "begin": begin, "end": [b + (o - 1) * s + 1 for b, o, s in zip(begin, out, strides)],
+            "strides": strides, "axes": list(range(2, 2 + rank))}, suffix=f"{suffix}.tap{k}")
+        if indices:
+            at = imp.new_const(f"{node.name}.index{k}", _tap_index(xs, out, strides, pads, begin,
+                                                                   int(node.get("storage_order", 0))))
+            if y is not None:
+                better = imp.add(node, "greater", [part, y], suffix=f".better{k}")
+                best = imp.add(node, "where", [better, at, best], suffix=f".arg{k}")
+                part = imp.add(node, "where", [better, part, y], suffix=f".max{k}")
+            else:
+                best = at
+            y = part
+            continue
+        y = part if y is None else imp.add(node, combine, [y, part], suffix=f"{suffix}.acc{k}")
+    if indices:
+        return [y, best]
+    if op == "max_pool2d":
+        return y
+    counts = np.ones(out)
+    for a in range(rank):
+        pos = np.arange(out[a])[:, None] * strides[a] + np.arange(kernel[a])[None, :] * dil[a] - pads[a]
+        lo, hi = (-pads[a], sp[a] + pads[rank + a]) if include_pad else (0, sp[a])
+        shape = [1] * rank
+        shape[a] = out[a]
+        counts = counts * ((pos >= lo) & (pos < hi)).sum(axis=1).reshape(shape)
+    count = imp.new_const(f"{node.name}{suffix}.count", counts.reshape([1, 1] + out).astype(dtype))
+    return imp.add(node, "divide", [y, count], suffix=suffix)
+
+
+def _tap_index(xs, out, strides, pads, begin, storage_order):
+    """int64 [N, C, *out]: the flat index into the input of one window tap at every output position."""
+    rank = len(out)
+    sp = xs[2:]
+    pos = [np.arange(o) * s + b - p for o, s, b, p in zip(out, strides, begin, pads[:rank])]
+    grid = np.meshgrid(*pos, indexing="ij")
+    order = range(rank) if not storage_order else range(rank - 1, -1, -1)
+    flat, mult = np.zeros(out, np.int64), 1
+    for a in reversed(list(order)):
+        flat += np.clip(grid[a], 0, sp[a] - 1) * mult
+        mult *= sp[a]
+    plane = int(np.prod(sp))
+    nc = (np.arange(xs[0])[:, None] * xs[1] + np.arange(xs[1])[None, :]) * plane
+    return (nc.reshape(xs[0], xs[1], *([1] * rank)) + flat).astype(np.int64)
 
 
 @CONVERTERS.converter("MaxPool")
@@ -300,23 +429,34 @@ def softmax(imp, node, x, opset, suffix=""):
     return imp.add(node, "reshape", [y], {"newshape": list(xs)}, suffix=suffix)
 
 
-@CONVERTERS.converter("ReduceMean", "ReduceMax")
-def _reduce_spatial(imp, node):
-    """ReduceMean / ReduceMax of a graph tensor over the spatial axes of NCHW (what
-    ``x.mean((2, 3), keepdim=True)`` exports) -> global_avg_pool2d / global_max_pool2d, and a
-    reshape to [N, C] when ``keepdims`` is 0."""
+_REDUCE_KINDS = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
+                 "ReduceProd": "prod", "ReduceSumSquare": "sum_square", "ReduceL1": "l1", "ReduceL2": "l2",
+                 "ReduceLogSum": "log_sum", "ReduceLogSumExp": "log_sum_exp"}
+
+
+@CONVERTERS.converter(*_REDUCE_KINDS)
+def _reduce(imp, node):
+    """Reduce* of a graph tensor over its ``axes`` (attribute, or input from opset 18 / ReduceSum 13;
+    none or empty: every axis, or no reduction with ``noop_with_empty_axes``) -> ``reduce``; a
+    ReduceMean / ReduceMax of NCHW over the spatial axes (``x.mean((2, 3))``) -> the global pools."""
     xs, _ = imp.type(node, node.input(0))
-    _spatial_2d(node, node.op, len(xs))
     axes = _reduce_axes(node, imp.const(node, node.input(1), "axes") if node.input(1) else None)
-    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
-        raise node.error(f"= {None if axes is None else list(axes)} is not supported on a graph tensor (only the "
-                         "spatial axes [2, 3])", "axes")
-    op = "global_avg_pool2d" if node.op == "ReduceMean" else "global_max_pool2d"
     x = imp.tensor(node, node.input(0))
-    if int(node.get("keepdims", 1)):
-        return imp.add(node, op, [x])
-    y = imp.add(node, op, [x], suffix=".pool")
-    return imp.add(node, "reshape", [y], {"newshape": list(xs[:2])})
+    if not axes and int(node.get("noop_with_empty_axes", 0)):
+        return x
+    axes = sorted(_check_axes(node, axes, len(xs))) if axes else list(range(len(xs)))
+    keep = bool(int(node.get("keepdims", 1)))
+    kind = _REDUCE_KINDS[node.op]
+    if len(xs) == 4 and axes == [2, 3] and kind in ("mean", "max"):
+        op = "global_avg_pool2d" if kind == "mean" else "global_max_pool2d"
+        if keep:
+            return imp.add(node, op, [x])
+        y = imp.add(node, op, [x], suffix=".pool")
+        return imp.add(node, "reshape", [y], {"newshape": list(xs[:2])})
+    if not keep and len(axes) == len(xs):   # a 0-d result: reduce keeping dims, then drop them
+        y = imp.add(node, "reduce", [x], {"axes": axes, "keepdims": True, "kind": kind}, suffix=".reduce")
+        return imp.add(node, "reshape", [y], {"newshape": []})
+    return imp.add(node, "reduce", [x], {"axes": axes, "keepdims": keep, "kind": kind})
 
 
 @CONVERTERS.converter("Softmax")
@@ -343,10 +483,24 @@ def _reshape(imp, node):
 
 @CONVERTERS.converter("Unsqueeze", "Squeeze")
 def _squeeze_graph(imp, node):
-    xs, dtype = imp.type(node, node.input(0))
-    axes = imp.const(node, node.input(1), "axes") if node.input(1) else None
-    out = imp.table.const_evals[node.op](imp, node, [np.broadcast_to(np.zeros((), bool), xs), axes]).shape
-    return imp.add(node, "reshape", [imp.tensor(node, node.input(0))], {"newshape": list(out)})
+    xs, _ = imp.type(node, node.input(0))
+    axes = _axes(imp, node, 1)
+    if node.op == "Unsqueeze":
+        if axes is None:
+            raise node.error("is required", "axes")
+        rank = len(xs) + len(axes)
+        axes = _check_axes(node, axes, rank)
+        out, rest = [], iter(xs)
+        for k in range(rank):
+            out.append(1 if k in axes else next(rest))
+    elif axes is None:
+        out = [d for d in xs if d != 1]
+    else:
+        axes = _check_axes(node, axes, len(xs))
+        if any(xs[a] != 1 for a in axes):
+            raise node.error(f"= {sorted(axes)} names a dimension that is not 1 in {list(xs)}", "axes")
+        out = [d for k, d in enumerate(xs) if k not in axes]
+    return imp.add(node, "reshape", [imp.tensor(node, node.input(0))], {"newshape": out})
 
 
 @CONVERTERS.converter("Transpose")
@@ -365,8 +519,8 @@ def _concat(imp, node):
 def _pad(imp, node):
     xs, dtype = imp.type(node, node.input(0))
     mode = node.get("mode", "constant")
-    if mode not in ("constant", "edge", "reflect"):
-        raise node.error(f"= {mode!r} is not supported (constant, edge or reflect)", "mode")
+    if mode not in ("constant", "edge", "reflect", "wrap"):
+        raise node.error(f"= {mode!r} is not supported (constant, edge, reflect or wrap)", "mode")
     pad_width, value = _pad_args(imp, node, len(xs))
     return imp.add(node, "pad", [imp.tensor(node, node.input(0))],
                    {"pad_width": pad_width, "value": value, "mode": mode})

@@ -4,14 +4,17 @@ from __future__ import annotations
 import os
 
 from ...errors import GraphError
-from . import const_eval, float_ops, quant
+from . import float_ops, math_ops, nn_ops, quant, resize, shape_ops
+from .fold import MAX_FOLD_BYTES
 from .importer import Importer
 from .registry import ConverterTable
+from .validate import check_model
 
 __all__ = ["from_onnx", "supported_ops", "CONVERTERS"]
 
 #: every converter; the quantized ones replace (and wrap) the float Conv, Gemm, MatMul and pass-through ops
-CONVERTERS = ConverterTable.merged(float_ops.CONVERTERS, const_eval.CONVERTERS, quant.CONVERTERS)
+CONVERTERS = ConverterTable.merged(float_ops.CONVERTERS, math_ops.CONVERTERS, nn_ops.CONVERTERS, resize.CONVERTERS,
+                                   shape_ops.CONVERTERS, quant.CONVERTERS)
 
 
 def supported_ops() -> list[str]:
@@ -43,13 +46,17 @@ def _load(model_or_path):
     raise GraphError(f"from_onnx: expected an onnx.ModelProto, bytes or a path, got {type(model_or_path).__name__}")
 
 
-def from_onnx(model_or_path, shape=None):
+def from_onnx(model_or_path, shape=None, constants=None, max_fold_bytes=MAX_FOLD_BYTES):
     """Import an ONNX model; returns ``(graph, params)``.
 
     ``model_or_path`` is an ``onnx.ModelProto``, serialized bytes or a file path. ``shape``
     fixes input shapes: a dict ``{input name: shape}`` or, for a one-input model, a shape;
-    it is required when the model has dynamic dimensions (e.g. a symbolic batch). ``params``
-    maps the graph's constant names to their arrays (the graph holds the same arrays).
+    it is required when the model has dynamic dimensions (e.g. a symbolic batch).
+    ``constants`` fixes model inputs to values (``{input name: array}``): they become
+    constants and fold, e.g. a shape or a scale given as an input. ``max_fold_bytes`` bounds
+    each tensor folded at import. ``params`` maps the graph's constant names to their arrays
+    (the graph holds the same arrays). The model is checked first (``onnx.checker``'s full
+    check, the opset range, one writer per value): an invalid one is a ``GraphError``.
     """
     try:
         import onnx  # noqa: F401
@@ -62,5 +69,6 @@ def from_onnx(model_or_path, shape=None):
             opset = imp.version
     if opset is None:
         raise GraphError("from_onnx: the model imports no default-domain (ai.onnx) opset")
-    g = Importer(model, shape, opset, CONVERTERS).run()
+    check_model(model, opset)
+    g = Importer(model, shape, opset, CONVERTERS, constants, max_fold_bytes).run()
     return g, g.params()

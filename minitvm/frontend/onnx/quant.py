@@ -41,7 +41,8 @@ and rounds once with a ``requantize`` of the product.
 
 Unsupported, with a ``GraphError`` naming the node and the tensor: activations other than
 int8 / uint8 (int16, 4-bit, float8 ...), per-axis scales or zero points on an activation,
-blocked quantization, ``QGemm`` with ``transA``, ``QLinearMatMul`` of a non-2-D A or a non-constant B.
+blocked quantization, ``QGemm`` with ``transA``, ``QLinearMatMul`` of a non-constant B (or an N-D one
+quantized per axis).
 
 Integer results equal onnxruntime's up to the requantize rounding: onnxruntime rescales the
 int32 accumulator with a float32 multiply and rounds half to even, minitvm with a Q31
@@ -55,18 +56,22 @@ import numpy as np
 from ...errors import GraphError, MiniTVMError
 from ...graph.quantize.ops import multiplier_shift, qadd_params
 from . import float_ops
-from .attrs import _onnx_dtype
+from .attrs import _graph_dtype, _onnx_dtype
 from .float_ops import conv_attrs
 from .importer import OnnxNode
 from .quant_blocks import (_ACT_DTYPES, _DQ, _act_zero_point, _anchor, _anchor_acc, _bcast, _dequantize, _emit, _i32,
                            _int8, _int_bias, _out_suffix, _per_tensor, _quantize, _requantize, _requantize_zp,
-                           _rescale_np, _scale, _state, _weight_params, _zero_point)
+                           _rescale_np, _scale, _state, _weight_params, _zero_point, dequantize_any,
+                           quantize_any)
 from .registry import ConverterTable
 
 __all__ = ["CONVERTERS", "QUANT_OPS"]
 
 #: the quantized converters (merged after the float ones)
 CONVERTERS = ConverterTable()
+
+# their converters fold constants themselves (a DequantizeLinear of a weight is remembered for its anchor)
+CONVERTERS.sees_constants |= {"QuantizeLinear", "DequantizeLinear"}
 
 #: op types handled here (com.microsoft ones included)
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
@@ -101,10 +106,13 @@ def _quantize_linear(imp, node):
         s, z = _bcast(scale, v.ndim, axis), _bcast(zp, v.ndim, axis).astype(np.float64)
         info = np.iinfo(zp.dtype)
         return np.clip(np.rint(v / s) + z, info.min, info.max).astype(zp.dtype)
-    if node.get("block_size", 0):
-        raise node.error("blocked quantization is not supported", "block_size")
-    s = _per_tensor(node, scale, x)
     dtype = zp.dtype.name
+    if node.get("block_size", 0) or scale.size > 1 or zp.size > 1 or dtype not in _ACT_DTYPES:
+        if dtype not in ("int8", "uint8", "int16", "uint16", "int32", "uint32"):
+            raise node.error(f"output type {dtype} is not supported (integers)")
+        xs, _ = imp.type(node, x)
+        return quantize_any(imp, node, imp.tensor(node, x), xs, scale, zp, axis, int(node.get("block_size", 0)))
+    s = _per_tensor(node, scale, x)
     z = _act_zero_point(node, x, zp, dtype)
     y8 = _state(imp).fused.get(x)
     if y8 is None:
@@ -126,10 +134,13 @@ def _dequantize_linear(imp, node):
         st.dq[node.outputs[0]] = _DQ(x, q, scale, zp, axis)
         s, z = _bcast(scale, q.ndim, axis), _bcast(zp, q.ndim, axis)
         return ((q.astype(np.int64) - z.astype(np.int64)).astype(np.float32) * s).astype(np.float32)
-    if node.get("block_size", 0):
-        raise node.error("blocked quantization is not supported", "block_size")
-    _, dtype = imp.type(node, x)
+    xs, dtype = imp.type(node, x)
     zp = _zero_point(imp, node, 2, "x_zero_point", dtype)
+    if node.get("block_size", 0) or scale.size > 1 or zp.size > 1 or dtype not in _ACT_DTYPES:
+        out_dtype = _graph_dtype(node, node.get("output_dtype"), "output_dtype") if node.get("output_dtype") \
+            else imp.type(node, node.input(1))[1]
+        return dequantize_any(imp, node, imp.tensor(node, x), xs, scale, zp, axis, int(node.get("block_size", 0)),
+                              out_dtype)
     s = _per_tensor(node, scale, x)
     z = _act_zero_point(node, x, zp, dtype)
     st.dq[node.outputs[0]] = _DQ(x, None, scale, zp, axis)
@@ -323,16 +334,30 @@ def _qlinear_conv(imp, node):
 def _qlinear_matmul(imp, node):
     """QLinearMatMul of a 2-D 8-bit activation by a constant 8-bit [K, N] -> dense + requantize."""
     a, s_a, z_a = _q_input(imp, node, 0, 1, 2, "a")
-    if len(imp.type(node, a)[0]) != 2:
-        raise node.error("only a 2-D A is supported")
     b = imp.const(node, node.input(3), "b")
-    if b.ndim != 2:
-        raise node.error(f"only a 2-D constant B is supported, got shape {list(b.shape)}")
+    if len(imp.type(node, a)[0]) != 2 or b.ndim != 2:
+        return _qlinear_matmul_nd(imp, node, a, s_a, z_a, b)
     b, s_b, z_b = _q_weight(imp, node, 3, 4, 5, 1, 1, lambda w: w.shape[1])
     s_y, z_y, dtype = _q_output(imp, node, 6, 7)
     y8 = _anchor(imp, node, "dense", a, z_a, np.ascontiguousarray(b.T), z_b, None, {}, s_a * s_b / s_y, z_y,
                  ".dense", _out_suffix(dtype))
     return _emit(imp, node, y8, dtype)
+
+
+def _qlinear_matmul_nd(imp, node, a, s_a, z_a, b):
+    """QLinearMatMul of stacks of matrices (batch dims broadcast) by a constant B quantized per
+    tensor: ``matmul`` of the centred operands in int32, requantized once."""
+    s_b = _per_tensor(node, _scale(imp, node, 4, "b_scale"), node.input(3))
+    z_b = _zero_point(imp, node, 5, "b_zero_point", b.dtype)
+    if z_b.size != 1:
+        raise node.error(f"B of rank {b.ndim}: per-axis zero points are not supported ({z_b.size})")
+    s_y, z_y, dtype = _q_output(imp, node, 6, 7)
+    x = imp.add(node, "cast", [_int8(imp, node, a)], {"dtype": "int32"}, suffix=".a_int32")
+    if z_a:
+        x = imp.add(node, "sub", [x, _i32(imp, f"{node.name}.a_zero_point", z_a)], suffix=".a_centered")
+    w = _i32(imp, f"{node.name}.b_centered", b.astype(np.int64) - int(z_b.reshape(())))
+    acc = imp.add(node, "matmul", [x, w], suffix=".matmul")
+    return _emit(imp, node, _requantize_zp(imp, node, acc, [s_a * s_b / s_y], z_y, _out_suffix(dtype)), dtype)
 
 
 @CONVERTERS.converter("QGemm")

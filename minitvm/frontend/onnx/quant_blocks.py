@@ -255,3 +255,53 @@ def _rescale_np(q, z, factor, z_y):
     r = requantize_np(q.astype(np.int64) - z, m, s, out_dtype="int32").astype(np.int64)
     return np.clip(r + z_y, -128, 127).astype(np.int8)
 
+
+
+# ====================================================================== any quantization, in float
+def _broadcast_param(node, arr, x_shape, axis, block, what):
+    """A scale or zero point shaped to broadcast against ``x_shape``: per tensor, per ``axis``, or
+    per block of ``block`` elements along ``axis`` (the blocks' values repeated)."""
+    arr = np.asarray(arr)
+    if arr.size == 1 and not block:
+        return arr.reshape(())
+    rank = len(x_shape)
+    axis %= rank
+    if block:
+        want = [-(-d // block) if k == axis else d for k, d in enumerate(x_shape)]
+        if list(arr.shape) != want:
+            raise node.error(f"{what} of shape {list(arr.shape)} does not block {list(x_shape)} by {block} on axis "
+                             f"{axis} (expected {want})")
+        return np.take(np.repeat(arr, block, axis=axis), np.arange(x_shape[axis]), axis=axis)
+    if arr.ndim != 1 or arr.size != x_shape[axis]:
+        raise node.error(f"{what} holds {arr.size} values, axis {axis} of the input has {x_shape[axis]}")
+    shape = [1] * rank
+    shape[axis] = arr.size
+    return arr.reshape(shape)
+
+
+def quantize_any(imp, node, x, xs, scale, zp, axis, block):
+    """ONNX QuantizeLinear of graph tensor ``x`` in float ops, any integer output type and any
+    granularity: ``saturate(rint(x / scale) + zp)`` (``/`` in ``x``'s dtype, rounding half to even)."""
+    _, dtype = imp.type(node, node.input(0))
+    s = imp.new_const(f"{node.name}.scale", _broadcast_param(node, scale, xs, axis, block, "y_scale").astype(dtype))
+    q = imp.add(node, "round", [imp.add(node, "divide", [x, s], suffix=".scaled")], suffix=".rint")
+    q = imp.add(node, "cast", [q], {"dtype": "float32"}, suffix=".f32") if dtype != "float32" else q
+    if np.any(zp):
+        z = _broadcast_param(node, zp, xs, axis, block, "y_zero_point").astype(np.float32)
+        q = imp.add(node, "add", [q, imp.new_const(f"{node.name}.zero_point", z)], suffix=".shifted")
+    info = np.iinfo(zp.dtype)
+    q = imp.add(node, "clip", [q], {"min": float(info.min), "max": float(info.max)}, suffix=".saturated")
+    return imp.add(node, "cast", [q], {"dtype": zp.dtype.name})
+
+
+def dequantize_any(imp, node, x, xs, scale, zp, axis, block, out_dtype):
+    """ONNX DequantizeLinear of graph tensor ``x`` in float ops, any integer input type and any
+    granularity: ``(float32(x) - zp) * scale``, as ``out_dtype``."""
+    f = imp.add(node, "cast", [x], {"dtype": "float32"}, suffix=".f32")
+    if np.any(zp):
+        z = _broadcast_param(node, zp, xs, axis, block, "x_zero_point").astype(np.float32)
+        f = imp.add(node, "sub", [f, imp.new_const(f"{node.name}.zero_point", z)], suffix=".centered")
+    s = _broadcast_param(node, scale, xs, axis, block, "x_scale").astype(np.float32)
+    y = imp.add(node, "mul", [f, imp.new_const(f"{node.name}.scale", s)], suffix="" if out_dtype == "float32" else
+                ".scaled")
+    return y if out_dtype == "float32" else imp.add(node, "cast", [y], {"dtype": out_dtype})

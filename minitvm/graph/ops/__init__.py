@@ -1,9 +1,11 @@
 """The graph ops: the registry (:mod:`.registry`), the op families that register into it on
-import (:mod:`.nn`, :mod:`.deformable`, :mod:`.elemwise`, :mod:`.pool`, :mod:`.shape`, :mod:`.layout`) with their
+import (:mod:`.nn`, :mod:`.deformable`, :mod:`.elemwise`, :mod:`.math`, :mod:`.reduce`, :mod:`.pool`,
+:mod:`.shape`, :mod:`.transform`, :mod:`.layout`) with their
 computes, and the op strategies (:mod:`.strategy`) with the schedules per target
 (:mod:`.schedules_cuda`, :mod:`.schedules_llvm`). The quantized ops live in
 :mod:`minitvm.graph.quantize.ops`. See ``docs/graph.md``."""
-from . import deformable, elemwise, layout, nn, pool, schedules_cuda, schedules_llvm, shape  # noqa: F401
+from . import (deformable, elemwise, layout, math, nn, pool, reduce, schedules_cuda, schedules_llvm,  # noqa: F401
+               shape, transform)  # (registration)
 from .layout import layout_transform_np
 from .nn import conv2d_np, deformable_conv2d_np
 from .pool import pool2d_np

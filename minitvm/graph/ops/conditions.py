@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 
 __all__ = ["packed_int8_conv2d", "nhwc_int8_conv2d", "gemm_int8_dense", "split_k_dense", "x86_int8_conv2d",
-           "nchwc_conv2d", "nchwc_depthwise_conv2d", "packed_dense", "x86_int8_dense"]
+           "nchwc_conv2d", "nchwc_depthwise_conv2d", "packed_dense", "x86_int8_dense", "batched_matmul"]
+
+
+def batched_matmul(attrs: dict, in_types: list) -> bool:
+    """A matmul with a batch dimension (an operand of rank > 2)."""
+    return any(t.ndim > 2 for t in in_types)
 
 
 def packed_int8_conv2d(attrs: dict, in_types: list) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...topi.cuda import (conv2d, conv2d_int8, deformable_conv2d, dense, dense_split_k, gemm_int8_tensorcore,
                           injective, matmul, reduction)
-from .conditions import gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d, split_k_dense
+from .conditions import batched_matmul, gemm_int8_dense, nhwc_int8_conv2d, packed_int8_conv2d, split_k_dense
 from .strategy import GENERIC, register_schedule
 
 KIND = "cuda"
@@ -24,6 +24,8 @@ register_schedule("dense", KIND, gemm_int8_tensorcore.schedule_int8_gemm, "dense
 register_schedule("dense", KIND, dense_split_k.schedule_dense_int8_split_k, "dense_int8_split_k.cuda",
                   condition=split_k_dense, priority=25)
 register_schedule("matmul", KIND, matmul.schedule_matmul_naive, "matmul_naive.cuda")
+register_schedule("matmul", KIND, matmul.schedule_batch_matmul, "batch_matmul.cuda", condition=batched_matmul,
+                  priority=10)
 register_schedule("deformable_conv2d", KIND, deformable_conv2d.schedule_deformable_conv2d_nchw,
                   "deformable_conv2d_nchw.cuda")
 for _op in ("max_pool2d", "avg_pool2d"):
@@ -31,3 +33,4 @@ for _op in ("max_pool2d", "avg_pool2d"):
 for _op in ("global_avg_pool2d", "global_max_pool2d"):
     register_schedule(_op, KIND, reduction.schedule_global_pool, "global_pool.cuda")
 register_schedule("softmax", KIND, reduction.schedule_softmax, "softmax.cuda")
+register_schedule("reduce", KIND, reduction.schedule_reduce, "reduce.cuda")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ArgumentError, GraphError
+from ...errors import ArgumentError
+from ... import te
 from ...topi.nn import conv2d as topi_conv2d
 from ...topi.nn import injective as topi_injective
+from ...topi.nn import transform as topi_transform
 from ..types import TensorType
 from .common import _canon_axis, _cast, _contig, _op
 from .registry import REQUIRED, Attr
@@ -115,7 +117,8 @@ _transpose_infer.compute(lambda i, a, o: _contig(np.transpose(i[0], a["axes"])))
 @_op("pad", ("data",),
      (Attr("pad_width", "pad_width", REQUIRED, "((before, after), ...) per dimension"),
       Attr("value", "float", 0.0, "fill value (constant mode)"),
-      Attr("mode", "str", "constant", "constant, edge or reflect", choices=("constant", "edge", "reflect"))),
+      Attr("mode", "str", "constant", "constant, edge, reflect or wrap",
+           choices=("constant", "edge", "reflect", "wrap"))),
      doc="Pad every dimension.")
 def _pad_infer(ctx, types, attrs):
     t = types[0]
@@ -139,10 +142,12 @@ _pad_infer.compute(_pad_np)
 # ====================================================================== computes (te)
 def _pad_te(node, ins, name):
     a = node.attrs
-    if a.get("mode", "constant") != "constant":
-        raise GraphError(f"node {node.name!r} (pad): mode {a['mode']!r} is not supported by the compiler yet")
     before = [p[0] for p in a["pad_width"]]
     after = [p[1] for p in a["pad_width"]]
+    if not any(before) and not any(after):   # nothing to pad: a copy (the group needs a compute)
+        return te.compute(ins[0].shape, lambda *i: ins[0](*i), name=name, tag="injective,pad")
+    if a.get("mode", "constant") != "constant":
+        return topi_transform.pad_mode(ins[0], before, after, a["mode"], name=name)
     return topi_conv2d.pad(ins[0], before, after, a["value"], name=name)
 
 

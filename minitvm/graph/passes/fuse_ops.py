@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..ops.math import BINARY_OPS, UNARY_OPS
+
 ANCHOR = "anchor"
 INJECTIVE = "injective"
 REDUCE = "reduce"
@@ -25,12 +27,15 @@ PATTERNS = {
     "dequantize": INJECTIVE, "cast": INJECTIVE, "requantize_per_channel": INJECTIVE, "qadd": INJECTIVE,
     "qconcatenate": OPAQUE,
     "max_pool2d": REDUCE, "avg_pool2d": REDUCE, "global_avg_pool2d": REDUCE, "global_max_pool2d": REDUCE,
+    "reduce": REDUCE,
     "softmax": OPAQUE, "concatenate": OPAQUE,
 }
+PATTERNS.update({op: INJECTIVE for op in UNARY_OPS + BINARY_OPS + ("where", "strided_slice", "take",
+                                                                     "broadcast_to", "tile", "interpolate")})
 
 # element-wise ops an anchor or reduction can take as its epilogue (shape-preserving)
 _EPILOGUE = {"relu", "clip", "add", "sub", "mul", "bias_add", "batch_norm", "requantize", "cast",
-             "requantize_per_channel", "qadd", "quantize", "dequantize"}
+             "requantize_per_channel", "qadd", "quantize", "dequantize", *UNARY_OPS, *BINARY_OPS, "where"}
 
 
 def pattern_of(op_type: str) -> str:

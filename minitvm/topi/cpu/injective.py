@@ -4,7 +4,8 @@
   ``layout_transform``; any compute without a reduction) is inlined; each output's outer
   axes are fused into one ``parallel`` loop and the innermost axis is vectorized (8 lanes
   when its extent allows, the whole axis when it is at most 16 long).
-* :func:`schedule_pool`, :func:`schedule_global_pool`, :func:`schedule_softmax`: padding and
+* :func:`schedule_pool`, :func:`schedule_global_pool`, :func:`schedule_reduce` (ONNX's
+  Reduce*), :func:`schedule_softmax`: padding and
   element-wise epilogues inlined; each reduction (window max/sum, global sum, softmax row max
   and exp-sum) is computed into ``local`` storage per block of up to 8 outputs along the
   innermost non-trivial axis (vectorized), or per row for softmax (the softmax axis looping
@@ -30,6 +31,8 @@ def schedule_injective_from_existing(s, out):
     """Parallelize and vectorize output ``out`` of schedule ``s`` (its producers untouched)."""
     st = s[out]
     axes = list(st.op.axis)
+    if not axes:   # a 0-d output: one element, nothing to parallelize
+        return s
     if len(axes) > 1:
         outer = st.fuse(*axes[:-1]) if len(axes) > 2 else axes[0]
         st.parallel(outer)
@@ -147,6 +150,20 @@ def schedule_global_pool(outs, layout: str = "NCHW"):
     return s
 
 
+def schedule_reduce(outs):
+    """CPU schedule of ``topi.nn.reduction.reduce`` (epilogues inlined): every reduction per block of
+    outputs at the parallel loop (a 0-d output: the reductions at root, serial)."""
+    outs = as_list(outs)
+    s = te.create_schedule([o.op for o in outs])
+    for o in outs:
+        find_op(o, ("reduce_output",), "schedule_reduce")
+        if o.ndim == 0:
+            inline_injective(s, [o])
+        else:
+            schedule_reduce_per_output(s, o)
+    return s
+
+
 def schedule_softmax(outs):
     """CPU schedule of ``softmax`` / ``log_softmax``: rows in parallel, one pass per reduction."""
     outs = as_list(outs)
@@ -161,4 +178,4 @@ def schedule_softmax(outs):
 
 
 __all__ = ["schedule_injective", "schedule_injective_from_existing", "schedule_pool", "schedule_global_pool",
-           "schedule_softmax", "schedule_reduce_per_output", "schedule_elemwise", "schedule_broadcast"]
+           "schedule_reduce", "schedule_softmax", "schedule_reduce_per_output", "schedule_elemwise", "schedule_broadcast"]

@@ -26,6 +26,8 @@ def schedule_injective_from_existing(s, out, num_thread: int = MAX_THREADS, vect
     """Bind output ``out`` of schedule ``s``: fuse its axes, [vectorize 4], split over blocks x threads."""
     st = s[out]
     axes = list(st.op.axis)
+    if not axes:
+        raise ScheduleError(f"schedule_injective: {out.name} is 0-d; a CUDA kernel needs an axis to bind to threads")
     total = 1
     for iv in axes:
         e = _extent(iv)

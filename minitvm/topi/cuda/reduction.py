@@ -145,6 +145,20 @@ def schedule_adaptive_pool(outs, layout: str = "NCHW"):
     return schedule_global_pool(outs, layout)
 
 
+def schedule_reduce(outs):
+    """Schedule ``topi.nn.reduction.reduce`` (with element-wise epilogues) for CUDA: one thread per
+    output element computes its reductions in registers."""
+    outs = as_list(outs)
+    s = te.create_schedule([o.op for o in outs])
+    for o in outs:
+        find_op(o, ("reduce_output",), "schedule_reduce")
+        if o.ndim == 0:
+            raise ScheduleError(f"schedule_reduce: {o.name} is 0-d; a CUDA kernel needs an axis to bind to threads "
+                                "(reduce with keepdims)")
+        schedule_reduce_per_output(s, o)
+    return s
+
+
 def schedule_softmax(outs):
     """Schedule ``softmax`` / ``log_softmax`` (with element-wise epilogues) for CUDA.
 
@@ -162,5 +176,5 @@ def schedule_softmax(outs):
     return s
 
 
-__all__ = ["schedule_pool", "schedule_global_pool", "schedule_adaptive_pool", "schedule_softmax",
+__all__ = ["schedule_pool", "schedule_global_pool", "schedule_adaptive_pool", "schedule_reduce", "schedule_softmax",
            "schedule_reduce_per_output"]
