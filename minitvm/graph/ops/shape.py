@@ -27,7 +27,8 @@ def _concat_infer(ctx, types, attrs):
             raise ctx.shape_error(f"input {i} is {t.ndim}-D, input 0 is {t0.ndim}-D")
         if t.dtype != t0.dtype:
             raise ctx.dtype_error(f"input {i} is {t.dtype}, input 0 is {t0.dtype}")
-        if t.layout != t0.layout:
+        default = "NCHW" if t.ndim == 4 else ""      # an unnamed 4-D layout is NCHW
+        if (t.layout or default) != (t0.layout or default):
             raise ctx.shape_error(f"input {i} has layout {t.layout or 'default'}, input 0 {t0.layout or 'default'}")
         for d in range(t0.ndim):
             if d != axis and t.shape[d] != t0.shape[d]:
