@@ -6,7 +6,7 @@ import pytest
 
 import minitvm
 from minitvm import te
-from minitvm.errors import ShapeError
+from minitvm.errors import DtypeError, ShapeError
 from minitvm.topi import testing
 from minitvm.topi.cuda.conv2d_int8 import schedule_conv2d_NCHWc_int8
 from minitvm.topi.generic.tensor_intrin import dp4a
@@ -97,7 +97,7 @@ def test_bad_shapes_are_rejected():
     with pytest.raises(ShapeError, match="input channel blocks"):
         conv2d_NCHWc_int8(X, K, 1, 1)
     Kf = te.placeholder((4, 4, 3, 3, 4, 4), "float32", "Kf")
-    with pytest.raises(ShapeError, match="int8"):
+    with pytest.raises(DtypeError, match="int8"):   # a dtype mismatch is a DtypeError, not a ShapeError
         conv2d_NCHWc_int8(X, Kf, 1, 1)
     with pytest.raises(ShapeError, match="groups"):
         conv2d_NCHWc_int8(X, te.placeholder((4, 4, 3, 3, 4, 4), "int8"), 1, 1, groups=3)
