@@ -92,7 +92,7 @@ def _check_target(p, args) -> None:
         if cuda.device_count() == 0:
             p.error(f"--target {target}: no CUDA GPU is usable here ({cuda.unavailable_reason()}); "
                     "'minitvm compile' builds for it without one")
-    elif target.mcpu:
+    else:
         from ..runtime.cpu_features import cpu_features
         missing = sorted(target.features - cpu_features())
         if missing:
@@ -118,7 +118,7 @@ def _reported_warnings(counts: dict):
         else:
             print(f"minitvm: warning: {message}", file=sys.stderr)
     with warnings.catch_warnings():
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         warnings.showwarning = show
         yield
 
@@ -134,18 +134,22 @@ def _compile(args):
     if getattr(args, "inputs", None):
         from .model_io import read_inputs
         feed = read_inputs(args.inputs, inputs)        # refused now, not after compiling
-    if is_quantized(graph) and args.dtype == "float32":
+    dtype = args.dtype
+    if is_quantized(graph):
         print("pre-quantized model: its int8 layers run as imported, laid out for the int8 templates")
+        dtype = "int8, pre-quantized"
     counts: dict = {}
     t0 = time.perf_counter()
     bars = ProgressBars(args.progress, label=f"{os.path.basename(args.model)} for {args.target}")
-    with _reported_warnings(counts):
-        model = compile_model(graph, args.target, args.dtype, calibration=_calibration(args),
-                              tuning_log=args.tuning_log, calibration_samples=args.calibration_samples,
-                              quantize_first_conv=args.int8_first_conv, tactics=args.tactics, progress=bars,
-                              option_names=CLI_NAMES)
-    bars.close()
-    print(f"compiled {args.model} for {args.target} ({args.dtype}) in {time.perf_counter() - t0:.1f} s: "
+    try:
+        with _reported_warnings(counts):
+            model = compile_model(graph, args.target, args.dtype, calibration=_calibration(args),
+                                  tuning_log=args.tuning_log, calibration_samples=args.calibration_samples,
+                                  quantize_first_conv=args.int8_first_conv, tactics=args.tactics, progress=bars,
+                                  option_names=CLI_NAMES)
+    finally:
+        bars.close()
+    print(f"compiled {args.model} for {args.target} ({dtype}) in {time.perf_counter() - t0:.1f} s: "
           f"{len(model.steps)} kernels")
     if counts.get("untuned"):
         print(f"{counts['untuned']} kernel workloads use their template's default config (none in "

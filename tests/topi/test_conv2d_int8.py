@@ -113,6 +113,7 @@ def _cuda_source(w, epilogue):
     return minitvm.build(s, [X, K, out], "cuda -arch=sm_80"), minitvm.build(s, [X, K, out], "cuda -arch=sm_90")
 
 
+@pytest.mark.slow  # NVRTC builds of full-size ResNet-50 layers
 @pytest.mark.parametrize("w", [c for c, _ in unique(resnet50_convs(16))][::4] + ODD[2:], ids=lambda w: w.name)
 def test_cuda_template_compiles_with_dp4a(w):
     m80, m90 = _cuda_source(w, epilogue=w.name.endswith("conv3"))
@@ -140,6 +141,7 @@ def _interpret_cuda_conv(w, knobs, seed=0):
     np.testing.assert_array_equal(y, reference([x, k], *args)[0])
 
 
+@pytest.mark.slow  # the SIMT interpreter
 def test_cuda_template_per_channel_requantize_epilogue_exact_in_interpreter():
     """The epilogue is vector code (lets, int64 lanes, per-lane shifts, one char4 store)."""
     import os
@@ -175,6 +177,7 @@ def test_unstaged_padded_data_is_refused():
         _interpret_cuda_conv(_SMALL, {"cache_data": False})
 
 
+@pytest.mark.slow  # the SIMT interpreter, per knob set
 @pytest.mark.parametrize("knobs", [
     {"fuse_yx": False},
     {"double_buffer": True},
@@ -193,6 +196,7 @@ def test_cuda_template_knobs_race_free_and_exact_in_interpreter(knobs):
                                           tile_y=[2, 1, 2, 1], tile_x=[1, 2, 3, 1]), seed)
 
 
+@pytest.mark.slow  # every knob value through NVRTC: minutes on 2 cores
 def test_cuda_template_every_knob_value_compiles():
     """Configs drawn from the whole space (every knob value shows up) NVRTC-compile for sm_90."""
     from minitvm import autotune

@@ -159,6 +159,7 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.slow  # the SIMT interpreter, per config
 @pytest.mark.parametrize("w,knobs,what", CONFIGS, ids=[c[2] for c in CONFIGS])
 def test_explicit_configs_race_free_and_bit_exact_in_interpreter(w, knobs, what):
     """Each config, under two random thread orders: a missing barrier or wait reads poison."""
