@@ -132,8 +132,11 @@ def resolve_input_shapes(source: str, dims: dict, input_shapes=None, batch=None,
         shapes[n] = shape
     if batch is not None:
         dynamic = [n for n, d in dims.items() if d and not isinstance(d[0], int)]
+        static = [(n, d) for n, d in dims.items() if d]
+        if not dynamic and not static:
+            raise UsageError(f"{names.batch} {batch}: {source} has no input with a batch dimension")
         if not dynamic:
-            n, d = next((n, d) for n, d in dims.items() if d)
+            n, d = static[0]
             if d[0] != batch:
                 raise UsageError(f"{names.batch} {batch}: {source} has a static batch (input {n!r} is {_fmt(d)}), "
                                  f"so its batch cannot change; export the model with a dynamic batch")
@@ -158,7 +161,9 @@ def _image_size(size, names: OptionNames):
     if size is None:
         return None
     hw = (size, size) if isinstance(size, int) else tuple(size)
-    return _as_shape(hw, names.image_size) if len(hw) == 2 else _as_shape((), f"{names.image_size} {size!r}")
+    if len(hw) != 2:
+        raise UsageError(f"{names.image_size}: expected a size or (height, width), got {size!r}")
+    return _as_shape(hw, names.image_size)
 
 
 def _zoo_shape(name: str, input_shapes, batch, image_size, names: OptionNames) -> tuple:
@@ -245,13 +250,16 @@ def quantize_for_target(graph, rng=None, n_images: int = 4, first_conv: bool = F
                         progress=None):
     """int8 graph in the layouts ``target``'s int8 templates read (NHWC for the tensor cores
     on sm_80+, else NCHW4c for dp4a): max calibration on ``data`` (a list of input dicts) or,
-    without it, on ``n_images`` random inputs drawn from ``rng`` (``n_images=0``: a global
+    without it, on ``n_images`` random inputs drawn from ``rng`` (default: seed 0; ``n_images=0``: a global
     scale, no calibration run -- for timing only). The first conv stays float (the usual
     recipe: it is the most sensitive layer) unless ``first_conv``. ``progress(phase, done,
     total)`` follows the calibration runs."""
     from .graph.passes.alter_layout import alter_layout
     from .graph.quantize import qconfig, quantize_graph
     if data is None and n_images:
+        if rng is None:
+            import numpy as np
+            rng = np.random.default_rng(0)
         inputs = [n for n in graph.topo_order() if graph.node(n).is_input]
         data = [{n: rng.standard_normal(tuple(graph.node(n).type.shape)).astype(graph.node(n).type.dtype)
                  for n in inputs} for _ in range(n_images)]

@@ -62,7 +62,8 @@ def test_a_folder_refuses_what_it_cannot_calibrate(tmp_path):
     _save(tmp_path / "only.png", _rgb(20, 20))
     with pytest.raises(UsageError, match="1 images, fewer than the model's batch of 2"):
         load_calibration(tmp_path, IMAGE_INPUT)
-    with pytest.raises(UsageError, match=r"one float32 image input \(N, 3, H, W\); this model takes 'x' float32\[1, 8\]"):
+    with pytest.raises(UsageError, match=r"one float32 image input \(N, 3, H, W\); this model takes 'x' "
+                                         r"float32\[1, 8\]"):
         load_calibration(tmp_path, {"x": TensorType((1, 8), "float32")})
     empty = tmp_path / "empty"
     empty.mkdir()

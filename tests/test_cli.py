@@ -157,8 +157,10 @@ def test_input_shapes_fix_dynamic_dimensions_and_are_asked_for_by_name(tmp_path,
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--input-shapes", "z:[1,3,8,8]"], "--input-shapes names 'z', which is not a model input; the inputs are 'x' [N, 3, 8, 8]"),
-    (["--input-shapes", "x:[1,3,9,8]"], "gives input 'x' the shape [1, 3, 9, 8], which does not fit the model's [N, 3, 8, 8]"),
+    (["--input-shapes", "z:[1,3,8,8]"],
+     "--input-shapes names 'z', which is not a model input; the inputs are 'x' [N, 3, 8, 8]"),
+    (["--input-shapes", "x:[1,3,9,8]"],
+     "gives input 'x' the shape [1, 3, 9, 8], which does not fit the model's [N, 3, 8, 8]"),
     (["--input-shapes", "x:[2,3,8,8]", "--batch", "3"], "--batch 3 and --input-shapes x:[2, 3, 8, 8] disagree"),
 ])
 def test_shapes_that_do_not_fit_the_model_are_refused(dynamic_model, args, message, capsys):

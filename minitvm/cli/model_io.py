@@ -32,7 +32,8 @@ def read_inputs(path: str, types: dict) -> dict:
     unknown = [k for k in arrays if k not in types]
     if missing or unknown:
         raise UsageError(f"--inputs {path}: holds {sorted(arrays)}, the model's inputs are {list(types)}"
-                         + (f" (missing {missing})" if missing else "") + (f" (not inputs: {unknown})" if unknown else ""))
+                         + (f" (missing {missing})" if missing else "")
+                         + (f" (not inputs: {unknown})" if unknown else ""))
     out = {}
     for name, t in types.items():
         a = arrays[name]
