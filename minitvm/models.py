@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from .errors import UsageError
 
 __all__ = ["OptionNames", "PYTHON_NAMES", "pick_target", "load_graph", "onnx_input_dims",
-           "resolve_input_shapes", "quantize_for_target", "is_quantized", "is_artifact"]
+           "resolve_input_shapes", "quantize_for_target", "is_quantized", "is_artifact", "is_model_file",
+           "load_onnx"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ def is_artifact(path) -> bool:
         return "meta.json" in zf.namelist()
 
 
-def _is_onnx_path(model: str) -> bool:
-    return model.endswith(".onnx") or os.path.exists(model)
+def is_model_file(model: str) -> bool:
+    """Whether ``model`` names a file (an ONNX model or an artifact) rather than a zoo model."""
+    return model.endswith((".onnx", ".mtvm")) or os.path.exists(model)
 
 
 def _fmt(dims) -> str:
@@ -84,6 +86,17 @@ def _given_shapes(input_shapes, names: OptionNames) -> dict:
     if isinstance(input_shapes, dict):
         return {n: _as_shape(s, f"{names.input_shapes} for input {n!r}") for n, s in input_shapes.items()}
     return {None: _as_shape(input_shapes, names.input_shapes)}
+
+
+def load_onnx(model):
+    """The ``onnx.ModelProto`` of an ONNX path, serialized bytes or ModelProto (the importer's
+    loader and its errors), or a clear error where the onnx package is missing."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise UsageError("ONNX models need the onnx package: pip install 'minitvm[onnx]'") from None
+    from .frontend.onnx.load import _load
+    return _load(model)
 
 
 def onnx_input_dims(proto) -> dict:
@@ -214,7 +227,7 @@ def load_graph(model, input_shapes=None, batch=None, image_size=None, init: bool
         return model
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
-    if isinstance(model, str) and not _is_onnx_path(model):
+    if isinstance(model, str) and not is_model_file(model):
         from .graph import zoo
         if model not in zoo.list_models():
             zoo.get_model(model)        # the zoo's own error: unknown name, closest match, the list
@@ -235,13 +248,8 @@ def load_graph(model, input_shapes=None, batch=None, image_size=None, init: bool
     if image_size is not None:
         raise UsageError(f"{names.image_size} is for zoo models; give an ONNX model's shapes with "
                          f"{names.input_shapes}")
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise UsageError("ONNX models need the onnx package: pip install 'minitvm[onnx]'") from None
     from .frontend import from_onnx
-    from .frontend.onnx.load import _load as load_onnx_model
-    proto = load_onnx_model(model)
+    proto = load_onnx(model)
     shapes = resolve_input_shapes(source, onnx_input_dims(proto), input_shapes, batch, names)
     return from_onnx(proto, shape=shapes)[0]
 

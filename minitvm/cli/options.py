@@ -7,7 +7,7 @@ import argparse
 import os
 import re
 
-from ..models import OptionNames
+from ..models import OptionNames, is_model_file
 
 #: how error messages from minitvm.compile and the model loader name the command's flags
 CLI_NAMES = OptionNames(input_shapes="--input-shapes", batch="--batch", image_size="--image-size",
@@ -125,9 +125,9 @@ def add_compile_options(p, dtype_choices=("float32", "int8")) -> None:
 def check_model(p, args) -> None:
     """Refuse MODEL and shape options that cannot work (no such file, ``--image-size`` for an ONNX
     model, an input given twice); sets ``args.shapes``, the ``--input-shapes`` merged."""
-    if is_onnx_path(args.model) and not os.path.isfile(args.model):
+    if is_model_file(args.model) and not os.path.isfile(args.model):
         p.error(f"model {args.model}: no such file")
-    if args.image_size is not None and is_onnx_path(args.model):
+    if args.image_size is not None and is_model_file(args.model):
         p.error("--image-size is for zoo models; give an ONNX model's shapes with --input-shapes")
     try:
         args.shapes = merged_shapes(args)
@@ -139,15 +139,14 @@ def load_model(args, init: bool = True):
     """MODEL's graph at the shapes asked for (``minitvm.models.load_graph``); an ONNX model's
     dynamic batch is 1 unless ``--batch`` or ``--input-shapes`` say otherwise. ``init=False``:
     a zoo model without weights (for ``info``)."""
-    from ..models import load_graph, onnx_input_dims
+    from ..models import is_artifact, load_graph, load_onnx, onnx_input_dims
     model, batch = args.model, args.batch
-    if is_onnx_path(model):
-        from ..frontend.onnx.load import _load as load_onnx_model
-        model = load_onnx_model(args.model)
+    if is_model_file(model) and not is_artifact(model):
+        model = load_onnx(args.model)
         given = args.shapes or {}
         dims = onnx_input_dims(model)
         dynamic = [n for n, d in dims.items() if d and not isinstance(d[0], int) and n not in given
-                   and not (None in given and len(dims) == 1)]
+                   and all(isinstance(x, int) for x in d[1:]) and not (None in given and len(dims) == 1)]
         if batch is None and dynamic:
             batch = 1
             print(f"{args.model}: input {dynamic[0]!r} has a dynamic batch; using batch 1 (--batch N for another)")
@@ -163,11 +162,6 @@ def merged_shapes(args):
                 raise argparse.ArgumentTypeError(f"--input-shapes gives input {name or '(unnamed)'} twice")
             merged[name] = shape
     return merged or None
-
-
-def is_onnx_path(model: str) -> bool:
-    """Whether MODEL names a file (ONNX or an artifact) rather than a zoo model."""
-    return model.endswith((".onnx", ".mtvm")) or os.path.exists(model)
 
 
 def check_file(p, option: str, path) -> None:
