@@ -25,7 +25,7 @@ def tiny_cnn(path, dims=("N", 3, 8, 8), seed=0, input_name="x"):
         nodes, "tiny_cnn", [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(dims))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 5])],
         [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    onnx.save(helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 13)]), path)
     return str(path)
 
 
