@@ -4,11 +4,16 @@ naive -> shared-memory tiles -> register tiles over virtual threads -> double bu
 each checked against numpy and timed; the FFMA peak is measured in the same run.
 
     PYTHONPATH=. python3 examples/gemm_cuda.py [n]
+
+Without a usable GPU it says it skipped and exits with status 77 (the "skipped" status of
+automake and meson test harnesses), never 0.
 """
 import os
 import sys
 
 import numpy as np
+
+SKIPPED = 77   # exit status when no GPU is usable: the test harnesses' "skipped"
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
@@ -53,15 +58,17 @@ def run(n: int, schedules=SCHEDULES, number: int = 10):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2048
     if cuda.device_count() == 0:
-        print("no CUDA device here:", cuda.unavailable_reason())
-        return
+        print(f"skipped: this example needs an NVIDIA GPU, and none is usable here ({cuda.unavailable_reason()})",
+              file=sys.stderr)
+        return SKIPPED
     from peaks import ffma_peak
     peak = ffma_peak() / 1e12
     print(f"float32 GEMM {n}^3 on {cuda.device_name(0)}; FFMA peak measured now: {peak:.1f} TFLOPS")
     print(f"{'schedule':32s} {'ms':>9s} {'TFLOPS':>8s} {'% peak':>7s}")
     for name, t, tf in run(n):
         print(f"{name:32s} {t * 1e3:9.3f} {tf:8.2f} {100 * tf / peak:6.1f}%")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

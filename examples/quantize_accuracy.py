@@ -4,7 +4,12 @@ The CNN (trained by ``examples/train_digits_cnn.py``; weights in ``examples/data
 is built as a minitvm graph, quantized with ``minitvm.graph.quantize`` (calibrated on 200
 training images) and evaluated with the numpy reference executor on the 450 held-out images::
 
-    python examples/quantize_accuracy.py [--report]
+    python examples/quantize_accuracy.py [--report] [--calibration-data calib.npz]
+
+The calibration set is read by ``minitvm.calibration.load_calibration``, the path that
+``minitvm.compile(..., calibration=...)`` and ``minitvm run --calibration-data`` take: by default
+the 200 training images as input dicts, or an ``.npz`` of your own (``data``: ``[K, 1, 8, 8]``
+float images in [0, 1], K a multiple of 50).
 
 Two configurations are shown: TVM's defaults (first conv and the dense layer stay float) and
 everything int8 (``skip_conv_layers=[]``, ``skip_dense_layer=False``: the input is quantized).
@@ -21,8 +26,10 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
+from minitvm.calibration import load_calibration  # noqa: E402
 from minitvm.graph import Graph, run_reference  # noqa: E402
 from minitvm.graph.quantize import layer_report, qconfig, quantize_graph  # noqa: E402
+from minitvm.graph.types import TensorType  # noqa: E402
 
 WEIGHTS = os.path.join(HERE, "data", "digits_cnn.npz")
 BATCH = 50
@@ -88,16 +95,19 @@ def accuracy(graph: Graph, x, y, batch: int = BATCH) -> float:
     return float((predict(graph, x, batch) == y).mean() * 100)
 
 
-def calibration_set(x_train, n: int = 200, batch: int = BATCH, seed: int = 0):
-    """``n`` training images (seeded choice) as input dicts of ``batch``."""
-    idx = np.random.default_rng(seed).choice(len(x_train), n, replace=False)
-    return list(batches(x_train[idx], batch))
+def calibration_set(x_train, n: int = 200, batch: int = BATCH, seed: int = 0, source=None):
+    """Calibration input dicts of ``batch`` images, read by ``minitvm.calibration.load_calibration``:
+    from ``source`` (an ``.npz`` path) or, by default, ``n`` training images (seeded choice)."""
+    if source is None:
+        idx = np.random.default_rng(seed).choice(len(x_train), n, replace=False)
+        source = list(batches(x_train[idx], batch))
+    return load_calibration(source, {"data": TensorType((batch, 1, 8, 8), "float32")})
 
 
-def run(report: bool = False):
+def run(report: bool = False, calibration_data=None):
     """Print fp32 vs int8 accuracy per calibration mode and configuration; returns the numbers."""
     g, (xtr, ytr, xte, yte) = load_model()
-    calib = calibration_set(xtr)
+    calib = calibration_set(xtr, source=calibration_data)
     pf = predict(g, xte)
     fp32 = float((pf == yte).mean() * 100)
     print(f"digits CNN, {len(yte)} held-out images (one image = {100 / len(yte):.2f} points), "
@@ -121,4 +131,7 @@ def run(report: bool = False):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--report", action="store_true", help="per-layer SQNR / cosine tables")
-    run(ap.parse_args().report)
+    ap.add_argument("--calibration-data", metavar="NPZ",
+                    help="calibrate on an .npz ('data': [K, 1, 8, 8] images in [0, 1]) instead of 200 training images")
+    args = ap.parse_args()
+    run(args.report, args.calibration_data)

@@ -31,7 +31,7 @@ from ..runtime.module_io import load_module, save_module
 FORMAT = "minitvm-artifact"
 FORMAT_VERSION = 1
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "read_meta"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "read_meta", "read_plan"]
 
 
 def write_artifact(path, module, target, plan: dict, consts: dict) -> str:
@@ -100,6 +100,15 @@ def read_meta(path) -> dict:
         meta = _json(zf, "meta.json", path)
     _check_format(meta, path)
     return meta
+
+
+def read_plan(path) -> tuple:
+    """``(meta, plan)`` of artifact ``path`` (its format checked): what it holds, without loading
+    its code or weights -- on any machine."""
+    with _open(path) as zf:
+        meta = _json(zf, "meta.json", path)
+        _check_format(meta, path)
+        return meta, _json(zf, "plan.json", path)
 
 
 def read_artifact(path, device_index: int = 0) -> dict:

@@ -57,7 +57,9 @@ def build(graph, target="llvm", optimize_graph: bool = True, progress=None, tact
     Tunable kernels take their configs from the current ``minitvm.autotune`` dispatch context
     (wrap the call in ``autotune.ApplyHistoryBest(log)`` to use tuned ones). ``tactics=K``
     first times up to K configs of each kernel that nothing tuned answers, on the GPU, and
-    builds with the fastest (cached per device: see :mod:`minitvm.graph.tactics`)."""
+    builds with the fastest (cached per device: see :mod:`minitvm.graph.tactics`).
+    ``progress(done, total)``, if given, is called as each fused group is lowered and once more
+    when the backend (LLVM, NVRTC) has compiled the module: ``total`` is the groups plus one."""
     from ..driver import build as build_funcs
     target = Target(target)
     if tactics:
@@ -81,9 +83,11 @@ def build(graph, target="llvm", optimize_graph: bool = True, progress=None, tact
                                                         graph.node(n).attrs) for n in grp.nodes)
         steps.append(Step(fname, g.inputs, grp.output, grp.nodes, g.implementation, ops, macs))
         if progress:
-            progress(g.index + 1, g.total)
+            progress(g.index + 1, g.total + 1)
     # a graph with no kernel left (outputs that are inputs or constants) needs no module
     module = build_funcs(funcs, target=target) if funcs else None
+    if progress and steps:
+        progress(len(steps) + 1, len(steps) + 1)
     return CompiledModel(graph, module, steps, target)
 
 

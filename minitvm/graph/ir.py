@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from ..errors import GraphError, ShapeError
+from ..errors import DtypeError, GraphError, ShapeError
 from .ops import get_op
 from .types import TensorType
 
@@ -300,8 +300,8 @@ class Graph:
         node = self.node(name)
         value = np.asarray(array)
         if value.shape != node.type.shape or value.dtype.name != node.type.dtype:
-            raise ShapeError(f"node {name!r}: constant of {value.dtype.name}{list(value.shape)} "
-                             f"cannot replace {node.type}")
+            error = ShapeError if value.shape != node.type.shape else DtypeError
+            raise error(f"node {name!r}: constant of {value.dtype.name}{list(value.shape)} cannot replace {node.type}")
         if node.kind == "input":
             self.inputs.remove(name)
         node.kind, node.op, node.attrs, node.inputs, node.value = "const", None, {}, [], value

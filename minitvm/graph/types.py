@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import DtypeError, ShapeError
 
 __all__ = ["TensorType"]
 
@@ -34,7 +34,7 @@ class TensorType:
         try:
             object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
         except TypeError:
-            raise ShapeError(f"unknown dtype {self.dtype!r}") from None
+            raise DtypeError(f"unknown dtype {self.dtype!r}") from None
         object.__setattr__(self, "layout", str(self.layout or ""))
 
     @property

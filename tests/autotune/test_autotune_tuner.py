@@ -264,6 +264,7 @@ def test_model_tuner_never_repeats_is_reproducible_and_exhausts_the_space():
     assert a.best_config == b.best_config and a.visited == b.visited
 
 
+@pytest.mark.slow  # hundreds of trials
 def test_model_tuner_learns_the_landscape():
     """Its cost model ranks unmeasured configs: after 40 trials its predictions correlate with
     the true costs, and it reaches the best config sooner than random search (over 10 seeds)."""

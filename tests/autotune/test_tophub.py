@@ -17,6 +17,7 @@ def _records():
     return out
 
 
+@pytest.mark.slow  # every shipped config through NVRTC
 def test_every_shipped_config_still_fits_its_template_and_compiles():
     """A template change that orphans a shipped config fails here, not silently at run time
     (knobs added since the log was written take their first value, as in ApplyHistoryBest)."""

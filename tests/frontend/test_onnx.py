@@ -337,7 +337,8 @@ def graph_to_onnx(g, opset=17):
                       inits, opset)
 
 
-@pytest.mark.parametrize("name,size,batch", [("resnet18", 32, 2), ("inception_v3", 75, 1)])
+@pytest.mark.parametrize("name,size,batch", [("resnet18", 32, 2),
+                                             pytest.param("inception_v3", 75, 1, marks=pytest.mark.slow)])
 def test_zoo_model_roundtrip_through_onnxruntime(name, size, batch):
     from minitvm.graph import get_model
     g, _ = get_model(name, batch=batch, image_size=size)

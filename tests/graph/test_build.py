@@ -64,8 +64,9 @@ def test_small_net_compiled_for_cpu_matches_reference_and_reuses_memory():
     assert "kernels" in model.summary()
 
 
-@pytest.mark.parametrize("name,size", [("resnet18", 32), ("vgg19", 32), ("resnext50_32x4d", 32),
-                                       ("drn_c_26", 32), ("inception_v3", 75), ("dcn_resnet101", 64)])
+@pytest.mark.parametrize("name,size", [("resnet18", 32)] + [  # the others: 0.5-2 minutes each on 2 cores
+    pytest.param(name, size, marks=pytest.mark.slow) for name, size in
+    [("vgg19", 32), ("resnext50_32x4d", 32), ("drn_c_26", 32), ("inception_v3", 75), ("dcn_resnet101", 64)]])
 def test_zoo_model_compiled_for_cpu_matches_reference(name, size):
     graph, _ = zoo.get_model(name, batch=1, image_size=size)
     inp = graph.topo_order()[0]

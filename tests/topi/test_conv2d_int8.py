@@ -6,7 +6,7 @@ import pytest
 
 import minitvm
 from minitvm import te
-from minitvm.errors import ShapeError
+from minitvm.errors import DtypeError, ShapeError
 from minitvm.topi import testing
 from minitvm.topi.cuda.conv2d_int8 import schedule_conv2d_NCHWc_int8
 from minitvm.topi.generic.tensor_intrin import dp4a
@@ -97,7 +97,7 @@ def test_bad_shapes_are_rejected():
     with pytest.raises(ShapeError, match="input channel blocks"):
         conv2d_NCHWc_int8(X, K, 1, 1)
     Kf = te.placeholder((4, 4, 3, 3, 4, 4), "float32", "Kf")
-    with pytest.raises(ShapeError, match="int8"):
+    with pytest.raises(DtypeError, match="int8"):   # a dtype mismatch is a DtypeError, not a ShapeError
         conv2d_NCHWc_int8(X, Kf, 1, 1)
     with pytest.raises(ShapeError, match="groups"):
         conv2d_NCHWc_int8(X, te.placeholder((4, 4, 3, 3, 4, 4), "int8"), 1, 1, groups=3)
@@ -113,6 +113,7 @@ def _cuda_source(w, epilogue):
     return minitvm.build(s, [X, K, out], "cuda -arch=sm_80"), minitvm.build(s, [X, K, out], "cuda -arch=sm_90")
 
 
+@pytest.mark.slow  # NVRTC builds of full-size ResNet-50 layers
 @pytest.mark.parametrize("w", [c for c, _ in unique(resnet50_convs(16))][::4] + ODD[2:], ids=lambda w: w.name)
 def test_cuda_template_compiles_with_dp4a(w):
     m80, m90 = _cuda_source(w, epilogue=w.name.endswith("conv3"))
@@ -140,6 +141,7 @@ def _interpret_cuda_conv(w, knobs, seed=0):
     np.testing.assert_array_equal(y, reference([x, k], *args)[0])
 
 
+@pytest.mark.slow  # the SIMT interpreter
 def test_cuda_template_per_channel_requantize_epilogue_exact_in_interpreter():
     """The epilogue is vector code (lets, int64 lanes, per-lane shifts, one char4 store)."""
     import os
@@ -175,6 +177,7 @@ def test_unstaged_padded_data_is_refused():
         _interpret_cuda_conv(_SMALL, {"cache_data": False})
 
 
+@pytest.mark.slow  # the SIMT interpreter, per knob set
 @pytest.mark.parametrize("knobs", [
     {"fuse_yx": False},
     {"double_buffer": True},
@@ -193,6 +196,7 @@ def test_cuda_template_knobs_race_free_and_exact_in_interpreter(knobs):
                                           tile_y=[2, 1, 2, 1], tile_x=[1, 2, 3, 1]), seed)
 
 
+@pytest.mark.slow  # every knob value through NVRTC: minutes on 2 cores
 def test_cuda_template_every_knob_value_compiles():
     """Configs drawn from the whole space (every knob value shows up) NVRTC-compile for sm_90."""
     from minitvm import autotune

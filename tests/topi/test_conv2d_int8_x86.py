@@ -10,7 +10,7 @@ import pytest
 import minitvm
 from minitvm import te
 from minitvm.codegen.llvm_x86 import path_for
-from minitvm.errors import ShapeError
+from minitvm.errors import DtypeError, ShapeError
 from minitvm.runtime.cpu_features import cpu_features
 from minitvm.target import Target
 from minitvm.topi import testing
@@ -213,6 +213,6 @@ def test_bad_layouts_are_rejected():
         conv2d_NCHWc_int8_x86(X, Kw)
     with pytest.raises(ShapeError, match="kernel has 2 blocks of 4 input channels, data 2 x 8"):
         conv2d_NCHWc_int8_x86(X, te.placeholder((2, 2, 3, 3, 8, 4), "int8", "K"))
-    with pytest.raises(ShapeError, match="kernel int8"):
+    with pytest.raises(DtypeError, match="kernel int8"):
         conv2d_NCHWc_int8_x86(te.placeholder((1, 2, 5, 5, 4), "int8", "X"),
                               te.placeholder((2, 2, 3, 3, 8, 4), "uint8", "K"))

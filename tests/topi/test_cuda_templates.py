@@ -94,6 +94,7 @@ def _footprint(mod, tensors, config):
     return mod._footprint(tensors[-1], {k: config[k].size for k, _ in mod._KNOB_SPLITS})
 
 
+@pytest.mark.slow  # sampled configs through NVRTC
 @pytest.mark.parametrize("name,key,args", CASES, ids=[f"{n.split('.')[0]}-{k}" for n, k, _ in CASES])
 def test_sampled_configs_compile_for_sm90_within_the_filter_limits(name, key, args):
     task = autotune.Task(name, args)
@@ -253,6 +254,7 @@ def _non_default(task):
     raise AssertionError("no valid non-default config")
 
 
+@pytest.mark.slow  # NVRTC builds
 def test_apply_history_best_reaches_schedule_functions(tmp_path):
     X, Wt, out, _ = _conv(epilogue=False)
     A, B, C = _dense(dtype="int8")
@@ -283,6 +285,7 @@ class _Spy(autotune.DispatchContext):
         return None
 
 
+@pytest.mark.slow  # builds whole graphs for CUDA
 def test_graph_builds_dispatch_conv_and_dense_through_the_context():
     from minitvm.graph import zoo
     from minitvm.graph.build import build

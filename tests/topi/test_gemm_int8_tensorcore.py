@@ -13,7 +13,7 @@ import pytest
 import minitvm
 from minitvm import autotune, te
 from minitvm.codegen.cuda import codegen_cuda
-from minitvm.errors import ScheduleError, ShapeError
+from minitvm.errors import DtypeError, ScheduleError, ShapeError
 from minitvm.graph.quantize import multiplier_shift, requantize_per_channel_np
 from minitvm.topi import testing
 from minitvm.topi.cuda.gemm_int8_tensorcore import default_config, schedule_int8_gemm
@@ -159,6 +159,7 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.slow  # the SIMT interpreter, per config
 @pytest.mark.parametrize("w,knobs,what", CONFIGS, ids=[c[2] for c in CONFIGS])
 def test_explicit_configs_race_free_and_bit_exact_in_interpreter(w, knobs, what):
     """Each config, under two random thread orders: a missing barrier or wait reads poison."""
@@ -287,9 +288,9 @@ def test_dense_features_off_the_mma_tile_are_refused():
 
 @pytest.mark.parametrize("dx,dk", [("uint8", "int8"), ("int8", "float32"), ("int32", "int32")])
 def test_non_int8_operands_are_refused(dx, dk):
-    with pytest.raises(ShapeError, match=f"must be int8, got {dx} and {dk}"):
+    with pytest.raises(DtypeError, match=f"must be int8, got {dx} and {dk}"):
         conv2d_NHWC_int8_gemm(te.placeholder((1, 4, 4, 32), dx, "X"), te.placeholder((8, 1, 1, 32), dk, "K"))
-    with pytest.raises(ShapeError, match=f"must be int8, got {dx} and {dk}"):
+    with pytest.raises(DtypeError, match=f"must be int8, got {dx} and {dk}"):
         dense_int8_gemm(te.placeholder((2, 32), dx, "A"), te.placeholder((8, 32), dk, "B"))
 
 

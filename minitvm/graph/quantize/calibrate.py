@@ -217,10 +217,12 @@ def _as_list(dataset):
     return list(dataset)
 
 
-def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2048) -> dict:
+def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2048, progress=None) -> dict:
     """:class:`ActivationStats` of ``nodes`` of float ``graph`` over ``dataset`` (input dicts).
 
     With ``histograms`` a second pass fills a ``bins``-bin histogram of ``|x|`` per node.
+    ``progress``, if given, is called ``progress("calibrating", done, total)`` after each run of
+    a sample (``total`` counts both passes).
     """
     data = _as_list(dataset)
     nodes = list(dict.fromkeys(nodes))
@@ -234,8 +236,11 @@ def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2
                 bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
                 raise ArgumentError(f"calibration sample {k}, input {name!r}: {bad} of {arr.size} values are NaN or "
                                     "infinite; they would set the int8 scales (clean or drop the sample)")
-    for sample in data:
+    runs = len(data) * (2 if histograms else 1)
+    for k, sample in enumerate(data):
         vals = run_reference(graph, sample, return_all=True)
+        if progress:
+            progress("calibrating", k + 1, runs)
         for n in nodes:
             x = np.asarray(vals[n], np.float64)
             st = stats[n]
@@ -248,8 +253,10 @@ def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2
     if histograms:
         for n in nodes:
             stats[n].hist = np.zeros(bins, np.int64)
-        for sample in data:
+        for k, sample in enumerate(data):
             vals = run_reference(graph, sample, return_all=True)
+            if progress:
+                progress("calibrating", len(data) + k + 1, runs)
             for n in nodes:
                 st = stats[n]
                 if st.absmax <= 0:
@@ -261,11 +268,13 @@ def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2
     return stats
 
 
-def calibrate(annotated: AnnotatedGraph, dataset=None, config: QConfig | None = None) -> CalibratedGraph:
+def calibrate(annotated: AnnotatedGraph, dataset=None, config: QConfig | None = None,
+              progress=None) -> CalibratedGraph:
     """Phase 2: scales for every int8 value and weight (rules in the module docstring).
 
     ``dataset`` is an iterable of input dicts (``{input name: array}``), or one dict; it is not
     needed for ``calibrate_mode="global_scale"``. Uses ``config`` or :func:`current_qconfig`.
+    ``progress``: see :func:`collect_stats`.
     """
     cfg = config or current_qconfig()
     ann = annotated
@@ -277,9 +286,9 @@ def calibrate(annotated: AnnotatedGraph, dataset=None, config: QConfig | None = 
             raise ArgumentError(f"calibrate_mode={cfg.calibrate_mode!r} needs a calibration dataset "
                              "(an iterable of input dicts)")
         cal.stats = collect_stats(g, stat_nodes, dataset, histograms=cfg.calibrate_mode != "max",
-                                  bins=cfg.kl_bins)
+                                  bins=cfg.kl_bins, progress=progress)
     elif dataset is not None:
-        cal.stats = collect_stats(g, stat_nodes, dataset)
+        cal.stats = collect_stats(g, stat_nodes, dataset, progress=progress)
     for k in ann.scale_keys:
         st = cal.stats.get(ann.stat_node[k])
         t = choose_threshold(st, cfg)

@@ -245,15 +245,16 @@ def simulate(calibrated: CalibratedGraph) -> Graph:
     return _Builder(calibrated, simulate=True).build()
 
 
-def quantize_graph(graph: Graph, dataset=None, mode: str = "realize", config: QConfig | None = None) -> Graph:
+def quantize_graph(graph: Graph, dataset=None, mode: str = "realize", config: QConfig | None = None,
+                   progress=None) -> Graph:
     """The whole flow: :func:`annotate` -> :func:`calibrate` -> :func:`realize` (or
     :func:`simulate` with ``mode="simulate"``), under ``config`` or :func:`current_qconfig`.
 
     ``dataset`` (an iterable of input dicts) is needed unless ``calibrate_mode`` is
-    ``global_scale``.
+    ``global_scale``. ``progress(phase, done, total)``, if given, follows the calibration runs.
     """
     if mode not in ("realize", "simulate"):
         raise ArgumentError(f"quantize_graph: mode={mode!r} must be 'realize' or 'simulate'")
     cfg = config or current_qconfig()
-    cal = calibrate(annotate(graph, cfg), dataset, cfg)
+    cal = calibrate(annotate(graph, cfg), dataset, cfg, progress)
     return realize(cal) if mode == "realize" else simulate(cal)

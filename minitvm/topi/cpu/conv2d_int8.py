@@ -25,7 +25,7 @@ into the vectorized copy-out.
 from __future__ import annotations
 
 from ... import autotune, te
-from ...errors import ScheduleError, ShapeError
+from ...errors import DtypeError, ScheduleError, ShapeError
 from ...target import Target
 from ...tensor import ComputeOp
 from .. import testing
@@ -61,10 +61,10 @@ def conv2d_NCHWc_int8_x86(data, kernel, stride=1, padding=0, dilation=1, out_dty
         raise ShapeError(f"{name}: data must be NCHW[x]c (5-D) and kernel OIHW[L]o4i (6-D), got "
                          f"{data.ndim}-D and {kernel.ndim}-D")
     if data.dtype not in ("int8", "uint8") or kernel.dtype not in ("int8", "int16"):
-        raise ShapeError(f"{name}: data must be int8 or uint8 and the kernel int8 (or int16), got {data.dtype} and "
+        raise DtypeError(f"{name}: data must be int8 or uint8 and the kernel int8 (or int16), got {data.dtype} and "
                          f"{kernel.dtype}")
     if out_dtype != "int32":
-        raise ShapeError(f"{name}: accumulates in int32, not {out_dtype}")
+        raise DtypeError(f"{name}: accumulates in int32, not {out_dtype}")
     N, ICc, H, W, ib = (_const(d) for d in data.shape)
     OCc, KICc, KH, KW, lanes, kib = (_const(d) for d in kernel.shape)
     depth = 2 if kernel.dtype == "int16" else 4      # input channels per dot_i16 / dot_u8s8

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ... import te
-from ...errors import ShapeError
+from ...errors import DtypeError, ShapeError
 from ...tir import expr as E
 from .layout import _const
 
@@ -102,7 +102,7 @@ def conv2d_NCHWc_int8(data, kernel, stride=1, padding=0, dilation=1, groups=1, o
                          f"{data.ndim}-D and {kernel.ndim}-D")
     for t in (data, kernel):
         if t.dtype not in ("int8", "uint8"):
-            raise ShapeError(f"{name}: {t.name} must be int8 (or uint8), got {t.dtype}")
+            raise DtypeError(f"{name}: {t.name} must be int8 (or uint8), got {t.dtype}")
     N, ICc, H, W, ib = data.shape
     OCc, ICg_c, KH, KW, ob, kib = kernel.shape
     ib_, kib_ = _const(ib), _const(kib)

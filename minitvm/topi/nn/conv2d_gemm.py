@@ -15,7 +15,7 @@ Both need channel counts the layout pads for them: input channels a multiple of 
 from __future__ import annotations
 
 from ... import te
-from ...errors import ShapeError
+from ...errors import DtypeError, ShapeError
 from ...tir import expr as E
 from .conv2d import _out_size, _pair, normalize_padding
 from .layout import _const
@@ -45,7 +45,7 @@ def conv2d_NHWC_int8_gemm(data, weight, stride=1, padding=0, dilation=1, name="c
     N, H, W, C = (_const(d) for d in data.shape)
     O, KH, KW, I = (_const(d) for d in weight.shape)
     if data.dtype != "int8" or weight.dtype != "int8":
-        raise ShapeError(f"{name}: data and weight must be int8, got {data.dtype} and {weight.dtype}")
+        raise DtypeError(f"{name}: data and weight must be int8, got {data.dtype} and {weight.dtype}")
     if I != C:
         raise ShapeError(f"{name}: weight {weight.name} has {I} input channels, data {data.name} has {C}")
     _check_channels(C, O, name)
@@ -87,7 +87,7 @@ def dense_int8_gemm(data, weight, name="dense_int8_gemm"):
     M, K = (_const(d) for d in data.shape)
     N, K2 = (_const(d) for d in weight.shape)
     if data.dtype != "int8" or weight.dtype != "int8":
-        raise ShapeError(f"{name}: data and weight must be int8, got {data.dtype} and {weight.dtype}")
+        raise DtypeError(f"{name}: data and weight must be int8, got {data.dtype} and {weight.dtype}")
     if K != K2:
         raise ShapeError(f"{name}: data {data.name} has {K} features, weight {weight.name} {K2}")
     _check_channels(K, N, name)

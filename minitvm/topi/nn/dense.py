@@ -22,8 +22,10 @@ def dense(data, weight, bias=None, out_dtype: str | None = None, name: str = "de
                      lambda i, j: te.sum(data[i, k].astype(out_dtype) * weight[j, k].astype(out_dtype), axis=k),
                      name=name, tag="dense")
     if bias is not None:
-        if bias.ndim != 1 or bias.dtype != out_dtype:
-            raise ShapeError(f"{name}: bias must be 1-D of dtype {out_dtype}, got {bias.ndim}-D {bias.dtype}")
+        if bias.ndim != 1:
+            raise ShapeError(f"{name}: bias must be 1-D, got {bias.ndim}-D")
+        if bias.dtype != out_dtype:
+            raise DtypeError(f"{name}: bias must have the output dtype {out_dtype}, got {bias.dtype}")
         out = te.compute(out.shape, lambda i, j: out[i, j] + bias[j], name=f"{name}_bias", tag="injective,bias_add")
     return out
 
