@@ -39,7 +39,7 @@ def _option_value(sp: OtherOptionSpace, value) -> float:
     return float(sp.index_of(value))
 
 
-def _features(space, values: dict) -> dict:
+def _features(space, values: dict, flop: float) -> dict:
     """``{name: value}`` of one config's plain knob ``values`` (every knob of ``space`` present)."""
     out: dict = {}
     levels: dict = {}            # split arity -> [sum of log2 part i over those splits]
@@ -72,28 +72,29 @@ def _features(space, values: dict) -> dict:
             if i >= 1 and arity > 2:
                 out[f"loop{arity}.1+-{i}"] = sum(acc[1:]) - p
         out[f"loop{arity}:extent"] = extents[arity]
-    out["log2_flop"] = _log2(space.flop)
+    out["log2_flop"] = _log2(flop)
     return out
 
 
-def feature_names(space) -> list:
-    """The feature names of configs of ``space``, in a fixed order."""
-    return list(_features(space, space.get(0).values))
+def feature_names(task) -> list:
+    """The feature names of configs of ``task`` (a :class:`~.task.Task`), in a fixed order."""
+    return list(_features(task.config_space, task.config_space.get(0).values, task.flop))
 
 
-def config_features(space, config) -> dict:
-    """``{name: value}`` of ``config`` (a config of ``space``, or a dict of plain knob values;
-    knobs missing from the dict take their first value, as in logs older than the knob)."""
+def config_features(task, config) -> dict:
+    """``{name: value}`` of ``config`` (a config of ``task``'s space, or a dict of plain knob
+    values; knobs missing from the dict take their first value, as in logs older than the knob)."""
+    space = task.config_space
     values = config if isinstance(config, dict) else config.values
     if any(name not in values for name in space.space_map):
         values = dict(values)
         for name, sp in space.space_map.items():
             values.setdefault(name, sp.get(0).value)
-    return _features(space, values)
+    return _features(space, values, task.flop)
 
 
-def feature_matrix(space, configs, names) -> np.ndarray:
-    """Features of ``configs`` (configs or plain value dicts) as float64 rows whose columns follow
-    ``names``; a feature the space does not have is NaN."""
-    rows = [config_features(space, c) for c in configs]
+def feature_matrix(task, configs, names) -> np.ndarray:
+    """Features of ``configs`` (configs or plain value dicts of ``task``) as float64 rows whose
+    columns follow ``names``; a feature the task does not have is NaN."""
+    rows = [config_features(task, c) for c in configs]
     return np.asarray([[r.get(n, math.nan) for n in names] for r in rows], np.float64).reshape(len(rows), len(names))

@@ -429,7 +429,7 @@ class GBTTuner(ModelTuner):
                          mutation_prob=mutation_prob, seed=seed)
         self._trees = {"objective": objective, "backend": backend, "n_trees": n_trees, "seed": self.seed % 2 ** 31}
         self.backend = BoostedTrees(**self._trees).backend      # checks the arguments now
-        self._names = feature_names(self.space)
+        self._names = feature_names(self.task)
         self.base_model = None
         self.n_transfer = 0                  # records of other workloads behind base_model
         self._transfer = {"rows": [], "y": [], "groups": [], "ids": {}}
@@ -449,7 +449,7 @@ class GBTTuner(ModelTuner):
             self.load_history(records)
 
     def _featurize(self, configs):
-        return feature_matrix(self.space, configs, self._names)
+        return feature_matrix(self.task, configs, self._names)
 
     def load_history(self, records) -> int:
         """As :meth:`_SamplingTuner.load_history` for this workload's records; the records of other
@@ -465,7 +465,7 @@ class GBTTuner(ModelTuner):
             if t.name == self.task.name and t.workload != self.task.workload and Target(inp.target).kind == kind:
                 others.setdefault(t.workload_key, (t, []))[1].append((inp.config.values, res))
         for key, (t, trials) in others.items():
-            rows, y = _relative_trials(t.config_space, trials, self._names)
+            rows, y = _relative_trials(t, trials, self._names)
             if rows is None:
                 continue
             gid = self._transfer["ids"].setdefault(key, len(self._transfer["ids"]))
@@ -508,11 +508,12 @@ class GBTTuner(ModelTuner):
         return (model.predict(X, base=base) if model is not None else base).tolist()
 
 
-def _relative_trials(space, trials, names):
+def _relative_trials(task, trials, names):
     """Feature rows and log run times relative to their mean (failures: twice the slowest) of
-    ``trials`` ``[(knob values, MeasureResult)]`` in ``space``; ``(None, None)`` without a
-    success. Values the space does not hold (a template changed since) are passed over."""
+    ``trials`` ``[(knob values, MeasureResult)]`` of ``task``; ``(None, None)`` without a
+    success. Values its space does not hold (a template changed since) are passed over."""
     import numpy as np
+    space = task.config_space
     kept, costs = [], []
     for values, res in trials:
         try:
@@ -526,7 +527,7 @@ def _relative_trials(space, trials, names):
         return None, None
     worst = max(ok) + math.log(2.0)
     y = np.asarray([worst if c is None else c for c in costs])
-    return feature_matrix(space, kept, names), y - np.mean(ok)
+    return feature_matrix(task, kept, names), y - np.mean(ok)
 
 
 #: the search tuners by the names ``tune_graph``, ``minitvm tune`` and the benchmarks take
