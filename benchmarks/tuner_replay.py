@@ -8,19 +8,22 @@ of the seeds). A surrogate is not the GPU: use this to rank tuners cheaply, and 
 device.
 
     python benchmarks/tuner_replay.py LOG [LOG ...] [--trials 200] [--seeds 3]
-        [--tuners random,ga,model,gbt,gbt+transfer] [--history LOG ...] [--objective rank] [--jobs 2]
+        [--tuners random,ga,model,gbt,gbt+transfer] [--history LOG ...] [--objective regression]
+        [--backend auto] [--jobs 2]
     python benchmarks/tuner_replay.py benchmarks/logs/resnet50_int8_b16_h200_trials.log.gz \\
         --history benchmarks/logs/resnet50_int8_b16_h200_seeded_trials.log.gz
 
 Tuners: the names of ``autotune.TUNERS``, and ``gbt+transfer``: the boosted-tree tuner started
 from a model trained on every other workload's trials (leave one task out: the trials of the
 workload being replayed, in any log, are never shown to it) of the logs given and ``--history``.
-``--objective`` / ``--backend`` choose the boosted trees' objective and library. Logs may be
+``--objective`` / ``--backend`` choose the boosted trees' objective and library (or a name's
+suffix: ``gbt@numpy``, ``gbt+transfer@numpy``). Logs may be
 gzip-compressed (``.gz``). The first log above holds every trial of two H200 tuning runs of
 ResNet-50's int8 convs (random and genetic, 9,200 trials).
 """
 import argparse
 import collections
+import functools
 import gzip
 import json
 import multiprocessing
@@ -91,11 +94,18 @@ def _json_records(paths):
     return by
 
 
+@functools.lru_cache(maxsize=None)
+def _records(path):
+    return autotune.load_records(path)
+
+
 def make_tuner(name, task, seed, transfer, args):
-    """The tuner ``name`` for ``task`` (``transfer``: records of the other workloads)."""
+    """The tuner ``name`` for ``task`` (``transfer``: records of the other workloads); a boosted-tree
+    tuner's name may end in ``@numpy`` or ``@lightgbm`` (its backend; default ``--backend``)."""
     if name.startswith("gbt"):
+        name, _, backend = name.partition("@")
         return autotune.GBTTuner(task, history=transfer if name == "gbt+transfer" else (), objective=args.objective,
-                                 backend=args.backend, seed=seed)
+                                 backend=backend or args.backend, seed=seed)
     return autotune.TUNERS[name](task, seed=seed)
 
 
@@ -107,8 +117,8 @@ def replay_workload(job):
     runner = Surrogate(task.config_space, recs)
     option = autotune.measure_option(_Builder(), runner)
     transfer = []
-    if "gbt+transfer" in args.tuners:
-        transfer = [rec for path in args.logs + args.history for rec in autotune.load_records(path)
+    if any(name.startswith("gbt+transfer") for name in args.tuners):
+        transfer = [rec for path in args.logs + args.history for rec in _records(path)
                     if rec[0].task.workload_key != wl]
     row = {"wl": wl, "logged_best": float(runner.cost.min())}
     curves = {}
@@ -138,7 +148,7 @@ def main():
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--tuners", default="random,ga,model,gbt,gbt+transfer")
-    p.add_argument("--objective", default="rank", choices=gbt.OBJECTIVES)
+    p.add_argument("--objective", default="regression", choices=gbt.OBJECTIVES)
     p.add_argument("--backend", default="auto", choices=gbt.BACKENDS)
     p.add_argument("--workloads", type=int, default=0, help="replay only the first N workloads")
     p.add_argument("--jobs", type=int, default=1, help="workloads replayed in parallel processes")

@@ -15,7 +15,7 @@ import time
 
 from ..errors import ArgumentError
 from ..target import Target
-from .features import feature_matrix, feature_names
+from .features import feature_matrix, feature_names, readable_feature_matrix
 from .gbt import BoostedTrees
 from .knob import ConfigError
 from .measure import create_measure_batch
@@ -409,8 +409,10 @@ class GBTTuner(ModelTuner):
     the best, plus a share ``epsilon`` at random; its model is :class:`~.gbt.BoostedTrees`
     (lightgbm when installed, else numpy; ``backend``) over the named features of
     :mod:`~.features` (knob values, loop levels of the splits, the shape), refit after each
-    batch on this task's trials. ``objective``: ``"rank"`` (the order within the task) or
-    ``"regression"`` (log run time relative to the task's mean).
+    batch on this task's trials. ``objective``: ``"regression"`` (log run time relative to the
+    task's mean: the same units in every task, so a base model and a task's correction add up)
+    or ``"rank"`` (only the order within a task; worse on the replayed H200 logs, see
+    ``docs/autotune.md``).
 
     ``history``: tuning logs (paths) or ``(MeasureInput, MeasureResult)`` records, read as
     :meth:`load_history` reads them: trials of this task's workload are never proposed again and
@@ -422,7 +424,7 @@ class GBTTuner(ModelTuner):
     makes it reproducible for a given sequence of results.
     """
 
-    def __init__(self, task, history=(), objective: str = "rank", backend: str = "auto", plan_size: int = 32,
+    def __init__(self, task, history=(), objective: str = "regression", backend: str = "auto", plan_size: int = 32,
                  pool_size: int = 256, epsilon: float = 0.1, n_trees: int = 100, mutation_prob: float = 0.1,
                  seed=None):
         super().__init__(task, plan_size=plan_size, pool_size=pool_size, epsilon=epsilon,
@@ -511,23 +513,17 @@ class GBTTuner(ModelTuner):
 def _relative_trials(task, trials, names):
     """Feature rows and log run times relative to their mean (failures: twice the slowest) of
     ``trials`` ``[(knob values, MeasureResult)]`` of ``task``; ``(None, None)`` without a
-    success. Values its space does not hold (a template changed since) are passed over."""
+    success. The values need not be points of the task's current space (they describe what was
+    measured); values that cannot be read as its knobs are passed over."""
     import numpy as np
-    space = task.config_space
-    kept, costs = [], []
-    for values, res in trials:
-        try:
-            space.index_of(values, fill_missing=True)
-        except ConfigError:
-            continue
-        kept.append(values)
-        costs.append(math.log(res.mean) if res.ok and res.mean > 0 else None)
+    rows, kept = readable_feature_matrix(task, [values for values, _ in trials], names)
+    costs = [math.log(res.mean) if res.ok and res.mean > 0 else None for res in (trials[k][1] for k in kept)]
     ok = [c for c in costs if c is not None]
     if not ok:
         return None, None
     worst = max(ok) + math.log(2.0)
     y = np.asarray([worst if c is None else c for c in costs])
-    return feature_matrix(task, kept, names), y - np.mean(ok)
+    return rows, y - np.mean(ok)
 
 
 #: the search tuners by the names ``tune_graph``, ``minitvm tune`` and the benchmarks take

@@ -167,9 +167,11 @@ def test_load_history_sorts_this_tasks_records_from_other_workloads():
     assert tuner.load_history(own + other) == 20           # as tune_graph / tune_tasks call it
     assert tuner.visited == {inp.config.index for inp, _ in own}
     assert tuner.n_transfer == 30 and tuner.base_model is not None
+    stale = autotune.decode(autotune.encode(*other[0]).replace('"tile_y": [', '"tile_y": "wide", "was": ['))
+    assert tuner.load_history(other + [stale]) == 0 and tuner.n_transfer == 60    # the unreadable one is passed over
     conv = autotune.Task("conv2d_NCHWc_int8.cuda", ((1, 4, 8, 8, 4), (4, 4, 3, 3, 4, 4), 1, 1))
     other_template = [(autotune.MeasureInput("cuda", conv, conv.config_space.get(0)), own[0][1])]
-    assert tuner.load_history(other_template) == 0 and tuner.n_transfer == 30
+    assert tuner.load_history(other_template) == 0 and tuner.n_transfer == 60
 
 
 def test_gbt_tuner_never_repeats_and_exhausts_a_small_space():
