@@ -20,6 +20,7 @@ leaf's value is ``-learning_rate * G/(H+l2)``.
 from __future__ import annotations
 
 import importlib.util
+import numbers
 
 import numpy as np
 
@@ -58,17 +59,18 @@ class BoostedTrees:
                                 "or use backend='numpy'")
         for name, value, low in (("n_trees", n_trees, 1), ("max_depth", max_depth, 1), ("min_leaf", min_leaf, 1),
                                  ("max_bins", max_bins, 2)):
-            if int(value) != value or value < low:
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
                 raise ArgumentError(f"BoostedTrees: {name} must be an integer >= {low}, got {value!r}")
-        if not 0.0 < learning_rate <= 1.0:
-            raise ArgumentError(f"BoostedTrees: learning_rate must lie in (0, 1], got {learning_rate}")
-        if l2 < 0:
-            raise ArgumentError(f"BoostedTrees: l2 must be >= 0, got {l2}")
+        if not isinstance(learning_rate, numbers.Real) or not 0.0 < learning_rate <= 1.0:
+            raise ArgumentError(f"BoostedTrees: learning_rate must lie in (0, 1], got {learning_rate!r}")
+        if not isinstance(l2, numbers.Real) or l2 < 0:
+            raise ArgumentError(f"BoostedTrees: l2 must be a number >= 0, got {l2!r}")
         self.objective = objective
         self.backend = ("lightgbm" if lightgbm_available() else "numpy") if backend == "auto" else backend
         self.n_trees, self.learning_rate, self.max_depth = int(n_trees), float(learning_rate), int(max_depth)
         self.min_leaf, self.l2, self.max_bins, self.seed = int(min_leaf), float(l2), int(max_bins), int(seed)
         self._model = None
+        self._n_features = None
 
     @property
     def fitted(self) -> bool:
@@ -89,6 +91,7 @@ class BoostedTrees:
         base = np.zeros(len(y)) if base is None else np.asarray(base, np.float64)
         if groups.shape != y.shape or base.shape != y.shape:
             raise ArgumentError("BoostedTrees.fit: groups and base need one value per row")
+        self._n_features = X.shape[1]
         if len(y) < 2:
             self._model = None
             return self
@@ -99,6 +102,9 @@ class BoostedTrees:
     def predict(self, X, base=None) -> np.ndarray:
         """Scores of rows ``X`` (lower = predicted faster): ``base`` (default 0) plus the trees'."""
         X = np.asarray(X, np.float64)
+        if X.ndim != 2 or (self._n_features is not None and X.shape[1] != self._n_features):
+            raise ArgumentError(f"BoostedTrees.predict: X must be rows of the {self._n_features} features the "
+                                f"model was fit on, got shape {X.shape}")
         out = np.zeros(len(X)) if base is None else np.asarray(base, np.float64).copy()
         if self._model is not None and len(X):
             out += self._model.predict(X)

@@ -60,6 +60,10 @@ def test_boosted_trees_reject_bad_arguments():
         BoostedTrees().fit(np.zeros((4, 2)), np.zeros(3))
     with pytest.raises(ArgumentError, match="finite"):
         BoostedTrees().fit(np.zeros((2, 2)), np.array([1.0, math.inf]))
+    with pytest.raises(ArgumentError, match="max_depth"):
+        BoostedTrees(max_depth="deep")
+    with pytest.raises(ArgumentError, match="the 2 features"):
+        BoostedTrees(backend="numpy").fit(np.eye(3)[:, :2], np.arange(3.0)).predict(np.zeros((1, 3)))
 
 
 def test_without_lightgbm_everything_falls_back_to_numpy(monkeypatch):
