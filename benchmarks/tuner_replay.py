@@ -13,6 +13,10 @@ device.
     python benchmarks/tuner_replay.py benchmarks/logs/resnet50_int8_b16_h200_trials.log.gz \\
         --history benchmarks/logs/resnet50_int8_b16_h200_seeded_trials.log.gz
 
+``--transfer-check`` replays nothing: leaving one workload out in turn, it prints how well a
+boosted-tree model of the other workloads' logged trials ranks that workload's logged trials,
+with all features and without groups of them.
+
 Tuners: the names of ``autotune.TUNERS``, and ``gbt+transfer``: the boosted-tree tuner started
 from a model trained on every other workload's trials (leave one task out: the trials of the
 workload being replayed, in any log, are never shown to it) of the logs given and ``--history``.
@@ -141,6 +145,38 @@ def replay_workload(job):
     return row, curves
 
 
+def transfer_check(args):
+    """Leave one task out: how well a model of the other workloads' trials ranks each workload's
+    logged trials (rank correlation, and the share of its predicted fastest tenth that is in the
+    logged fastest tenth), with all features and without some groups of them."""
+    from minitvm.autotune.features import feature_matrix, feature_names
+    data, names = {}, None
+    for path in args.logs:
+        for inp, res in _records(path):
+            data.setdefault(inp.task.workload_key, (inp.task, []))[1].append((inp.config.values, res))
+    rows = {}
+    for key, (task, trials) in data.items():
+        names = names or feature_names(task)
+        ok = [(v, np.log(r.mean)) for v, r in trials if r.ok]
+        y = np.asarray([c for _, c in ok])
+        rows[key] = (task.name, feature_matrix(task, [v for v, _ in ok], names), y - y.mean())
+    drops = {"all features": (), "without loop features": ("loop",), "without shares and extents": ("/", ":extent")}
+    print("| features | mean rank correlation | fastest tenth found |\n| --- | --- | --- |")
+    for label, drop in drops.items():
+        keep = [i for i, n in enumerate(names) if not any(n.startswith(d) or n.endswith(d) for d in drop)]
+        corr, found = [], []
+        for key, (name, X, y) in rows.items():
+            others = [k for k in rows if k != key and rows[k][0] == name]
+            model = gbt.BoostedTrees(args.objective, args.backend).fit(
+                np.concatenate([rows[k][1][:, keep] for k in others]), np.concatenate([rows[k][2] for k in others]),
+                np.concatenate([np.full(len(rows[k][2]), i) for i, k in enumerate(others)]))
+            pred = model.predict(X[:, keep])
+            corr.append(np.corrcoef(np.argsort(np.argsort(pred)), np.argsort(np.argsort(y)))[0, 1])
+            n = max(1, len(y) // 10)
+            found.append(len(set(np.argsort(pred)[:n]) & set(np.argsort(y)[:n])) / n)
+        print(f"| {label} | {np.mean(corr):.3f} | {np.mean(found):.0%} |")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("logs", nargs="+", help="logs whose workloads are replayed (surrogates of their trials)")
@@ -152,7 +188,12 @@ def main():
     p.add_argument("--backend", default="auto", choices=gbt.BACKENDS)
     p.add_argument("--workloads", type=int, default=0, help="replay only the first N workloads")
     p.add_argument("--jobs", type=int, default=1, help="workloads replayed in parallel processes")
+    p.add_argument("--transfer-check", action="store_true",
+                   help="no replay: how well a model of the other workloads ranks each workload's logged trials")
     args = p.parse_args()
+    if args.transfer_check:
+        transfer_check(args)
+        return
     args.tuners = args.tuners.split(",")
     args.checkpoints = sorted({k for k in (32, 64, 100, args.trials) if k <= args.trials})
     by = _json_records(args.logs)
