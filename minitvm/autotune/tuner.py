@@ -339,11 +339,7 @@ class ModelTuner(GATuner):
 
     def _targets(self):
         """Log run time of every trial so far, failures at twice the slowest (None: no success yet)."""
-        ok = [c for c in self._log_costs if c is not None]
-        if not ok:
-            return None
-        worst = max(ok) + math.log(2.0)
-        return [worst if c is None else c for c in self._log_costs]
+        return _with_failures(self._log_costs)
 
     def _ready(self) -> bool:
         """Whether the model has ``plan_size`` successful trials to learn from."""
@@ -492,12 +488,12 @@ class GBTTuner(ModelTuner):
         import numpy as np
         if self._fit_at != len(self._log_costs):
             self._fit_at = len(self._log_costs)
-            y = self._targets()
+            y = _relative(self._log_costs)
             self._model = None
             if y is not None and len(y) >= 2:
                 X = np.asarray(self._features, np.float64)
                 base = self.base_model.predict(X) if self.base_model is not None else None
-                self._model = BoostedTrees(**self._trees).fit(X, np.asarray(y) - np.mean(y), base=base)
+                self._model = BoostedTrees(**self._trees).fit(X, y, base=base)
         return self._model
 
     def predict(self, configs) -> list:
@@ -510,20 +506,31 @@ class GBTTuner(ModelTuner):
         return (model.predict(X, base=base) if model is not None else base).tolist()
 
 
-def _relative_trials(task, trials, names):
-    """Feature rows and log run times relative to their mean (failures: twice the slowest) of
-    ``trials`` ``[(knob values, MeasureResult)]`` of ``task``; ``(None, None)`` without a
-    success. The values need not be points of the task's current space (they describe what was
-    measured); values that cannot be read as its knobs are passed over."""
-    import numpy as np
-    rows, kept = readable_feature_matrix(task, [values for values, _ in trials], names)
-    costs = [math.log(res.mean) if res.ok and res.mean > 0 else None for res in (trials[k][1] for k in kept)]
-    ok = [c for c in costs if c is not None]
+def _with_failures(log_costs):
+    """``log_costs`` with each failure (None) at twice the slowest success; None without one."""
+    ok = [c for c in log_costs if c is not None]
     if not ok:
-        return None, None
+        return None
     worst = max(ok) + math.log(2.0)
-    y = np.asarray([worst if c is None else c for c in costs])
-    return rows, y - np.mean(ok)
+    return [worst if c is None else c for c in log_costs]
+
+
+def _relative(log_costs):
+    """:func:`_with_failures` less the mean log run time of the successes, as an array: the
+    same units in every task (None without a success)."""
+    import numpy as np
+    y = _with_failures(log_costs)
+    return None if y is None else np.asarray(y) - np.mean([c for c in log_costs if c is not None])
+
+
+def _relative_trials(task, trials, names):
+    """Feature rows and :func:`_relative` log run times of ``trials`` ``[(knob values,
+    MeasureResult)]`` of ``task``; ``(None, None)`` without a success. The values need not be
+    points of the task's current space (they describe what was measured); values that cannot be
+    read as its knobs are passed over."""
+    rows, kept = readable_feature_matrix(task, [values for values, _ in trials], names)
+    y = _relative([math.log(res.mean) if res.ok and res.mean > 0 else None for res in (trials[k][1] for k in kept)])
+    return (None, None) if y is None else (rows, y)
 
 
 #: the search tuners by the names ``tune_graph``, ``minitvm tune`` and the benchmarks take
