@@ -15,7 +15,7 @@ registry), ``result`` (measure inputs, results, error codes), ``record`` (the JS
 ``dispatch`` (which config a template uses outside tuning), ``template`` (``@template``),
 ``measure`` (parallel builder, isolated runner), ``dask_runner`` (the same on a Dask cluster: builds on
 CPU workers, measurements on one worker per GPU), ``tuner`` (random, grid, genetic,
-model-based), ``callback`` (progress bar, logging).
+model-based: ridge, or boosted trees from ``gbt`` over ``features``), ``callback`` (progress bar, logging).
 See ``docs/autotune.md``.
 """
 from .knob import (  # noqa: F401
@@ -35,7 +35,7 @@ from .measure import (  # noqa: F401
 )
 from .dask_runner import DaskBuilder, DaskRunner  # noqa: F401  (imports Dask only when one is made)
 from .record import decode, encode, load_records, pick_best, save_records  # noqa: F401
-from .tuner import TUNERS, GATuner, GridSearchTuner, ModelTuner, RandomTuner, Tuner  # noqa: F401
+from .tuner import TUNERS, GATuner, GBTTuner, GridSearchTuner, ModelTuner, RandomTuner, Tuner  # noqa: F401
 from .callback import log_to_file, progress_bar  # noqa: F401
 
 __all__ = [
@@ -46,5 +46,5 @@ __all__ = [
     "MeasureErrorNo", "MeasureInput", "MeasureResult", "BuildResult", "Builder", "Runner", "LocalBuilder",
     "LocalRunner", "DaskBuilder", "DaskRunner", "MeasureOption", "measure_option", "create_measure_batch",
     "encode", "decode", "load_records", "save_records", "pick_best",
-    "Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS", "log_to_file", "progress_bar",
+    "Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "GBTTuner", "TUNERS", "log_to_file", "progress_bar",
 ]

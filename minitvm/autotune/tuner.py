@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
 
 from ..errors import ArgumentError
 from ..target import Target
+from .features import feature_matrix, feature_names, readable_feature_matrix
+from .gbt import BoostedTrees
 from .knob import ConfigError
 from .measure import create_measure_batch
+from .record import load_records
 from .result import MeasureInput
 
-__all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "TUNERS"]
+__all__ = ["Tuner", "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "GBTTuner", "TUNERS"]
 
 logger = logging.getLogger("minitvm.autotune")
 
@@ -306,35 +310,48 @@ class ModelTuner(GATuner):
     batch is the configs it predicts fastest among ``pool_size`` new candidates that
     :class:`GATuner` proposes (children of fast configs, and random ones), plus a share
     ``epsilon`` of the pool drawn at random to keep exploring. Never repeats a
-    config; ``seed`` makes it reproducible for a given sequence of results."""
+    config; ``seed`` makes it reproducible for a given sequence of results.
+
+    Another cost model plugs in by overriding ``_featurize`` (feature rows of configs),
+    ``predict`` and ``_ready`` (whether ``predict`` can rank yet)."""
 
     def __init__(self, task, plan_size: int = 32, pool_size: int = 256, epsilon: float = 0.1, l2: float = 1.0,
                  mutation_prob: float = 0.1, seed=None):
         super().__init__(task, pop_size=plan_size, mutation_prob=mutation_prob, seed=seed)
+        name = type(self).__name__
         if pool_size < 1:
-            raise ArgumentError(f"ModelTuner: pool_size must be positive, got {pool_size}")
+            raise ArgumentError(f"{name}: pool_size must be positive, got {pool_size}")
         if not 0.0 <= epsilon <= 1.0:
-            raise ArgumentError(f"ModelTuner: epsilon must lie in [0, 1], got {epsilon}")
+            raise ArgumentError(f"{name}: epsilon must lie in [0, 1], got {epsilon}")
         self.pool_size, self.epsilon, self.l2 = int(pool_size), float(epsilon), float(l2)
         self._features: list = []        # per measured trial
         self._log_costs: list = []       # log seconds, None for failures
 
+    def _featurize(self, configs) -> list:
+        """Feature rows of ``configs`` for the model."""
+        return [self.space.features(c) for c in configs]
+
     def update(self, inputs, results) -> None:
         """Record each trial's features and log run time (and the GA's population)."""
         super().update(inputs, results)
-        for inp, res in zip(inputs, results):
-            self._features.append(self.space.features(inp.config))
-            self._log_costs.append(math.log(res.mean) if res.ok and res.mean > 0 else None)
+        self._features.extend(self._featurize([inp.config for inp in inputs]))
+        self._log_costs.extend(math.log(res.mean) if res.ok and res.mean > 0 else None for res in results)
+
+    def _targets(self):
+        """Log run time of every trial so far, failures at twice the slowest (None: no success yet)."""
+        return _with_failures(self._log_costs)
+
+    def _ready(self) -> bool:
+        """Whether the model has ``plan_size`` successful trials to learn from."""
+        return sum(c is not None for c in self._log_costs) >= self.pop_size
 
     def _fit(self):
         """Weights and normalisation of the ridge model, or None before ``plan_size`` successes."""
         import numpy as np
-        ok = [c for c in self._log_costs if c is not None]
-        if len(ok) < self.pop_size:
+        if not self._ready():
             return None
-        worst = max(ok) + math.log(2.0)
         X = np.asarray(self._features, np.float64)
-        y = np.asarray([worst if c is None else c for c in self._log_costs])
+        y = np.asarray(self._targets())
         mu, sd = X.mean(0), X.std(0) + 1e-9
         A = self._design((X - mu) / sd)
         w = np.linalg.solve(A.T @ A + self.l2 * np.eye(A.shape[1]), A.T @ y)
@@ -353,13 +370,13 @@ class ModelTuner(GATuner):
         if model is None:
             return None
         w, mu, sd = model
-        X = np.asarray([self.space.features(c) for c in configs], np.float64)
+        X = np.asarray(self._featurize(configs), np.float64)
         return (self._design((X - mu) / sd) @ w).tolist()
 
     def next_batch(self, batch_size: int) -> list:
-        """The ``batch_size`` most promising new configs of a pool (random ones until the model
-        has ``plan_size`` successful trials to learn from)."""
-        if len([c for c in self._log_costs if c is not None]) < self.pop_size:
+        """The ``batch_size`` most promising new configs of a pool (the genetic proposer's
+        until the model is ready to rank)."""
+        if not self._ready():
             return super().next_batch(batch_size)
         pool = super().next_batch(max(self.pool_size, batch_size))
         if len(pool) <= batch_size:
@@ -380,5 +397,141 @@ class ModelTuner(GATuner):
         return [pool[k] for k in chosen]
 
 
+class GBTTuner(ModelTuner):
+    """Model-based search with gradient-boosted trees (after AutoTVM's ``XGBTuner``) that can
+    start from the trials of other tasks.
+
+    Like :class:`ModelTuner` it ranks a pool of the genetic proposer's candidates and measures
+    the best, plus a share ``epsilon`` at random; its model is :class:`~.gbt.BoostedTrees`
+    (lightgbm when installed, else numpy; ``backend``) over the named features of
+    :mod:`~.features` (knob values, loop levels of the splits, the shape), refit after each
+    batch on this task's trials. ``objective``: ``"regression"`` (log run time relative to the
+    task's mean: the same units in every task, so a base model and a task's correction add up)
+    or ``"rank"`` (only the order within a task; worse on the replayed H200 logs, see
+    ``docs/autotune.md``).
+
+    ``history``: tuning logs (paths) or ``(MeasureInput, MeasureResult)`` records, read as
+    :meth:`load_history` reads them: trials of this task's workload are never proposed again and
+    train the model; trials of *other* workloads of the same template and target kind (other
+    layers, other models) train a base model once, and this task's model then learns a
+    correction of the base model's scores from its own trials, as they come. With a base model
+    the very first batch is already ranked; without one, the first ``plan_size`` successful
+    configs are the genetic proposer's (random at first). Never repeats a config; ``seed``
+    makes it reproducible for a given sequence of results.
+    """
+
+    def __init__(self, task, history=(), objective: str = "regression", backend: str = "auto", plan_size: int = 32,
+                 pool_size: int = 256, epsilon: float = 0.1, n_trees: int = 100, mutation_prob: float = 0.1,
+                 seed=None):
+        super().__init__(task, plan_size=plan_size, pool_size=pool_size, epsilon=epsilon,
+                         mutation_prob=mutation_prob, seed=seed)
+        self._trees = {"objective": objective, "backend": backend, "n_trees": n_trees, "seed": self.seed % 2 ** 31}
+        self.backend = BoostedTrees(**self._trees).backend      # checks the arguments now
+        self._names = feature_names(self.task)
+        self.base_model = None
+        self.n_transfer = 0                  # records of other workloads behind base_model
+        self._transfer = {"rows": [], "y": [], "groups": [], "ids": {}}
+        self._model, self._fit_at = None, -1
+        if isinstance(history, (str, os.PathLike)):
+            history = [history]
+        records = []
+        for item in history:
+            if isinstance(item, (str, os.PathLike)):
+                records.extend(load_records(item))
+            elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], MeasureInput):
+                records.append(item)
+            else:
+                raise ArgumentError(f"GBTTuner: history items must be tuning-log paths or (MeasureInput, "
+                                    f"MeasureResult) records, got {type(item).__name__} {item!r:.80}")
+        if records:
+            self.load_history(records)
+
+    def _featurize(self, configs):
+        return feature_matrix(self.task, configs, self._names)
+
+    def load_history(self, records) -> int:
+        """As :meth:`_SamplingTuner.load_history` for this workload's records; the records of other
+        workloads of the same template and target kind (re)train the base model. Returns how many
+        records of this workload were used (``n_transfer``: how many of others)."""
+        import numpy as np
+        records = list(records)
+        used = super().load_history(records)
+        kind = Target(self.task.target).kind
+        others: dict = {}
+        for inp, res in records:
+            t = inp.task
+            if t.name == self.task.name and t.workload != self.task.workload and Target(inp.target).kind == kind:
+                others.setdefault(t.workload_key, (t, []))[1].append((inp.config.values, res))
+        for key, (t, trials) in others.items():
+            rows, y = _relative_trials(t, trials, self._names)
+            if rows is None:
+                continue
+            gid = self._transfer["ids"].setdefault(key, len(self._transfer["ids"]))
+            self._transfer["rows"].append(rows)
+            self._transfer["y"].append(y)
+            self._transfer["groups"].append(np.full(len(y), gid))
+            self.n_transfer += len(y)
+        if others and self._transfer["rows"]:
+            self.base_model = BoostedTrees(**self._trees).fit(
+                np.concatenate(self._transfer["rows"]), np.concatenate(self._transfer["y"]),
+                np.concatenate(self._transfer["groups"]))
+            self._fit_at = -1
+        return used
+
+    def _ready(self) -> bool:
+        """Whether the model can rank: a base model, or ``plan_size`` successful trials."""
+        return self.base_model is not None or super()._ready()
+
+    def _task_model(self):
+        """The trees fit on this task's trials (over the base model's scores), refit when new
+        trials came; None with fewer than two trials."""
+        import numpy as np
+        if self._fit_at != len(self._log_costs):
+            self._fit_at = len(self._log_costs)
+            y = _relative(self._log_costs)
+            self._model = None
+            if y is not None and len(y) >= 2:
+                X = np.asarray(self._features, np.float64)
+                base = self.base_model.predict(X) if self.base_model is not None else None
+                self._model = BoostedTrees(**self._trees).fit(X, y, base=base)
+        return self._model
+
+    def predict(self, configs) -> list:
+        """Predicted scores of ``configs``, lower = faster (None while the model cannot rank)."""
+        if not self._ready():
+            return None
+        X = self._featurize(configs)
+        base = self.base_model.predict(X) if self.base_model is not None else None
+        model = self._task_model()
+        return (model.predict(X, base=base) if model is not None else base).tolist()
+
+
+def _with_failures(log_costs):
+    """``log_costs`` with each failure (None) at twice the slowest success; None without one."""
+    ok = [c for c in log_costs if c is not None]
+    if not ok:
+        return None
+    worst = max(ok) + math.log(2.0)
+    return [worst if c is None else c for c in log_costs]
+
+
+def _relative(log_costs):
+    """:func:`_with_failures` less the mean log run time of the successes, as an array: the
+    same units in every task (None without a success)."""
+    import numpy as np
+    y = _with_failures(log_costs)
+    return None if y is None else np.asarray(y) - np.mean([c for c in log_costs if c is not None])
+
+
+def _relative_trials(task, trials, names):
+    """Feature rows and :func:`_relative` log run times of ``trials`` ``[(knob values,
+    MeasureResult)]`` of ``task``; ``(None, None)`` without a success. The values need not be
+    points of the task's current space (they describe what was measured); values that cannot be
+    read as its knobs are passed over."""
+    rows, kept = readable_feature_matrix(task, [values for values, _ in trials], names)
+    y = _relative([math.log(res.mean) if res.ok and res.mean > 0 else None for res in (trials[k][1] for k in kept)])
+    return (None, None) if y is None else (rows, y)
+
+
 #: the search tuners by the names ``tune_graph``, ``minitvm tune`` and the benchmarks take
-TUNERS = {"ga": GATuner, "model": ModelTuner, "random": RandomTuner}
+TUNERS = {"ga": GATuner, "gbt": GBTTuner, "model": ModelTuner, "random": RandomTuner}
