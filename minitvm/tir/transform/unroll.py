@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import expr as E
 from ..functor import Mutator, Visitor, substitute
+from ..limits import check_loop_kind
 from ..stmt import For, seq
 
 MAX_EXPLICIT_UNROLL = 256
@@ -73,6 +74,8 @@ class _Unroll(Mutator):
     def visit_For(self, node):
         body = self.visit(node.body)
         kind = node.kind
+        if kind == "unrolled" and isinstance(node.extent, E.IntImm):
+            check_loop_kind(kind, node.extent.value, f"loop {node.loop_var.name}")
         # a loop that allocates (a shared tile fetched per iteration) stays a loop: its copies
         # would each allocate
         if kind == "serial" and self.auto_max and isinstance(node.extent, E.IntImm) and not _allocates(body):
