@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from .. import te
 from ..errors import GraphError
 from .ops import strategy
-from .passes import dead_code_elimination, fold_constant, simplify_inference
+from .passes import dead_code_elimination, fold_constant, guard_padded_taps, simplify_inference
 from .passes.fuse_ops import fuse_ops
 
 
 def optimize(graph):
-    """The standard graph passes before compilation: BN folding, constant folding, DCE."""
-    for p in (simplify_inference, fold_constant, dead_code_elimination):
+    """The standard graph passes before compilation: BN folding, constant folding, DCE, and
+    marking the convolutions whose padded taps meet non-finite weights."""
+    for p in (simplify_inference, fold_constant, dead_code_elimination, guard_padded_taps):
         graph = p(graph)
     return graph
 

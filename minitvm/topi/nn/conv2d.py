@@ -58,8 +58,15 @@ def _out_size(n, k, s, d, p0, p1, name, axis):
     return out
 
 
-def conv2d_nchw(data, kernel, stride=1, padding=0, dilation=1, groups=1, out_dtype=None, name="conv2d"):
-    """Float (or any dtype) convolution, data ``NCHW``, kernel ``OIHW`` (I = C / groups)."""
+def conv2d_nchw(data, kernel, stride=1, padding=0, dilation=1, groups=1, out_dtype=None, name="conv2d",
+                select_padded_taps=False):
+    """Float (or any dtype) convolution, data ``NCHW``, kernel ``OIHW`` (I = C / groups).
+
+    A tap that falls on the padding reads a zero and multiplies it, which gives NaN where the
+    weight is inf or NaN. ``select_padded_taps=True`` selects 0 for such taps instead (a compare
+    and a select per multiply-add): the graph asks for it when a conv's weights are not all
+    finite or not constant (:func:`minitvm.graph.passes.guard_padded_taps`), as onnxruntime's
+    optimized kernels skip padded taps."""
     N, C, H, W = data.shape
     O, I, KH, KW = kernel.shape
     sh, sw = _pair(stride, "stride", name)
@@ -80,10 +87,16 @@ def conv2d_nchw(data, kernel, stride=1, padding=0, dilation=1, groups=1, out_dty
     rx = te.reduce_axis((0, KW_), "rx")
     og = O_ // groups
 
+    guard = select_padded_taps and any((pt, pl, pb, pr))
+
     def f(n, o, y, x):
         c = (o // og) * I_ + rc if groups > 1 else rc
-        return te.sum(padded[n, c, y * sh + ry * dh, x * sw + rx * dw].astype(out_dtype)
-                      * kernel[o, rc, ry, rx].astype(out_dtype), axis=[rc, ry, rx])
+        py, px = y * sh + ry * dh, x * sw + rx * dw
+        prod = padded[n, c, py, px].astype(out_dtype) * kernel[o, rc, ry, rx].astype(out_dtype)
+        if guard:
+            inside = [c for c, p in ((py >= pt, pt), (py < H + pt, pb), (px >= pl, pl), (px < W + pl, pr)) if p]
+            prod = te.select(te.all(*inside), prod, E.const(0, out_dtype))
+        return te.sum(prod, axis=[rc, ry, rx])
 
     return te.compute((N, O, OH, OW), f, name=name, tag="conv2d_nchw",
                       attrs={"stride": (sh, sw), "padding": (pt, pl, pb, pr), "dilation": (dh, dw), "groups": groups})
