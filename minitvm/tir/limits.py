@@ -25,7 +25,7 @@ import threading
 from ..errors import LimitError, ScheduleError
 
 MAX_DEPTH = 10_000
-MAX_NODES = 200_000
+MAX_NODES = 100_000
 MAX_UNROLL_EXTENT = 4096
 MAX_VECTOR_LANES = 1024
 

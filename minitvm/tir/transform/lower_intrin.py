@@ -7,8 +7,11 @@ condition is false. Instead of branching, each read inside a branch gets the ind
 from __future__ import annotations
 
 from .. import expr as E
+from ...errors import LimitError
 from ..functor import Mutator
-from ..limits import check_tree
+from ..limits import MAX_NODES, check_tree
+
+_HINT = "use te.select where both branches read in bounds, or fewer nested if_then_else"
 
 
 class _LowerIfThenElse(Mutator):
@@ -19,6 +22,7 @@ class _LowerIfThenElse(Mutator):
 
     def __init__(self):
         self.guards = ()   # (condition, taken) of the enclosing branches, outermost first
+        self.made = 0      # guards made so far: reads times the branches around them
 
     def visit_Call(self, node):
         if node.op != "if_then_else":
@@ -36,6 +40,10 @@ class _LowerIfThenElse(Mutator):
         node = self.generic_visit(node)
         if not self.guards:
             return node
+        self.made += len(self.guards)
+        if self.made > MAX_NODES:
+            raise LimitError(f"if_then_else lowering: more than {MAX_NODES} read guards (every read "
+                             f"is guarded by each if_then_else around it); {_HINT}")
         idx = node.indices[0]
         zero = E.const(0, idx.dtype)
         for cond, taken in reversed(self.guards):
@@ -51,7 +59,5 @@ def lower_if_then_else(stmt):
     with the nesting: past :data:`~minitvm.tir.limits.MAX_NODES` it is refused."""
     out = _LowerIfThenElse().visit(stmt)
     if out is not stmt:
-        check_tree(out, "if_then_else lowering",
-                   "nested if_then_else whose conditions read tensors guard every read with every "
-                   "enclosing condition; use te.select where both branches read in bounds")
+        check_tree(out, "if_then_else lowering", _HINT)
     return out
