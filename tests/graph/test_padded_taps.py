@@ -45,21 +45,23 @@ def _onnx_conv(w):
     from onnx import TensorProto, helper, numpy_helper
     node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
     graph = helper.make_graph(
-        [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5, 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 5, 5])], [numpy_helper.from_array(w, "w")])
+        [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, w.shape[1], 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, w.shape[0], 5, 5])],
+        [numpy_helper.from_array(w, "w")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
 def test_nonfinite_weights_with_padding_match_onnxruntime():
     ort = pytest.importorskip("onnxruntime")
     rng = np.random.default_rng(1)
-    w = _weights(rng)
-    x = rng.standard_normal((1, 1, 5, 5)).astype("float32")
+    w = _weights(rng, (4, 2, 3, 3))
+    x = rng.standard_normal((1, 2, 5, 5)).astype("float32")
     model = _onnx_conv(w)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     want = sess.run(None, {"x": x})[0]
     # onnxruntime's optimized kernel: numbers on the border where the bad tap meets padding
     assert np.isfinite(want[0, 0, 0]).all() and np.isfinite(want[0, 1, -1]).all()
+    assert np.isinf(want[0, 0]).any() and np.isnan(want[0, 1]).any()
     got = minitvm.compile(model, target="llvm").run({"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)   # NaN and inf in the same places
     ref = run_reference(_graph(w), {"x": x})[0]

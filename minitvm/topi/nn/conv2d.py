@@ -48,6 +48,18 @@ def pad(data, pads_before, pads_after, value=0, name="pad"):
     return te.compute(shape, f, name=name, tag="injective,pad")
 
 
+def select_padded_tap(product, py, px, padding, height, width):
+    """``product`` (a tap's ``padded_data * weight``) where the tap at padded row ``py`` and column
+    ``px`` lands on the input, else 0: so an inf or NaN weight never meets the zero padding
+    (``0 * inf`` is NaN). ``padding`` is (top, left, bottom, right); ``height`` and ``width`` the
+    unpadded input's. The product itself when there is no padding."""
+    pt, pl, pb, pr = padding
+    inside = [c for c, p in ((py >= pt, pt), (py < height + pt, pb), (px >= pl, pl), (px < width + pl, pr)) if p]
+    if not inside:
+        return product
+    return te.select(te.all(*inside), product, E.const(0, product.dtype))
+
+
 def _out_size(n, k, s, d, p0, p1, name, axis):
     extent = (k - 1) * d + 1
     out = (n + p0 + p1 - extent) // s + 1
@@ -87,15 +99,12 @@ def conv2d_nchw(data, kernel, stride=1, padding=0, dilation=1, groups=1, out_dty
     rx = te.reduce_axis((0, KW_), "rx")
     og = O_ // groups
 
-    guard = select_padded_taps and any((pt, pl, pb, pr))
-
     def f(n, o, y, x):
         c = (o // og) * I_ + rc if groups > 1 else rc
         py, px = y * sh + ry * dh, x * sw + rx * dw
         prod = padded[n, c, py, px].astype(out_dtype) * kernel[o, rc, ry, rx].astype(out_dtype)
-        if guard:
-            inside = [c for c, p in ((py >= pt, pt), (py < H + pt, pb), (px >= pl, pl), (px < W + pl, pr)) if p]
-            prod = te.select(te.all(*inside), prod, E.const(0, out_dtype))
+        if select_padded_taps:
+            prod = select_padded_tap(prod, py, px, (pt, pl, pb, pr), H, W)
         return te.sum(prod, axis=[rc, ry, rx])
 
     return te.compute((N, O, OH, OW), f, name=name, tag="conv2d_nchw",
