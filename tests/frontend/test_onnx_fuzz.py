@@ -21,6 +21,7 @@ long run.
 """
 import collections
 import os
+import re
 import traceback
 import warnings
 
@@ -46,9 +47,14 @@ OUTCOMES: collections.Counter = collections.Counter()
 # takes (by op), and raw exceptions raised inside minitvm/frontend/onnx on damaged bytes.
 # MINITVM_FUZZ_STRICT=1 fails on them too; remove an entry once its fix has landed.
 STRICT = os.environ.get("MINITVM_FUZZ_STRICT") == "1"
-KNOWN_IMPORTER_GAPS = {
-    "Unsqueeze": "#17 R12: an Unsqueeze axis out of range is accepted",
+KNOWN_IMPORTER_GAPS = {   # a pattern of onnxruntime's refusal -> the gap
+    r"Op \(Unsqueeze\)": "#17 R12: an Unsqueeze axis out of range is accepted",
+    r"No Op registered for \w+ with domain_version": "#17 R12: an op newer than the model's opset is accepted",
 }
+# onnxruntime's pools skip a NaN in their window (x > max never holds for it); minitvm propagates
+# it, as numpy and PyTorch do. With these ops in a model, elements that are NaN on one side only
+# are not compared.
+NAN_SKIPPING_OPS = {"MaxPool", "GlobalMaxPool", "ReduceMax", "ReduceMin"}
 KNOWN_DAMAGED_BYTES_GAP = "#17 R11: a raw exception from the importer on damaged bytes"
 UNARY = ["Relu", "Sigmoid", "Exp", "Abs", "Neg", "Sqrt", "Log", "Ceil", "Floor", "Reciprocal", "HardSwish"]
 BINARY = ["Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"]
@@ -253,14 +259,18 @@ def test_random_onnx_models_match_onnxruntime_or_raise_minitvm_errors(case):
         OUTCOMES[("refused by both" if ort_error is not None else "minitvm error") + f" {type(error).__name__}"] += 1
         return
     if ort_error is not None:
-        gap = next((g for op, g in KNOWN_IMPORTER_GAPS.items() if f"Op ({op})" in str(ort_error)), None)
+        gap = next((g for pat, g in KNOWN_IMPORTER_GAPS.items() if re.search(pat, str(ort_error))), None)
         assert gap is not None and not STRICT, f"minitvm ran a model onnxruntime refuses ({ort_error})"
         OUTCOMES[f"known importer gap ({gap})"] += 1
         return
     OUTCOMES["result matching onnxruntime"] += 1
     assert got.shape == want.shape
+    want = want.astype(got.dtype)
+    if NAN_SKIPPING_OPS & {n.op_type for n in model.graph.node}:
+        one_sided = np.isnan(got) != np.isnan(want)
+        got, want = got[~one_sided], want[~one_sided]
     with np.errstate(invalid="ignore"):
-        np.testing.assert_allclose(got, want.astype(got.dtype), rtol=2e-4, atol=2e-4)
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4)
 
 
 def _raised_in_importer(exc) -> bool:
