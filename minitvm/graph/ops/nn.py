@@ -115,7 +115,6 @@ def conv2d_np(x, w, strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), group
     acc = acc or _acc(x.dtype)
     N, C, H, W = x.shape
     O, I, KH, KW = w.shape
-    pt, pl, pb, pr = padding
     cols = _im2col(x.astype(acc, copy=False), KH, KW, strides, padding, dilation)
     OH, OW = cols.shape[-2:]
     finite = np.isfinite(w) if np.issubdtype(w.dtype, np.floating) else None
