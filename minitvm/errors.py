@@ -32,6 +32,11 @@ class LoweringError(MiniTVMError):
     """A schedule that cannot be turned into a loop nest (e.g. unbounded region)."""
 
 
+class LimitError(MiniTVMError, ValueError):
+    """A program past one of minitvm's explicit limits (expression depth or size; see
+    ``minitvm.tir.limits``); the message names the tensor or function and the limit."""
+
+
 class TensorizeError(ScheduleError):
     """A loop nest that does not match the tensor intrinsic it is tensorized with."""
 

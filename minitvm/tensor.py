@@ -8,6 +8,7 @@ from . import dtype as dt
 from .errors import DtypeError, ShapeError
 from .tir import expr as E
 from .tir.functor import Visitor
+from .tir.limits import check_tree, deep_recursion
 
 
 class Tensor:
@@ -158,6 +159,7 @@ def placeholder(shape, dtype: str = "float32", name: str = "placeholder") -> Ten
     return PlaceholderOp(name, _shape(shape, f"placeholder {name}"), dtype).output(0)
 
 
+@deep_recursion("te.compute")
 def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None):
     """A tensor whose element at each index of ``shape`` is ``fcompute(*indices)``.
 
@@ -186,6 +188,7 @@ def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None):
     body = tuple(body) if isinstance(body, (tuple, list)) else (body,)
     body = tuple(E.convert(b) for b in body)
     for b in body:
+        check_tree(b, f"compute {name}")
         _check_reduce_placement(b, name)
     reduces = [b for b in body if isinstance(b, E.Reduce)]
     if reduces and len(reduces) != len(body):

@@ -1,4 +1,6 @@
-"""Test helpers for kernels: seeded inputs, poisoned outputs, build-and-run on the CPU."""
+"""Test helpers for kernels: seeded inputs, poisoned outputs, build-and-run on the CPU, fuzz settings."""
+import os
+
 import numpy as np
 
 import minitvm
@@ -30,6 +32,21 @@ def rand(rng, shape, dtype="float32", lo=None, hi=None):
 def shape_of(t):
     """The constant shape of a tensor as a tuple of ints."""
     return tuple(int(s.value) for s in t.shape)
+
+
+def fuzz_settings(examples: int, **kwargs):
+    """hypothesis ``settings`` for a fuzz test: ``examples`` examples, derandomized (the same ones
+    on every run, as CI needs), no deadline. ``MINITVM_FUZZ_EXAMPLES=N`` in the environment
+    runs N examples per test instead, from fresh random seeds (the long run)."""
+    from hypothesis import HealthCheck, settings
+
+    long_run = os.environ.get("MINITVM_FUZZ_EXAMPLES")
+    if long_run:
+        examples, derandomize = int(long_run), False
+    else:
+        derandomize = True
+    return settings(max_examples=examples, derandomize=derandomize, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], **kwargs)
 
 
 def build_run(s, args, *inputs, out_shapes=None):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..errors import CodegenError
 from ..tir.device import DeviceFunc
+from ..tir.limits import deep_recursion
 from ..tir.stmt import PrimFunc
 from .cuda_kernel import KernelPrinter
 from .cuda_launch import workspace_sizes
@@ -26,6 +27,7 @@ from .signature import signature_of
 __all__ = ["codegen_cuda", "build_cuda"]
 
 
+@deep_recursion("cuda codegen")
 def codegen_cuda(funcs, arch: str = "sm_90"):
     """Generate CUDA C for ``funcs`` without compiling it.
 

@@ -194,11 +194,16 @@ class ExprPrinter:
     def _minmax(self, e, lane, fn):
         a, b = self._sub(e.a, lane), self._sub(e.b, lane)
         elem = dt.element_of(e.dtype)
-        if elem == "float16":
-            self.helpers.add("half")
-            return f"mt_f2h({'fminf' if fn == 'min' else 'fmaxf'}(mt_h2f({a}), mt_h2f({b})))"
         if elem == "bool":
             return f"({a} {'&&' if fn == 'min' else '||'} {b})"
+        if dt.is_float(elem):
+            # fminf / fmaxf return the other operand for a NaN: mt_fmin / mt_fmax give NaN, as
+            # numpy and the LLVM backend do
+            self.helpers.add("nan_minmax")
+            if elem == "float16":
+                self.helpers.add("half")
+                return f"mt_f2h(mt_f{fn}(mt_h2f({a}), mt_h2f({b})))"
+            return f"mt_f{fn}({a}, {b})"
         return narrow(elem, f"{fn}({a}, {b})")
 
     def x_Min(self, e, lane):

@@ -102,6 +102,12 @@ __device__ __forceinline__ int mt_dp4a_su(int a, unsigned int b, int c) {
   return d;
 }""",
 }
+HELPERS["nan_minmax"] = """// min / max of floats where a NaN operand gives NaN (fminf / fmaxf drop it), as numpy does
+__device__ __forceinline__ float mt_fmin(float a, float b) { return (a < b || a != a) ? a : b; }
+__device__ __forceinline__ float mt_fmax(float a, float b) { return (a > b || a != a) ? a : b; }
+__device__ __forceinline__ double mt_fmin(double a, double b) { return (a < b || a != a) ? a : b; }
+__device__ __forceinline__ double mt_fmax(double a, double b) { return (a > b || a != a) ? a : b; }"""
+
 HELPERS["shared_addr"] = """// the 32-bit shared-window address of a generic pointer (operand of ldmatrix / cp.async)
 // (the builtin, unlike a cvta in inline asm, lets the compiler keep shared addresses 32-bit)
 __device__ __forceinline__ unsigned int mt_shared_addr(const void* p) {
@@ -158,7 +164,7 @@ __device__ __forceinline__ void mt_cp_async16(void* dst, const void* src, int nb
 }
 __device__ __forceinline__ void mt_cp_async_commit() { asm volatile("cp.async.commit_group;"); }
 #define mt_cp_async_wait(n) asm volatile("cp.async.wait_group " #n ";")"""
-HELPER_ORDER = ["half", "floordiv_i32", "floormod_i32", "floordiv_i64", "floormod_i64", "dp4a_us",
+HELPER_ORDER = ["half", "nan_minmax", "floordiv_i32", "floormod_i32", "floordiv_i64", "floormod_i64", "dp4a_us",
                  "dp4a_su", "shared_addr", "mma_s8", "cp_async"]
 # extern calls that the helpers above define, and the helpers each needs
 EXTERN_HELPERS = {

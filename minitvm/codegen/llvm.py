@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..errors import BuildError, CodegenError
 from ..target import Target
 from ..tir import stmt as S
+from ..tir.limits import deep_recursion
 from .llvm_stmt import FunctionBuilder
 from .llvm_types import const_literal, elem_size, global_name, llvm_type, sanitize
 from .signature import signature_of
@@ -76,6 +77,7 @@ def _signature(func: S.PrimFunc):
     return signature_of(func, "llvm")
 
 
+@deep_recursion("llvm codegen")
 def codegen_llvm(funcs, triple: str = "", data_layout: str = "", features=frozenset()) -> LLVMSource:
     """Translate lowered ``PrimFunc`` s into one LLVM module (text) plus call metadata.
 

@@ -213,8 +213,11 @@ class ExprBuilder:
         a, b, dtype, ty = self._operands(e)
         bty = llvm_type(dt.with_lanes("bool", dt.lanes_of(dtype)))
         if dt.is_float(dtype):
-            # a < b ? a : b, as C and TVM write it
+            # (a < b || a is NaN) ? a : b: a NaN on either side gives NaN, as numpy's minimum /
+            # maximum and onnxruntime do (C's a < b ? a : b made relu(NaN) = max(NaN, 0) = 0)
             c = self.val(f"fcmp {'olt' if is_min else 'ogt'} {ty} {a}, {b}")
+            nan = self.val(f"fcmp uno {ty} {a}, {a}")
+            c = self.val(f"or {bty} {c}, {nan}")
             return self.val(f"select {bty} {c}, {ty} {a}, {ty} {b}")
         kind = ("s" if is_signed(dtype) else "u") + ("min" if is_min else "max")
         fn = self.mod.declare(f"llvm.{kind}.{mangle(dtype)}", ty, [ty, ty])

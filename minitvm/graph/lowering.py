@@ -8,17 +8,18 @@ from dataclasses import dataclass
 from .. import te
 from ..errors import GraphError
 from .ops import strategy
-from .passes import dead_code_elimination, fold_constant, simplify_inference
+from .passes import dead_code_elimination, fold_constant, guard_padded_taps, simplify_inference
 from .passes.alter_layout import alter_layout
 from .passes.fuse_ops import fuse_ops
 from ..target import Target
 
 
 def optimize(graph, target=None):
-    """The standard graph passes before compilation: BN folding, constant folding, DCE; for an
-    LLVM ``target`` with AVX2 or AVX-512 then the float convs' packed layouts (``alter_layout``
-    with ``int8=False``: int8 convs are laid out when the graph is quantized)."""
-    for p in (simplify_inference, fold_constant, dead_code_elimination):
+    """The standard graph passes before compilation: BN folding, constant folding, DCE, marking
+    the convolutions whose padded taps meet non-finite weights; for an LLVM ``target`` with AVX2
+    or AVX-512 then the float convs' packed layouts (``alter_layout`` with ``int8=False``: int8
+    convs are laid out when the graph is quantized)."""
+    for p in (simplify_inference, fold_constant, dead_code_elimination, guard_padded_taps):
         graph = p(graph)
     if target is not None and Target(target).kind == "llvm":
         graph = alter_layout(graph, target=target, int8=False)

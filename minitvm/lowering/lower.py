@@ -5,12 +5,14 @@ from ..errors import LoweringError
 from ..schedule.schedule import Schedule
 from ..tensor import ComputeOp, PlaceholderOp, Tensor
 from ..tir.functor import Visitor
+from ..tir.limits import deep_recursion
 from ..tir.stmt import Buffer, PrimFunc
 from .flatten import flatten
 from .pipeline import dump_requested, pipeline, print_step, run_passes
 from .schedule_ops import NestBuilder
 
 
+@deep_recursion("lower")
 def lower(sch, args, name: str = "main", target="llvm", simple_mode: bool = False, dump: bool | None = None):
     """Lower schedule ``sch`` for ``target`` into a function taking the tensors ``args`` in order.
 

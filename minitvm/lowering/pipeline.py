@@ -14,6 +14,7 @@ from functools import partial
 from ..errors import LoweringError
 from ..target import Target
 from ..tir.device import DeviceFunc
+from ..tir.limits import deep_recursion
 from ..tir.stmt import PrimFunc
 from ..tir.transform.async_pipeline import inject_async_copy, inject_pipeline
 from ..tir.transform.double_buffer import inject_double_buffer
@@ -73,6 +74,7 @@ def device_passes(target) -> list:
     ]
 
 
+@deep_recursion("lower_device")
 def lower_device(funcs, target, dump: bool | None = None) -> list:
     """Run ``target``'s device passes on lowered PrimFuncs (those already split pass through)."""
     if isinstance(funcs, (PrimFunc, DeviceFunc)):

@@ -13,6 +13,7 @@ from ..schedule.schedule import Split
 from ..tensor import ComputeOp
 from ..tir import expr as E
 from ..tir.functor import Mutator, collect_vars, substitute
+from ..tir.limits import check_loop_kind, check_tree
 from ..tir.stmt import AttrStmt, For, IfThenElse, ProducerRealize, ProducerStore, seq
 from .tensorize import make_tensorized, match
 
@@ -38,6 +39,10 @@ def inlined_body(sch, st, bodies) -> tuple:
     """The body of ``st`` with every inlined producer substituted (memoized in ``bodies``)."""
     if st not in bodies:
         bodies[st] = tuple(_Inliner(sch, bodies).visit(b) for b in st.op.body)
+        for b in bodies[st]:
+            # inlining copies a producer's expression into every read of it: a chain of
+            # stages that each read their input twice doubles at every step
+            check_tree(b, f"stage {st.name} with its inlined producers")
     return bodies[st]
 
 
@@ -72,18 +77,12 @@ class NestBuilder:
     def build(self):
         """The whole program: root stages in order, intermediates realized around the rest."""
         roots = [st for st in self.info.stages if st.attach_type == "root"]
-
-        def emit(k):
-            if k == len(roots):
-                return None
-            st = roots[k]
-            rest = emit(k + 1)
-            body = seq(self.stage_nest(st, {}), rest)
-            if st.is_output:
-                return body
-            return self._realize(st, body)
-
-        return substitute(emit(0), self.bind_map)
+        rest = None
+        for st in reversed(roots):   # innermost first: each realize encloses the stages after it
+            rest = seq(self.stage_nest(st, {}), rest)
+            if not st.is_output:
+                rest = self._realize(st, rest)
+        return substitute(rest, self.bind_map)
 
     def _realize(self, st, body):
         bounds = tuple(E.Range(substitute(self.ranges[iv].min, self.bind_map), self.ranges[iv].extent)
@@ -230,6 +229,8 @@ class NestBuilder:
                     f"stage {st.name}: data axis {lv.var.name} is bound to {attr.bind.thread_tag} but sits "
                     "inside a reduction loop; move it outside the reduction axes")
             kind = attr.kind
+        if isinstance(rng.extent, E.IntImm):
+            check_loop_kind(kind, rng.extent.value, f"stage {st.name}, axis {lv.var.name}")
         loop = For(lv.var, E.const(0), rng.extent, kind, body)
         return loop if inner_only else self._pragmas(st, lv, loop)
 

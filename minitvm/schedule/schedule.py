@@ -6,12 +6,14 @@ and ``fuse`` record relations between iteration variables; the current loop orde
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 from ..errors import ScheduleError
 from ..tensor import ComputeOp, Operation, PlaceholderOp, Tensor, compute
 from ..tir import expr as E
 from ..tir.functor import Mutator, substitute
+from ..tir.limits import MAX_UNROLL_EXTENT, deep_recursion
 from ..tir.stmt import SCOPES
 from .tensor_intrin import TensorIntrin
 
@@ -225,6 +227,17 @@ class Stage:
         if key not in ("auto_unroll_max_step", "unroll_explicit"):
             raise ScheduleError(f"pragma on stage {self.name}: unknown pragma {key!r} "
                                 "(known: auto_unroll_max_step, unroll_explicit)")
+        try:
+            steps = operator.index(value)
+        except TypeError:
+            steps = -1
+        if steps < 0:
+            raise ScheduleError(f"pragma {key} on stage {self.name}, axis {ivar.var.name}: expected a "
+                                f"non-negative int, got {value!r}")
+        value = steps
+        if key == "auto_unroll_max_step" and value > MAX_UNROLL_EXTENT:
+            raise ScheduleError(f"pragma auto_unroll_max_step on stage {self.name}, axis {ivar.var.name}: "
+                                f"{value} steps; minitvm unrolls up to {MAX_UNROLL_EXTENT}")
         self._attr(ivar).pragmas[key] = int(value)
 
     def tensorize(self, ivar, intrin):
@@ -348,6 +361,7 @@ class Schedule:
         self.stages.insert(self.stages.index(stage), new)
         self.stage_map[new.op] = new
 
+    @deep_recursion("cache_read")
     def cache_read(self, tensor: Tensor, scope: str, readers):
         """A copy of ``tensor`` in ``scope`` that ``readers`` read instead of the original."""
         if scope not in SCOPES:
@@ -364,6 +378,7 @@ class Schedule:
         self._replace_reads(src, cache, readers)
         return cache
 
+    @deep_recursion("cache_write")
     def cache_write(self, tensor: Tensor, scope: str):
         """Compute ``tensor`` into ``scope`` first; the original stage then copies it out.
 
@@ -417,22 +432,26 @@ class _ReplaceTensor(Mutator):
 
 
 def _post_order(outputs) -> list:
+    """Every operation ``outputs`` depend on, producers first (a loop, not recursion: a chain
+    of thousands of stages is fine)."""
     order, seen = [], set()
-
-    def visit(op):
-        if op in seen:
-            return
-        seen.add(op)
-        if isinstance(op, ComputeOp):
-            for t in op.input_tensors:
-                visit(t.op)
-        order.append(op)
-
-    for op in outputs:
-        visit(op)
+    for out in outputs:
+        stack = [(out, False)]
+        while stack:
+            op, expanded = stack.pop()
+            if expanded:
+                order.append(op)
+                continue
+            if op in seen:
+                continue
+            seen.add(op)
+            stack.append((op, True))
+            if isinstance(op, ComputeOp):
+                stack.extend((t.op, False) for t in reversed(op.input_tensors) if t.op not in seen)
     return order
 
 
+@deep_recursion("create_schedule")
 def create_schedule(ops) -> Schedule:
     """A default schedule for the operations (or tensors) in ``ops``."""
     if not isinstance(ops, (list, tuple)):

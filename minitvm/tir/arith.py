@@ -46,8 +46,44 @@ def expr_key(e):
 
 
 def equal(a, b) -> bool:
-    """Structural equality of two expressions."""
-    return a is b or expr_key(a) == expr_key(b)
+    """Structural equality of two expressions: ``expr_key(a) == expr_key(b)``, but stopping at
+    the first difference (``select(c, x, y)`` compares its branches at every level of a chain)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (E.IntImm, E.FloatImm)):
+        return a.dtype == b.dtype and a.value == b.value
+    if isinstance(a, E.BinaryOp):
+        return equal(a.a, b.a) and equal(a.b, b.b)
+    if isinstance(a, E.BufferLoad):
+        return a.buffer is b.buffer and _all_equal(a.indices, b.indices)
+    if isinstance(a, E.ProducerLoad):
+        return (a.producer.op is b.producer.op and a.producer.value_index == b.producer.value_index
+                and _all_equal(a.indices, b.indices))
+    if isinstance(a, E.Call):
+        return a.op == b.op and a.dtype == b.dtype and _all_equal(a.args, b.args)
+    if isinstance(a, E.Cast):
+        return a.dtype == b.dtype and equal(a.value, b.value)
+    if isinstance(a, E.Not):
+        return equal(a.a, b.a)
+    if isinstance(a, E.Select):
+        return (equal(a.condition, b.condition) and equal(a.true_value, b.true_value)
+                and equal(a.false_value, b.false_value))
+    if isinstance(a, E.Ramp):
+        return a.lanes == b.lanes and equal(a.base, b.base) and equal(a.stride, b.stride)
+    if isinstance(a, E.Broadcast):
+        return a.lanes == b.lanes and equal(a.value, b.value)
+    return False   # variables and the other nodes: by identity
+
+
+def _all_equal(xs, ys) -> bool:
+    if len(xs) != len(ys):
+        return False
+    for x, y in zip(xs, ys):
+        if not equal(x, y):
+            return False
+    return True
 
 
 class _Linear:

@@ -129,6 +129,41 @@ def _frozen(cls):
     return dataclass(frozen=True, eq=False, repr=False)(cls)
 
 
+class _DerivedDtype:
+    """The ``dtype`` of a node that takes it from one child (``a + b`` has ``a``'s dtype).
+
+    Computed once per node and kept in the node's ``__dict__``; an uncached chain of such
+    nodes (a 10,000-term sum built by a pass) is walked with a loop, not by recursion, so a
+    deep expression costs neither Python stack nor quadratic time.
+    """
+
+    def __init__(self, child, transform=None):
+        self.child = child          # node -> the child whose dtype this node derives from
+        self.transform = transform  # (node, child dtype) -> this node's dtype; None: the same
+
+    def __get__(self, node, owner=None):
+        if node is None:
+            return self
+        cached = node.__dict__.get("_dtype")
+        if cached is not None:
+            return cached
+        chain = [node]
+        child = self.child(node)
+        while True:
+            desc = getattr(type(child), "dtype", None)
+            if not isinstance(desc, _DerivedDtype) or "_dtype" in child.__dict__:
+                break
+            chain.append(child)
+            child = desc.child(child)
+        dtype = child.dtype
+        for n in reversed(chain):
+            desc = type(n).dtype
+            if desc.transform is not None:
+                dtype = desc.transform(n, dtype)
+            n.__dict__["_dtype"] = dtype
+        return dtype
+
+
 # ----------------------------------------------------------------------------------------
 # leaves
 # ----------------------------------------------------------------------------------------
@@ -185,10 +220,7 @@ class BinaryOp(PrimExpr):
     __slots__ = ()
     _children = ("a", "b")
     symbol = "?"
-
-    @property
-    def dtype(self):
-        return self.a.dtype
+    dtype = _DerivedDtype(lambda n: n.a)
 
 
 @_frozen
@@ -257,10 +289,7 @@ class CmpOp(BinaryOp):
     """Comparison; the result is ``bool`` (with the operands' lane count)."""
 
     __slots__ = ()
-
-    @property
-    def dtype(self):
-        return dt.with_lanes("bool", dt.lanes_of(self.a.dtype))
+    dtype = _DerivedDtype(lambda n: n.a, lambda n, d: dt.with_lanes("bool", dt.lanes_of(d)))
 
 
 @_frozen
@@ -330,10 +359,7 @@ class Or(CmpOp):
 class Not(PrimExpr):
     a: PrimExpr
     _children = ("a",)
-
-    @property
-    def dtype(self):
-        return self.a.dtype
+    dtype = _DerivedDtype(lambda n: n.a)
 
 
 @_frozen
@@ -344,10 +370,7 @@ class Select(PrimExpr):
     true_value: PrimExpr
     false_value: PrimExpr
     _children = ("condition", "true_value", "false_value")
-
-    @property
-    def dtype(self):
-        return self.true_value.dtype
+    dtype = _DerivedDtype(lambda n: n.true_value)
 
 
 @_frozen
@@ -377,10 +400,7 @@ class Ramp(PrimExpr):
     stride: PrimExpr
     lanes: int
     _children = ("base", "stride")
-
-    @property
-    def dtype(self):
-        return dt.with_lanes(self.base.dtype, self.lanes)
+    dtype = _DerivedDtype(lambda n: n.base, lambda n, d: dt.with_lanes(d, n.lanes))
 
 
 @_frozen
@@ -390,10 +410,7 @@ class Broadcast(PrimExpr):
     value: PrimExpr
     lanes: int
     _children = ("value",)
-
-    @property
-    def dtype(self):
-        return dt.with_lanes(self.value.dtype, self.lanes)
+    dtype = _DerivedDtype(lambda n: n.value, lambda n, d: dt.with_lanes(d, n.lanes))
 
 
 @_frozen
@@ -404,10 +421,7 @@ class Let(PrimExpr):
     value: PrimExpr
     body: PrimExpr
     _children = ("value", "body")
-
-    @property
-    def dtype(self):
-        return self.body.dtype
+    dtype = _DerivedDtype(lambda n: n.body)
 
 
 @_frozen
@@ -450,10 +464,7 @@ class Reduce(PrimExpr):
     condition: PrimExpr
     value_index: int = 0
     _children = ("source", "condition")
-
-    @property
-    def dtype(self):
-        return self.source[self.value_index].dtype
+    dtype = _DerivedDtype(lambda n: n.source[n.value_index])
 
 
 # ----------------------------------------------------------------------------------------

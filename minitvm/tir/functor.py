@@ -50,10 +50,17 @@ class Mutator:
         for name in node._children:
             child = getattr(node, name)
             if isinstance(child, tuple):
-                new = tuple(self.visit(c) if _is_node(c) else c for c in child)
-                if any(n is not o for n, o in zip(new, child)):
+                # a plain loop, not a generator: a generator's frame is resumed from C, so each
+                # level of a deep tree would cost C stack (see minitvm.tir.limits)
+                new = []
+                changed = False
+                for c in child:
+                    n = self.visit(c) if _is_node(c) else c
+                    changed = changed or n is not c
+                    new.append(n)
+                if changed:
                     changes = changes or {}
-                    changes[name] = new
+                    changes[name] = tuple(new)
             elif child is not None and _is_node(child):
                 new = self.visit(child)
                 if new is not child:
@@ -120,7 +127,12 @@ def structural_equal(a, b) -> bool:
     if isinstance(a, Var):
         return False
     if isinstance(a, tuple):
-        return len(a) == len(b) and all(structural_equal(x, y) for x, y in zip(a, b))
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if not structural_equal(x, y):
+                return False
+        return True
     if not dataclasses.is_dataclass(a):
         return a == b
     for f in dataclasses.fields(a):

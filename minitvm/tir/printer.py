@@ -1,6 +1,7 @@
 """Readable text for expressions, statements and functions, in the style of TVM's printer."""
 from __future__ import annotations
 
+from .limits import deep_recursion
 
 
 def _isa(node, *names) -> bool:
@@ -9,8 +10,13 @@ def _isa(node, *names) -> bool:
     return any(c.__name__ in names for c in type(node).__mro__)
 
 
+@deep_recursion("printing an expression")
 def expr_str(e) -> str:
     """Text of an expression: ``((i*1024) + j)``."""
+    return _expr(e)
+
+
+def _expr(e) -> str:
     if _isa(e, "Var"):
         return e.name
     if _isa(e, "IntImm"):
@@ -24,32 +30,32 @@ def expr_str(e) -> str:
     if _isa(e, "StringImm"):
         return repr(e.value)
     if _isa(e, "Min", "Max"):
-        return f"{e.symbol}({expr_str(e.a)}, {expr_str(e.b)})"
+        return f"{e.symbol}({_expr(e.a)}, {_expr(e.b)})"
     if _isa(e, "BinaryOp"):
-        return f"({expr_str(e.a)} {e.symbol} {expr_str(e.b)})"
+        return f"({_expr(e.a)} {e.symbol} {_expr(e.b)})"
     if _isa(e, "Not"):
-        return f"!{expr_str(e.a)}"
+        return f"!{_expr(e.a)}"
     if _isa(e, "Select"):
-        return f"select({expr_str(e.condition)}, {expr_str(e.true_value)}, {expr_str(e.false_value)})"
+        return f"select({_expr(e.condition)}, {_expr(e.true_value)}, {_expr(e.false_value)})"
     if _isa(e, "Cast"):
-        return f"{e.dtype}({expr_str(e.value)})"
+        return f"{e.dtype}({_expr(e.value)})"
     if _isa(e, "Call"):
-        return f"{e.op}({', '.join(expr_str(a) for a in e.args)})"
+        return f"{e.op}({', '.join([_expr(a) for a in e.args])})"
     if _isa(e, "Ramp"):
-        return f"ramp({expr_str(e.base)}, {expr_str(e.stride)}, {e.lanes})"
+        return f"ramp({_expr(e.base)}, {_expr(e.stride)}, {e.lanes})"
     if _isa(e, "Broadcast"):
-        return f"broadcast({expr_str(e.value)}, {e.lanes})"
+        return f"broadcast({_expr(e.value)}, {e.lanes})"
     if _isa(e, "Let"):
-        return f"(let {e.var.name} = {expr_str(e.value)} in {expr_str(e.body)})"
+        return f"(let {e.var.name} = {_expr(e.value)} in {_expr(e.body)})"
     if _isa(e, "BufferLoad"):
-        return f"{e.buffer.name}[{', '.join(expr_str(i) for i in e.indices)}]"
+        return f"{e.buffer.name}[{', '.join([_expr(i) for i in e.indices])}]"
     if _isa(e, "ProducerLoad"):
-        return f"{e.producer.name}[{', '.join(expr_str(i) for i in e.indices)}]"
+        return f"{e.producer.name}[{', '.join([_expr(i) for i in e.indices])}]"
     if _isa(e, "Reduce"):
         axes = ", ".join(f"{iv.var.name}" for iv in e.axis)
-        src = ", ".join(expr_str(s) for s in e.source)
+        src = ", ".join([_expr(s) for s in e.source])
         always = _isa(e.condition, "IntImm") and e.condition.value == 1
-        where = "" if always else f", where={expr_str(e.condition)}"
+        where = "" if always else f", where={_expr(e.condition)}"
         return f"reduce({e.combiner.name}, {src}, axis=[{axes}]{where})"
     return object.__repr__(e)
 
@@ -59,6 +65,7 @@ def _suffix(dtype: str) -> str:
             "float16": "f16", "float64": "f64"}.get(dtype, f"_{dtype}")
 
 
+@deep_recursion("printing a statement")
 def stmt_str(s, indent: int = 0) -> str:
     """Text of a statement tree, two spaces per nesting level."""
     lines: list[str] = []
@@ -73,40 +80,40 @@ def _stmt(s, ind, out):
             _stmt(x, ind, out)
     elif _isa(s, "For"):
         kind = "" if s.kind == "serial" else f"{s.kind} "
-        out.append(f"{pad}{kind}for ({s.loop_var.name}, {expr_str(s.min)}, {expr_str(s.extent)}) {{")
+        out.append(f"{pad}{kind}for ({s.loop_var.name}, {_expr(s.min)}, {_expr(s.extent)}) {{")
         _stmt(s.body, ind + 1, out)
         out.append(pad + "}")
     elif _isa(s, "AttrStmt"):
         node = s.node
         if _isa(node, "IterVar"):
             node = f"iter_var({node.var.name}, {node.thread_tag or node.iter_type})"
-        out.append(f"{pad}// attr [{node}] {s.attr_key} = {expr_str(s.value)}")
+        out.append(f"{pad}// attr [{node}] {s.attr_key} = {_expr(s.value)}")
         _stmt(s.body, ind, out)
     elif _isa(s, "Allocate"):
         b = s.buffer
-        shape = "*".join(expr_str(x) for x in b.shape)
+        shape = "*".join([_expr(x) for x in b.shape])
         out.append(f"{pad}allocate {b.name}[{b.dtype} * {shape}], storage_scope = {b.scope}")
         _stmt(s.body, ind, out)
     elif _isa(s, "BufferStore"):
-        out.append(f"{pad}{s.buffer.name}[{', '.join(expr_str(i) for i in s.indices)}] = {expr_str(s.value)}")
+        out.append(f"{pad}{s.buffer.name}[{', '.join([_expr(i) for i in s.indices])}] = {_expr(s.value)}")
     elif _isa(s, "ProducerStore"):
-        out.append(f"{pad}{s.producer.name}[{', '.join(expr_str(i) for i in s.indices)}] = {expr_str(s.value)}")
+        out.append(f"{pad}{s.producer.name}[{', '.join([_expr(i) for i in s.indices])}] = {_expr(s.value)}")
     elif _isa(s, "ProducerRealize"):
-        bounds = ", ".join(f"[{expr_str(r.min)}, {expr_str(r.extent)}]" for r in s.bounds)
+        bounds = ", ".join([f"[{_expr(r.min)}, {_expr(r.extent)}]" for r in s.bounds])
         out.append(f"{pad}realize {s.producer.name}({bounds}) in scope {s.scope} {{")
         _stmt(s.body, ind + 1, out)
         out.append(pad + "}")
     elif _isa(s, "IfThenElse"):
-        out.append(f"{pad}if ({expr_str(s.condition)}) {{")
+        out.append(f"{pad}if ({_expr(s.condition)}) {{")
         _stmt(s.then_case, ind + 1, out)
         if s.else_case is not None:
             out.append(pad + "} else {")
             _stmt(s.else_case, ind + 1, out)
         out.append(pad + "}")
     elif _isa(s, "Evaluate"):
-        out.append(pad + expr_str(s.value))
+        out.append(pad + _expr(s.value))
     elif _isa(s, "LetStmt"):
-        out.append(f"{pad}{s.var.name} = {expr_str(s.value)}")
+        out.append(f"{pad}{s.var.name} = {_expr(s.value)}")
         _stmt(s.body, ind, out)
     else:
         out.append(pad + object.__repr__(s))

@@ -325,9 +325,33 @@ def case_divergent_exchange(n=512) -> Case:
                 lambda a: {1: a[0].reshape(-1, 32)[:, ::-1].reshape(-1) + np.float32(1)}, (1,))
 
 
+def case_nan_minmax(n=256) -> Case:
+    """LO = min(A, B), HI = max(A, B) in float32 and float16 with NaNs on either side: NaN out,
+    as numpy (fminf / fmaxf would return the other operand)."""
+    A, B, LO, HI = (Buffer(x, (n,), "float32") for x in ("A", "B", "LO", "HI"))
+    HA, HLO = Buffer("HA", (n,), "float16"), Buffer("HLO", (n,), "float16")
+    bx, tx = thread("blockIdx.x"), thread("threadIdx.x")
+    i = bx.var * 64 + tx.var
+    a, b = ld(A, i), ld(B, i)
+    body = seq(st(LO, i, E.Min(a, b)), st(HI, i, E.Max(a, b)),
+               st(HLO, i, E.Max(ld(HA, i), E.FloatImm("float16", 0.0))))
+
+    def inputs(rng, s):
+        arrays = [_rand(rng, (n,), "float32") for _ in range(4)] + [_rand(rng, (n,), "float16") for _ in range(2)]
+        arrays[0][::7] = np.nan
+        arrays[1][::5] = np.nan
+        arrays[4][::3] = np.nan
+        return arrays
+
+    f = PrimFunc("nan_minmax", (A, B, LO, HI, HA, HLO), bind(bx, n // 64, bind(tx, 64, body)), {"shape_vars": ()})
+    return Case(f, inputs, lambda a: {2: np.minimum(a[0], a[1]), 3: np.maximum(a[0], a[1]),
+                                      5: np.maximum(a[4], np.float16(0))}, (2, 3, 5))
+
+
 ALL_CASES = {
     "vadd": case_vadd, "matmul_shared": case_matmul_shared, "matmul_vthread": case_matmul_vthread,
     "dense_dp4a": case_dense_dp4a, "vector_float4": case_vector_float4, "vector_char4": case_vector_char4,
     "int8_wrap": case_int8_wrap, "floordiv": case_floordiv, "dynamic_shared": case_dynamic_shared,
     "half": case_half, "pad_select": case_pad_select, "divergent_exchange": case_divergent_exchange,
+    "nan_minmax": case_nan_minmax,
 }

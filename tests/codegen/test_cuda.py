@@ -671,6 +671,7 @@ _SMALL = {
     "dynamic_shared": lambda: K.case_dynamic_shared(1024, 64),
     "divergent_exchange": lambda: K.case_divergent_exchange(128),
     "pad_select": lambda: K.case_pad_select(512),
+    "nan_minmax": lambda: K.case_nan_minmax(128),
 }
 _SIZES = {"dynamic_shared": {"n": 2048}}
 
@@ -683,7 +684,7 @@ def _interpret(case, sizes, seed):
     kernel_interp.run_func(case.func, arrays, sizes, seed=seed)
     for i, want in expected.items():
         if case.exact:
-            if not np.array_equal(arrays[i], want):
+            if not np.array_equal(arrays[i], want, equal_nan=True):
                 return False
         elif not np.allclose(arrays[i], want, rtol=1e-4, atol=1e-4):
             return False

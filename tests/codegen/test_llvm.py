@@ -155,6 +155,30 @@ def test_floordiv_floormod_vector(divisor):
     np.testing.assert_array_equal(r, a % ref)
 
 
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_float_min_max_propagate_nan_from_either_side(lanes):
+    """As numpy's minimum / maximum and onnxruntime (relu(NaN) was max(NaN, 0) = 0; the ONNX
+    fuzzer found it after Sqrt of a negative number)."""
+    n = 16
+    A, B = Buffer("A", (n,), "float32"), Buffer("B", (n,), "float32")
+    LO, HI = Buffer("LO", (n,), "float32"), Buffer("HI", (n,), "float32")
+    i = Var("i")
+    idx = Ramp(i * lanes, const(1), lanes) if lanes > 1 else i
+    a, b = load(A, idx), load(B, idx)
+    body = seq(store(LO, Min(a, b), idx), store(HI, Max(a, b), idx))
+    m = build_llvm([PrimFunc("mm", (A, B, LO, HI), loop(i, n // lanes, body))])
+    av = np.random.default_rng(0).standard_normal(n).astype("float32")
+    bv = np.random.default_rng(1).standard_normal(n).astype("float32")
+    av[[1, 5]] = np.nan
+    bv[[2, 5, 9]] = np.nan
+    bv[3], av[4] = np.inf, -np.inf
+    lo, hi = poison(n, "float32"), poison(n, "float32")
+    lo[:] = hi[:] = 7.0
+    m(av, bv, lo, hi)
+    np.testing.assert_array_equal(lo, np.minimum(av, bv))
+    np.testing.assert_array_equal(hi, np.maximum(av, bv))
+
+
 def test_float_floordiv_floormod():
     f, _ = elementwise("ffdm", ["float32", "float32"], lambda a, b: FloorMod(a, b) + FloorDiv(a, b))
     m = build_llvm([f])

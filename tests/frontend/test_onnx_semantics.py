@@ -196,3 +196,23 @@ def test_the_backend_names_an_invalid_model():
     bad = h.make_model(graph, ir_version=10, opset_imports=[h.make_opsetid("", 17)])
     with pytest.raises(GraphError, match="the model is not valid ONNX: .*Relu"):
         onnx_backend.prepare(bad)
+
+
+@pytest.mark.parametrize("start,end,step", [(-10, -20, -1), (10, -20, -2), (-1, -100, -1), (2, 100, 1), (-100, 3, 2),
+                                            (4, 0, -1), (0, 5, 3)])
+def test_slice_bounds_clamp_as_onnx_says(start, end, step):
+    """Negative steps clamp the start to [0, n - 1] and the end to [-1, n - 1]: a start before the
+    axis reads index 0 (Python's slicing, and onnx's reference evaluator, give nothing; the
+    specification and onnxruntime one element)."""
+    ort = pytest.importorskip("onnxruntime")
+    from minitvm.frontend.onnx.shape_ops import onnx_slice
+    x = np.arange(5, dtype=np.float32)
+    node = h.make_node("Slice", ["x", "s", "e", "a", "p"], ["y"])
+    inits = [nh.from_array(np.array([v], np.int64), k) for k, v in (("s", start), ("e", end), ("a", 0), ("p", step))]
+    g = h.make_graph([node], "s", [h.make_tensor_value_info("x", TP.FLOAT, [5])],
+                      [h.make_tensor_value_info("y", TP.FLOAT, None)], inits)
+    model = h.make_model(g, opset_imports=[h.make_opsetid("", 13)], ir_version=8)
+    (want,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    first, count = onnx_slice(5, start, end, step)
+    np.testing.assert_array_equal(x[first:first + step * count:step] if first + step * count >= 0
+                                  else x[first::step][:count], want)

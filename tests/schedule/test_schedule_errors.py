@@ -1,9 +1,11 @@
 """Misuse of schedule primitives raises ScheduleError / LoweringError naming the stage and axis."""
+import numpy as np
 import pytest
 
 import minitvm
 from minitvm import te
 from minitvm.errors import LoweringError, ScheduleError
+from minitvm.testing import build_run
 
 
 @pytest.fixture
@@ -232,3 +234,55 @@ def test_lower_argument_errors(mm):
         minitvm.lower(s, [a, d])
     with pytest.raises(LoweringError, match="A.*twice"):
         minitvm.lower(s, [a, a, b, d])
+
+
+# ---------------------------------------------------------------------------------- #17 R4, R5
+def _scale(n):
+    a = te.placeholder((n,), name="A")
+    return a, te.compute((n,), lambda i: a[i] * 2.0, name="B")
+
+
+def test_vectorize_past_the_lane_limit_names_stage_and_axis():
+    """R4: 65,536 lanes made LLVM abort the process (an assertion in SelectionDAG)."""
+    a, b = _scale(65536)
+    s = te.create_schedule(b.op)
+    s[b].vectorize(b.op.axis[0])
+    with pytest.raises(ScheduleError, match=r"stage B, axis i: vectorize of 65536 lanes; minitvm vectorizes "
+                                            r"up to 1024 \(split the axis and vectorize the inner part\)"):
+        minitvm.build(s, [a, b], "llvm")
+
+
+def test_unroll_past_the_limit_names_stage_and_axis():
+    """R5: a million iterations ran for minutes in LLVM's unroller."""
+    a, b = _scale(1_000_000)
+    s = te.create_schedule(b.op)
+    s[b].unroll(b.op.axis[0])
+    with pytest.raises(ScheduleError, match=r"stage B, axis i: unroll of 1000000 iterations; minitvm unrolls "
+                                            r"up to 4096"):
+        minitvm.lower(s, [a, b])
+
+
+def test_the_limits_apply_to_the_extent_after_bound_inference():
+    """A big axis computed at a loop covers a small region there: that region is what counts."""
+    a = te.placeholder((64, 4096), name="A")
+    b = te.compute((64, 4096), lambda i, j: a[i, j] * 2.0, name="B")
+    c = te.compute((64, 4096), lambda i, j: b[i, j] + 1.0, name="C")
+    s = te.create_schedule(c.op)
+    jo, ji = s[c].split(c.op.axis[1], factor=64)
+    s[b].compute_at(s[c], jo)
+    s[b].vectorize(b.op.axis[1])        # 4096 at root, 64 lanes where it is computed
+    s[b].unroll(b.op.axis[0])
+    rng = np.random.default_rng(0)
+    av = rng.standard_normal((64, 4096)).astype("float32")
+    np.testing.assert_allclose(build_run(s, [a, c], av), av * 2 + 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("value, message", [
+    (10 ** 6, r"pragma auto_unroll_max_step on stage B, axis i: 1000000 steps; minitvm unrolls up to 4096"),
+    (-1, r"pragma auto_unroll_max_step on stage B, axis i: expected a non-negative int, got -1"),
+    ("many", r"expected a non-negative int, got 'many'")])
+def test_auto_unroll_pragma_is_checked_when_set(value, message):
+    a, b = _scale(64)
+    s = te.create_schedule(b.op)
+    with pytest.raises(ScheduleError, match=message):
+        s[b].pragma(b.op.axis[0], "auto_unroll_max_step", value)

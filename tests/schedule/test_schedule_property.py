@@ -4,16 +4,18 @@ Matmul: random split factors (non-divisors included), a random permutation of th
 loops, optional vectorize of the innermost data axis, optional write cache computed at a tile,
 optional parallel/unroll. Conv2d: random stride/padding/dilation/groups and a random schedule
 (split + reorder of output loops, padding inlined or computed at a loop, split reduction).
+The same examples on every run; ``MINITVM_FUZZ_EXAMPLES=N`` runs N fresh ones per test.
+CUDA schedules: ``test_schedule_property_cuda.py``.
 """
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from minitvm import te
-from minitvm.testing import build_run, rand
+from minitvm.testing import build_run, fuzz_settings, rand
 from minitvm.topi import testing
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = fuzz_settings(25)
 FACTORS = st.sampled_from([1, 2, 3, 4, 5, 7, 8, 16, 32])
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...graph.ops.transform import slice_extents
 from .attrs import _axes, _check_axes, _ints
 from .importer import clean_name
 from .registry import ConverterTable
@@ -61,12 +60,30 @@ def _slice(imp, node):
     xs, dtype = imp.type(node, node.input(0))
     starts, ends, steps, axes = _slice_args(imp, node, len(xs))
     shape = list(xs)
-    for a, (_, _, count) in zip(axes, slice_extents(xs, starts, ends, steps, axes)):
+    begin, end = [], []
+    for a, b, e, st in zip(axes, starts, ends, steps):
+        start, count = onnx_slice(xs[a], b, e, st)
         shape[a] = count
+        stop = start + st * count
+        begin.append(start)
+        end.append(stop if stop >= 0 else -xs[a] - 1)     # past index 0 going down (not "from the end")
     if 0 in shape:
         return np.zeros(shape, dtype)
     return imp.add(node, "strided_slice", [imp.tensor(node, node.input(0))],
-                   {"begin": starts, "end": ends, "strides": steps, "axes": axes})
+                   {"begin": begin, "end": end, "strides": steps, "axes": axes})
+
+
+def onnx_slice(n: int, start: int, end: int, step: int) -> tuple:
+    """``(first index, count)`` of ONNX Slice on an axis of extent ``n``: negative bounds count
+    from the end, then a positive step clamps both to [0, n] and a negative one the start to
+    [0, n - 1] and the end to [-1, n - 1] (where Python would leave a start before the axis
+    empty, ONNX reads index 0)."""
+    start, end = (v + n if v < 0 else v for v in (start, end))
+    if step > 0:
+        start, end = min(max(start, 0), n), min(max(end, 0), n)
+    else:
+        start, end = min(max(start, 0), n - 1), min(max(end, -1), n - 1)
+    return start, len(range(start, end, step))
 
 
 @CONVERTERS.converter("Split")

@@ -26,7 +26,7 @@ def layout_transform_np(x, src: str, dst: str, extents: dict | None = None):
     for p in s.primal:
         f = s.factor(p)
         perm.append(pos[(p, 0)])
-        if f > 1:
+        if (p, f) in pos:                  # a sub-axis, also one of factor 1 ("OI1o")
             perm.append(pos[(p, f)])
         merged.append(x.shape[pos[(p, 0)]] * f)
     y = np.transpose(x, perm).reshape(merged)
@@ -35,11 +35,12 @@ def layout_transform_np(x, src: str, dst: str, extents: dict | None = None):
     y = y[tuple(slice(0, true[p]) for p in s.primal)]
     y = np.transpose(y, [s.primal.index(p) for p in d.primal])
     pads, split = [], []
+    sub = {a for a, f in d.axes if f}
     for p in d.primal:
         f, n = d.factor(p), true[p]
         full = -(-n // f) * f
         pads.append((0, full - n))
-        split.extend([full // f, f] if f > 1 else [full])
+        split.extend([full // f, f] if p in sub else [full])
     if any(a for _, a in pads):
         y = np.pad(y, pads)
     y = y.reshape(split)
@@ -47,7 +48,7 @@ def layout_transform_np(x, src: str, dst: str, extents: dict | None = None):
     for p in d.primal:
         spos[(p, 0)] = k
         k += 1
-        if d.factor(p) > 1:
+        if p in sub:
             spos[(p, d.factor(p))] = k
             k += 1
     return _contig(np.transpose(y, [spos[ax] for ax in d.axes]))

@@ -114,24 +114,46 @@ def conv2d_np(x, w, strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), group
     """numpy reference convolution: data NCHW, weight OIHW, padding (top, left, bottom, right).
 
     Accumulates in ``acc`` (float64 for floats, int64 for integers by default) and returns
-    the accumulator dtype; im2col + one batched matmul per group.
+    the accumulator dtype; im2col + one batched matmul per group. Padded taps add nothing,
+    also where the weight is inf or NaN (``0 * inf`` would be NaN), as in onnxruntime's
+    optimized kernels.
     """
     acc = acc or _acc(x.dtype)
     N, C, H, W = x.shape
     O, I, KH, KW = w.shape
+    cols = _im2col(x.astype(acc, copy=False), KH, KW, strides, padding, dilation)
+    OH, OW = cols.shape[-2:]
+    finite = np.isfinite(w) if np.issubdtype(w.dtype, np.floating) else None
+    if finite is None or finite.all() or not any(padding):
+        return _grouped_gemm(cols.reshape(N, C, KH * KW, OH * OW), w, groups, acc).reshape(N, O, OH, OW)
+    out = _grouped_gemm(cols.reshape(N, C, KH * KW, OH * OW), np.where(finite, w, 0), groups, acc)
+    out = out.reshape(N, O, OH, OW)
+    inside = _im2col(np.ones((1, C, H, W), bool), KH, KW, strides, padding, dilation)
+    og = O // groups
+    for o, i, ky, kx in zip(*np.nonzero(~finite)):
+        c = (o // og) * I + i
+        with np.errstate(invalid="ignore"):     # 0 * inf on the padding, dropped next
+            tap = cols[:, c, ky, kx] * w[o, i, ky, kx].astype(acc)
+        out[:, o] += np.where(inside[:, c, ky, kx], tap, 0)
+    return out
+
+
+def _im2col(x, KH, KW, strides, padding, dilation):
+    """``[N, C, KH, KW, OH, OW]``: the (zero-padded) input each tap of each output reads."""
+    N, C, H, W = x.shape
     sh, sw = strides
     dh, dw = dilation
     pt, pl, pb, pr = padding
     OH = (H + pt + pb - (KH - 1) * dh - 1) // sh + 1
     OW = (W + pl + pr - (KW - 1) * dw - 1) // sw + 1
-    xp = np.pad(x.astype(acc, copy=False), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    cols = np.empty((N, C, KH, KW, OH, OW), acc)
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    cols = np.empty((N, C, KH, KW, OH, OW), x.dtype)
     for ky in range(KH):
         y0 = ky * dh
         for kx in range(KW):
             x0 = kx * dw
             cols[:, :, ky, kx] = xp[:, :, y0:y0 + sh * (OH - 1) + 1:sh, x0:x0 + sw * (OW - 1) + 1:sw]
-    return _grouped_gemm(cols.reshape(N, C, KH * KW, OH * OW), w, groups, acc).reshape(N, O, OH, OW)
+    return cols
 
 
 def _grouped_gemm(cols, w, groups, acc):
@@ -196,6 +218,9 @@ _CONV_ATTRS = (
          Attr("kernel_layout", "layout", "OIHW", "layout of the weight"),
          Attr("out_layout", "layout", "", "layout of the output ('' = data_layout)"),
          Attr("out_dtype", "dtype", "", "output/accumulator dtype ('' = data dtype)"),
+         Attr("select_padded_taps", "bool", False,
+              "padded taps add 0 rather than 0 * weight (set by guard_padded_taps for weights that "
+              "are not finite constants; the result is the same unless a weight is inf or NaN)"),
      ),
      doc="2-D convolution; optional bias [O] added per output channel.")
 def _conv2d_infer(ctx, types, attrs):
@@ -440,13 +465,15 @@ def _conv2d_te(node, ins, name):
     if is_nchwc_layout(a):
         # the CPU's packed layouts (alter_layout: float convs on AVX2 / AVX-512 targets, int8 depthwise on x86)
         conv = topi_nchwc.conv2d_NCHWc if a["groups"] == 1 else topi_nchwc.depthwise_conv2d_NCHWc
-        out = conv(data, weight, a["strides"], a["padding"], a["dilation"], out_dtype=node.type.dtype, name=name)
+        out = conv(data, weight, a["strides"], a["padding"], a["dilation"], out_dtype=node.type.dtype, name=name,
+                   select_padded_taps=a["select_padded_taps"])
     elif is_x86_int8_layout(a) and data.dtype in ("int8", "uint8"):
         # the x86 dot-product template's layouts (alter_layout picks them for AVX2 / VNNI targets)
         out = conv2d_NCHWc_int8_x86(data, weight, a["strides"], a["padding"], a["dilation"], name=name)
     elif a.get("data_layout", "NCHW") == "NCHW" and a.get("kernel_layout", "OIHW") == "OIHW":
         out = topi_conv2d.conv2d_nchw(data, weight, a["strides"], a["padding"], a["dilation"], a["groups"],
-                                      out_dtype=node.type.dtype, name=name)
+                                      out_dtype=node.type.dtype, name=name,
+                                      select_padded_taps=a["select_padded_taps"])
     else:
         out = topi_conv2d.conv2d_NCHWc_int8(data, weight, a["strides"], a["padding"], a["dilation"], a["groups"],
                                             out_dtype=node.type.dtype, name=name)

@@ -2,6 +2,7 @@
 its argument untouched (constant arrays are shared, never modified in place)."""
 from .dce import dead_code_elimination  # noqa: F401
 from .fold_constant import fold_constant  # noqa: F401
+from .padded_taps import guard_padded_taps  # noqa: F401
 from .simplify_inference import simplify_inference  # noqa: F401
 
 
@@ -12,4 +13,4 @@ def sequential(graph, passes):
     return graph
 
 
-__all__ = ["dead_code_elimination", "fold_constant", "simplify_inference", "sequential"]
+__all__ = ["dead_code_elimination", "fold_constant", "guard_padded_taps", "simplify_inference", "sequential"]

@@ -13,6 +13,7 @@ from ... import dtype as dt
 from .. import expr as E
 from ..arith import simplify
 from ..functor import Mutator, substitute, uses_var
+from ..limits import check_loop_kind
 from ..stmt import BufferStore, For, IfThenElse, SeqStmt
 
 MAX_UNROLL_FALLBACK = 16
@@ -145,6 +146,7 @@ class _Vectorize(Mutator):
         if node.kind != "vectorized":
             return node if body is node.body else For(node.loop_var, node.min, node.extent, node.kind, body)
         if isinstance(node.extent, E.IntImm) and node.extent.value > 1:
+            check_loop_kind("vectorized", node.extent.value, f"loop {node.loop_var.name}")
             try:
                 return _vectorize_body(body, node.loop_var, node.extent.value, node.min)
             except _CannotVectorize:

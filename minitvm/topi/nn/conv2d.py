@@ -48,6 +48,18 @@ def pad(data, pads_before, pads_after, value=0, name="pad"):
     return te.compute(shape, f, name=name, tag="injective,pad")
 
 
+def select_padded_tap(product, py, px, padding, height, width):
+    """``product`` (a tap's ``padded_data * weight``) where the tap at padded row ``py`` and column
+    ``px`` lands on the input, else 0: so an inf or NaN weight never meets the zero padding
+    (``0 * inf`` is NaN). ``padding`` is (top, left, bottom, right); ``height`` and ``width`` the
+    unpadded input's. The product itself when there is no padding."""
+    pt, pl, pb, pr = padding
+    inside = [c for c, p in ((py >= pt, pt), (py < height + pt, pb), (px >= pl, pl), (px < width + pl, pr)) if p]
+    if not inside:
+        return product
+    return te.select(te.all(*inside), product, E.const(0, product.dtype))
+
+
 def _out_size(n, k, s, d, p0, p1, name, axis):
     extent = (k - 1) * d + 1
     out = (n + p0 + p1 - extent) // s + 1
@@ -58,8 +70,15 @@ def _out_size(n, k, s, d, p0, p1, name, axis):
     return out
 
 
-def conv2d_nchw(data, kernel, stride=1, padding=0, dilation=1, groups=1, out_dtype=None, name="conv2d"):
-    """Float (or any dtype) convolution, data ``NCHW``, kernel ``OIHW`` (I = C / groups)."""
+def conv2d_nchw(data, kernel, stride=1, padding=0, dilation=1, groups=1, out_dtype=None, name="conv2d",
+                select_padded_taps=False):
+    """Float (or any dtype) convolution, data ``NCHW``, kernel ``OIHW`` (I = C / groups).
+
+    A tap that falls on the padding reads a zero and multiplies it, which gives NaN where the
+    weight is inf or NaN. ``select_padded_taps=True`` selects 0 for such taps instead (a compare
+    and a select per multiply-add): the graph asks for it when a conv's weights are not all
+    finite or not constant (:func:`minitvm.graph.passes.guard_padded_taps`), as onnxruntime's
+    optimized kernels skip padded taps."""
     N, C, H, W = data.shape
     O, I, KH, KW = kernel.shape
     sh, sw = _pair(stride, "stride", name)
@@ -82,8 +101,11 @@ def conv2d_nchw(data, kernel, stride=1, padding=0, dilation=1, groups=1, out_dty
 
     def f(n, o, y, x):
         c = (o // og) * I_ + rc if groups > 1 else rc
-        return te.sum(padded[n, c, y * sh + ry * dh, x * sw + rx * dw].astype(out_dtype)
-                      * kernel[o, rc, ry, rx].astype(out_dtype), axis=[rc, ry, rx])
+        py, px = y * sh + ry * dh, x * sw + rx * dw
+        prod = padded[n, c, py, px].astype(out_dtype) * kernel[o, rc, ry, rx].astype(out_dtype)
+        if select_padded_taps:
+            prod = select_padded_tap(prod, py, px, (pt, pl, pb, pr), H, W)
+        return te.sum(prod, axis=[rc, ry, rx])
 
     return te.compute((N, O, OH, OW), f, name=name, tag="conv2d_nchw",
                       attrs={"stride": (sh, sw), "padding": (pt, pl, pb, pr), "dilation": (dh, dw), "groups": groups})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ... import te
 from ...errors import ShapeError
-from .conv2d import _out_size, _pair, normalize_padding, pad
+from .conv2d import _out_size, _pair, normalize_padding, pad, select_padded_tap
 from .layout import _const
 
 NCHWC_TAG = "conv2d_NCHWc"
@@ -31,7 +31,8 @@ def _geometry(data, kernel, stride, padding, dilation, name):
     return (sh, sw), (dh, dw), (pt, pl, pb, pr), (KH, KW), (OH, OW), attrs
 
 
-def conv2d_NCHWc(data, kernel, stride=1, padding=0, dilation=1, out_dtype=None, name="conv2d_NCHWc"):
+def conv2d_NCHWc(data, kernel, stride=1, padding=0, dilation=1, out_dtype=None, name="conv2d_NCHWc",
+                 select_padded_taps=False):
     """``out[n, oc, y, x, o] = sum(data[n, ic, y*sh + ry*dh, x*sw + rx*dw, i]
     * kernel[oc, ic, ry, rx, i, o])`` over ``ic``, ``ry``, ``rx``, ``i``."""
     if data.ndim != 5 or kernel.ndim != 6:
@@ -52,13 +53,15 @@ def conv2d_NCHWc(data, kernel, stride=1, padding=0, dilation=1, out_dtype=None, 
     ibr = te.reduce_axis((0, ib), "ic_block")
     return te.compute(
         (N, OCc, OH, OW, ob),
-        lambda n, oc, y, x, o: te.sum(padded[n, ic, y * sh + ry * dh, x * sw + rx * dw, ibr].astype(out_dtype)
-                                      * kernel[oc, ic, ry, rx, ibr, o].astype(out_dtype), axis=[ic, ry, rx, ibr]),
+        lambda n, oc, y, x, o: te.sum(_tap(
+            padded[n, ic, y * sh + ry * dh, x * sw + rx * dw, ibr].astype(out_dtype)
+            * kernel[oc, ic, ry, rx, ibr, o].astype(out_dtype), y * sh + ry * dh, x * sw + rx * dw,
+            (pt, pl, pb, pr), data, select_padded_taps), axis=[ic, ry, rx, ibr]),
         name=name, tag=NCHWC_TAG, attrs=dict(attrs, groups=1))
 
 
 def depthwise_conv2d_NCHWc(data, kernel, stride=1, padding=0, dilation=1, out_dtype=None,
-                           name="depthwise_conv2d_NCHWc"):
+                           name="depthwise_conv2d_NCHWc", select_padded_taps=False):
     """``out[n, c, y, x, b] = sum(data[n, c, y*sh + ry*dh, x*sw + rx*dw, b] * kernel[c, 0, ry, rx, b])``."""
     if data.ndim != 5 or kernel.ndim != 5:
         raise ShapeError(f"{name}: data must be NCHW[x]c (5-D) and kernel OIHW[x]o (5-D), got "
@@ -76,9 +79,15 @@ def depthwise_conv2d_NCHWc(data, kernel, stride=1, padding=0, dilation=1, out_dt
     rx = te.reduce_axis((0, KW), "rx")
     return te.compute(
         (N, Cc, OH, OW, b),
-        lambda n, c, y, x, o: te.sum(padded[n, c, y * sh + ry * dh, x * sw + rx * dw, o].astype(out_dtype)
-                                     * kernel[c, 0, ry, rx, o].astype(out_dtype), axis=[ry, rx]),
+        lambda n, c, y, x, o: te.sum(_tap(
+            padded[n, c, y * sh + ry * dh, x * sw + rx * dw, o].astype(out_dtype)
+            * kernel[c, 0, ry, rx, o].astype(out_dtype), y * sh + ry * dh, x * sw + rx * dw,
+            (pt, pl, pb, pr), data, select_padded_taps), axis=[ry, rx]),
         name=name, tag=DEPTHWISE_TAG, attrs=dict(attrs, groups=int(Cc * b)))
+
+
+def _tap(product, py, px, padding, data, select):
+    return select_padded_tap(product, py, px, padding, data.shape[2], data.shape[3]) if select else product
 
 
 __all__ = ["conv2d_NCHWc", "depthwise_conv2d_NCHWc", "NCHWC_TAG", "DEPTHWISE_TAG"]
