@@ -34,7 +34,7 @@ from ..nn.layout import _const
 from ..generic.injective import inline_injective
 from ..utils import as_list, conv_args, find_op, resolve_config
 from .conv2d import _schedule_input
-from .conv2d_nchwc import check_divides, define_tile_knobs, register_tile, vector_registers
+from .conv2d_nchwc import define_tile_knobs, register_tile, tile_output_blocks, vector_registers
 from .tensor_intrin import dot_i16, dot_u8s8
 
 TAG = "conv2d_NCHWc_int8_x86"
@@ -187,18 +187,8 @@ def schedule_conv2d_NCHWc_int8_x86(outs, cfg=None):
         acc = s.cache_write(output, "local")
     else:
         s[acc].set_scope("local")
-    OCc, OW, lanes = int(output.shape[1].value), int(output.shape[3].value), int(output.shape[4].value)
-    owb, ocb = cfg["ow_block"], cfg["oc_block"]
-    check_divides("ow_block", owb, OW, what, "output columns")
-    check_divides("oc_block", ocb, OCc, what, "output channel blocks")
-    n, oc, y, x, ob = s[output].op.axis
-    oco, oci = s[output].split(oc, factor=ocb)
-    xo, xi = s[output].split(x, factor=owb)
-    s[output].reorder(n, oco, y, xo, oci, xi, ob)
-    s[output].parallel(s[output].fuse(n, oco, y))
-    s[output].vectorize(ob)
-    s[acc].compute_at(s[output], xo)
-    cn, coc, cy, cx, cob = s[acc].op.axis
+    lanes = int(output.shape[4].value)
+    cn, coc, cy, cx, cob = tile_output_blocks(s, output, acc, cfg, what)
     ic, ry, rx, icw, ib = s[acc].op.reduce_axis
     s[acc].reorder(ic, ry, rx, icw, cn, cy, coc, cx, cob, ib)
     kernel = acc.op.input_tensors[1]

@@ -139,6 +139,21 @@ def schedule_conv2d_NCHWc(outs, cfg=None):
     s, output, conv, acc = _begin(outs, NCHWC_TAG, what)
     cfg = resolve_config(cfg, (CONV_TEMPLATE,) + conv_workload_args(conv), default_config(conv),
                          lambda c: define_knobs(c, conv), _CONV_KNOBS, what, target="llvm")
+    cn, coc, cy, cx, cob = tile_output_blocks(s, output, acc, cfg, what)
+    ic, ry, rx, ib = s[acc].op.reduce_axis
+    s[acc].reorder(ic, ry, rx, ib, cn, cy, coc, cx, cob)
+    s[acc].vectorize(cob)
+    s[acc].unroll(cx)
+    s[acc].unroll(coc)
+    if cfg["unroll_kw"]:
+        s[acc].unroll(rx)
+    return s
+
+
+def tile_output_blocks(s, output, acc, cfg, what: str):
+    """The register tiling of a packed conv's output (NCHW[x]c): blocks of ``oc_block`` channel
+    blocks by ``ow_block`` columns, the rest parallel, the channel lanes vectorized; ``acc`` (the
+    accumulator stage) computed per block. Returns ``acc``'s spatial axes ``(n, oc, y, x, lanes)``."""
     OCc, OW = int(output.shape[1].value), int(output.shape[3].value)
     owb, ocb = cfg["ow_block"], cfg["oc_block"]
     check_divides("ow_block", owb, OW, what, "output columns")
@@ -150,15 +165,7 @@ def schedule_conv2d_NCHWc(outs, cfg=None):
     s[output].parallel(s[output].fuse(n, oco, y))
     s[output].vectorize(ob)
     s[acc].compute_at(s[output], xo)
-    cn, coc, cy, cx, cob = s[acc].op.axis
-    ic, ry, rx, ib = s[acc].op.reduce_axis
-    s[acc].reorder(ic, ry, rx, ib, cn, cy, coc, cx, cob)
-    s[acc].vectorize(cob)
-    s[acc].unroll(cx)
-    s[acc].unroll(coc)
-    if cfg["unroll_kw"]:
-        s[acc].unroll(rx)
-    return s
+    return s[acc].op.axis
 
 
 # -------------------------------------------------------------------- depthwise
