@@ -361,3 +361,15 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and f"minitvm {minitvm.__version__}" in capsys.readouterr().out
+
+
+def test_tune_on_the_cpu_lists_and_tunes_the_x86_templates(tmp_path, capsys):
+    args = ["tune", "resnet18", "--target", "llvm", "--image-size", "32"]
+    assert main(args + ["--list"]) == 0
+    out = capsys.readouterr().out
+    assert ".x86(" in out and ".cuda(" not in out
+    log = tmp_path / "cpu.log"
+    assert main(args + ["--trials", "2", "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "tuned 12 tasks" in out and "--target 'llvm'" in out
+    assert len(log.read_text().splitlines()) >= 12

@@ -24,6 +24,9 @@ def add_parser(sub, models_help: str) -> None:
     what = t.add_argument_group("what to tune")
     what.add_argument("--log", help="JSON-lines log to append every trial to (resumes tasks already tuned)")
     what.add_argument("--list", action="store_true", help="only list the tunable tasks (no GPU needed)")
+    what.add_argument("--target", default="cuda", metavar="TARGET",
+                      help='where the kernels run: "cuda" (default: the present GPU, else the kernels of sm_90), '
+                           '"cuda -arch=sm_80", or a CPU: "llvm", "llvm -mcpu=znver3" (tuned on this host)')
     what.add_argument("--dtype", default="float32", choices=["float32", "int8"],
                       help="the kernels of the float32 model (default) or of its int8 version")
     what.add_argument("--int8-first-conv", action="store_const", const=True, default=None,
@@ -78,14 +81,14 @@ def tune_command(args) -> int:
     from ..models import is_quantized, pick_target, quantize_for_target
     from ..runtime import cuda
     graph = load_model(args)
-    target = pick_target("cuda")   # the present GPU, else sm_90: the layouts its templates read
+    target = pick_target(args.target)   # "cuda": the present GPU, else sm_90 (the layouts its templates read)
     if is_quantized(graph):
         from ..graph.passes.alter_layout import alter_layout
         graph = alter_layout(graph, target=target)
     elif args.dtype == "int8":
         # the kernels' shapes do not depend on the scales: a global scale, no calibration run
         graph = quantize_for_target(graph, None, 0, args.int8_first_conv, target)
-    tasks = extract_tasks(graph, "cuda", counts=True)
+    tasks = extract_tasks(graph, target, counts=True)
     batch = graph.node(next(n for n in graph.topo_order() if graph.node(n).is_input)).type.shape[0]
     print(f"{args.model} ({args.dtype}, batch {batch}): {len(tasks)} tunable tasks, "
           f"{sum(n for _, n in tasks)} kernels")
@@ -96,18 +99,19 @@ def tune_command(args) -> int:
     if not args.log:
         print("minitvm tune: give --log PATH to tune (or --list to only list the tasks)", file=sys.stderr)
         return 2
-    if cuda.device_count() == 0 and not (args.scheduler or args.gpus):
+    if target.kind == "cuda" and cuda.device_count() == 0 and not (args.scheduler or args.gpus):
         print(f"minitvm tune: tuning times candidates on a CUDA GPU, and none is usable here "
               f"({cuda.unavailable_reason()})", file=sys.stderr)
         return 1
     t0 = time.perf_counter()
     with measure_option(args) as option:
-        results = tune_graph(graph, args.log, "cuda", n_trial=args.trials, tuner=args.tuner, measure_option=option,
+        results = tune_graph(graph, args.log, target, n_trial=args.trials, tuner=args.tuner, measure_option=option,
                              early_stopping=args.early_stopping, seed=args.seed, history=args.history)
     weights = {t.workload: n for t, n in tasks}
     total = sum(weights[t.workload] * c for t, c in results)
     print(f"tuned {len(results)} tasks in {time.perf_counter() - t0:.0f} s; best configs summed over the model's "
           f"kernels: {total * 1e3:.3f} ms; log: {args.log}")
-    print(f"use it: minitvm run {args.model} --dtype {args.dtype} --batch {batch} --tuning-log {args.log}"
+    where = f" --target '{args.target}'" if target.kind != "cuda" else ""
+    print(f"use it: minitvm run {args.model}{where} --dtype {args.dtype} --batch {batch} --tuning-log {args.log}"
           + (" --calibration-data DIR|NPZ" if args.dtype == "int8" else ""))
     return 0
