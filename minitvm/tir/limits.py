@@ -3,8 +3,9 @@
 - **Tree depth and size.** The passes, printers and code generators walk expressions and
   statements by recursion (one visitor, :mod:`minitvm.tir.functor`). An expression or loop
   nest may nest up to :data:`MAX_DEPTH` levels (a sum of 10,000 terms, a chain of thousands of
-  root stages); the entry points that walk trees (``te.compute``, ``create_schedule``,
-  ``lower``, ``build``, the printers) run under :func:`deep_recursion`, which raises Python's
+  root stages; 2,500 on Python 3.10, whose calls also take C stack); the entry points that
+  walk trees (``te.compute``, ``create_schedule``, ``lower``, ``build``, the printers) run
+  under :func:`deep_recursion`, which raises Python's
   recursion limit to what that depth needs for as long as they run. A tree deeper than that,
   or larger than :data:`MAX_NODES` nodes counted as a tree (``x = x * x`` thirty times is a
   tiny graph but a 2**30-node tree, which every pass would walk in full), is refused with a
@@ -24,14 +25,20 @@ import threading
 
 from ..errors import LimitError, ScheduleError
 
-MAX_DEPTH = 10_000
 MAX_NODES = 100_000
 MAX_UNROLL_EXTENT = 4096
 MAX_VECTOR_LANES = 1024
 
 # Python frames one tree level costs in the deepest walker (LLVM codegen: expr -> expr_as ->
 # _e_Add -> _arith -> _operands), with room to spare; measured in tests/tir/test_limits.py.
-_FRAMES_PER_LEVEL = 8
+# Before 3.11 every Python call also takes C stack (measured on 3.10: about 18,000 small
+# frames, or 5,000 tree levels of the walkers, fill the main thread's 8 MB and the process
+# crashes), so there the limits keep the recursion limit under that, and deeper trees get a
+# LimitError.
+if sys.version_info >= (3, 11):
+    MAX_DEPTH, _FRAMES_PER_LEVEL = 10_000, 8
+else:
+    MAX_DEPTH, _FRAMES_PER_LEVEL = 2_500, 5
 _HEADROOM = _FRAMES_PER_LEVEL * MAX_DEPTH + 2_000
 
 _lock = threading.Lock()
