@@ -5,12 +5,12 @@ module is parsed into its own LLVM context and optimized with LLVM's default -O3
 (new pass manager). Each :class:`LLVMModule` owns one MCJIT execution engine, which keeps the
 machine code alive as long as the module lives.
 
-Parallel loops reach :func:`_parallel_for_impl` (registered with LLVM under the symbol
-``minitvm_parallel_for``): the generated code passes an outlined body
+Parallel loops call ``minitvm_parallel_for``: the generated code passes an outlined body
 ``i32 body(i64 begin, i64 end, ptr closure)`` and the trip count; the iteration range is cut
-into one contiguous chunk per thread, run on a shared thread pool through ctypes (which
-releases the GIL during the foreign call). A parallel loop met while already inside one
-runs serially on the current thread.
+into one contiguous chunk per thread. On Linux (x86-64, AArch64) that symbol is the native
+pool of :mod:`minitvm.runtime.llvm_pool`, machine code all the way; elsewhere it is
+:func:`_parallel_for_impl`, a Python thread pool reached through ctypes (about 0.1 ms a loop).
+A parallel loop met while already inside one runs serially on the current thread.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import dtype as dt
 from ..errors import ArgumentError, BuildError, DtypeError, RuntimeError_
+from . import llvm_pool
 from .module import Module
 from .ndarray import NDArray, _cpu_from
 
@@ -67,9 +68,16 @@ def _llvm():
             llvm.initialize_native_target()
             llvm.initialize_native_asmprinter()
             llvm.initialize_native_asmparser()
-            llvm.add_symbol("minitvm_parallel_for", ctypes.cast(_PARALLEL_FOR, ctypes.c_void_p).value)
-            _llvm_state["target"] = llvm.Target.from_default_triple()
-            _llvm_state["host"] = (llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+            target = llvm.Target.from_default_triple()
+            host = (llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+            pool = llvm_pool.build(llvm, target.create_target_machine(cpu=host[0], features=host[1], opt=2,
+                                                                      jit=True))
+            if pool is not None:
+                pool.set_threads(num_threads())
+                llvm.add_symbol("minitvm_parallel_for", pool.parallel_for)
+            else:
+                llvm.add_symbol("minitvm_parallel_for", ctypes.cast(_PARALLEL_FOR, ctypes.c_void_p).value)
+            _llvm_state["target"], _llvm_state["host"], _llvm_state["pool"] = target, host, pool
             _llvm_state["binding"] = llvm
     return _llvm_state["binding"]
 
@@ -394,12 +402,16 @@ def set_num_threads(n: int) -> None:
     with _lock:
         pool = _pool_state["pool"]
         _pool_state["pool"], _pool_state["threads"] = None, int(n)
+        native = _llvm_state.get("pool")
+        if native is not None:
+            native.set_threads(int(n))
     if pool is not None:
         pool.stop()
 
 
 class _Workers:
-    """Persistent worker threads fed through one C-implemented queue (cheaper than futures)."""
+    """The Python pool (where the native one does not run): persistent worker threads fed
+    through one C-implemented queue (cheaper than futures)."""
 
     def __init__(self, n: int):
         self.tasks = queue.SimpleQueue()
@@ -440,6 +452,9 @@ def _pool(workers: int) -> _Workers:
 def _reset_after_fork():
     # the parent's worker threads do not exist in a forked child
     _pool_state["pool"] = None
+    native = _llvm_state.get("pool")
+    if native is not None:
+        native.after_fork()
 
 
 if hasattr(os, "register_at_fork"):
