@@ -14,7 +14,9 @@ For each model (ResNet-18 and ResNet-50 from minitvm's zoo, MobileNetV2 built in
   classifier quantized like minitvm's.
 
 It prints ms per image (median of ``--repeat`` rounds, each the mean of ``--number`` runs,
-rounds of the four variants interleaved so that load on a shared machine hits them alike), the
+rounds of the four variants interleaved so that load on a shared machine hits them alike, with
+50 ms between variants: both runtimes' worker threads spin a while after a run, and would take
+the cores from the variant that follows), the
 ratios the targets of issue #19 are about, and how far each output is from its fp32 peer.
 ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` are removed from this process's environment only.
 
@@ -132,6 +134,7 @@ def bench_model(name, args, target, workdir):
     samples = {k: [] for k in timers}
     for _ in range(args.repeat):
         for k, t in timers.items():
+            time.sleep(0.05)   # the previous variant's threads stop spinning and give the cores back
             samples[k].append(t())
     ms = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
     return ms, outs, (b32, b8)

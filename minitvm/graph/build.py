@@ -206,7 +206,7 @@ class CompiledModel:
         self._storage = storage
         self._values = values
         self._args = [[values[v] for v in st.inputs] + [values[st.output]] for st in self.steps]
-        self._funcs = [self.module[st.func] for st in self.steps]
+        self._calls = [self.module.bind(st.func, args) for st, args in zip(self.steps, self._args)]
         self._own_inputs = {n: values[n] for n in self.input_names}
         self._input_slots = {n: [(i, j) for i, st in enumerate(self.steps) for j, v in enumerate(st.inputs) if v == n]
                              for n in self.input_names}
@@ -243,8 +243,8 @@ class CompiledModel:
 
     # ------------------------------------------------------------------ running
     def _launch_all(self):
-        for f, args in zip(self._funcs, self._args):
-            f(*args)
+        for call in self._calls:
+            call()
 
     def set_inputs(self, inputs) -> None:
         """Give the model ``inputs``: a dict by input name, or a list in input order, of numpy
@@ -281,14 +281,19 @@ class CompiledModel:
                 dst.copyfrom(np.asarray(arr, order="C"))
         elif arr.flags.c_contiguous and arr.flags.aligned:
             self._values[name] = arr
-            for i, j in self._input_slots[name]:
-                self._args[i][j] = arr
+            self._rebind(name, arr)
         else:
             if dst is not self._own_input(name):
                 dst = self._values[name] = self._own_input(name)
-                for i, j in self._input_slots[name]:
-                    self._args[i][j] = dst
+                self._rebind(name, dst)
             np.copyto(dst, arr)
+
+    def _rebind(self, name, arr) -> None:
+        """The kernels reading input ``name`` read ``arr`` from now on."""
+        for i, j in self._input_slots[name]:
+            self._args[i][j] = arr
+        for i in {i for i, _ in self._input_slots[name]}:
+            self._calls[i] = self.module.bind(self.steps[i].func, self._args[i])
 
     def _own_input(self, name):
         return self._own_inputs[name]

@@ -211,6 +211,23 @@ class _Entry:
     bound: dict  # (shape, dtype) of every argument -> shape-variable values
 
 
+class BoundCall:
+    """One entry point with its arguments checked and turned into addresses; keeps the arrays
+    alive. Calling it runs the function and raises :class:`RuntimeError_` on a failure code."""
+
+    __slots__ = ("name", "fn", "cargs", "arrays")
+
+    def __init__(self, name, fn, cargs, arrays):
+        self.name, self.fn, self.cargs, self.arrays = name, fn, cargs, arrays
+
+    def __call__(self) -> None:
+        rc = self.fn(*self.cargs)
+        if rc != 0:
+            err = getattr(_tls, "error", None)
+            _tls.error = None
+            raise RuntimeError_(f"{self.name} failed (code {rc})" + (f": {err}" if err else ""))
+
+
 class LLVMModule(Module):
     """JIT-compiled CPU code for one or more lowered functions.
 
@@ -294,6 +311,11 @@ class LLVMModule(Module):
 
     def run(self, name: str, args) -> None:
         """Run entry point ``name`` on ``args`` (numpy arrays or CPU NDArrays), in place."""
+        self.bind(name, args)()
+
+    def bind(self, name: str, args) -> "BoundCall":
+        """Entry point ``name`` with ``args`` checked once: calling the result runs it on them
+        again, at the cost of the foreign call alone (the graph executor's path)."""
         entry = self._entries.get(name)
         if entry is None:
             raise RuntimeError_(f"module has no function {name!r}; it has {sorted(self._entries)}")
@@ -318,11 +340,7 @@ class LLVMModule(Module):
                 raise RuntimeError_(f"{entry.sig.name}: argument {entry.sig.params[k].name} is written by "
                                     "the function but the array is read-only")
             ptrs.append(a.__array_interface__["data"][0])
-        rc = entry.fn(*ptrs, *scalars)
-        if rc != 0:
-            err = getattr(_tls, "error", None)
-            _tls.error = None
-            raise RuntimeError_(f"{entry.sig.name} failed (code {rc})" + (f": {err}" if err else ""))
+        return BoundCall(entry.sig.name, entry.fn, (*ptrs, *scalars), arrays)
 
     @staticmethod
     def _bind(entry, arrays) -> tuple:

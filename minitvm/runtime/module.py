@@ -137,6 +137,14 @@ class Module:
         """Run entry point ``name`` on ``args`` (checked against its signature)."""
         raise NotImplementedError
 
+    def bind(self, name: str, args):
+        """A no-argument callable running entry point ``name`` on ``args``; modules that can
+        check the arguments once (the CPU's) make later calls cheaper."""
+        if name not in self.signatures:
+            raise RuntimeError_(f"module has no function {name!r}; it has {sorted(self.signatures)}")
+        args = list(args)
+        return lambda: self.run(name, args)
+
     def _sync(self) -> None:
         """Wait for queued work (GPU modules override this)."""
 
