@@ -154,3 +154,36 @@ def test_float_dense_packs_its_weight_and_int8_stays_on_dp4a_elsewhere():
         np.testing.assert_allclose(model.run({"x": x})[0], run_reference(g, {"x": x})[0], rtol=1e-5, atol=1e-5)
     generic = alter_layout(_dense_net("int8", True), target=Target("llvm -mattr=" + TARGETS["generic"][0]))
     assert generic.node("fc").attrs.get("weight_layout", "OI") == "OI"
+
+
+def _after(op, attrs, C=16, O=32):
+    """conv -> requantize -> ``op`` -> a padded 3x3 conv: what the second conv's data is."""
+    g = Graph("nonneg")
+    x = g.add_input("x", (1, C, 10, 10), "int8")
+    w1 = g.add_const("w1", rng.integers(-128, 128, (C, C, 1, 1), dtype=np.int8))
+    w2 = g.add_const("w2", rng.integers(-128, 128, (O, C, 3, 3), dtype=np.int8))
+    m = g.add_const("m", rng.integers(2**29, 2**30, (C,), dtype=np.int32))
+    s = g.add_const("s", np.full((C,), 12, np.int32))
+    c1 = g.add_op("conv2d", [x, w1], {"out_dtype": "int32"}, name="c1")
+    q1 = g.add_op("requantize_per_channel", [c1, m, s], {"out_dtype": "int8"}, name="q1")
+    a = g.add_op(op, [q1], attrs, name="act")
+    g.mark_output(g.add_op("conv2d", [a, w2], {"padding": (1, 1, 1, 1), "out_dtype": "int32"}, name="c2"))
+    return g
+
+
+@pytest.mark.parametrize("op, attrs, unsigned", [("relu", {}, True), ("clip", {"min": 0.0, "max": 100.0}, True),
+                                                 ("clip", {"min": -5.0, "max": 100.0}, False)])
+def test_data_that_is_never_negative_enters_as_uint8(op, attrs, unsigned):
+    """After a relu or a clip at 0, the conv reads its int8 data as uint8 (the same bits), with the
+    cast fused into the producer: no +128 shift, no correction; padding stays exact."""
+    target = _target("vnni512")
+    g = _after(op, attrs)
+    a = alter_layout(g, target=target)
+    (c2,) = [n for n in a.op_nodes("conv2d") if n.inputs[1].startswith("w2")]
+    data = a.node(c2.inputs[0])
+    assert (data.op == "cast" and data.type.dtype == "uint8") is unsigned
+    model = build(a, target)
+    x = rng.integers(-128, 128, (1, 16, 10, 10), dtype=np.int8)
+    np.testing.assert_array_equal(model.run({"x": x})[0], run_reference(g, {"x": x})[0])
+    if unsigned:
+        assert f"{op} -> cast" in model.summary()         # one kernel writes the uint8

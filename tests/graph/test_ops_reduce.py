@@ -63,9 +63,11 @@ def test_errors_name_the_attribute():
 
 @pytest.mark.parametrize("kind,axes", [("mean", (2, 3)), ("log_sum_exp", (1,)), ("max", (0,))])
 def test_cuda_reductions_in_the_interpreter(kind, axes):
-    x = RNG.standard_normal((2, 3, 4, 5)).astype("float32")
+    x = np.random.default_rng(len(kind) * 10 + axes[0]).standard_normal((2, 3, 4, 5)).astype("float32")
     g = reduce_graph((2, 3, 4, 5), "float32", axes=axes, kind=kind)
-    np.testing.assert_allclose(run_cuda_interpreted(g, {"x": x})[0], run_reference(g, {"x": x})[0], rtol=1e-5)
+    # atol: a log-sum-exp can land next to 0, where float32 rounding is all of its relative error
+    np.testing.assert_allclose(run_cuda_interpreted(g, {"x": x})[0], run_reference(g, {"x": x})[0], rtol=1e-5,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("sa,sb", [((2, 3, 4, 5), (2, 3, 5, 6)), ((3, 4, 5), (5, 2)), ((4, 5), (2, 1, 5, 3)),

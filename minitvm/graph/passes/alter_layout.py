@@ -13,7 +13,10 @@ int8 convolutions, one layout per template family:
 - **NCHW[x]c / OIHW[L]o4i (or int16 OIHW8o2i) -> NCHW[L]c** for the x86 template
   (``topi/cpu/conv2d_int8.py``) on an LLVM target with AVX2 or VNNI (``L`` = 16 with AVX512-VNNI,
   else 8; groups 1, output channels a multiple of 8; ``x`` such that a conv reads the previous
-  one's output as it is), and NCHW[b]c / OIHW[b]o for int8 depthwise convs there;
+  one's output as it is), and NCHW[b]c / OIHW[b]o for int8 depthwise convs there. The template
+  multiplies unsigned data: int8 data that is never negative (a relu's, or a clip's at 0 or
+  above) enters as uint8 through a cast, which fuses into its producer, and the template skips
+  its ``+128`` shift of the data and the correction of the sums;
 - **NCHW[x]c / OIHW[x]o[x]i** (``x`` = ``factor``, 4) for the ``dp4a`` templates, which read 4 input
   channels as one 32-bit word: every other int8 conv (older GPUs, other CPUs, grouped convs).
 
@@ -123,7 +126,7 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
             continue
         in_types = [g.node(i).type for i in node.inputs]
         attrs = dict(node.attrs)
-        layouts = None
+        layouts, unsigned_data = None, False
         if node.op == "conv2d" and attrs.get("data_layout", "NCHW") == "NCHW" and float_lanes \
                 and in_types[0].dtype == "float32":
             layouts = _float_layouts(in_types, attrs, float_lanes)
@@ -136,6 +139,7 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
                 layouts = (NHWC, OHWI)
             elif x86 and _x86_int8_layouts(in_types, attrs, x86, vnni):
                 layouts = _x86_int8_layouts(in_types, attrs, x86, vnni)
+                unsigned_data = layouts[1].endswith("o4i") and attrs.get("groups", 1) == 1
             elif _packable(in_types, attrs, factor):
                 layouts = (packed, kernel_packed)
         if layouts is not None:
@@ -145,6 +149,10 @@ def alter_layout(graph, factor: int = 4, target=None, int8: bool = True, float32
             w = g.add_op("layout_transform", [w], {"src_layout": "OIHW", "dst_layout": layouts[1]},
                          name=g.unique_name(f"{node.inputs[1]}_{layouts[1]}"))
             data = convert(node.inputs[0], layouts[0])
+            if unsigned_data and g.node(data).type.dtype == "int8" and _nonnegative(g, data):
+                # int8 that is never negative is its own uint8: the template then needs no +128 shift
+                # of the data and no correction of the sums
+                data = g.add_op("cast", [data], {"dtype": "uint8"}, name=g.unique_name(f"{data}_u8"))
             if layouts[0] == NHWC and (in_types[1].shape[1] % TENSOR_CORE_K or
                                        g.node(data).type.shape[3] != in_types[1].shape[1]):
                 # channels padded with zeros to whole k-steps, on the data and (folded) on the weights
@@ -441,6 +449,22 @@ def _x86_int8_layouts(in_types, attrs, lanes, vnni):
     if groups == O and I == 1 and b:
         return f"NCHW{b}c", f"OIHW{b}o", f"NCHW{b}c"
     return None
+
+
+def _nonnegative(g, v) -> bool:
+    """Whether value ``v`` of ``g`` is never negative: a relu, or a clip at 0 or above, seen
+    through layout changes and max pooling."""
+    while True:
+        node = g.node(v)
+        if node.is_input or node.is_const:
+            return False
+        if node.op == "relu":
+            return True
+        if node.op == "clip":
+            return node.attrs["min"] >= 0
+        if node.op not in ("layout_transform", "max_pool2d"):
+            return False
+        v = node.inputs[0]
 
 
 def _packable(in_types, attrs, factor) -> bool:
