@@ -7,7 +7,7 @@ machine code alive as long as the module lives.
 
 Parallel loops call ``minitvm_parallel_for``: the generated code passes an outlined body
 ``i32 body(i64 begin, i64 end, ptr closure)`` and the trip count; the iteration range is cut
-into one contiguous chunk per thread. On Linux (x86-64, AArch64) that symbol is the native
+into one contiguous chunk per thread. On x86-64 Linux that symbol is the native
 pool of :mod:`minitvm.runtime.llvm_pool`, machine code all the way; elsewhere it is
 :func:`_parallel_for_impl`, a Python thread pool reached through ctypes (about 0.1 ms a loop).
 A parallel loop met while already inside one runs serially on the current thread.

@@ -14,8 +14,8 @@ many small kernels. The pool:
   Python threads running kernels at once;
 - returns the first non-zero code a chunk returned.
 
-Linux on x86-64 and AArch64 only (the futex system call); elsewhere :func:`build` answers
-``None`` and the runtime keeps its Python pool.
+Linux on x86-64 only (the futex system call's number, ``pause``); elsewhere :func:`build`
+answers ``None`` and the runtime keeps its Python pool.
 """
 from __future__ import annotations
 
@@ -26,9 +26,7 @@ import sys
 _SPINS = 20_000          # polls before an idle worker sleeps on the futex (~0.1-0.4 ms)
 _FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
 
-# the futex system call's number and a spin-wait hint, per architecture
-_ARCH = {"x86_64": (202, "call void @llvm.x86.sse2.pause()", "declare void @llvm.x86.sse2.pause()"),
-         "aarch64": (98, 'call void asm sideeffect "yield", ""()', "")}
+_FUTEX = 202             # the futex system call on x86-64 Linux
 
 _IR = r"""
 @gen = internal global i32 0, align 64
@@ -46,10 +44,10 @@ declare i32 @pthread_create(ptr, ptr, ptr, ptr)
 declare i32 @pthread_detach(i64)
 declare i64 @syscall(i64, ...)
 declare i32 @sched_yield()
-{relax_decl}
+declare void @llvm.x86.sse2.pause()
 
 define internal void @relax() {{
-  {relax}
+  call void @llvm.x86.sse2.pause()
   ret void
 }}
 
@@ -237,13 +235,10 @@ class NativePool:
 
 def build(llvm, target_machine) -> NativePool | None:
     """Compile the pool with ``llvm`` (llvmlite.binding) for this process, or ``None`` where
-    it does not run (not Linux, or an architecture without a futex number here)."""
-    arch = _ARCH.get(platform.machine())
-    if arch is None or not sys.platform.startswith("linux"):
+    it does not run (not x86-64 Linux)."""
+    if platform.machine() not in ("x86_64", "AMD64") or not sys.platform.startswith("linux"):
         return None
-    futex, relax, relax_decl = arch
-    text = _IR.format(spins=_SPINS, futex=futex, wait=_FUTEX_WAIT_PRIVATE, wake=_FUTEX_WAKE_PRIVATE,
-                      relax=relax, relax_decl=relax_decl)
+    text = _IR.format(spins=_SPINS, futex=_FUTEX, wait=_FUTEX_WAIT_PRIVATE, wake=_FUTEX_WAKE_PRIVATE)
     mod = llvm.parse_assembly(text)
     mod.verify()
     engine = llvm.create_mcjit_compiler(mod, target_machine)
