@@ -31,10 +31,10 @@ MAX_VECTOR_LANES = 1024
 
 # Python frames one tree level costs in the deepest walker (LLVM codegen: expr -> expr_as ->
 # _e_Add -> _arith -> _operands), with room to spare; measured in tests/tir/test_limits.py.
-# Before 3.11 every Python call also takes C stack (measured on 3.10: about 18,000 small
-# frames, or 5,000 tree levels of the walkers, fill the main thread's 8 MB and the process
-# crashes), so there the limits keep the recursion limit under that, and deeper trees get a
-# LimitError.
+# Before 3.11 every Python call also takes C stack (measured on 3.10: 22,000 small frames, or
+# 6,000 tree levels of the walkers, overflow the main thread's 8 MB and the process crashes;
+# 20,000 and 5,000 did not), so there the limits keep the recursion limit well under that,
+# and deeper trees get a LimitError.
 if sys.version_info >= (3, 11):
     MAX_DEPTH, _FRAMES_PER_LEVEL = 10_000, 8
 else:
