@@ -115,11 +115,55 @@ class _Linear:
         return all(c == 0 for _, c in self.terms.values())
 
 
+class _Ranges(dict):
+    """The known ranges, ``{Var: (lo, hi)}``: a dict that tells its analyzer when it changes,
+    which forgets the expressions it simplified under the old ranges."""
+
+    def __init__(self, analyzer):
+        super().__init__()
+        self._analyzer = analyzer
+
+    def _changed(self):
+        self._analyzer._memo.clear()
+
+    def __setitem__(self, k, v):
+        self._changed()
+        super().__setitem__(k, v)
+
+    def __delitem__(self, k):
+        self._changed()
+        super().__delitem__(k)
+
+    def update(self, *a, **kw):
+        self._changed()
+        super().update(*a, **kw)
+
+    def pop(self, *a):
+        self._changed()
+        return super().pop(*a)
+
+    def setdefault(self, *a):
+        self._changed()
+        return super().setdefault(*a)
+
+    def clear(self):
+        self._changed()
+        super().clear()
+
+    def popitem(self):
+        self._changed()
+        return super().popitem()
+
+
 class Analyzer:
-    """Holds known constant ranges of variables and simplifies/bounds expressions under them."""
+    """Holds known constant ranges of variables and simplifies/bounds expressions under them.
+
+    Simplified expressions are remembered (by identity, while the ranges stay the same): passes
+    simplify the same shared index expressions many times."""
 
     def __init__(self):
-        self.ranges: dict = {}
+        self._memo: dict = {}       # id(expression) -> (expression, its simplified form)
+        self.ranges: dict = _Ranges(self)
 
     # ------------------------------------------------------------------ ranges
     def bind(self, var, lo, hi) -> None:
@@ -211,6 +255,14 @@ class Analyzer:
         """An equivalent, simpler expression (constant-folded, canonical linear index math)."""
         if isinstance(e, (E.Var, E.IntImm, E.FloatImm, E.StringImm)):
             return e
+        hit = self._memo.get(id(e))
+        if hit is not None and hit[0] is e:
+            return hit[1]
+        out = self._simplify(e)
+        self._memo[id(e)] = (e, out)     # e is kept alive by the entry, so its id stays its own
+        return out
+
+    def _simplify(self, e):
         if isinstance(e, (E.Add, E.Sub, E.Mul)) and e.dtype in INDEX_DTYPES:
             return self._from_linear(self._to_linear(e))
         method = getattr(self, "_s_" + type(e).__name__, None)

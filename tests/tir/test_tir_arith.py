@@ -288,3 +288,20 @@ def test_div_mod_with_mismatched_coefficients_does_not_merge(v):
     assert "7" in text and "6" in text and not same(out, p)
     for pv in (0, 6, 7, 50):
         assert Analyzer().simplify(tir.substitute(out, {p: E.const(pv)})).value == (pv // 7) * 6 + pv % 7
+
+
+def test_the_analyzer_remembers_what_it_simplified_until_a_range_changes():
+    from minitvm.tir.arith import Analyzer
+    x = E.Var("x")
+    e = E.FloorDiv(E.Add(x, E.const(3)), E.const(8))
+    an = Analyzer()
+    an.bind(x, 0, 4)
+    first = an.simplify(e)
+    assert isinstance(first, E.IntImm) and first.value == 0
+    assert an.simplify(e) is first                         # remembered
+    an.bind(x, 0, 20)                                      # forgets: x + 3 may now reach 8
+    assert not isinstance(an.simplify(e), E.IntImm)
+    an.ranges[x] = (0, 2)                                  # also through the dict itself
+    assert E.is_const_int(an.simplify(e), 0)
+    an.ranges.pop(x)
+    assert not isinstance(an.simplify(e), E.IntImm)
