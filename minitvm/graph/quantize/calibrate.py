@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import ArgumentError
+from ..ops.common import float32_accumulation
 from ..reference import run_reference
 from .annotate import WEIGHT_INPUT, AnnotatedGraph
 from .qconfig import QConfig, current_qconfig
@@ -217,6 +218,13 @@ def _as_list(dataset):
     return list(dataset)
 
 
+def _run(graph, sample) -> dict:
+    """Every value of float ``graph`` on ``sample``, by the numpy reference accumulating in
+    float32 (twice as fast as its float64; a maximum moves by about 1e-6 of itself)."""
+    with float32_accumulation():
+        return run_reference(graph, sample, return_all=True)
+
+
 def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2048, progress=None) -> dict:
     """:class:`ActivationStats` of ``nodes`` of float ``graph`` over ``dataset`` (input dicts).
 
@@ -238,7 +246,7 @@ def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2
                                     "infinite; they would set the int8 scales (clean or drop the sample)")
     runs = len(data) * (2 if histograms else 1)
     for k, sample in enumerate(data):
-        vals = run_reference(graph, sample, return_all=True)
+        vals = _run(graph, sample)
         if progress:
             progress("calibrating", k + 1, runs)
         for n in nodes:
@@ -254,7 +262,7 @@ def collect_stats(graph, nodes, dataset, histograms: bool = False, bins: int = 2
         for n in nodes:
             stats[n].hist = np.zeros(bins, np.int64)
         for k, sample in enumerate(data):
-            vals = run_reference(graph, sample, return_all=True)
+            vals = _run(graph, sample)
             if progress:
                 progress("calibrating", len(data) + k + 1, runs)
             for n in nodes:
