@@ -146,6 +146,8 @@ def _im2col(x, KH, KW, strides, padding, dilation):
     pt, pl, pb, pr = padding
     OH = (H + pt + pb - (KH - 1) * dh - 1) // sh + 1
     OW = (W + pl + pr - (KW - 1) * dw - 1) // sw + 1
+    if KH == KW == sh == sw == 1 and not any(padding):
+        return x.reshape(N, C, 1, 1, H, W)               # a 1x1 conv reads the input as it is
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     cols = np.empty((N, C, KH, KW, OH, OW), x.dtype)
     for ky in range(KH):
