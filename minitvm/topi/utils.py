@@ -28,6 +28,20 @@ def find_op(out, tags, what: str):
     raise ScheduleError(f"{what}: no op tagged {' / '.join(tags)} feeds {out.name}")
 
 
+def ops_above(output, anchor) -> list:
+    """The compute ops that ``output`` reads (``output``'s own included), back to (not past)
+    ``anchor``: a template's epilogue, and side computations such as a correction term."""
+    seen, stack, found = set(), [output.op], []
+    while stack:
+        op = stack.pop()
+        if op in seen or op is anchor.op or not isinstance(op, ComputeOp):
+            continue
+        seen.add(op)
+        found.append(op)
+        stack.extend(t.op for t in op.input_tensors)
+    return found
+
+
 def reader_of(output, tensor, what: str):
     """The operation between ``output`` and ``tensor`` (inclusive of ``output``'s) that reads
     ``tensor`` (a stage a template computes itself, e.g. its GEMM; the fused epilogue, if any,

@@ -25,16 +25,14 @@ into the vectorized copy-out.
 from __future__ import annotations
 
 from ... import autotune, te
-from ...errors import DtypeError, ScheduleError, ShapeError
+from ...errors import DtypeError, ShapeError
 from ...target import Target
 from ...tensor import ComputeOp
 from .. import testing
 from ..nn.conv2d import _out_size, _pair, normalize_padding, pad
 from ..nn.layout import _const
-from ..generic.injective import inline_injective
-from ..utils import as_list, conv_args, find_op, resolve_config
-from .conv2d import _schedule_input
-from .conv2d_nchwc import define_tile_knobs, register_tile, tile_output_blocks, vector_registers
+from ..utils import conv_args, resolve_config
+from .conv2d_nchwc import _begin, define_tile_knobs, register_tile, tile_output_blocks, vector_registers
 from .tensor_intrin import dot_i16, dot_u8s8
 
 TAG = "conv2d_NCHWc_int8_x86"
@@ -162,31 +160,10 @@ def schedule_conv2d_NCHWc_int8_x86(outs, cfg=None):
     """CPU schedule of :func:`conv2d_NCHWc_int8_x86` feeding ``outs`` (``dot_u8s8`` tensorized;
     knobs ``ow_block``, ``oc_block``: a config, a dict over :func:`default_config_x86`, or None to ask
     the dispatch context for the ``conv2d_NCHWc_int8.x86`` workload)."""
-    outs = as_list(outs)
-    output = outs[0]
     what = "schedule_conv2d_NCHWc_int8_x86 (cpu)"
-    s = te.create_schedule([o.op for o in outs])
-    acc = find_op(output, TAG, what).output(0)
-    cfg = resolve_config(cfg, (TEMPLATE,) + _workload_args(acc), default_config_x86(acc),
-                         lambda c: define_knobs_x86(c, acc), ("ow_block", "oc_block"), what, target="llvm")
-    stop, inputs = {acc.op}, list(acc.op.input_tensors)
-    for op in _ops_between(output, acc):
-        if op.tag == COMP_TAG:
-            stop.add(op)
-            inputs.extend(op.input_tensors)
-            s[op].parallel(s[op].op.axis[0])
-    for t in dict.fromkeys(inputs):   # padding, layout transforms: computed once each
-        _schedule_input(s, t)
-    reds = inline_injective(s, [output], stop=stop)
-    if reds:
-        raise ScheduleError(f"{what}: {reds[0].name} between the convolution and {output.name} is not element-wise")
-    if tuple(str(d) for d in output.shape) != tuple(str(d) for d in acc.shape):
-        raise ScheduleError(f"{what}: the output must keep the convolution's packed shape "
-                            "(unpack with a separate layout_transform)")
-    if acc.op is output.op:
-        acc = s.cache_write(output, "local")
-    else:
-        s[acc].set_scope("local")
+    s, output, conv, acc = _begin(outs, TAG, what, side_tag=COMP_TAG)
+    cfg = resolve_config(cfg, (TEMPLATE,) + _workload_args(conv), default_config_x86(conv),
+                         lambda c: define_knobs_x86(c, conv), ("ow_block", "oc_block"), what, target="llvm")
     lanes = int(output.shape[4].value)
     cn, coc, cy, cx, cob = tile_output_blocks(s, output, acc, cfg, what)
     ic, ry, rx, icw, ib = s[acc].op.reduce_axis
@@ -196,19 +173,6 @@ def schedule_conv2d_NCHWc_int8_x86(outs, cfg=None):
     s[acc].unroll(cx)
     s[acc].unroll(coc)
     return s
-
-
-def _ops_between(output, acc):
-    """The compute ops from ``output`` back to (not past) ``acc``."""
-    seen, stack, found = set(), [output.op], []
-    while stack:
-        op = stack.pop()
-        if op in seen or op is acc.op or not hasattr(op, "reduce_axis"):
-            continue
-        seen.add(op)
-        found.append(op)
-        stack.extend(t.op for t in op.input_tensors)
-    return found
 
 
 __all__ = ["conv2d_NCHWc_int8_x86", "schedule_conv2d_NCHWc_int8_x86", "default_config_x86", "define_knobs_x86",

@@ -29,7 +29,8 @@ from ...target import Target
 from .. import testing
 from ..generic.injective import inline_injective
 from ..nn.conv2d_nchwc import DEPTHWISE_TAG, NCHWC_TAG, conv2d_NCHWc, depthwise_conv2d_NCHWc
-from ..utils import as_list, conv_args, conv_workload_args, divisors, find_op, largest_divisor, resolve_config
+from ..utils import (as_list, conv_args, conv_workload_args, divisors, find_op, largest_divisor, ops_above,
+                     resolve_config)
 from .conv2d import _schedule_input
 
 CONV_TEMPLATE = "conv2d_NCHWc.x86"
@@ -104,15 +105,23 @@ def conv2d_NCHWc_x86(cfg, data_shape, kernel_shape, stride=1, padding=0, dilatio
     return schedule_conv2d_NCHWc(out, cfg=cfg), [data, kernel, out]
 
 
-def _begin(outs, tag, what):
-    """(schedule, output, conv, local accumulator stage) with inputs computed once and epilogues inlined."""
+def _begin(outs, tag, what, side_tag=None):
+    """(schedule, output, conv, local accumulator stage) with inputs computed once and epilogues
+    inlined. Ops tagged ``side_tag`` that the epilogue reads (the int8 template's correction, a
+    reduction over the kernel alone) are computed once too, in parallel, with their inputs."""
     outs = as_list(outs)
     output = outs[0]
     s = te.create_schedule([o.op for o in outs])
     conv = find_op(output, tag, what).output(0)
-    for t in conv.op.input_tensors:      # padding, layout transforms: computed once each
+    stop, inputs = {conv.op}, list(conv.op.input_tensors)
+    for op in ops_above(output, conv) if side_tag else ():
+        if op.tag == side_tag:
+            stop.add(op)
+            inputs.extend(op.input_tensors)
+            s[op].parallel(s[op].op.axis[0])
+    for t in dict.fromkeys(inputs):      # padding, layout transforms: computed once each
         _schedule_input(s, t)
-    reds = inline_injective(s, [output], stop={conv.op})
+    reds = inline_injective(s, [output], stop=stop)
     if reds:
         raise ScheduleError(f"{what}: {reds[0].name} between the convolution and {output.name} is not element-wise")
     if tuple(str(d) for d in output.shape) != tuple(str(d) for d in conv.shape):

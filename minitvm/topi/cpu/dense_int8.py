@@ -13,14 +13,13 @@ requantize, ...) are inlined into the vectorized copy-out.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from ... import autotune, te
 from ...errors import ScheduleError, ShapeError
 from .. import testing
 from ..generic.injective import inline_injective
 from ..nn.layout import _const
-from ..utils import as_list, divisors, find_op, largest_divisor, resolve_config
+from ..utils import as_list, divisors, find_op, largest_divisor, ops_above, resolve_config
 from .conv2d_nchwc import check_divides
 from .tensor_intrin import dot_u8s8
 
@@ -114,7 +113,7 @@ def schedule_dense_int8_x86(outs, cfg=None):
     M, Oc, lanes = (int(d.value) for d in acc.shape)
     ub = cfg["unit_block"]
     check_divides("unit_block", ub, Oc, what, "blocks of units")
-    stop = {acc.op} | {op for op in _ops_above(output, acc) if op.tag == COMP_TAG}
+    stop = {acc.op} | {op for op in ops_above(output, acc) if op.tag == COMP_TAG}
     for t in acc.op.input_tensors:       # the uint8 offset: computed once
         if t.op.input_tensors:
             inline_injective(s, [t])
@@ -139,18 +138,6 @@ def schedule_dense_int8_x86(outs, cfg=None):
     s[acc].unroll(cjo)
     s[acc].tensorize(cji, dot_u8s8(lanes))
     return s
-
-
-def _ops_above(output, acc):
-    """The compute ops that ``output`` reads, back to (not past) ``acc``."""
-    seen, stack = set(), [output.op]
-    while stack:
-        op = stack.pop()
-        if op in seen or op is acc.op or not hasattr(op, "reduce_axis"):
-            continue
-        seen.add(op)
-        stack.extend(t.op for t in op.input_tensors)
-    return seen
 
 
 __all__ = ["dense_int8_x86", "schedule_dense_int8_x86", "dense_int8_x86_template", "default_config",
