@@ -13,7 +13,6 @@ requantize, ...) are inlined into the vectorized copy-out.
 """
 from __future__ import annotations
 
-
 from ... import autotune, te
 from ...errors import ScheduleError, ShapeError
 from .. import testing
