@@ -22,27 +22,7 @@ def dot_u8s8(lanes: int = 16, name: str = "dot_u8s8"):
     """``z[i] += sum_k int32(x[k]) * int32(w[i, k])``: ``x`` 4 uint8 values (broadcast to every
     lane), ``w`` a ``lanes x 4`` int8 tile stored contiguously (``OIHW[lanes]o4i`` kernels),
     ``z`` ``lanes`` int32 accumulators. Exact (the AVX2 lowering is saturation-free)."""
-    x = te.placeholder((4,), "uint8", "x")
-    w = te.placeholder((lanes, 4), "int8", "w")
-    k = te.reduce_axis((0, 4), "rk")
-    z = te.compute((lanes,), lambda i: te.sum(x[k].astype("int32") * w[i, k].astype("int32"), axis=[k]), name="z")
-
-    def lower_fn(ins, outs):
-        xin, win = ins
-        out = outs[0]
-        if not E.is_const_int(Analyzer().simplify(win.strides[0]), 4):
-            raise TensorizeError(f"{name}: the {lanes} x 4 weight tile of {win.buffer.name} must be contiguous "
-                                 f"(row stride {win.strides[0]}, not 4); pack the kernel as OIHW{lanes}o4i")
-        xv, wv = xin.vload([0], 4), win.vload([0, 0], 4 * lanes)
-        acc_t = dt.with_lanes("int32", lanes)
-        acc = out.vload([0], lanes)
-        zero = E.Broadcast(E.const(0), lanes)
-        body = _vstore(out, E.Call(acc_t, "dot_u8s8", (xv, wv, zero)), lanes)
-        reset = _vstore(out, zero, lanes)
-        update = _vstore(out, E.Call(acc_t, "dot_u8s8", (xv, wv, acc)), lanes)
-        return body, reset, update
-
-    return te.decl_tensor_intrin(z.op, lower_fn, name=name)
+    return _dot_intrin("dot_u8s8", "uint8", "int8", 4, lanes, name)
 
 
 def dot_i16(lanes: int = 8, name: str = "dot_i16"):
@@ -50,23 +30,30 @@ def dot_i16(lanes: int = 8, name: str = "dot_i16"):
     broadcast to every lane), ``w`` a ``lanes x 2`` int16 tile stored contiguously (``OIHW[lanes]o2i``
     kernels), ``z`` ``lanes`` int32 accumulators; one ``vpmaddwd`` per 8 lanes on AVX2. Exact for
     int8 or uint8 data widened to int16 and int8 weights, with no offset."""
-    x = te.placeholder((2,), "int16", "x")
-    w = te.placeholder((lanes, 2), "int16", "w")
-    k = te.reduce_axis((0, 2), "rk")
+    return _dot_intrin("dot_i16", "int16", "int16", 2, lanes, name)
+
+
+def _dot_intrin(call: str, x_dtype: str, w_dtype: str, depth: int, lanes: int, name: str):
+    """The intrinsic ``name``: ``depth``-deep dot products of ``x`` (broadcast) with each row of a
+    contiguous ``lanes x depth`` weight tile into ``lanes`` int32 accumulators, lowered to the
+    code generator's call ``call(x, w, acc)``."""
+    x = te.placeholder((depth,), x_dtype, "x")
+    w = te.placeholder((lanes, depth), w_dtype, "w")
+    k = te.reduce_axis((0, depth), "rk")
     z = te.compute((lanes,), lambda i: te.sum(x[k].astype("int32") * w[i, k].astype("int32"), axis=[k]), name="z")
 
     def lower_fn(ins, outs):
         xin, win = ins
         out = outs[0]
-        if not E.is_const_int(Analyzer().simplify(win.strides[0]), 2):
-            raise TensorizeError(f"{name}: the {lanes} x 2 weight tile of {win.buffer.name} must be contiguous "
-                                 f"(row stride {win.strides[0]}, not 2); pack the kernel as OIHW{lanes}o2i")
-        xv, wv = xin.vload([0], 2), win.vload([0, 0], 2 * lanes)
+        if not E.is_const_int(Analyzer().simplify(win.strides[0]), depth):
+            raise TensorizeError(f"{name}: the {lanes} x {depth} weight tile of {win.buffer.name} must be contiguous "
+                                 f"(row stride {win.strides[0]}, not {depth}); pack the kernel as OIHW{lanes}o{depth}i")
+        xv, wv = xin.vload([0], depth), win.vload([0, 0], depth * lanes)
         acc_t = dt.with_lanes("int32", lanes)
         zero = E.Broadcast(E.const(0), lanes)
-        body = _vstore(out, E.Call(acc_t, "dot_i16", (xv, wv, zero)), lanes)
+        body = _vstore(out, E.Call(acc_t, call, (xv, wv, zero)), lanes)
         reset = _vstore(out, zero, lanes)
-        update = _vstore(out, E.Call(acc_t, "dot_i16", (xv, wv, out.vload([0], lanes))), lanes)
+        update = _vstore(out, E.Call(acc_t, call, (xv, wv, out.vload([0], lanes))), lanes)
         return body, reset, update
 
     return te.decl_tensor_intrin(z.op, lower_fn, name=name)
