@@ -106,27 +106,44 @@ def path_for(features, lanes: int) -> str:
 def emit_dot_u8s8(b, e) -> str:
     """Lower the call ``e`` (``dot_u8s8(x, w, acc)``) with the builder ``b`` (an
     :class:`~minitvm.codegen.llvm_expr.ExprBuilder` whose module carries the target features)."""
-    if len(e.args) != 3:
-        raise CodegenError(f"llvm codegen: {DOT_U8S8} takes (x, w, acc), got {len(e.args)} arguments: {e}")
-    x, w, acc = e.args
-    lanes = dt.lanes_of(acc.dtype)
-    if (dt.split_lanes(x.dtype) != ("uint8", 4) or dt.split_lanes(w.dtype) != ("int8", 4 * lanes)
-            or dt.element_of(acc.dtype) != "int32" or e.dtype != acc.dtype):
-        raise CodegenError(f"llvm codegen: {DOT_U8S8} takes uint8x4, int8x{4 * lanes} and int32x{lanes}; got "
-                           f"{x.dtype}, {w.dtype}, {acc.dtype} -> {e.dtype}")
+    x, w, acc, lanes = _dot_args(e, DOT_U8S8, "uint8", "int8", 4)
     xs = _splat_word(b, b.expr(x), lanes)
     wv, av = b.expr(w), b.expr(acc)
     path = path_for(b.mod.features, lanes)
     if path == "generic":
         return _generic(b, xs, wv, av, lanes)
     width = 16 if path == "vnni512" else 8
+
+    def lower(xp, wp, ap):
+        return _avx2(b, xp, wp, ap) if path == "avx2" else _vnni(b, xp, wp, ap, width)
+
+    return _in_parts(b, xs, wv, av, lanes, width, 4, "i8", lower)
+
+
+def _dot_args(e, call: str, x_elem: str, w_elem: str, depth: int) -> tuple:
+    """``(x, w, acc, lanes)`` of the call ``e`` of ``call``, its argument types checked: ``depth``
+    ``x_elem`` values, ``depth`` ``w_elem`` values a lane, int32 accumulators."""
+    if len(e.args) != 3:
+        raise CodegenError(f"llvm codegen: {call} takes (x, w, acc), got {len(e.args)} arguments: {e}")
+    x, w, acc = e.args
+    lanes = dt.lanes_of(acc.dtype)
+    if (dt.split_lanes(x.dtype) != (x_elem, depth) or dt.split_lanes(w.dtype) != (w_elem, depth * lanes)
+            or dt.element_of(acc.dtype) != "int32" or e.dtype != acc.dtype):
+        raise CodegenError(f"llvm codegen: {call} takes {x_elem}x{depth}, {w_elem}x{depth * lanes} and "
+                           f"int32x{lanes}; got {x.dtype}, {w.dtype}, {acc.dtype} -> {e.dtype}")
+    return x, w, acc, lanes
+
+
+def _in_parts(b, xs: str, wv: str, av: str, lanes: int, width: int, depth: int, elem: str, lower) -> str:
+    """A ``lanes``-lane dot product as ``lower(x, w, acc)`` on each ``width``-lane part (``x`` and
+    ``w`` hold ``depth`` ``elem`` values a lane), the parts' results joined."""
     parts = lanes // width
     outs = []
     for p in range(parts):
-        xp = xs if parts == 1 else _half(b, xs, 4 * lanes, "i8", p, parts)
-        wp = wv if parts == 1 else _half(b, wv, 4 * lanes, "i8", p, parts)
+        xp = xs if parts == 1 else _half(b, xs, depth * lanes, elem, p, parts)
+        wp = wv if parts == 1 else _half(b, wv, depth * lanes, elem, p, parts)
         ap = av if parts == 1 else _half(b, av, lanes, "i32", p, parts)
-        outs.append(_avx2(b, xp, wp, ap) if path == "avx2" else _vnni(b, xp, wp, ap, width))
+        outs.append(lower(xp, wp, ap))
     while len(outs) > 1:
         n = lanes // len(outs)
         outs = [_concat(b, outs[k:k + 2], n, "i32") for k in range(0, len(outs), 2)]
@@ -139,14 +156,7 @@ def emit_dot_i16(b, e) -> str:
     ``acc[i] + x[0] * w[i, 0] + x[1] * w[i, 1]`` (int32 wrap-around only: a pair sum of int16
     products overflows only for ``x = w = -32768``). ``vpmaddwd`` on ``ymm`` with AVX2 (16 lanes as
     two halves), else widening multiplies."""
-    if len(e.args) != 3:
-        raise CodegenError(f"llvm codegen: {DOT_I16} takes (x, w, acc), got {len(e.args)} arguments: {e}")
-    x, w, acc = e.args
-    lanes = dt.lanes_of(acc.dtype)
-    if (dt.split_lanes(x.dtype) != ("int16", 2) or dt.split_lanes(w.dtype) != ("int16", 2 * lanes)
-            or dt.element_of(acc.dtype) != "int32" or e.dtype != acc.dtype):
-        raise CodegenError(f"llvm codegen: {DOT_I16} takes int16x2, int16x{2 * lanes} and int32x{lanes}; "
-                           f"got {x.dtype}, {w.dtype}, {acc.dtype} -> {e.dtype}")
+    x, w, acc, lanes = _dot_args(e, DOT_I16, "int16", "int16", 2)
     pair = b.val(f"bitcast <2 x i16> {b.expr(x)} to i32")
     xs = b.val(f"bitcast <{lanes} x i32> {b.splat(pair, 'int32', lanes)} to <{2 * lanes} x i16>")
     wv, av = b.expr(w), b.expr(acc)
@@ -159,15 +169,9 @@ def emit_dot_i16(b, e) -> str:
                             + ", ".join(f"i32 {2 * i + k}" for i in range(lanes)) + ">") for k in (0, 1)])
         return b.val(f"add <{lanes} x i32> {av}, {b.val(f'add <{lanes} x i32> {even}, {odd}')}")
     fn = b.mod.declare("llvm.x86.avx2.pmadd.wd", "<8 x i32>", ["<16 x i16>", "<16 x i16>"])
-    parts = lanes // width
-    outs = []
-    for p in range(parts):
-        xp = xs if parts == 1 else _half(b, xs, 2 * lanes, "i16", p, parts)
-        wp = wv if parts == 1 else _half(b, wv, 2 * lanes, "i16", p, parts)
-        ap = av if parts == 1 else _half(b, av, lanes, "i32", p, parts)
+
+    def lower(xp, wp, ap):
         prod = b.val(f"call <{width} x i32> {fn}(<{2 * width} x i16> {xp}, <{2 * width} x i16> {wp})")
-        outs.append(b.val(f"add <{width} x i32> {ap}, {prod}"))
-    while len(outs) > 1:
-        n = lanes // len(outs)
-        outs = [_concat(b, outs[k:k + 2], n, "i32") for k in range(0, len(outs), 2)]
-    return outs[0]
+        return b.val(f"add <{width} x i32> {ap}, {prod}")
+
+    return _in_parts(b, xs, wv, av, lanes, width, 2, "i16", lower)
