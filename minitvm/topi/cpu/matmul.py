@@ -7,7 +7,8 @@ from ... import autotune, te
 from ...errors import ShapeError
 from ...tir import expr as E
 from ..nn.matmul import matmul
-from ..utils import as_list, find_op, largest_divisor
+from ..generic import matmul as generic_matmul
+from ..utils import largest_divisor
 from .injective import schedule_reduce_per_output
 
 
@@ -15,12 +16,7 @@ def schedule_batch_matmul(outs):
     """CPU schedule of a batched ``topi.nn.matmul`` (tag ``batch_matmul``, epilogues inlined): each block
     of up to 8 output columns accumulates in ``local`` storage, vectorized, at one parallel loop over
     the batch, the rows and the column blocks."""
-    outs = as_list(outs)
-    s = te.create_schedule([o.op for o in outs])
-    for o in outs:
-        find_op(o, ("batch_matmul",), "schedule_batch_matmul")
-        schedule_reduce_per_output(s, o)
-    return s
+    return generic_matmul.schedule_batch_matmul(outs, schedule_reduce_per_output)
 
 
 def schedule_matmul(C, bn: int = 32, kfactor: int = 4, vector: int = 16, parallel: bool = True):

@@ -9,19 +9,14 @@ overlaps loading the next k-tile with computing on the current one.
 from __future__ import annotations
 
 from ... import te
-from ..utils import as_list, find_op
+from ..generic import matmul as generic_matmul
 from .reduction import schedule_reduce_per_output
 
 
 def schedule_batch_matmul(outs):
     """A batched ``topi.nn.matmul`` (tag ``batch_matmul``, epilogues inlined): one thread per output
     element accumulates its dot product in registers."""
-    outs = as_list(outs)
-    s = te.create_schedule([o.op for o in outs])
-    for o in outs:
-        find_op(o, ("batch_matmul",), "schedule_batch_matmul")
-        schedule_reduce_per_output(s, o)
-    return s
+    return generic_matmul.schedule_batch_matmul(outs, schedule_reduce_per_output)
 
 
 def schedule_matmul_naive(C, threads: int = 16):
